@@ -1,0 +1,176 @@
+"""``create_app(settings)``: routes, middleware and lifespan. No import-time state."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import anyio.to_thread
+import sqlalchemy as sa
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from launcher import db
+from launcher.auth.csrf import CrossOriginGuard
+from launcher.auth.oidc import OIDCClient
+from launcher.auth.session import Revocations, SessionCodec
+from launcher.errors import ConfigError
+from launcher.launches import EventStore, FlushHook
+from launcher.registry import RegistryHolder
+from launcher.settings import Settings
+from launcher.views import admin, auth, ops, portal, reports
+from launcher.views.common import SecurityHeaders, error_response, install_error_handlers
+
+log = logging.getLogger(__name__)
+PACKAGE = Path(__file__).parent
+REGISTRY_POLL = 2.0  # seconds between checks of apps.yaml for edits
+
+
+class Metrics:
+    """Prometheus metrics of this process, in a registry of its own (no global state)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.launches = Counter(
+            "launcher_launches", "Launches answered", ["app"], registry=self.registry
+        )
+        self.signins = Counter("launcher_signins", "Completed sign-ins", registry=self.registry)
+        self.login_failures = Counter(
+            "launcher_login_failures", "Failed sign-ins", ["reason"], registry=self.registry
+        )
+        self.pending = Gauge(
+            "launcher_events_pending", "Events waiting to be written", registry=self.registry
+        )
+        self.spooled = Gauge(
+            "launcher_events_spooled", "Events spooled to disk since start", registry=self.registry
+        )
+        self.registry_ok = Gauge(
+            "launcher_registry_valid", "1 when apps.yaml on disk is valid", registry=self.registry
+        )
+
+
+@dataclass
+class Portal:
+    """Everything a handler needs, built once per app and kept on ``app.state.portal``."""
+
+    settings: Settings
+    engine: sa.Engine
+    registry: RegistryHolder
+    events: EventStore
+    revocations: Revocations
+    sessions: SessionCodec
+    oidc: OIDCClient
+    templates: Jinja2Templates
+    metrics: Metrics = field(default_factory=Metrics)
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+def _templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
+    templates.env.autoescape = True  # also for any template not ending in .html
+    return templates
+
+
+def create_app(
+    settings: Settings,
+    *,
+    extra_routes: list[BaseRoute] | None = None,
+    on_flush: FlushHook | None = None,
+    migrate: bool = False,
+) -> Starlette:
+    """Build the portal. ``migrate`` applies pending migrations at start-up (serve on SQLite).
+
+    ``extra_routes`` lets ``launcher demo`` mount its development provider next to the portal.
+    """
+    if not settings.oidc_issuer or not settings.oidc_client_id:
+        raise ConfigError("LAUNCHER_OIDC_ISSUER and LAUNCHER_OIDC_CLIENT_ID must be set")
+    settings.secret()  # fails loudly, naming LAUNCHER_SECRET_KEY
+    engine = db.make_engine(settings.database_url)
+    revocations = Revocations(engine)
+    portal_state = Portal(
+        settings=settings,
+        engine=engine,
+        registry=RegistryHolder(settings.apps_file),
+        events=EventStore(engine, settings.spool_dir, on_flush=on_flush),
+        revocations=revocations,
+        sessions=SessionCodec(settings, revocations),
+        oidc=OIDCClient(settings),
+        templates=_templates(),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        p: Portal = app.state.portal
+        if migrate:
+            await anyio.to_thread.run_sync(db.upgrade, p.engine)
+        p.registry.reload_if_changed()
+        p.metrics.registry_ok.set(0 if p.registry.errors else 1)
+        try:
+            await anyio.to_thread.run_sync(p.revocations.poll)
+            await anyio.to_thread.run_sync(p.events.replay_spool)
+        except sa.exc.SQLAlchemyError as exc:
+            log.error("database unavailable at start-up (events will be spooled): %s", exc)
+        p.events.start()
+        p.revocations.start()
+        p.background.append(asyncio.create_task(_watch_registry(p), name="launcher-registry"))
+        try:
+            yield
+        finally:
+            for task in p.background:
+                task.cancel()
+            await p.events.close()
+            await p.revocations.close()
+            await p.oidc.aclose()
+            log.info("shut down: %d events written, %d spooled", p.events.written, p.events.spooled)
+            p.engine.dispose()
+
+    origin = settings.base_url
+    routes: list[BaseRoute] = [
+        *portal.routes,
+        *auth.routes,
+        *reports.routes,
+        *admin.routes,
+        *ops.routes,
+        Mount("/static", app=StaticFiles(directory=PACKAGE / "static"), name="static"),
+        *(extra_routes or []),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.portal = portal_state
+    install_error_handlers(app)
+    app.add_middleware(
+        CrossOriginGuard,
+        origin=origin,
+        exempt=frozenset({"/auth/backchannel-logout"}),
+        on_error=error_response,
+    )
+    app.add_middleware(
+        SecurityHeaders,
+        https=settings.https,
+        form_targets=_form_targets(settings),
+    )
+    return app
+
+
+def _form_targets(settings: Settings) -> tuple[str, ...]:
+    # Chrome applies CSP form-action to the redirect after a form post: sign-out redirects to
+    # the provider's end-session endpoint, so the provider's origin must be allowed.
+    parts = urlsplit(settings.oidc_issuer or "")
+    return (f"{parts.scheme}://{parts.netloc}",) if parts.netloc else ()
+
+
+async def _watch_registry(p: Portal) -> None:
+    while True:
+        await asyncio.sleep(REGISTRY_POLL)
+        try:
+            await anyio.to_thread.run_sync(p.registry.reload_if_changed)
+            p.metrics.registry_ok.set(0 if p.registry.errors else 1)
+        except Exception:  # a watcher that dies silently would freeze the registry
+            log.exception("registry reload failed")

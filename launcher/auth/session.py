@@ -1,0 +1,228 @@
+"""Sessions: a small signed cookie, and server-side revocation without a query per request.
+
+The cookie carries a random session id, the user's display claims and group names, and two
+timestamps (created, last seen); never a token. Signing uses itsdangerous with the secret key.
+
+Signing out must kill the session on the server too, in every worker, so that a copied cookie
+is useless afterwards. Each sign-out writes a row to the ``revocation`` table; every worker
+keeps the live revocations in memory and polls the table for new rows once a second (one
+indexed query per second per worker, not one per request). A back-channel logout from the
+provider revokes by provider session id or by user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import anyio.to_thread
+import sqlalchemy as sa
+from itsdangerous import BadSignature, Signer
+
+from launcher.auth.user import User
+from launcher.models import Revocation
+from launcher.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_REVOCATION = Revocation.__table__  # type: ignore[attr-defined]
+TOUCH_EVERY = 60  # seconds: re-issue the cookie (idle clock) at most once a minute
+MAX_COOKIE = 3800  # bytes; browsers drop cookies over 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    sid: str
+    user: User
+    created: float  # unix seconds, ms precision (a revocation compares against it)
+    seen: int
+    op_sid: str | None = None  # hash of the provider's session id, for back-channel logout
+
+
+def op_sid_hash(op_sid: str) -> str:
+    return hashlib.sha256(op_sid.encode()).hexdigest()[:32]
+
+
+class Revocations:
+    """The revoked sessions this worker knows about; see the module docstring."""
+
+    def __init__(self, engine: sa.Engine, poll_interval: float = 1.0) -> None:
+        self.engine = engine
+        self.poll_interval = poll_interval
+        self._sids: set[str] = set()
+        self._op_sids: set[str] = set()
+        self._users: dict[str, float] = {}  # user id -> sessions created before are dead
+        self._last_id = 0
+        self._unsaved: list[dict[str, Any]] = []  # written while the database was down
+        self._task: asyncio.Task[None] | None = None
+        self.healthy = False
+
+    def is_revoked(self, session: Session) -> bool:
+        if session.sid in self._sids:
+            return True
+        if session.op_sid is not None and session.op_sid in self._op_sids:
+            return True
+        before = self._users.get(session.user.user_id)
+        return before is not None and session.created < before
+
+    def _apply(self, kind: str, value: str, created: dt.datetime) -> None:
+        if kind == "sid":
+            self._sids.add(value)
+        elif kind == "op_sid":
+            self._op_sids.add(value)
+        elif kind == "user":
+            ts = created.replace(tzinfo=created.tzinfo or dt.UTC).timestamp()
+            self._users[value] = max(ts, self._users.get(value, 0.0))
+
+    async def revoke(self, kind: str, value: str, lifetime: int) -> None:
+        """Revoke now in this worker; persist for the others (retried if the database is down)."""
+        now = dt.datetime.now(dt.UTC)
+        row = {
+            "kind": kind,
+            "value": value,
+            "created_at": now,
+            "expires_at": now + dt.timedelta(seconds=lifetime),
+        }
+        self._apply(kind, value, now)
+        self._unsaved.append(row)
+        await anyio.to_thread.run_sync(self._save_unsaved)
+
+    def _save_unsaved(self) -> None:
+        if not self._unsaved:
+            return
+        rows, self._unsaved = self._unsaved, []
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(sa.insert(_REVOCATION), rows)
+        except sa.exc.SQLAlchemyError as exc:
+            log.error("could not store %d sign-out(s), will retry: %s", len(rows), exc)
+            self._unsaved = rows + self._unsaved
+
+    def poll(self) -> None:
+        """Fetch revocations written since the last poll (any worker's). Runs in a thread."""
+        self._save_unsaved()
+        now = dt.datetime.now(dt.UTC)
+        query = sa.select(_REVOCATION).where(_REVOCATION.c.id > self._last_id)
+        if self._last_id == 0:
+            query = query.where(_REVOCATION.c.expires_at > now)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(_REVOCATION.c.id)).all()
+        for row in rows:
+            self._apply(row.kind, row.value, row.created_at)
+            self._last_id = max(self._last_id, row.id)
+        self.healthy = True
+
+    def purge(self) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.delete(_REVOCATION).where(_REVOCATION.c.expires_at < dt.datetime.now(dt.UTC))
+            )
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="launcher-revocation-poll")
+
+    async def _run(self) -> None:
+        last_purge = time.monotonic()
+        while True:
+            try:
+                await anyio.to_thread.run_sync(self.poll)
+                if time.monotonic() - last_purge > 3600:
+                    last_purge = time.monotonic()
+                    await anyio.to_thread.run_sync(self.purge)
+            except sa.exc.SQLAlchemyError as exc:
+                if self.healthy:
+                    log.error("cannot poll session revocations: %s", exc)
+                self.healthy = False
+            await asyncio.sleep(self.poll_interval)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await anyio.to_thread.run_sync(self._save_unsaved)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class SessionCodec:
+    """Signs and checks session cookies; applies idle and absolute timeouts and revocations."""
+
+    def __init__(self, settings: Settings, revocations: Revocations) -> None:
+        self._signer = Signer(
+            settings.secret(), salt="launcher.session", digest_method=hashlib.sha256
+        )
+        self.idle = settings.session_idle_timeout
+        self.absolute = settings.session_absolute_timeout
+        self.revocations = revocations
+
+    def new(self, user: User, op_sid: str | None, known_groups: Iterable[str] = ()) -> Session:
+        now = time.time()
+        session = Session(
+            sid=secrets.token_urlsafe(18),
+            user=user,
+            created=round(now, 3),
+            seen=int(now),
+            op_sid=op_sid_hash(op_sid) if op_sid else None,
+        )
+        if len(self.dumps(session)) > MAX_COOKIE:
+            # Very long group lists (Entra ID can send hundreds) would overflow the cookie:
+            # keep only the groups this portal refers to.
+            keep = set(known_groups)
+            session = replace(
+                session, user=replace(user, groups=tuple(g for g in user.groups if g in keep))
+            )
+        return session
+
+    def dumps(self, session: Session) -> str:
+        u = session.user
+        payload = [
+            session.sid,
+            session.created,
+            session.seen,
+            session.op_sid,
+            [u.user_id, u.sub, u.name, u.email, u.upn, u.department, list(u.groups)],
+        ]
+        raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        return self._signer.sign(_b64(raw)).decode()
+
+    def loads(self, cookie: str | None, now: float | None = None) -> Session | None:
+        """The live session in ``cookie``, or None (missing, forged, timed out or revoked)."""
+        if not cookie:
+            return None
+        try:
+            raw = _unb64(self._signer.unsign(cookie).decode())
+            sid, created, seen, op_sid, u = json.loads(raw)
+            user = User(u[0], u[1], u[2], u[3], u[4], u[5], tuple(u[6]))
+        except (BadSignature, ValueError, TypeError, IndexError):
+            return None
+        now = time.time() if now is None else now
+        if now - created > self.absolute or now - seen > self.idle:
+            return None
+        session = Session(sid, user, created, seen, op_sid)
+        if self.revocations.is_revoked(session):
+            return None
+        return session
+
+    def needs_touch(self, session: Session, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        return now - session.seen >= TOUCH_EVERY
+
+    def touched(self, session: Session) -> Session:
+        return replace(session, seen=int(time.time()))

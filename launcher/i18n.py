@@ -1,0 +1,69 @@
+"""Interface text in Dutch and English. English strings are the message ids."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+LANGUAGES = ("nl", "en")
+
+_NL: dict[str, str] = {
+    "Sign in": "Inloggen",
+    "Sign out": "Uitloggen",
+    "Sign in again": "Opnieuw inloggen",
+    "You are signed out.": "Je bent uitgelogd.",
+    "Signed in as": "Ingelogd als",
+    "Search apps": "Zoek apps",
+    "Type to filter the apps": "Typ om de apps te filteren",
+    "No apps match your search.": "Geen apps gevonden.",
+    "new": "nieuw",
+    "Other": "Overig",
+    "opens in a new tab": "opent in een nieuw tabblad",
+    "You have no apps yet. Ask the service desk if you miss one.": "Je hebt nog geen apps. Vraag de servicedesk als je er een mist.",
+    "Reports": "Rapportages",
+    "Admin": "Beheer",
+    "Back to your apps": "Terug naar je apps",
+    "Sign-in failed": "Inloggen mislukt",
+    "Sign-in required": "Inloggen vereist",
+    "Not allowed": "Geen toegang",
+    "Not found": "Niet gevonden",
+    "Request refused": "Verzoek geweigerd",
+    "Bad request": "Ongeldig verzoek",
+    "Something went wrong": "Er ging iets mis",
+    "The sign-in service is not answering": "De inlogdienst reageert niet",
+    "Configuration error": "Configuratiefout",
+    "Invalid app registry": "Ongeldig app-register",
+    "Error code": "Foutcode",
+    "App registry": "App-register",
+    "Loaded from": "Geladen uit",
+    "The registry on disk has errors; the portal keeps using the last valid version.": "Het register op schijf bevat fouten; het portaal gebruikt de laatste geldige versie.",
+    "The registry is valid.": "Het register is geldig.",
+    "Visible to": "Zichtbaar voor",
+    "everyone": "iedereen",
+    "hidden": "verborgen",
+    "Skip to apps": "Naar de apps",
+}
+
+
+def negotiate(accept_language: str | None, default: str) -> str:
+    """The first of nl/en that the browser asks for, by quality; else the portal default."""
+    if not accept_language:
+        return default
+    choices: list[tuple[float, int, str]] = []
+    for index, part in enumerate(accept_language.split(",")):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        primary = tag.strip().lower().split("-")[0]
+        if primary in LANGUAGES and quality > 0:
+            choices.append((-quality, index, primary))
+    return min(choices)[2] if choices else default
+
+
+def translator(lang: str) -> Callable[[str], str]:
+    if lang == "nl":
+        return lambda text: _NL.get(text, text)
+    return lambda text: text

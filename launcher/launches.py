@@ -1,0 +1,211 @@
+"""The event store: launches and sign-ins, written behind the request.
+
+A request only appends to an in-memory buffer; a background task inserts the buffer in one
+batch at least every ``flush_interval`` seconds, on a worker thread so that the event loop
+never waits for the database. When the database is down, a batch is spooled to a JSON-lines
+file (fsynced) and replayed when the database answers again. Shutdown flushes, and spools
+whatever the database does not take, so a SIGTERM loses nothing that was answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+import sqlalchemy as sa
+
+from launcher.models import LaunchEvent, SignInEvent
+
+log = logging.getLogger(__name__)
+
+_LAUNCH = LaunchEvent.__table__  # type: ignore[attr-defined]
+_SIGNIN = SignInEvent.__table__  # type: ignore[attr-defined]
+
+
+def pseudonym(key: bytes, issuer: str, subject: str) -> str:
+    """The stored user id: a keyed hash of issuer and subject (128 bits, hex)."""
+    return hmac.new(key, f"{issuer}\0{subject}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    ts: dt.datetime
+    app_id: str
+    user_id: str
+    department: str | None
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignIn:
+    ts: dt.datetime
+    user_id: str
+    department: str | None
+
+
+Event = Launch | SignIn
+# Called inside the flush transaction with the batch, so derived tables stay in step.
+FlushHook = Callable[[sa.Connection, Sequence[Launch], Sequence[SignIn]], None]
+
+
+def _encode(event: Event) -> str:
+    data = asdict(event)
+    data["ts"] = event.ts.isoformat()
+    data["type"] = "launch" if isinstance(event, Launch) else "signin"
+    return json.dumps(data, separators=(",", ":"))
+
+
+def _decode(line: str) -> Event:
+    data: dict[str, Any] = json.loads(line)
+    kind = data.pop("type")
+    data["ts"] = dt.datetime.fromisoformat(data["ts"])
+    return Launch(**data) if kind == "launch" else SignIn(**data)
+
+
+class EventStore:
+    """Buffers events and writes them in batches; see the module docstring."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        spool_dir: Path,
+        *,
+        flush_interval: float = 0.1,
+        retry_interval: float = 5.0,
+        on_flush: FlushHook | None = None,
+    ) -> None:
+        self.engine = engine
+        self.spool_dir = spool_dir
+        self.flush_interval = flush_interval
+        self.retry_interval = retry_interval
+        self.on_flush = on_flush
+        self._buffer: list[Event] = []
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._last_replay = 0.0
+        self.written = 0  # events committed to the database by this process
+        self.spooled = 0
+        self.database_ok = True
+
+    # --- the request path: no I/O -------------------------------------------------------
+    def record_launch(
+        self, app_id: str, user_id: str, department: str | None, source: str = "tile"
+    ) -> None:
+        self._buffer.append(Launch(dt.datetime.now(dt.UTC), app_id, user_id, department, source))
+
+    def record_signin(self, user_id: str, department: str | None) -> None:
+        self._buffer.append(SignIn(dt.datetime.now(dt.UTC), user_id, department))
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    # --- background ---------------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="launcher-event-flush")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            try:
+                await self.flush()
+                if time.monotonic() - self._last_replay > self.retry_interval:
+                    self._last_replay = time.monotonic()
+                    await anyio.to_thread.run_sync(self.replay_spool)
+            except Exception:  # the loop must survive anything; the events are spooled
+                log.exception("event flush failed")
+
+    async def flush(self) -> None:
+        async with self._lock:
+            if not self._buffer:
+                return
+            batch, self._buffer = self._buffer, []
+            await anyio.to_thread.run_sync(self._write_or_spool, batch)
+
+    async def close(self) -> None:
+        """Stop the background task and write (or spool) everything still buffered."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+
+    # --- worker thread --------------------------------------------------------------------
+    def _write(self, batch: Sequence[Event]) -> None:
+        launches = [e for e in batch if isinstance(e, Launch)]
+        signins = [e for e in batch if isinstance(e, SignIn)]
+        with self.engine.begin() as conn:
+            if launches:
+                conn.execute(sa.insert(_LAUNCH), [asdict(e) for e in launches])
+            if signins:
+                conn.execute(sa.insert(_SIGNIN), [asdict(e) for e in signins])
+            if self.on_flush is not None:
+                self.on_flush(conn, launches, signins)
+        self.written += len(batch)
+
+    def _write_or_spool(self, batch: Sequence[Event]) -> None:
+        try:
+            self._write(batch)
+        except sa.exc.SQLAlchemyError as exc:
+            if self.database_ok:
+                log.error("database unavailable, spooling events to %s: %s", self.spool_dir, exc)
+            self.database_ok = False
+            self._spool(batch)
+        else:
+            if not self.database_ok:
+                log.info("database is back; writing events again")
+            self.database_ok = True
+
+    def _spool(self, batch: Sequence[Event]) -> None:
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        name = f"events-{os.getpid()}-{time.time_ns()}-{uuid.uuid4().hex[:6]}.jsonl"
+        tmp = self.spool_dir / (name + ".tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            fh.write("\n".join(_encode(e) for e in batch) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.rename(self.spool_dir / name)  # atomic: a replay never sees half a file
+        self.spooled += len(batch)
+
+    def replay_spool(self) -> int:
+        """Insert spooled events; each file is claimed by rename so two workers never share one."""
+        if not self.spool_dir.is_dir():
+            return 0
+        replayed = 0
+        for path in sorted(self.spool_dir.glob("events-*.jsonl")):
+            claimed = path.with_name(path.name + f".claimed-{os.getpid()}")
+            try:
+                path.rename(claimed)
+            except OSError:
+                continue  # another worker took it
+            try:
+                events = [_decode(line) for line in claimed.read_text("utf-8").splitlines() if line]
+                self._write(events)
+            except sa.exc.SQLAlchemyError:
+                claimed.rename(path)  # still down; try again later
+                self.database_ok = False
+                return replayed
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("spool file %s is damaged (%s); kept as .bad for inspection", path, exc)
+                claimed.rename(path.with_suffix(".bad"))
+                continue
+            claimed.unlink()
+            replayed += len(events)
+            self.database_ok = True
+        if replayed:
+            log.info("replayed %d spooled events", replayed)
+        return replayed

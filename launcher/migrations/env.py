@@ -1,0 +1,16 @@
+"""Alembic environment: the engine comes from launcher.db, never from an ini file."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from launcher.models import SQLModel
+
+engine = context.config.attributes["engine"]
+with engine.begin() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=SQLModel.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    context.run_migrations()

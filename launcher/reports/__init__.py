@@ -1,0 +1,1 @@
+"""Reviewer figures: pure queries (queries.py) and, later, charts."""

@@ -1,0 +1,160 @@
+"""Settings: every ``LAUNCHER_*`` environment variable, validated once and passed in.
+
+Nothing here is read at import time; :func:`load_settings` builds a :class:`Settings` and
+``create_app`` receives it. A ``.env`` file in the working directory may supply values too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from launcher.errors import ConfigError
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """The portal's configuration. Field names map to ``LAUNCHER_<NAME>`` variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LAUNCHER_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: SecretStr | None = None
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_scopes: str = "openid profile email"
+    # ID-token signature algorithms we accept; "none" is refused whatever this says.
+    oidc_algorithms: CommaList = Field(default_factory=lambda: ["RS256"])
+    groups_claim: str = "groups"
+    department_claim: str = "department"
+    reviewer_groups: CommaList = Field(default_factory=lambda: ["launcher-reviewers"])
+    admin_groups: CommaList = Field(default_factory=lambda: ["launcher-admins"])
+    database_url: str = "sqlite:///var/launcher.db"
+    apps_file: Path = Path("config/apps.yaml")
+    report_min_group: int = Field(default=5, ge=1)
+    raw_retention_days: int = Field(default=400, ge=1)
+    session_idle_timeout: int = Field(default=8 * 60 * 60, ge=60)  # seconds; 8 h
+    session_absolute_timeout: int = Field(default=24 * 60 * 60, ge=60)  # seconds; 24 h
+    # Key for pseudonymous user ids; defaults to one derived from the secret key. Set it
+    # explicitly if you ever rotate the secret key, or pseudonyms (and reports) will split.
+    pseudonym_key: SecretStr | None = None
+    spool_dir: Path = Path("var/spool")
+    demo: bool = False
+
+    @field_validator("oidc_algorithms", "reviewer_groups", "admin_groups", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+    @field_validator("oidc_algorithms")
+    @classmethod
+    def _no_alg_none(cls, value: list[str]) -> list[str]:
+        if any(alg.lower() == "none" for alg in value):
+            raise ValueError("'none' is never an acceptable ID-token algorithm")
+        if not value:
+            raise ValueError("at least one algorithm is needed, e.g. RS256")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"must be an absolute http(s) URL, got {value!r}")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError(f"must be scheme://host[:port] without a path, got {value!r}")
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _issuer(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError(f"must be an http(s) URL, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _timeouts(self) -> Settings:
+        if self.session_idle_timeout > self.session_absolute_timeout:
+            raise ValueError(
+                "LAUNCHER_SESSION_IDLE_TIMEOUT must not exceed LAUNCHER_SESSION_ABSOLUTE_TIMEOUT"
+            )
+        return self
+
+    @property
+    def https(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"{self.base_url}/auth/callback"
+
+    @property
+    def session_cookie(self) -> str:
+        # __Host- binds the cookie to this exact origin; browsers accept it only over https.
+        return "__Host-launcher" if self.https else "launcher_session"
+
+    @property
+    def login_cookie(self) -> str:
+        return "__Host-launcher-login" if self.https else "launcher_login"
+
+    def secret(self) -> str:
+        if self.secret_key is None:
+            raise ConfigError("LAUNCHER_SECRET_KEY is not set")
+        return self.secret_key.get_secret_value()
+
+    def pseudonym_secret(self) -> bytes:
+        if self.pseudonym_key is not None:
+            return self.pseudonym_key.get_secret_value().encode()
+        return hashlib.sha256(b"launcher-pseudonym:" + self.secret().encode()).digest()
+
+    def require_production(self) -> None:
+        """Fail loudly, naming each missing variable, when the portal cannot run for real."""
+        missing = [
+            name
+            for name, value in (
+                ("LAUNCHER_SECRET_KEY", self.secret_key),
+                ("LAUNCHER_OIDC_ISSUER", self.oidc_issuer),
+                ("LAUNCHER_OIDC_CLIENT_ID", self.oidc_client_id),
+                ("LAUNCHER_OIDC_CLIENT_SECRET", self.oidc_client_secret),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigError(
+                "cannot start: missing " + ", ".join(missing) + " (see README, 'Settings')"
+            )
+        if len(self.secret()) < 32:
+            raise ConfigError("LAUNCHER_SECRET_KEY must be at least 32 characters long")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment (and ``.env``), turning validation errors into a ConfigError."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"LAUNCHER_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            if err["loc"]
+            else err["msg"]
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None

@@ -1,0 +1,32 @@
+// Filters the tiles as the user types. No inline script: the CSP forbids it.
+"use strict";
+(function () {
+  const input = document.getElementById("app-search");
+  if (!input) return;
+  const tiles = Array.from(document.querySelectorAll(".tile"));
+  const sections = Array.from(document.querySelectorAll(".category"));
+  const status = document.getElementById("search-status");
+  input.addEventListener("input", function () {
+    const words = input.value.toLowerCase().split(/\s+/).filter(Boolean);
+    let shown = 0;
+    for (const tile of tiles) {
+      const text = tile.dataset.search || "";
+      const match = words.every((w) => text.includes(w));
+      tile.hidden = !match;
+      if (match) shown += 1;
+    }
+    for (const section of sections) {
+      section.hidden = !section.querySelector(".tile:not([hidden])");
+    }
+    status.textContent = shown === 0 ? status.dataset.empty : "";
+  });
+  input.addEventListener("keydown", function (event) {
+    if (event.key === "Enter") {
+      const first = tiles.find((t) => !t.hidden);
+      if (first) first.querySelector("a").click();
+    } else if (event.key === "Escape") {
+      input.value = "";
+      input.dispatchEvent(new Event("input"));
+    }
+  });
+})();

@@ -1,0 +1,1 @@
+"""HTTP handlers: thin. They parse, call a domain function and render."""

@@ -1,0 +1,229 @@
+"""What every handler shares: the session, rendering, errors, and the security headers."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from launcher import i18n
+from launcher.auth import csrf
+from launcher.auth.session import Session
+from launcher.errors import Forbidden, LauncherError, NotFound, NotSignedIn
+
+if TYPE_CHECKING:
+    from launcher.app import Portal
+
+log = logging.getLogger("launcher.views")
+_NO_SESSION = object()
+
+
+def portal_of(request: Request) -> Portal:
+    return request.app.state.portal  # type: ignore[no-any-return]
+
+
+def safe_next(value: str | None) -> str:
+    """A same-site path, or "/": no scheme, no host, no ``//`` or backslash tricks."""
+    if (
+        not value
+        or not value.startswith("/")
+        or value.startswith("//")
+        or "\\" in value
+        or any(ord(c) < 0x20 or c == "\x7f" for c in value)
+    ):
+        return "/"
+    return value
+
+
+def login_redirect(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
+
+
+def get_session(request: Request) -> Session | None:
+    cached = request.state.__dict__.get("session", _NO_SESSION)
+    if cached is not _NO_SESSION:
+        return cached  # type: ignore[no-any-return]
+    p = portal_of(request)
+    session = p.sessions.loads(request.cookies.get(p.settings.session_cookie))
+    request.state.session = session
+    return session
+
+
+def api_session(request: Request, groups: list[str]) -> Session:
+    """The session of a caller who must belong to one of ``groups`` (401/403 otherwise)."""
+    session = get_session(request)
+    if session is None:
+        raise NotSignedIn("Sign in first.")
+    if not session.user.in_any(groups):
+        raise Forbidden("Your account does not have access to this.")
+    return session
+
+
+def set_session_cookie(response: Response, request: Request, session: Session) -> None:
+    p = portal_of(request)
+    response.set_cookie(
+        p.settings.session_cookie,
+        p.sessions.dumps(session),
+        max_age=p.settings.session_absolute_timeout,
+        path="/",
+        secure=p.settings.https,
+        httponly=True,
+        samesite="lax",
+    )
+
+
+def clear_session_cookie(response: Response, request: Request) -> None:
+    s = portal_of(request).settings
+    response.delete_cookie(
+        s.session_cookie, path="/", secure=s.https, httponly=True, samesite="lax"
+    )
+
+
+def keep_alive(response: Response, request: Request) -> Response:
+    """Re-issue the cookie (moving the idle clock) when it is more than a minute old."""
+    session = get_session(request)
+    p = portal_of(request)
+    if session is not None and p.sessions.needs_touch(session):
+        set_session_cookie(response, request, p.sessions.touched(session))
+    return response
+
+
+def language(request: Request) -> str:
+    p = portal_of(request)
+    default = p.registry.current.portal.default_language if p.registry.ready else "nl"
+    return i18n.negotiate(request.headers.get("accept-language"), default)
+
+
+def render(
+    request: Request, template: str, context: Mapping[str, Any] | None = None, status: int = 200
+) -> Response:
+    p = portal_of(request)
+    session = get_session(request)
+    lang = language(request)
+    ctx: dict[str, Any] = {
+        "lang": lang,
+        "t": i18n.translator(lang),
+        "user": session.user if session else None,
+        "csrf_token": csrf.token_for(p.settings.secret(), session.sid) if session else None,
+        "portal_title": p.registry.current.portal.title if p.registry.ready else "Launcher",
+        "is_reviewer": bool(session and session.user.in_any(p.settings.reviewer_groups)),
+        "is_admin": bool(session and session.user.in_any(p.settings.admin_groups)),
+    }
+    ctx.update(context or {})
+    response = p.templates.TemplateResponse(request, template, ctx, status_code=status)
+    response.headers["Cache-Control"] = "no-store"
+    return keep_alive(response, request)
+
+
+def _wants_json(request: Request) -> bool:
+    return (
+        request.url.path.startswith("/api/")
+        or "application/json" in request.headers.get("accept", "").split(",")[0]
+    )
+
+
+def error_response(request: Request, exc: LauncherError) -> Response:
+    """The one place errors become responses: a JSON object on the API, a page elsewhere."""
+    if exc.status >= 500 or exc.detail:
+        log.warning(
+            "%s %s -> %d %s (%s)",
+            request.method,
+            request.url.path,
+            exc.status,
+            exc.message,
+            exc.detail or "",
+        )
+    if _wants_json(request):
+        body = {"error": type(exc).__name__, "status": exc.status, "message": exc.message}
+        return JSONResponse(body, status_code=exc.status, headers={"Cache-Control": "no-store"})
+    lang = "en"
+    with contextlib.suppress(LauncherError):
+        lang = language(request)
+    p = portal_of(request)
+    return p.templates.TemplateResponse(
+        request,
+        "error.html",
+        {
+            "lang": lang,
+            "t": i18n.translator(lang),
+            "title": i18n.translator(lang)(exc.title),
+            "message": exc.message,
+            "status": exc.status,
+            "user": None,
+            "csrf_token": None,
+            "portal_title": p.registry.current.portal.title if p.registry.ready else "Launcher",
+            "retry": exc.retry,
+        },
+        status_code=exc.status,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def _launcher_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LauncherError)
+    return error_response(request, exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(request, NotFound("There is no page at this address."))
+    error = LauncherError(exc.detail or "This request could not be handled.")
+    error.status = exc.status_code
+    return error_response(request, error)
+
+
+async def _crash(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(
+        request, LauncherError("Something went wrong on our side. Please try again.")
+    )
+
+
+def install_error_handlers(app: Starlette) -> None:
+    app.add_exception_handler(LauncherError, _launcher_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _crash)
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware (cheap on the launch path) adding the headers of DESIGN.md."""
+
+    def __init__(self, app: ASGIApp, https: bool, form_targets: tuple[str, ...] = ()) -> None:
+        self.app = app
+        csp = (
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
+            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+            f"form-action 'self' {' '.join(form_targets)}".rstrip()
+        )
+        headers = [
+            (b"content-security-policy", csp.encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"x-frame-options", b"DENY"),
+            (b"referrer-policy", b"same-origin"),
+            (b"cross-origin-opener-policy", b"same-origin"),
+        ]
+        if https:
+            headers.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
+        self.headers = headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + self.headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
