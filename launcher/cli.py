@@ -10,6 +10,7 @@ import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from launcher import __version__, db
 from launcher.errors import LauncherError, RegistryError
@@ -126,15 +127,22 @@ def _serve(args: argparse.Namespace) -> int:
     uvicorn.run(
         "launcher.cli:build_serve_app",
         factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
-        proxy_headers=True,
-        server_header=False,
-        log_level="info",
+        **uvicorn_options(args.host, args.port, args.workers),
     )
     return 0
+
+
+def uvicorn_options(host: str, port: int, workers: int = 1) -> dict[str, Any]:
+    """How ``serve`` runs uvicorn; bench/bare_redirect.py serves its baseline the same way."""
+    return {
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN,
+        "proxy_headers": True,
+        "server_header": False,
+        "log_level": "info",
+    }
 
 
 def demo_settings(host: str, port: int, var: Path = Path("var"), **overrides: object) -> Settings:

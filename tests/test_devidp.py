@@ -63,11 +63,10 @@ class Idp:
         return {k: v for k, v in params.items() if v is not None}
 
     def login(self, user: DemoUser = USER, **overrides: str | None) -> str:
-        resp = self.http.post(
-            "/_devidp/authorize", data={**self.params(**overrides), "user": user.sub}
-        )
+        data = {**self.params(**overrides), "user": user.sub}
+        resp: httpx.Response = self.http.post("/_devidp/authorize", data=data)
         assert resp.status_code == 302, resp.text
-        query = parse_qs(urlsplit(resp.headers["location"]).query)
+        query = query_of(resp)
         assert query["state"] == [self.state]
         return query["code"][0]
 
@@ -87,10 +86,13 @@ class Idp:
             "code_verifier": verifier or self.verifier,
         }
         secret = client.client_secret if secret is None else secret
+        resp: httpx.Response
         if auth == "basic":
-            return self.http.post("/_devidp/token", data=data, auth=(client.client_id, secret))
-        data |= {"client_id": client.client_id, "client_secret": secret}
-        return self.http.post("/_devidp/token", data=data)
+            resp = self.http.post("/_devidp/token", data=data, auth=(client.client_id, secret))
+        else:
+            data |= {"client_id": client.client_id, "client_secret": secret}
+            resp = self.http.post("/_devidp/token", data=data)
+        return resp
 
     def tokens(self, user: DemoUser = USER) -> dict[str, Any]:
         resp = self.exchange(self.login(user))

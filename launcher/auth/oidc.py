@@ -117,7 +117,7 @@ class OIDCClient:
         self._app: Any = None
         self._keys: KeySet | None = None
         self._keys_at = 0.0
-        self._unknown_kid_at = -JWKS_COOLDOWN
+        self._unknown_kid_at = -float(JWKS_COOLDOWN)
         self._lock = asyncio.Lock()
 
     async def aclose(self) -> None:

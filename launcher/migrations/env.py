@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from alembic import context
 
-from launcher.models import SQLModel
+from sqlmodel import SQLModel
+
+import launcher.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 engine = context.config.attributes["engine"]
 with engine.begin() as connection:

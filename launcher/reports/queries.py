@@ -65,7 +65,7 @@ def _key_expression(engine: sa.Engine, registry: Registry, by: By) -> sa.ColumnE
     ts = _LAUNCH.c.ts
     sqlite = engine.dialect.name == "sqlite"
     if by == "app":
-        return _LAUNCH.c.app_id
+        return _LAUNCH.c.app_id  # type: ignore[no-any-return]
     if by == "department":
         return sa.func.coalesce(_LAUNCH.c.department, "unknown")
     if by == "category":

@@ -1,0 +1,44 @@
+# One task runner: `make demo`, `make test`, `make lint`, `make bench`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench install test-deps docs clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## demo: install into .venv and serve the portal with the development identity provider
+demo: $(STAMP)
+	$(VENV)/bin/launcher demo
+
+## test-deps: Node peers (oidc-provider, axe-core), Chromium and wrk for the whole suite
+test-deps: $(STAMP)
+	scripts/install-test-deps.sh
+
+## test: install test dependencies and run the whole suite (PostgreSQL tests need the local server)
+test: test-deps
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+## lint: ruff (check + format) and mypy --strict
+lint: $(STAMP)
+	$(VENV)/bin/ruff check launcher tests bench
+	$(VENV)/bin/ruff format --check launcher tests bench
+	$(VENV)/bin/mypy --strict launcher
+
+## bench: launch throughput against a bare redirect, measured in the same run
+bench: test-deps
+	$(PY) bench/bench_launch.py
+
+## docs: regenerate docs/CLI.md and docs/apps.schema.json
+docs: $(STAMP)
+	$(VENV)/bin/launcher check-config --schema > docs/apps.schema.json
+
+clean:
+	rm -rf $(VENV) tests/node_modules .mypy_cache .ruff_cache build *.egg-info
