@@ -23,7 +23,8 @@ from launcher.auth.csrf import CrossOriginGuard
 from launcher.auth.oidc import OIDCClient
 from launcher.auth.session import Revocations, SessionCodec
 from launcher.errors import ConfigError
-from launcher.launches import EventStore, FlushHook
+from launcher.launches import EventStore
+from launcher.reports import rollups
 from launcher.registry import RegistryHolder
 from launcher.settings import Settings
 from launcher.views import admin, auth, ops, portal, reports
@@ -83,7 +84,6 @@ def create_app(
     settings: Settings,
     *,
     extra_routes: list[BaseRoute] | None = None,
-    on_flush: FlushHook | None = None,
     migrate: bool = False,
 ) -> Starlette:
     """Build the portal. ``migrate`` applies pending migrations at start-up (serve on SQLite).
@@ -95,11 +95,14 @@ def create_app(
     settings.secret()  # fails loudly, naming LAUNCHER_SECRET_KEY
     engine = db.make_engine(settings.database_url)
     revocations = Revocations(engine)
+    registry = RegistryHolder(settings.apps_file)
     portal_state = Portal(
         settings=settings,
         engine=engine,
-        registry=RegistryHolder(settings.apps_file),
-        events=EventStore(engine, settings.spool_dir, on_flush=on_flush),
+        registry=registry,
+        events=EventStore(
+            engine, settings.spool_dir, on_flush=rollups.flush_hook(registry.timezone)
+        ),
         revocations=revocations,
         sessions=SessionCodec(settings, revocations),
         oidc=OIDCClient(settings),

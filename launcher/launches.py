@@ -27,10 +27,12 @@ from typing import Any
 import anyio.to_thread
 import sqlalchemy as sa
 
+from launcher import db
 from launcher.models import LaunchEvent, SignInEvent
 
 log = logging.getLogger(__name__)
 
+FLUSH_LOCK = 0x4C41554E  # PostgreSQL advisory lock id held while a batch is written ("LAUN")
 _LAUNCH = LaunchEvent.__table__  # type: ignore[attr-defined]
 _SIGNIN = SignInEvent.__table__  # type: ignore[attr-defined]
 
@@ -148,7 +150,8 @@ class EventStore:
     def _write(self, batch: Sequence[Event]) -> None:
         launches = [e for e in batch if isinstance(e, Launch)]
         signins = [e for e in batch if isinstance(e, SignIn)]
-        with self.engine.begin() as conn:
+        # serialized: the flush hook reads and then updates rollups (see reports/rollups.py)
+        with db.serialized_write(self.engine, FLUSH_LOCK) as conn:
             if launches:
                 conn.execute(sa.insert(_LAUNCH), [asdict(e) for e in launches])
             if signins:

@@ -50,3 +50,100 @@ class Revocation(SQLModel, table=True):
     expires_at: dt.datetime = Field(
         sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False, index=True)
     )
+
+
+# --- rollups: what reports read (kept up to date as launches are flushed) ------------------
+# Departments are stored as "" when unknown, so that they can be part of a primary key.
+
+
+class UsageDay(SQLModel, table=True):
+    """Launches per day x app x department."""
+
+    __tablename__ = "usage_day"
+
+    day: dt.date = Field(primary_key=True)
+    app_id: str = Field(primary_key=True, max_length=64)
+    department: str = Field(primary_key=True, max_length=128)
+    launches: int = 0
+
+
+class UserDay(SQLModel, table=True):
+    """One row per user per day with activity: what distinct-user counts need."""
+
+    __tablename__ = "user_day"
+
+    day: dt.date = Field(primary_key=True)
+    user_id: str = Field(primary_key=True, max_length=64)
+    department: str = Field(default="", max_length=128)
+    launches: int = 0
+    signins: int = 0
+
+
+class UserDayApp(SQLModel, table=True):
+    """One row per user per app per day: distinct users of an app over any range of days."""
+
+    __tablename__ = "user_day_app"
+
+    day: dt.date = Field(primary_key=True)
+    app_id: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(primary_key=True, max_length=64)
+    department: str = Field(default="", max_length=128)
+    launches: int = 0
+
+
+class UserMonth(SQLModel, table=True):
+    """One row per user per month with activity: monthly actives, cohorts, dormancy."""
+
+    __tablename__ = "user_month"
+
+    month: dt.date = Field(primary_key=True)  # first day of the month
+    user_id: str = Field(primary_key=True, max_length=64)
+    department: str = Field(default="", max_length=128)
+    launches: int = 0
+    signins: int = 0
+
+
+class UserFirst(SQLModel, table=True):
+    """The first day each user was seen: cohorts are built from it."""
+
+    __tablename__ = "user_first"
+
+    user_id: str = Field(primary_key=True, max_length=64)
+    first_day: dt.date
+    department: str = Field(default="", max_length=128)
+
+
+class MonthStats(SQLModel, table=True):
+    """Per-month totals, distinct counts included, kept incrementally."""
+
+    __tablename__ = "month_stats"
+
+    month: dt.date = Field(primary_key=True)
+    active_users: int = 0  # signed in or launched
+    launchers: int = 0  # launched at least one app
+    launches: int = 0
+    signins: int = 0
+
+
+class MonthCell(SQLModel, table=True):
+    """Launches and distinct users per month x weekday x hour (UTC), for the heatmap."""
+
+    __tablename__ = "month_cell"
+
+    month: dt.date = Field(primary_key=True)
+    weekday: int = Field(primary_key=True)  # 0 = Monday
+    hour: int = Field(primary_key=True)
+    launches: int = 0
+    users: int = 0
+
+
+class CellSeen(SQLModel, table=True):
+    """Which users were counted in which heatmap cell of a month. Only the recent months are
+    kept: older months no longer change, and their MonthCell rows stay."""
+
+    __tablename__ = "cell_seen"
+
+    month: dt.date = Field(primary_key=True)
+    weekday: int = Field(primary_key=True)
+    hour: int = Field(primary_key=True)
+    user_id: str = Field(primary_key=True, max_length=64)
