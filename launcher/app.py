@@ -24,8 +24,8 @@ from launcher.auth.oidc import OIDCClient
 from launcher.auth.session import Revocations, SessionCodec
 from launcher.errors import ConfigError
 from launcher.launches import EventStore
-from launcher.reports import rollups
 from launcher.registry import RegistryHolder
+from launcher.reports import rollups
 from launcher.settings import Settings
 from launcher.views import admin, auth, ops, portal, reports
 from launcher.views.common import SecurityHeaders, error_response, install_error_handlers

@@ -147,3 +147,35 @@ class CellSeen(SQLModel, table=True):
     weekday: int = Field(primary_key=True)
     hour: int = Field(primary_key=True)
     user_id: str = Field(primary_key=True, max_length=64)
+
+
+class UserMonthApp(SQLModel, table=True):
+    """One row per user per app per month: distinct users of an app over whole months."""
+
+    __tablename__ = "user_month_app"
+
+    month: dt.date = Field(primary_key=True)
+    app_id: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(primary_key=True, max_length=64)
+    launches: int = 0
+
+
+class MonthApp(SQLModel, table=True):
+    """Launches and distinct users per app per month, kept incrementally."""
+
+    __tablename__ = "month_app"
+
+    month: dt.date = Field(primary_key=True)
+    app_id: str = Field(primary_key=True, max_length=64)
+    launches: int = 0
+    users: int = 0
+
+
+class CohortMonth(SQLModel, table=True):
+    """Users first seen in ``cohort`` who were active in ``month``."""
+
+    __tablename__ = "cohort_month"
+
+    cohort: dt.date = Field(primary_key=True)
+    month: dt.date = Field(primary_key=True)
+    users: int = 0

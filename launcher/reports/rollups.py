@@ -27,7 +27,9 @@ from launcher import db
 from launcher.launches import FLUSH_LOCK, Launch, SignIn
 from launcher.models import (
     CellSeen,
+    CohortMonth,
     LaunchEvent,
+    MonthApp,
     MonthCell,
     MonthStats,
     SignInEvent,
@@ -36,6 +38,7 @@ from launcher.models import (
     UserDayApp,
     UserFirst,
     UserMonth,
+    UserMonthApp,
 )
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,9 @@ T_USER_FIRST = UserFirst.__table__  # type: ignore[attr-defined]
 T_MONTH_STATS = MonthStats.__table__  # type: ignore[attr-defined]
 T_MONTH_CELL = MonthCell.__table__  # type: ignore[attr-defined]
 T_CELL_SEEN = CellSeen.__table__  # type: ignore[attr-defined]
+T_USER_MONTH_APP = UserMonthApp.__table__  # type: ignore[attr-defined]
+T_MONTH_APP = MonthApp.__table__  # type: ignore[attr-defined]
+T_COHORT_MONTH = CohortMonth.__table__  # type: ignore[attr-defined]
 T_LAUNCH = LaunchEvent.__table__  # type: ignore[attr-defined]
 T_SIGNIN = SignInEvent.__table__  # type: ignore[attr-defined]
 ROLLUP_TABLES = (
@@ -62,6 +68,9 @@ ROLLUP_TABLES = (
     T_MONTH_STATS,
     T_MONTH_CELL,
     T_CELL_SEEN,
+    T_USER_MONTH_APP,
+    T_MONTH_APP,
+    T_COHORT_MONTH,
 )
 
 
@@ -84,10 +93,11 @@ class _Batch:
     user_first: dict[str, tuple[dt.date, str]]
     cells: Counter[tuple[dt.date, int, int]]
     cell_users: set[tuple[dt.date, int, int, str]]
+    user_month_app: Counter[tuple[dt.date, str, str]]
 
 
 def _aggregate(launches: Sequence[Launch], signins: Sequence[SignIn], tz: ZoneInfo) -> _Batch:
-    b = _Batch(Counter(), {}, {}, {}, {}, Counter(), set())
+    b = _Batch(Counter(), {}, {}, {}, {}, Counter(), set(), Counter())
     for e in sorted([*launches, *signins], key=lambda e: _utc(e.ts)):
         ts = _utc(e.ts)
         day, dept, user = ts.date(), e.department or "", e.user_id
@@ -105,6 +115,7 @@ def _aggregate(launches: Sequence[Launch], signins: Sequence[SignIn], tz: ZoneIn
             b.usage_day[(day, e.app_id, dept)] += 1
             uda = b.user_day_app.setdefault((day, e.app_id, user), [dept, 0])
             uda[1] += 1
+            b.user_month_app[(month_of(day), e.app_id, user)] += 1
             local = ts.astimezone(tz)
             cell = (month_of(local.date()), local.weekday(), local.hour)
             b.cells[cell] += 1
@@ -173,6 +184,30 @@ def apply(
         s["launchers"] += n_launch > 0 and (old is None or old[0] == 0)
         s["launches"] += n_launch
         s["signins"] += n_signin
+    _cohorts(conn, b, {k for k in b.user_month if k not in before})
+    before_app = _existing(conn, T_USER_MONTH_APP, ("month", "app_id", "user_id"), b.user_month_app)
+    month_app: dict[tuple[dt.date, str], Counter[str]] = defaultdict(Counter)
+    for (month, app, user), n in b.user_month_app.items():
+        month_app[(month, app)]["launches"] += n
+        month_app[(month, app)]["users"] += (month, app, user) not in before_app
+    _upsert_add(
+        conn,
+        T_MONTH_APP,
+        [
+            {"month": m, "app_id": a, "launches": c["launches"], "users": c["users"]}
+            for (m, a), c in month_app.items()
+        ],
+        add=("launches", "users"),
+    )
+    _upsert_add(
+        conn,
+        T_USER_MONTH_APP,
+        [
+            {"month": m, "app_id": a, "user_id": u, "launches": n}
+            for (m, a, u), n in b.user_month_app.items()
+        ],
+        add=("launches",),
+    )
     _upsert_add(
         conn,
         T_MONTH_STATS,
@@ -254,6 +289,43 @@ def apply(
             for u, (d, dept) in b.user_first.items()
         ],
     )
+
+
+def _cohorts(conn: sa.Connection, b: _Batch, new_user_months: set[tuple[dt.date, str]]) -> None:
+    """Count new (month, user) rows into the cohort of the user's first month.
+
+    When a batch reveals an earlier first day (a late spool replay), the user moves to the
+    earlier cohort for every month the user was active in.
+    """
+    users = {u for _, u in b.user_month}
+    new_months: dict[str, list[dt.date]] = defaultdict(list)
+    for month, user in new_user_months:
+        new_months[user].append(month)
+    first_before = _existing(
+        conn, T_USER_FIRST, ("user_id",), ((u,) for u in users), ("first_day",)
+    )
+    delta: Counter[tuple[dt.date, dt.date]] = Counter()
+    for user in users:
+        old = first_before.get((user,))
+        old_cohort = month_of(old[0]) if old else None
+        new_cohort = month_of(min(b.user_first[user][0], old[0] if old else dt.date.max))
+        if old_cohort is not None and new_cohort != old_cohort:
+            months = conn.execute(
+                sa.select(T_USER_MONTH.c.month).where(T_USER_MONTH.c.user_id == user)
+            ).scalars()
+            for month in months:
+                delta[(old_cohort, month)] -= 1
+                delta[(new_cohort, month)] += 1
+        for month in new_months[user]:
+            delta[(new_cohort, month)] += 1
+    _upsert_add(
+        conn,
+        T_COHORT_MONTH,
+        [{"cohort": c, "month": m, "users": n} for (c, m), n in delta.items() if n],
+        add=("users",),
+    )
+    if any(n < 0 for n in delta.values()):
+        conn.execute(sa.delete(T_COHORT_MONTH).where(T_COHORT_MONTH.c.users == 0))
 
 
 def flush_hook(

@@ -74,6 +74,26 @@ def upgrade() -> None:
         sa.Column("users", sa.Integer, nullable=False, server_default="0"),
     )
     op.create_table(
+        "user_month_app",
+        sa.Column("month", sa.Date, primary_key=True),
+        sa.Column("app_id", sa.String(64), primary_key=True),
+        sa.Column("user_id", sa.String(64), primary_key=True),
+        sa.Column("launches", sa.Integer, nullable=False, server_default="0"),
+    )
+    op.create_table(
+        "month_app",
+        sa.Column("month", sa.Date, primary_key=True),
+        sa.Column("app_id", sa.String(64), primary_key=True),
+        sa.Column("launches", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("users", sa.Integer, nullable=False, server_default="0"),
+    )
+    op.create_table(
+        "cohort_month",
+        sa.Column("cohort", sa.Date, primary_key=True),
+        sa.Column("month", sa.Date, primary_key=True),
+        sa.Column("users", sa.Integer, nullable=False, server_default="0"),
+    )
+    op.create_table(
         "cell_seen",
         sa.Column("month", sa.Date, primary_key=True),
         sa.Column("weekday", sa.Integer, primary_key=True),
@@ -84,6 +104,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in (
+        "cohort_month",
+        "month_app",
+        "user_month_app",
         "cell_seen",
         "month_cell",
         "month_stats",
