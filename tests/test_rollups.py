@@ -98,7 +98,7 @@ def test_incremental_equals_recount_and_rebuild(database_url: str, tmp_path: Pat
         entry = month_app.setdefault((e.ts.date().replace(day=1), e.app_id), [0, set()])
         entry[0] += 1  # type: ignore[operator]
         entry[1].add(e.user_id)  # type: ignore[union-attr]
-    assert {(r[1], r[3]): (r[2], r[0]) for r in incremental["month_app"]} == {
+    assert {(r[2], r[0]): (r[1], r[3]) for r in incremental["month_app"]} == {
         k: (n, len(u)) for k, (n, u) in month_app.items()  # type: ignore[arg-type]
     }  # columns sorted: app_id, launches, month, users
 
