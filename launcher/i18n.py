@@ -18,7 +18,9 @@ _NL: dict[str, str] = {
     "new": "nieuw",
     "Other": "Overig",
     "opens in a new tab": "opent in een nieuw tabblad",
-    "You have no apps yet. Ask the service desk if you miss one.": "Je hebt nog geen apps. Vraag de servicedesk als je er een mist.",
+    "You have no apps yet. Ask the service desk if you miss one.": (
+        "Je hebt nog geen apps. Vraag de servicedesk als je er een mist."
+    ),
     "Reports": "Rapportages",
     "Admin": "Beheer",
     "Back to your apps": "Terug naar je apps",
@@ -35,7 +37,9 @@ _NL: dict[str, str] = {
     "Error code": "Foutcode",
     "App registry": "App-register",
     "Loaded from": "Geladen uit",
-    "The registry on disk has errors; the portal keeps using the last valid version.": "Het register op schijf bevat fouten; het portaal gebruikt de laatste geldige versie.",
+    "The registry on disk has errors; the portal keeps using the last valid version.": (
+        "Het register op schijf bevat fouten; het portaal gebruikt de laatste geldige versie."
+    ),
     "The registry is valid.": "Het register is geldig.",
     "Visible to": "Zichtbaar voor",
     "everyone": "iedereen",

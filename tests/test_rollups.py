@@ -113,7 +113,7 @@ def test_incremental_equals_recount_and_rebuild(database_url: str, tmp_path: Pat
             cohorts[(first[user], m)] = cohorts.get((first[user], m), 0) + 1
     assert {(r[0], r[1]): r[2] for r in incremental["cohort_month"]} == cohorts
 
-    rollups.rebuild(engine, TZ, chunk=500)
+    rollups.rebuild(engine, TZ)
     rebuilt = _snapshot(engine)
     for name in incremental:
         assert rebuilt[name] == incremental[name], name

@@ -21,7 +21,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from launcher import db
 from launcher.launches import FLUSH_LOCK, Launch, SignIn
@@ -98,7 +97,8 @@ class _Batch:
 
 def _aggregate(launches: Sequence[Launch], signins: Sequence[SignIn], tz: ZoneInfo) -> _Batch:
     b = _Batch(Counter(), {}, {}, {}, {}, Counter(), set(), Counter())
-    for e in sorted([*launches, *signins], key=lambda e: _utc(e.ts)):
+    events: list[Launch | SignIn] = [*launches, *signins]
+    for e in sorted(events, key=lambda e: _utc(e.ts)):
         ts = _utc(e.ts)
         day, dept, user = ts.date(), e.department or "", e.user_id
         launch = isinstance(e, Launch)
@@ -126,8 +126,21 @@ def _aggregate(launches: Sequence[Launch], signins: Sequence[SignIn], tz: ZoneIn
     return b
 
 
-def _insert(conn: sa.Connection, table: sa.Table) -> Any:
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+# The upkeep below runs on every flush, so it talks to the driver directly: SQLAlchemy's
+# per-row parameter processing costs more than the database work for batches this size.
+# The SQL text is built from table and column names of our own metadata only; every value
+# goes through a placeholder (hence the S608 exemptions).
+
+
+def _ph(conn: sa.Connection) -> str:
+    return "?" if conn.dialect.name == "sqlite" else "%s"
+
+
+def _db(conn: sa.Connection, value: Any) -> Any:
+    """A value as the driver stores it: SQLite keeps dates as ISO text."""
+    if conn.dialect.name == "sqlite" and isinstance(value, dt.date):
+        return value.isoformat()
+    return value
 
 
 def _upsert_add(
@@ -140,11 +153,27 @@ def _upsert_add(
     """INSERT rows; on a key conflict add the ``add`` columns and overwrite ``replace``."""
     if not rows:
         return
-    stmt = _insert(conn, table)
+    cols = list(rows[0])
     keys = [c.name for c in table.primary_key.columns]
-    update = {c: table.c[c] + stmt.excluded[c] for c in add}
-    update.update({c: stmt.excluded[c] for c in replace})
-    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update), rows)
+    sets = [f"{c} = {table.name}.{c} + excluded.{c}" for c in add]
+    sets += [f"{c} = excluded.{c}" for c in replace]
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(cols)}) "  # noqa: S608
+        f"VALUES ({', '.join([_ph(conn)] * len(cols))}) "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(sets)}"
+    )
+    conn.exec_driver_sql(sql, [tuple(_db(conn, r[c]) for c in cols) for r in rows])
+
+
+def _insert_ignore(conn: sa.Connection, table: sa.Table, rows: list[tuple[Any, ...]]) -> None:
+    if not rows:
+        return
+    cols = [c.name for c in table.primary_key.columns]
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(cols)}) "  # noqa: S608
+        f"VALUES ({', '.join([_ph(conn)] * len(cols))}) ON CONFLICT DO NOTHING"
+    )
+    conn.exec_driver_sql(sql, [tuple(_db(conn, v) for v in r) for r in rows])
 
 
 def _existing(
@@ -155,14 +184,24 @@ def _existing(
     extra: Sequence[str] = (),
 ) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     """Rows of ``table`` among ``keys`` (looked up in chunks), as key -> extra columns."""
-    keys = list(keys)
+    by_db = {tuple(_db(conn, v) for v in key): tuple(key) for key in keys}
     found: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-    cols = [table.c[c] for c in key_cols]
-    for start in range(0, len(keys), 400):
-        chunk = keys[start : start + 400]
-        query = sa.select(*cols, *(table.c[c] for c in extra)).where(sa.tuple_(*cols).in_(chunk))
-        for row in conn.execute(query):
-            found[tuple(row[: len(key_cols)])] = tuple(row[len(key_cols) :])
+    row = "(" + ", ".join([_ph(conn)] * len(key_cols)) + ")"
+    wanted = list(by_db)
+    date_cols = {c for c in extra if isinstance(table.c[c].type, sa.Date)}
+    for start in range(0, len(wanted), 300):
+        chunk = wanted[start : start + 300]
+        sql = (
+            f"SELECT {', '.join([*key_cols, *extra])} FROM {table.name} "  # noqa: S608
+            f"WHERE ({', '.join(key_cols)}) IN (VALUES {', '.join([row] * len(chunk))})"
+        )
+        params = tuple(v for key in chunk for v in key)
+        for found_row in conn.exec_driver_sql(sql, params):
+            key = tuple(_db(conn, v) for v in found_row[: len(key_cols)])
+            found[by_db[key]] = tuple(
+                dt.date.fromisoformat(v) if isinstance(v, str) and col in date_cols else v
+                for col, v in zip(extra, found_row[len(key_cols) :], strict=True)
+            )
     return found
 
 
@@ -228,11 +267,7 @@ def apply(
         ],
         add=("launches", "users"),
     )
-    if new := [k for k in b.cell_users if k not in seen]:
-        conn.execute(
-            _insert(conn, T_CELL_SEEN).on_conflict_do_nothing(),
-            [{"month": m, "weekday": w, "hour": h, "user_id": u} for m, w, h, u in new],
-        )
+    _insert_ignore(conn, T_CELL_SEEN, [k for k in b.cell_users if k not in seen])
 
     _upsert_add(
         conn,
@@ -273,21 +308,13 @@ def apply(
         ],
         add=("launches",),
     )
-    stmt = _insert(conn, T_USER_FIRST)
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["user_id"],
-            set_={
-                "first_day": sa.case(
-                    (stmt.excluded.first_day < T_USER_FIRST.c.first_day, stmt.excluded.first_day),
-                    else_=T_USER_FIRST.c.first_day,
-                )
-            },
-        ),
-        [
-            {"user_id": u, "first_day": d, "department": dept}
-            for u, (d, dept) in b.user_first.items()
-        ],
+    ph = _ph(conn)
+    conn.exec_driver_sql(
+        f"INSERT INTO user_first (user_id, first_day, department) VALUES ({ph}, {ph}, {ph}) "  # noqa: S608
+        "ON CONFLICT (user_id) DO UPDATE SET first_day = CASE "
+        "WHEN excluded.first_day < user_first.first_day THEN excluded.first_day "
+        "ELSE user_first.first_day END",
+        [(u, _db(conn, d), dept) for u, (d, dept) in b.user_first.items()],
     )
 
 
@@ -357,70 +384,142 @@ def purge_raw(engine: sa.Engine, retention_days: int, now: dt.datetime | None = 
     return deleted
 
 
-def rebuild(
-    engine: sa.Engine,
-    tz: ZoneInfo,
-    chunk: int = 50_000,
-    progress: Callable[[int, int], None] | None = None,
-) -> int:
+def rebuild(engine: sa.Engine, tz: ZoneInfo) -> int:
     """Recompute every rollup from the raw events (``launcher db rebuild-rollups``).
 
-    Rollup rows for days before the oldest raw event are kept: raw events past the retention
-    are gone, and their rollups are all that is left of them.
+    Set-based SQL, so that millions of events take seconds. Rollup rows for months before the
+    oldest raw event are kept: raw events past the retention are gone, and their rollups are
+    all that is left of them. Returns the number of raw events read.
     """
     with engine.connect() as conn:
-        oldest = [
-            conn.execute(sa.select(sa.func.min(t.c.ts))).scalar_one() for t in (T_LAUNCH, T_SIGNIN)
+        firsts = [
+            conn.execute(sa.select(t.c.ts).order_by(t.c.ts).limit(1)).scalar()
+            for t in (T_LAUNCH, T_SIGNIN)
         ]
         total = sum(
             conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
             for t in (T_LAUNCH, T_SIGNIN)
         )
-    starts = [_utc(ts) for ts in oldest if ts is not None]
+    starts = [_utc(ts) for ts in firsts if ts is not None]
     if not starts:
         return 0
-    start_day = min(starts).date()
     # whole months, so that per-month distinct counts are rebuilt complete
-    start_month = month_of(start_day)
+    start = month_of(min(starts).date())
     with db.serialized_write(engine, ROLLUP_LOCK) as conn:
         for table in ROLLUP_TABLES:
             if table is T_USER_FIRST:
-                continue
-            col = table.c.month if "month" in table.c else table.c.day
-            conn.execute(sa.delete(table).where(col >= start_month))
-        conn.execute(sa.delete(T_USER_FIRST).where(T_USER_FIRST.c.first_day >= start_month))
-    done = 0
-    lo = dt.datetime.combine(start_month, dt.time(), tzinfo=dt.UTC)
-    for launches, signins in _stream(engine, lo, chunk):
-        with db.serialized_write(engine, ROLLUP_LOCK) as conn:
-            apply(conn, launches, signins, tz)
-        done += len(launches) + len(signins)
-        if progress:
-            progress(done, total)
-    return done
-
-
-def _stream(
-    engine: sa.Engine, since: dt.datetime, chunk: int
-) -> Iterable[tuple[list[Launch], list[SignIn]]]:
-    """Raw events from ``since`` in time order, in chunks of about ``chunk`` events."""
-    for table in (T_LAUNCH, T_SIGNIN):
-        last_id = 0
-        while True:
-            with engine.connect() as conn:
-                rows = conn.execute(
-                    sa.select(table)
-                    .where(table.c.id > last_id, table.c.ts >= since)
-                    .order_by(table.c.id)
-                    .limit(chunk)
-                ).all()
-            if not rows:
-                break
-            last_id = rows[-1].id
-            if table is T_LAUNCH:
-                yield (
-                    [Launch(_utc(r.ts), r.app_id, r.user_id, r.department, r.source) for r in rows],
-                    [],
-                )
+                conn.execute(sa.delete(table).where(table.c.first_day >= start))
+            elif table is T_COHORT_MONTH:
+                conn.execute(sa.delete(table).where(table.c.month >= start))
             else:
-                yield [], [SignIn(_utc(r.ts), r.user_id, r.department) for r in rows]
+                col = table.c.month if "month" in table.c else table.c.day
+                conn.execute(sa.delete(table).where(col >= start))
+        _rebuild_sql(conn, start, tz)
+    return int(total)
+
+
+def _rebuild_sql(conn: sa.Connection, start: dt.date, tz: ZoneInfo) -> None:
+    sqlite = conn.dialect.name == "sqlite"
+    lo = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC)
+    local_lo = dt.datetime.combine(start, dt.time(), tzinfo=tz).astimezone(dt.UTC)
+    if sqlite:
+        day = "substr(ts, 1, 10)"
+        month_of_day = "substr({0}, 1, 7) || '-01'"
+        params: dict[str, Any] = {
+            "lo": lo.strftime("%Y-%m-%d %H:%M:%S.%f"),
+            "local_lo": local_lo.strftime("%Y-%m-%d %H:%M:%S.%f"),
+            "start": start.isoformat(),
+        }
+    else:
+        day = "CAST(ts AT TIME ZONE 'UTC' AS date)"
+        month_of_day = "CAST(date_trunc('month', {0}) AS date)"
+        params = {"lo": lo, "local_lo": local_lo, "start": start, "tz": tz.key}
+    dept = "COALESCE(department, '')"
+
+    def run(sql: str) -> None:
+        conn.execute(sa.text(sql), params)
+
+    run(f"""INSERT INTO usage_day (day, app_id, department, launches)
+        SELECT {day}, app_id, {dept}, COUNT(*) FROM launch_event WHERE ts >= :lo
+        GROUP BY {day}, app_id, {dept}""")
+    run(f"""INSERT INTO user_day_app (day, app_id, user_id, department, launches)
+        SELECT {day}, app_id, user_id, MAX({dept}), COUNT(*) FROM launch_event WHERE ts >= :lo
+        GROUP BY {day}, app_id, user_id""")
+    run(f"""INSERT INTO user_day (day, user_id, department, launches, signins)
+        SELECT d, user_id, MAX(dept), SUM(l), SUM(s) FROM (
+            SELECT {day} AS d, user_id, {dept} AS dept, 1 AS l, 0 AS s
+            FROM launch_event WHERE ts >= :lo
+            UNION ALL
+            SELECT {day} AS d, user_id, {dept} AS dept, 0 AS l, 1 AS s
+            FROM signin_event WHERE ts >= :lo
+        ) AS e GROUP BY d, user_id""")
+    m = month_of_day.format("day")
+    run(f"""INSERT INTO user_month (month, user_id, department, launches, signins)
+        SELECT {m}, user_id, MAX(department), SUM(launches), SUM(signins)
+        FROM user_day WHERE day >= :start GROUP BY {m}, user_id""")
+    run(f"""INSERT INTO user_month_app (month, app_id, user_id, launches)
+        SELECT {m}, app_id, user_id, SUM(launches)
+        FROM user_day_app WHERE day >= :start GROUP BY {m}, app_id, user_id""")
+    run("""INSERT INTO user_first (user_id, first_day, department)
+        SELECT user_id, MIN(day), MAX(department) FROM user_day WHERE day >= :start
+        GROUP BY user_id ON CONFLICT (user_id) DO NOTHING""")
+    run("""INSERT INTO month_stats (month, active_users, launchers, launches, signins)
+        SELECT month, COUNT(*), SUM(CASE WHEN launches > 0 THEN 1 ELSE 0 END), SUM(launches),
+               SUM(signins)
+        FROM user_month WHERE month >= :start GROUP BY month""")
+    run("""INSERT INTO month_app (month, app_id, launches, users)
+        SELECT month, app_id, SUM(launches), COUNT(*)
+        FROM user_month_app WHERE month >= :start GROUP BY month, app_id""")
+    f = month_of_day.format("f.first_day")
+    run(f"""INSERT INTO cohort_month (cohort, month, users)
+        SELECT {f}, m.month, COUNT(*) FROM user_month AS m
+        JOIN user_first AS f ON f.user_id = m.user_id
+        WHERE m.month >= :start GROUP BY {f}, m.month""")
+    cells = _local_cells_sql(conn, tz, local_lo)
+    run(f"""INSERT INTO month_cell (month, weekday, hour, launches, users)
+        SELECT month, weekday, hour, COUNT(*), COUNT(DISTINCT user_id) FROM ({cells}) AS c
+        GROUP BY month, weekday, hour""")
+    recent = month_of(month_of(dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=1))
+    params["recent"] = recent.isoformat() if sqlite else recent
+    run(f"""INSERT INTO cell_seen (month, weekday, hour, user_id)
+        SELECT DISTINCT month, weekday, hour, user_id FROM ({cells}) AS c
+        WHERE month >= :recent""")
+
+
+def _local_cells_sql(conn: sa.Connection, tz: ZoneInfo, since: dt.datetime) -> str:
+    """SQL giving (month, weekday, hour, user_id) per launch in local time, from ``since``.
+
+    PostgreSQL converts time zones itself. SQLite cannot, so a temporary table lists the UTC
+    offset of each stretch between daylight-saving changes.
+    """
+    if conn.dialect.name != "sqlite":
+        local = "(ts AT TIME ZONE :tz)"
+        return f"""SELECT CAST(date_trunc('month', {local}) AS date) AS month,
+            CAST(EXTRACT(ISODOW FROM {local}) AS integer) - 1 AS weekday,
+            CAST(EXTRACT(HOUR FROM {local}) AS integer) AS hour, user_id
+            FROM launch_event WHERE ts >= :local_lo"""
+    conn.exec_driver_sql("DROP TABLE IF EXISTS temp.tz_offset")
+    conn.exec_driver_sql("CREATE TEMP TABLE tz_offset (start TEXT, stop TEXT, seconds INTEGER)")
+    fmt = "%Y-%m-%d %H:%M:%S.%f"
+    stretches: list[tuple[str, str, int]] = []
+    cursor = since.replace(minute=0, second=0, microsecond=0)
+    end = dt.datetime.now(dt.UTC) + dt.timedelta(days=400)
+    offset = cursor.astimezone(tz).utcoffset() or dt.timedelta()
+    begin = cursor
+    while cursor < end:
+        cursor += dt.timedelta(hours=1)
+        current = cursor.astimezone(tz).utcoffset() or dt.timedelta()
+        if current != offset:
+            stretches.append(
+                (begin.strftime(fmt), cursor.strftime(fmt), int(offset.total_seconds()))
+            )
+            begin, offset = cursor, current
+    stretches.append((begin.strftime(fmt), "9999-12-31", int(offset.total_seconds())))
+    stretches[0] = ("0000-01-01", stretches[0][1], stretches[0][2])
+    conn.exec_driver_sql("INSERT INTO tz_offset VALUES (?, ?, ?)", stretches)
+    local = "datetime(l.ts, o.seconds || ' seconds')"
+    return f"""SELECT strftime('%Y-%m-01', {local}) AS month,
+        (CAST(strftime('%w', {local}) AS INTEGER) + 6) % 7 AS weekday,
+        CAST(strftime('%H', {local}) AS INTEGER) AS hour, l.user_id AS user_id
+        FROM launch_event AS l JOIN tz_offset AS o ON l.ts >= o.start AND l.ts < o.stop
+        WHERE l.ts >= :local_lo"""

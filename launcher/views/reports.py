@@ -1,32 +1,188 @@
-"""Reviewer reports. The JSON API now; the HTML page with charts follows (issue #3)."""
+"""Reviewer reports: the page with charts, CSV export of every table, and the JSON API."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import Any
 
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from launcher.reports import queries
-from launcher.views.common import api_session, portal_of
+from launcher.errors import Forbidden
+from launcher.reports import charts, queries, tables
+from launcher.views.common import api_session, get_session, login_redirect, portal_of, render
+
+_NO_STORE = {"Cache-Control": "no-store"}
 
 
-async def launches_api(request: Request) -> Response:
+def _today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+async def page(request: Request) -> Response:
+    session = get_session(request)
+    if session is None:
+        return login_redirect(request)
+    p = portal_of(request)
+    if not session.user.in_any(p.settings.reviewer_groups):
+        raise Forbidden("Reports are for reviewers.")
+    kind, period = tables.period_from_query(request.query_params.get, _today())
+    report = await anyio.to_thread.run_sync(
+        tables.build,
+        p.engine,
+        p.registry.current,
+        period,
+        _today(),
+        p.settings.report_min_group,
+    )
+    return render(request, "reports.html", _page_context(report, kind, request))
+
+
+def _page_context(report: tables.Report, kind: str, request: Request) -> dict[str, Any]:
+    adoption = report.adoption
+    labels = [r["key"] for r in adoption]
+    marker = labels.index(report.go_live_month) if report.go_live_month in labels else None
+    curve = charts.line_chart(
+        labels,
+        [
+            ("Monthly active users", [r["users"] for r in adoption]),
+            ("Launches", [r["launches"] for r in adoption]),
+        ],
+        title="Adoption since go-live",
+        desc="Monthly active users and launches per month; the vertical line marks go-live.",
+        marker=marker,
+        marker_label="go-live",
+        css_id="adoption",
+    )
+    sparklines = [
+        (
+            app,
+            charts.sparkline(
+                [r["launches"] for r in series],
+                title=f"Launches of {app} per month",
+                css_id=f"spark-{app}",
+            ),
+            series,
+        )
+        for app, series in report.app_trends.items()
+    ]
+
+    def bars(name: str, label_col: int, value_col: int, title: str) -> Any:
+        t = report.tables[name]
+        return charts.bar_chart(
+            [
+                (str(r[label_col]), r[value_col] if isinstance(r[value_col], int) else None)
+                for r in t.rows
+            ],
+            title=title,
+            desc=f"{title}, as listed in the table beside the chart.",
+            css_id=f"bars-{name}",
+        )
+
+    query = request.url.query
+    return {
+        "report": report,
+        "kind": kind,
+        "period": report.period,
+        "query": query,
+        "curve": curve,
+        "sparklines": sparklines,
+        "apps_chart": bars("apps", 1, 2, "Launches per app"),
+        "categories_chart": bars("categories", 1, 2, "Launches per category"),
+        "departments_chart": bars("departments", 1, 2, "Active users per department"),
+        "heatmap_chart": charts.heatmap(
+            report.heatmap,
+            title="When people use the portal",
+            desc="Launches per weekday and hour; darker is more, hatched cells have too few "
+            "users to show.",
+        ),
+        "min_group": report.min_group,
+    }
+
+
+async def export_csv(request: Request) -> Response:
     p = portal_of(request)
     api_session(request, p.settings.reviewer_groups)
-    period = queries.parse_period(
-        request.query_params.get("from"),
-        request.query_params.get("to"),
-        dt.datetime.now(dt.UTC).date(),
+    _, period = tables.period_from_query(request.query_params.get, _today())
+    name = request.query_params.get("table") or "apps"
+    report = await anyio.to_thread.run_sync(
+        tables.build, p.engine, p.registry.current, period, _today(), p.settings.report_min_group
     )
+    table = tables.table(report, name)
+    filename = f"launcher-{name}-{period.start}-{period.end}.csv"
+    return Response(
+        table.csv(),
+        media_type="text/csv; charset=utf-8",
+        headers={**_NO_STORE, "Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _api(
+    build: Callable[[Request, Any, queries.Period], dict[str, Any]],
+) -> Callable[[Request], Any]:
+    async def endpoint(request: Request) -> Response:
+        p = portal_of(request)
+        api_session(request, p.settings.reviewer_groups)
+        period = queries.parse_period(
+            request.query_params.get("from"), request.query_params.get("to"), _today()
+        )
+        body = await anyio.to_thread.run_sync(build, request, p, period)
+        return JSONResponse(
+            {"from": period.start.isoformat(), "to": period.end.isoformat(), **body},
+            headers=_NO_STORE,
+        )
+
+    return endpoint
+
+
+def _launches(request: Request, p: Any, period: queries.Period) -> dict[str, Any]:
     by = queries.parse_by(request.query_params.get("by"))
-    rows = await anyio.to_thread.run_sync(
-        queries.launches, p.engine, p.registry.current, period, by, p.settings.report_min_group
+    rows = queries.launches(p.engine, p.registry.current, period, by, p.settings.report_min_group)
+    return {"by": by, "rows": rows}
+
+
+def _active_users(request: Request, p: Any, period: queries.Period) -> dict[str, Any]:
+    by = queries.parse_by(request.query_params.get("by"), ("day", "month"))
+    return {
+        "by": by,
+        "rows": queries.active_users(p.engine, period, by, p.settings.report_min_group),
+    }
+
+
+def _comparison(request: Request, p: Any, period: queries.Period) -> dict[str, Any]:
+    return queries.comparison(p.engine, p.registry.current, period, p.settings.report_min_group)
+
+
+def _cohorts(request: Request, p: Any, period: queries.Period) -> dict[str, Any]:
+    first = queries.month_of(period.start)
+    rows = queries.cohorts(
+        p.engine, first, queries.month_of(period.end), p.settings.report_min_group
     )
-    body = {"from": period.start.isoformat(), "to": period.end.isoformat(), "by": by, "rows": rows}
-    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+    return {"rows": rows}
 
 
-routes = [Route("/api/v1/reports/launches", launches_api)]
+def _heatmap(request: Request, p: Any, period: queries.Period) -> dict[str, Any]:
+    return {
+        "timezone": p.registry.current.portal.timezone,
+        "rows": queries.heatmap(p.engine, period, p.settings.report_min_group),
+    }
+
+
+def _departments(request: Request, p: Any, period: queries.Period) -> dict[str, Any]:
+    rows = queries.departments(p.engine, p.registry.current, period, p.settings.report_min_group)
+    return {"rows": rows}
+
+
+routes = [
+    Route("/reports", page),
+    Route("/reports/export.csv", export_csv),
+    Route("/api/v1/reports/launches", _api(_launches)),
+    Route("/api/v1/reports/active-users", _api(_active_users)),
+    Route("/api/v1/reports/comparison", _api(_comparison)),
+    Route("/api/v1/reports/cohorts", _api(_cohorts)),
+    Route("/api/v1/reports/heatmap", _api(_heatmap)),
+    Route("/api/v1/reports/departments", _api(_departments)),
+]

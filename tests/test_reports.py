@@ -1,0 +1,269 @@
+"""Report figures against a small hand-computed fixture, on SQLite and PostgreSQL.
+
+The fixture (go-live 2025-03-01, minimum group 3):
+
+- nursing: n1..n5 (5 people), medical: m1, m2 (2 people, too few to show on their own)
+- March 2025 (the go-live month): every nurse launches Teams twice and the EHR once and signs
+  in once; m1 and m2 launch the EHR once each.
+- April 2025: n1..n3 launch Teams once each; m1 launches the EHR once; n4, n5 only sign in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import io
+import re
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from launcher import db
+from launcher.launches import EventStore, Launch, SignIn
+from launcher.registry import parse_registry
+from launcher.reports import queries, rollups, tables
+from launcher.reports.queries import Period
+
+TZ = ZoneInfo("Europe/Amsterdam")
+MIN = 3
+REGISTRY_TEXT = """
+portal: {title: Test, go_live: 2025-03-01, timezone: Europe/Amsterdam}
+categories:
+  - {id: communication, name: Communication}
+  - {id: care, name: Care}
+departments:
+  - {id: nursing, name: Nursing, headcount: 10}
+  - {id: medical, name: Medical, headcount: 4}
+  - {id: youth-care, name: Youth care, headcount: 8}
+apps:
+  - {id: teams, name: Teams, url: "https://teams.example/", category: communication}
+  - {id: ehr, name: EHR, url: "https://ehr.example/", category: care}
+"""
+REGISTRY = parse_registry(REGISTRY_TEXT)
+NURSES = [f"n{i}" for i in range(1, 6)]
+
+
+def _events() -> tuple[list[Launch], list[SignIn]]:
+    launches: list[Launch] = []
+    signins: list[SignIn] = []
+    march = dt.datetime(2025, 3, 10, 8, 30, tzinfo=dt.UTC)  # a Monday, 09:30 in Amsterdam
+    for i, n in enumerate(NURSES):
+        at = march + dt.timedelta(days=i % 2)
+        signins.append(SignIn(at, n, "nursing"))
+        launches += [Launch(at, "teams", n, "nursing", "portal")] * 2
+        launches.append(Launch(at, "ehr", n, "nursing", "portal"))
+    for m in ("m1", "m2"):
+        launches.append(Launch(march, "ehr", m, "medical", "portal"))
+    april = dt.datetime(2025, 4, 15, 12, 0, tzinfo=dt.UTC)
+    for n in NURSES[:3]:
+        launches.append(Launch(april, "teams", n, "nursing", "portal"))
+    launches.append(Launch(april, "ehr", "m1", "medical", "portal"))
+    signins += [SignIn(april, n, "nursing") for n in NURSES[3:]]
+    return launches, signins
+
+
+@pytest.fixture(params=["incremental", "rebuilt"])
+def engine(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> sa.Engine:
+    """The fixture written through the live flush path, or rebuilt in SQL from raw events."""
+    eng = db.make_engine(database_url)
+    launches, signins = _events()
+    EventStore(eng, tmp_path / "spool", on_flush=rollups.flush_hook(lambda: TZ))._write(
+        [*launches, *signins]
+    )
+    if request.param == "rebuilt":
+        rollups.rebuild(eng, TZ)
+    yield eng
+    eng.dispose()
+
+
+MARCH = Period(dt.date(2025, 3, 1), dt.date(2025, 3, 31))
+APRIL = Period(dt.date(2025, 4, 1), dt.date(2025, 4, 30))
+
+
+def test_launches_by_app_and_small_group_suppression(engine: sa.Engine) -> None:
+    rows = queries.launches(engine, REGISTRY, MARCH, "app", MIN)
+    # ehr: 5 nurses + 2 medics = 7 launches by 7 people; teams: 10 launches by 5 nurses
+    assert rows == [
+        {"key": "ehr", "launches": 7, "users": 7},
+        {"key": "teams", "launches": 10, "users": 5},
+    ]
+    by_dept = queries.launches(engine, REGISTRY, MARCH, "department", MIN)
+    # medical is 2 people: hidden; and because it is the only hidden row, the next smallest
+    # (nursing, the only other) is hidden as well, or total minus nursing would reveal it
+    assert by_dept == [
+        {"key": "medical", "launches": None, "users": None, "suppressed": True},
+        {"key": "nursing", "launches": None, "users": None, "suppressed": True},
+    ]
+    april = queries.launches(engine, REGISTRY, APRIL, "app", MIN)
+    assert april == [
+        {"key": "ehr", "launches": None, "users": None, "suppressed": True},
+        {"key": "teams", "launches": None, "users": None, "suppressed": True},
+    ]
+
+
+def test_launches_by_category_day_and_month(engine: sa.Engine) -> None:
+    both = Period(dt.date(2025, 3, 1), dt.date(2025, 4, 30))
+    assert queries.launches(engine, REGISTRY, both, "category", MIN) == [
+        {"key": "care", "launches": 8, "users": 7},
+        {"key": "communication", "launches": 13, "users": 5},
+    ]
+    assert queries.launches(engine, REGISTRY, both, "month", MIN) == [
+        {"key": "2025-03", "launches": 17, "users": 7},
+        {"key": "2025-04", "launches": 4, "users": 4},
+    ]
+    days = queries.launches(engine, REGISTRY, MARCH, "day", 1)
+    assert days == [
+        {"key": "2025-03-10", "launches": 11, "users": 5},  # n1, n3, n5 and both medics
+        {"key": "2025-03-11", "launches": 6, "users": 2},
+    ]
+
+
+def test_dates_are_inclusive_and_utc(engine: sa.Engine) -> None:
+    assert (
+        queries.launches(
+            engine, REGISTRY, Period(dt.date(2025, 3, 10), dt.date(2025, 3, 10)), "app", 1
+        )[0]["launches"]
+        == 5
+    )  # ehr that day: n1, n3, n5, m1, m2
+    assert (
+        queries.launches(
+            engine, REGISTRY, Period(dt.date(2025, 3, 12), dt.date(2025, 4, 14)), "app", 1
+        )
+        == []
+    )
+
+
+def test_comparison_against_previous_period_and_go_live(engine: sa.Engine) -> None:
+    result = queries.comparison(engine, REGISTRY, APRIL, MIN)
+    rows = {r["metric"]: r for r in result["rows"]}
+    assert result["go_live"] == {"from": "2025-03-01", "to": "2025-03-31"}
+    assert result["previous"] == {"from": "2025-03-01", "to": "2025-03-31"}
+    # April: 5 nurses + m1 active = 6; launches 4; sign-ins 2; launchers n1..n3 + m1 = 4
+    assert rows["active_users"]["value"] == 6
+    assert rows["active_users"]["go_live"] == 7
+    assert rows["active_users"]["change_go_live"] == round((6 - 7) / 7, 4)
+    assert rows["active_users"]["decline"] is True
+    assert rows["launches"]["value"] == 4 and rows["launches"]["go_live"] == 17
+    assert rows["signins"]["value"] == 2 and rows["signins"]["go_live"] == 5
+    assert rows["launches_per_user"]["value"] == round(4 / 6, 2)
+    assert rows["launcher_share"]["value"] == round(4 / 6, 4)
+
+
+def test_adoption_cohorts_heatmap_dormant_departments(engine: sa.Engine) -> None:
+    curve = queries.adoption_curve(engine, dt.date(2025, 3, 1), dt.date(2025, 5, 1), MIN)
+    assert curve == [
+        {"key": "2025-03", "users": 7, "launches": 17, "signins": 5},
+        {"key": "2025-04", "users": 6, "launches": 4, "signins": 2},
+        {"key": "2025-05", "users": 0, "launches": 0, "signins": 0},
+    ]
+    cohorts = queries.cohorts(engine, dt.date(2025, 3, 1), dt.date(2025, 4, 1), MIN)
+    assert cohorts == [
+        {
+            "cohort": "2025-03",
+            "size": 7,
+            "retention": [
+                {"month": "2025-03", "offset": 0, "share": 1.0},
+                {"month": "2025-04", "offset": 1, "share": round(6 / 7, 4)},
+            ],
+        }
+    ]
+    cells = {(c["weekday"], c["hour"]): c for c in queries.heatmap(engine, MARCH, MIN)}
+    assert cells[(0, 9)] == {"weekday": 0, "hour": 9, "launches": 11}  # Monday 09:xx local
+    assert cells[(1, 9)] == {"weekday": 1, "hour": 9, "launches": None, "suppressed": True}
+    assert cells[(2, 9)] == {"weekday": 2, "hour": 9, "launches": 0}
+    # dormant on 2025-04-20: active in March, not since 2025-03-22 -- only m2 (n4 and n5
+    # signed in on 04-15), which is fewer than 3 people; by the end of June all 7 are
+    dormant = queries.dormant(engine, REGISTRY, dt.date(2025, 4, 20), MIN)
+    assert dormant["baseline"] == "2025-03" and dormant["users"] is None
+    later = queries.dormant(engine, REGISTRY, dt.date(2025, 6, 30), MIN)
+    assert later["users"] == 7
+    depts = {r["key"]: r for r in queries.departments(engine, REGISTRY, MARCH, MIN)}
+    assert depts["youth-care"]["users"] == 0  # a department that never arrived shows 0
+    assert depts["medical"].get("suppressed") and depts["nursing"].get("suppressed")
+
+
+def test_department_share_of_headcount(engine: sa.Engine) -> None:
+    depts = {r["key"]: r for r in queries.departments(engine, REGISTRY, MARCH, 1)}
+    assert depts["nursing"]["users"] == 5 and depts["nursing"]["share"] == 0.5
+    assert depts["medical"]["share"] == 0.5 and depts["medical"]["headcount"] == 4
+
+
+def test_csv_equals_json_equals_page(engine: sa.Engine) -> None:
+    report = tables.build(engine, REGISTRY, MARCH, dt.date(2025, 4, 20), MIN)
+    csv_rows = list(csv.DictReader(io.StringIO(report.tables["apps"].csv())))
+    json_rows = queries.launches(engine, REGISTRY, MARCH, "app", MIN)
+    assert [(r["app"], int(r["launches"]), int(r["users"])) for r in csv_rows] == [
+        (r["key"], r["launches"], r["users"]) for r in json_rows
+    ]
+    dept_csv = report.tables["departments"].csv()
+    assert "< 3" in dept_csv and ",5," not in dept_csv  # suppressed in the export too
+
+
+def test_suppression_never_leaves_a_single_hidden_row() -> None:
+    rows = [
+        {"key": "a", "launches": 50, "users": 20},
+        {"key": "b", "launches": 9, "users": 6},
+        {"key": "c", "launches": 4, "users": 2},
+    ]
+    out = queries.suppress_rows(rows, 5)
+    assert [r.get("suppressed", False) for r in out] == [False, True, True]
+    two_small = queries.suppress_rows([*rows, {"key": "d", "launches": 3, "users": 1}], 5)
+    assert [r.get("suppressed", False) for r in two_small] == [False, False, True, True]
+
+
+# --- over HTTP: access rules and the page ----------------------------------------------------
+def _signed_in(server_url: str, sub: str) -> httpx.Client:
+    from tests.conftest import sign_in
+
+    client = httpx.Client(follow_redirects=False, timeout=20)
+    sign_in(client, server_url, sub)
+    return client
+
+
+REPORT_PATHS = [
+    "/reports",
+    "/reports/export.csv?table=apps",
+    "/api/v1/reports/launches",
+    "/api/v1/reports/active-users",
+    "/api/v1/reports/comparison",
+    "/api/v1/reports/cohorts",
+    "/api/v1/reports/heatmap",
+    "/api/v1/reports/departments",
+]
+
+
+def test_access_staff_403_reviewer_200(demo_server_sqlite) -> None:  # type: ignore[no-untyped-def]
+    from launcher.auth.devidp import DEMO_USERS
+
+    server, _ = demo_server_sqlite
+    staff = next(u for u in DEMO_USERS if u.groups == ("staff",))
+    reviewer = next(u for u in DEMO_USERS if "launcher-reviewers" in u.groups)
+    with httpx.Client(follow_redirects=False) as anonymous:
+        for path in REPORT_PATHS:
+            r = anonymous.get(server.url + path)
+            if path.startswith("/api/"):
+                assert r.status_code == 401 and r.json()["status"] == 401, path
+            else:
+                assert r.status_code in (303, 401), path
+    with contextlib.closing(_signed_in(server.url, staff.sub)) as client:
+        for path in REPORT_PATHS:
+            r = client.get(server.url + path)
+            assert r.status_code == 403, path
+            if path.startswith("/api/"):
+                assert r.json()["status"] == 403
+    with contextlib.closing(_signed_in(server.url, reviewer.sub)) as client:
+        for path in REPORT_PATHS:
+            r = client.get(server.url + path)
+            assert r.status_code == 200, (path, r.text[:300])
+        page = client.get(server.url + "/reports?period=month&month=2025-03").text
+        assert "<script>" not in page and "<svg" in page
+        assert re.search(r'<svg class="chart[^"]*"[^>]*role="img"', page)
+        assert "Adoption since go-live" in page
+        bad = client.get(server.url + "/api/v1/reports/launches?by=user")
+        assert bad.status_code == 400 and "by" in bad.json()["message"]
+        bad = client.get(server.url + "/api/v1/reports/launches?from=2025-13-01")
+        assert bad.status_code == 400
