@@ -249,8 +249,13 @@ def summary(engine: sa.Engine, period: Period) -> dict[str, int]:
 def _metrics(raw: dict[str, int], min_group: int) -> dict[str, float | int | None]:
     active = raw["active_users"]
     if active == 0:
-        return {"active_users": 0, "launches": 0, "launches_per_user": None, "signins": 0,
-                "launcher_share": None}
+        return {
+            "active_users": 0,
+            "launches": 0,
+            "launches_per_user": None,
+            "signins": 0,
+            "launcher_share": None,
+        }
     if active < min_group:
         return dict.fromkeys(METRICS)
     return {

@@ -158,7 +158,7 @@ def _upsert_add(
     sets = [f"{c} = {table.name}.{c} + excluded.{c}" for c in add]
     sets += [f"{c} = excluded.{c}" for c in replace]
     sql = (
-        f"INSERT INTO {table.name} ({', '.join(cols)}) "  # noqa: S608
+        f"INSERT INTO {table.name} ({', '.join(cols)}) "
         f"VALUES ({', '.join([_ph(conn)] * len(cols))}) "
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(sets)}"
     )
@@ -170,7 +170,7 @@ def _insert_ignore(conn: sa.Connection, table: sa.Table, rows: list[tuple[Any, .
         return
     cols = [c.name for c in table.primary_key.columns]
     sql = (
-        f"INSERT INTO {table.name} ({', '.join(cols)}) "  # noqa: S608
+        f"INSERT INTO {table.name} ({', '.join(cols)}) "
         f"VALUES ({', '.join([_ph(conn)] * len(cols))}) ON CONFLICT DO NOTHING"
     )
     conn.exec_driver_sql(sql, [tuple(_db(conn, v) for v in r) for r in rows])
@@ -192,7 +192,7 @@ def _existing(
     for start in range(0, len(wanted), 300):
         chunk = wanted[start : start + 300]
         sql = (
-            f"SELECT {', '.join([*key_cols, *extra])} FROM {table.name} "  # noqa: S608
+            f"SELECT {', '.join([*key_cols, *extra])} FROM {table.name} "
             f"WHERE ({', '.join(key_cols)}) IN (VALUES {', '.join([row] * len(chunk))})"
         )
         params = tuple(v for key in chunk for v in key)
@@ -310,7 +310,7 @@ def apply(
     )
     ph = _ph(conn)
     conn.exec_driver_sql(
-        f"INSERT INTO user_first (user_id, first_day, department) VALUES ({ph}, {ph}, {ph}) "  # noqa: S608
+        f"INSERT INTO user_first (user_id, first_day, department) VALUES ({ph}, {ph}, {ph}) "
         "ON CONFLICT (user_id) DO UPDATE SET first_day = CASE "
         "WHEN excluded.first_day < user_first.first_day THEN excluded.first_day "
         "ELSE user_first.first_day END",
