@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
 import secrets
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import sqlalchemy as sa
 
 from launcher import __version__, db
 from launcher.errors import LauncherError, RegistryError
@@ -23,41 +27,45 @@ DEMO_CLIENT_ID = "launcher-demo"
 GRACEFUL_SHUTDOWN = 8  # seconds; DESIGN.md: on SIGTERM the portal exits within 10 s
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The ``launcher`` command line; docs/CLI.md shows its ``--help`` (tests/test_cli.py)."""
     parser = argparse.ArgumentParser(
         prog="launcher", description="Single sign-on app launcher portal."
     )
     parser.add_argument("--version", action="version", version=f"launcher {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="serve the portal")
-    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1, help="worker processes")
+    def command(
+        parent: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str
+    ) -> argparse.ArgumentParser:
+        # the same text in the list of commands and atop the command's own --help
+        return parent.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
 
-    demo = sub.add_parser(
-        "demo",
-        help="the portal on SQLite with a built-in development identity provider (never for production)",
-    )
-    demo.add_argument("--host", default="127.0.0.1", help="a loopback address only")
-    demo.add_argument("--port", type=int, default=8000)
+    serve = command(sub, "serve", "serve the portal")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (%(default)s)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (%(default)s)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (%(default)s)")
 
-    check = sub.add_parser(
-        "check-config", help="validate an app registry (exit 0 valid, 1 invalid)"
+    demo = command(
+        sub, "demo", "the portal with a development identity provider (never for production)"
     )
+    demo.add_argument("--host", default="127.0.0.1", help="a loopback address only (%(default)s)")
+    demo.add_argument("--port", type=int, default=8000, help="port to listen on (%(default)s)")
+
+    check = command(sub, "check-config", "validate an app registry (exit 0 valid, 1 invalid)")
     check.add_argument(
         "path", nargs="?", type=Path, help="registry file (default: LAUNCHER_APPS_FILE)"
     )
     check.add_argument("--schema", action="store_true", help="print the JSON Schema of the format")
 
-    database = sub.add_parser("db", help="database maintenance")
+    database = command(sub, "db", "database maintenance")
     db_sub = database.add_subparsers(dest="db_command", required=True, metavar="ACTION")
-    db_sub.add_parser("upgrade", help="apply pending migrations")
+    command(db_sub, "upgrade", "apply pending migrations")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -73,15 +81,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             db.upgrade(db.make_engine(settings.database_url))
             print(f"database at {_redacted(settings.database_url)} is up to date")
             return 0
+    except RegistryError as exc:
+        print(f"launcher: error: the app registry is invalid:\n{exc}", file=sys.stderr)
+        return 1
     except LauncherError as exc:
         print(f"launcher: error: {exc}", file=sys.stderr)
+        return 1
+    except sa.exc.SQLAlchemyError as exc:  # e.g. the database is unreachable: no traceback
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        print(f"launcher: error: database: {reason}", file=sys.stderr)
         return 1
     return 2
 
 
 def _redacted(url: str) -> str:
-    import sqlalchemy as sa
-
     return sa.make_url(url).render_as_string(hide_password=True)
 
 
@@ -110,7 +123,19 @@ def build_serve_app() -> object:
 
     settings = load_settings()
     settings.require_production()
-    return create_app(settings)
+    app = create_app(settings)
+    # What exists now lives as long as the worker: keep it out of the collector's full passes,
+    # which would otherwise walk every module and model object while all requests wait.
+    gc.collect()
+    gc.freeze()
+    return app
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _exit_after_shutdown(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -118,17 +143,25 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     settings.require_production()
+    load_registry(settings.apps_file)  # a portal with no valid registry has nothing to serve
     engine = db.make_engine(settings.database_url)
     if db.is_sqlite(engine):
         db.upgrade(engine)  # once, before the workers start, so they never race on it
     elif db.pending_migrations(engine):
         raise LauncherError("the database needs migrating: run 'launcher db upgrade' first")
     engine.dispose()
-    uvicorn.run(
-        "launcher.cli:build_serve_app",
-        factory=True,
-        **uvicorn_options(args.host, args.port, args.workers),
-    )
+    # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, so one worker would end as
+    # "killed by signal" (143) where --workers N exits 0: a finished shutdown exits 0 in both.
+    previous = {sig: signal.signal(sig, _exit_after_shutdown) for sig in _STOP_SIGNALS}
+    try:
+        uvicorn.run(
+            "launcher.cli:build_serve_app",
+            factory=True,
+            **uvicorn_options(args.host, args.port, args.workers),
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
 
 

@@ -1,8 +1,10 @@
 """The app registry: ``apps.yaml`` -> a validated, immutable :class:`Registry`.
 
 Every error names the file, the line and the field, so that an admin can fix a broken edit
-from the message alone. :class:`RegistryHolder` keeps the last good registry while a newer,
-broken edit of the file is on disk.
+from the message alone, and one run reports every problem of the file: the schema is checked
+by pydantic, while the checks across items (duplicate ids, unknown categories, missing icon
+files) run on the raw YAML data, so that they do not wait for the schema errors to be fixed.
+:class:`RegistryHolder` keeps the last good registry while a newer, broken edit is on disk.
 """
 
 from __future__ import annotations
@@ -11,14 +13,24 @@ import datetime as dt
 import logging
 import re
 import string
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
 
 from launcher.errors import RegistryError
 
@@ -28,7 +40,10 @@ PLACEHOLDERS = ("email", "sub", "name", "upn", "domain")
 LANGUAGES = ("en", "nl")
 ICON_DIR = Path(__file__).parent / "static" / "icons"
 _ID = r"^[a-z0-9][a-z0-9-]*$"
-ICON_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.(svg|png|webp)$")
+ICON_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.(svg|png|webp)\Z")
+# a browser would strip or reinterpret these (a backslash reads as "/"), so a URL that holds
+# them does not go where it seems to
+_URL_UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
 
 
 class _Strict(BaseModel):
@@ -41,8 +56,15 @@ class Localized(_Strict):
     en: str | None = None
     nl: str | None = None
 
+    @model_validator(mode="after")
+    def _some_text(self) -> Localized:
+        if not any(text and text.strip() for text in (self.en, self.nl)):
+            raise ValueError("needs a text (in en, nl or both)")
+        return self
+
     def get(self, lang: str) -> str:
-        return getattr(self, lang, None) or self.en or self.nl or ""
+        wanted = self.nl if lang == "nl" else self.en if lang == "en" else None
+        return wanted or self.en or self.nl or ""
 
 
 def _localize(value: Any) -> Any:
@@ -51,32 +73,42 @@ def _localize(value: Any) -> Any:
     return value
 
 
-Text = Annotated[Localized, Field()]
+# plain text, or {en: …, nl: …}; the schema says so too, for editors that complete apps.yaml
+Text = Annotated[Localized, BeforeValidator(_localize, json_schema_input_type=str | Localized)]
 
 
 class Portal(_Strict):
     title: str = "Launcher"
     go_live: dt.date | None = None
     default_language: Literal["en", "nl"] = "nl"
+    # reports show hours and weekdays in this time zone (the heatmap); dates stay UTC
+    timezone: str = "Europe/Amsterdam"
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
+        return value
 
 
 class Category(_Strict):
     id: str = Field(pattern=_ID)
     name: Text
-    order: int = 0
-
-    _loc = field_validator("name", mode="before")(_localize)
+    order: int = Field(default=0, strict=True)  # strict: `order: true` is a mistake, not 1
 
 
 class Department(_Strict):
     id: str = Field(pattern=_ID)
     name: Text
-    headcount: int | None = Field(default=None, ge=0)
-
-    _loc = field_validator("name", mode="before")(_localize)
+    headcount: int | None = Field(default=None, ge=0, strict=True)
 
 
 def _check_https(value: str) -> str:
+    if _URL_UNSAFE.search(value):
+        raise ValueError(f"a URL may not contain spaces, control characters or '\\', got {value!r}")
     parts = urlsplit(value)
     if parts.scheme != "https" or not parts.netloc:
         raise ValueError(f"must be an https:// URL, got {value!r}")
@@ -92,12 +124,10 @@ class App(_Strict):
     category: str | None = None
     groups: tuple[str, ...] | None = None
     keywords: tuple[str, ...] = ()
-    order: int = 0
-    hidden: bool = False
+    order: int = Field(default=0, strict=True)
+    hidden: bool = Field(default=False, strict=True)  # strict: only true/false, not "maybe"
     new_until: dt.date | None = None
     initiate_login_uri: str | None = None
-
-    _loc = field_validator("name", "description", mode="before")(_localize)
 
     @field_validator("url")
     @classmethod
@@ -127,10 +157,12 @@ class App(_Strict):
     @field_validator("icon")
     @classmethod
     def _icon(cls, value: str | None) -> str | None:
-        if value is None or value.startswith("https://"):
+        if value is None:
             return value
         if value.startswith("http://"):
             raise ValueError("an icon URL must be https://")
+        if value.startswith("https://"):
+            return _check_https(value)
         if not ICON_FILE.match(value):
             raise ValueError(f"must be an https URL or a file name like teams.svg, got {value!r}")
         return value
@@ -189,9 +221,18 @@ class Registry:
 
 def _placeholders(template: str) -> list[str]:
     try:
-        return [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
         raise ValueError(f"unbalanced braces in {template!r}: {exc}") from None
+    fields = []
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if spec or conversion:
+            # {email!r} or {email:>20} would put quotes or padding into the URL
+            raise ValueError(f"write a placeholder as {{{name}}}, without '!' or ':'")
+        fields.append(name)
+    return fields
 
 
 def _fill_for_check(template: str) -> str:
@@ -201,6 +242,8 @@ def _fill_for_check(template: str) -> str:
 # --- YAML with line numbers -------------------------------------------------------------
 
 Path_ = tuple[str | int, ...]
+_Problem = tuple[int, Path_, str]  # line, where, message
+_MERGE = "tag:yaml.org,2002:merge"
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -208,28 +251,59 @@ class _LineLoader(yaml.SafeLoader):
 
 
 def _to_python(
-    loader: _LineLoader, node: yaml.Node, path: Path_, lines: dict[Path_, int], errors: list[str]
+    loader: _LineLoader,
+    node: yaml.Node,
+    path: Path_,
+    lines: dict[Path_, int],
+    problems: list[_Problem],
 ) -> Any:
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key_node.tag == _MERGE:
+                problems.append((line, path, "YAML merge keys (<<) are not supported"))
+                continue
+            key = _scalar(loader, key_node)
             if not isinstance(key, str | int):
                 key = str(key)
             sub = (*path, key)
             if key in result:
-                errors.append(
-                    f"{{file}}:{key_node.start_mark.line + 1}: {_dotted(sub)}: duplicate key"
-                )
-            lines[sub] = key_node.start_mark.line + 1
-            result[key] = _to_python(loader, value_node, sub, lines, errors)
+                problems.append((line, sub, "duplicate key"))
+            lines[sub] = line
+            result[key] = _to_python(loader, value_node, sub, lines, problems)
         return result
     if isinstance(node, yaml.SequenceNode):
         return [
-            _to_python(loader, item, (*path, i), lines, errors) for i, item in enumerate(node.value)
+            _to_python(loader, item, (*path, i), lines, problems)
+            for i, item in enumerate(node.value)
         ]
-    return loader.construct_object(node, deep=True)
+    return _scalar(loader, node)
+
+
+def _scalar(loader: _LineLoader, node: yaml.Node) -> Any:
+    try:
+        return loader.construct_object(node, deep=True)
+    except ValueError:
+        # 2026-13-45 looks like a date to YAML but is none; as text, the schema says why
+        return node.value
+
+
+def _load_yaml(text: str, source: str, lines: dict[Path_, int], problems: list[_Problem]) -> Any:
+    loader = _LineLoader(text)
+    try:
+        node = loader.get_single_node()
+        return _to_python(loader, node, (), lines, problems) if node is not None else None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RegistryError([f"{source}:{line}: (YAML): {problem}"]) from None
+    except RecursionError:
+        raise RegistryError([f"{source}:1: (YAML): an alias refers to itself"]) from None
+    finally:
+        loader.dispose()
 
 
 def _dotted(path: Sequence[str | int]) -> str:
@@ -262,40 +336,31 @@ def _field_name(path: Path_, data: Any) -> str:
 def parse_registry(
     text: str, source: str = "apps.yaml", icon_dirs: Sequence[Path] = ()
 ) -> Registry:
-    """Parse and validate registry text; raise :class:`RegistryError` listing every problem."""
-    loader = _LineLoader(text)
+    """Parse and validate registry text; raise :class:`RegistryError` listing every problem.
+
+    The problems come in the order of their lines, each as ``file:line: field: message``.
+    """
     lines: dict[Path_, int] = {}
-    errors: list[str] = []
-    try:
-        node = loader.get_single_node()
-        data = _to_python(loader, node, (), lines, errors) if node is not None else None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise RegistryError([f"{source}:{line}: (YAML) {problem}"]) from None
-    finally:
-        loader.dispose()
-    errors = [e.replace("{file}", source) for e in errors]
+    problems: list[_Problem] = []
+    data = _load_yaml(text, source, lines, problems)
     if not isinstance(data, dict):
         raise RegistryError([f"{source}:1: (top level): expected a mapping with an 'apps' list"])
 
+    def report(path: Path_, message: str) -> None:
+        problems.append((_line_for(lines, path), path, message))
+
+    doc: _Document | None = None
     try:
         doc = _Document.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors():
-            path = _clean_loc(err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key"
-            elif err["type"] == "missing":
-                msg = "required field is missing"
-            errors.append(f"{source}:{_line_for(lines, path)}: {_field_name(path, data)}: {msg}")
-        raise RegistryError(_unique(errors)) from None
-
-    errors += _cross_checks(doc, source, lines, data, icon_dirs)
-    if errors:
-        raise RegistryError(_unique(errors))
+            report(err["loc"], _message(err))
+    _cross_checks(data, lines, report, icon_dirs)
+    if problems or doc is None:
+        ordered = sorted(problems, key=lambda problem: problem[0])  # stable: same line, same order
+        raise RegistryError(
+            _unique([f"{source}:{ln}: {_field_name(at, data)}: {msg}" for ln, at, msg in ordered])
+        )
     return Registry(
         portal=doc.portal,
         categories=doc.categories,
@@ -307,43 +372,64 @@ def parse_registry(
     )
 
 
-def _clean_loc(loc: tuple[str | int, ...]) -> Path_:
-    # pydantic adds union-member tags to some locations; they are not keys of the file
-    return tuple(p for p in loc if p not in ("Localized", "str", "function-before[_localize()]"))
+def _message(err: ErrorDetails) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "model_type":
+        if err.get("ctx", {}).get("class_name") == "Localized":
+            return "expected text, or text per language as {en: …, nl: …}"
+        return "expected a mapping (key: value)"
+    if kind == "tuple_type":
+        return "expected a list, e.g. [a, b]"
+    return err["msg"].removeprefix("Value error, ")
 
 
 def _unique(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
+def _items(data: Mapping[Any, Any], kind: str) -> list[tuple[int, Mapping[Any, Any]]]:
+    items = data.get(kind)
+    if not isinstance(items, list):
+        return []
+    return [(i, item) for i, item in enumerate(items) if isinstance(item, dict)]
+
+
 def _cross_checks(
-    doc: _Document, source: str, lines: Mapping[Path_, int], data: Any, icon_dirs: Sequence[Path]
-) -> list[str]:
-    errors: list[str] = []
-
-    def err(path: Path_, msg: str) -> None:
-        errors.append(f"{source}:{_line_for(lines, path)}: {_field_name(path, data)}: {msg}")
-
-    for kind, items in (
-        ("categories", doc.categories),
-        ("departments", doc.departments),
-        ("apps", doc.apps),
-    ):
-        seen: dict[str, int] = {}
-        for i, item in enumerate(items):
-            if item.id in seen:
-                first = _line_for(lines, (kind, seen[item.id]))
-                err((kind, i, "id"), f"duplicate id {item.id!r} (first defined on line {first})")
-            seen.setdefault(item.id, i)
-    categories = {c.id for c in doc.categories}
-    for i, app in enumerate(doc.apps):
-        if app.category is not None and app.category not in categories:
-            known = ", ".join(sorted(categories)) or "none defined"
-            err(("apps", i, "category"), f"unknown category {app.category!r} (known: {known})")
-        if app.icon and not app.icon.startswith("https://"):
-            if not any((d / app.icon).is_file() for d in (*icon_dirs, ICON_DIR)):
-                err(("apps", i, "icon"), f"no icon file {app.icon!r} under static/icons/ or icons/")
-    return errors
+    data: Mapping[Any, Any],
+    lines: Mapping[Path_, int],
+    report: Callable[[Path_, str], None],
+    icon_dirs: Sequence[Path],
+) -> None:
+    """Checks across items, on the raw data: they hold whether or not each item is valid."""
+    for kind in ("categories", "departments", "apps"):
+        first_line: dict[str, int] = {}
+        for i, item in _items(data, kind):
+            item_id = item.get("id")
+            if not isinstance(item_id, str):
+                continue  # the schema reports it
+            if item_id in first_line:
+                first = first_line[item_id]
+                report((kind, i, "id"), f"duplicate id {item_id!r} (first defined on line {first})")
+            else:
+                first_line[item_id] = _line_for(lines, (kind, i, "id"))
+    categories = {c.get("id") for _, c in _items(data, "categories")}
+    for i, app in _items(data, "apps"):
+        category, icon = app.get("category"), app.get("icon")
+        if isinstance(category, str) and category not in categories:
+            known = ", ".join(sorted(c for c in categories if isinstance(c, str))) or "none defined"
+            report(("apps", i, "category"), f"unknown category {category!r} (known: {known})")
+        folders = (*icon_dirs, ICON_DIR)
+        if (
+            isinstance(icon, str)
+            and ICON_FILE.match(icon)  # other values are the schema's to report
+            and not any((folder / icon).is_file() for folder in folders)
+        ):
+            places = "".join(f"{folder}/ or " for folder in icon_dirs)
+            report(("apps", i, "icon"), f"no icon file {icon!r} in {places}the built-in icons")
 
 
 def _display_order(doc: _Document) -> tuple[App, ...]:
@@ -362,11 +448,11 @@ def _display_order(doc: _Document) -> tuple[App, ...]:
 
 def load_registry(path: Path) -> Registry:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # -sig: a BOM from a Windows editor is fine
     except OSError as exc:
-        raise RegistryError([f"{path}:0: cannot read the registry: {exc.strerror}"]) from None
+        raise RegistryError([f"{path}:1: (file): cannot read it: {exc.strerror}"]) from None
     except UnicodeDecodeError:
-        raise RegistryError([f"{path}:0: the registry is not UTF-8 text"]) from None
+        raise RegistryError([f"{path}:1: (file): not UTF-8 text"]) from None
     return parse_registry(text, source=str(path), icon_dirs=[path.parent / "icons"])
 
 
@@ -379,7 +465,7 @@ def json_schema() -> dict[str, Any]:
 
 
 class RegistryHolder:
-    """The registry in use, reloaded when the file changes; a broken edit keeps the last good one."""
+    """The registry in use, reloaded when the file changes; a broken edit keeps the last good."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -398,15 +484,20 @@ class RegistryHolder:
     def ready(self) -> bool:
         return self._current is not None
 
-    def _stat(self) -> tuple[int, int] | None:
+    def timezone(self) -> ZoneInfo:
+        """The portal's time zone (the default until a registry is loaded)."""
+        return ZoneInfo(self._current.portal.timezone if self._current else "Europe/Amsterdam")
+
+    def _stat(self) -> tuple[int, int, int, int] | None:
         try:
             st = self.path.stat()
         except OSError:
             return None
-        return (st.st_mtime_ns, st.st_size)
+        # ctime and inode as well: `cp -p` keeps the mtime, and a rename swaps the inode
+        return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
 
     def reload_if_changed(self) -> bool:
-        """Reload when the file's mtime or size changed. Returns True when a new registry is in use."""
+        """Reload when the file changed on disk. Returns True when a new registry is in use."""
         signature = self._stat()
         if signature == self._signature:
             return False
@@ -433,18 +524,18 @@ def launch_url(app: App, values: Mapping[str, str], issuer: str) -> str:
     """Where a launch of ``app`` goes for a user with these placeholder values.
 
     Each value is percent-encoded with nothing left unescaped (``+`` -> ``%2B``, ``@`` ->
-    ``%40``). With ``initiate_login_uri`` the launch is an OIDC third-party-initiated login:
-    the app receives our issuer, a login hint and the target, and signs the user in without
-    asking for a second login.
+    ``%40``); a missing value fills in as an empty string. With ``initiate_login_uri`` the
+    launch is an OIDC third-party-initiated login: the app receives our issuer, a login hint
+    and the target, and signs the user in without asking for a second login.
     """
-    from urllib.parse import quote, urlencode
-
-    target = app.url.format(**{k: quote(v, safe="") for k, v in values.items()})
+    used = [p for p in PLACEHOLDERS if "{" + p + "}" in app.url]  # quote() is the costly part
+    target = app.url.format(**{p: quote(values.get(p) or "", safe="") for p in used})
     if app.initiate_login_uri is None:
         return target
     params = {"iss": issuer, "target_link_uri": target}
     hint = values.get("email") or values.get("upn")
     if hint:
         params["login_hint"] = hint
-    separator = "&" if "?" in app.initiate_login_uri else "?"
-    return app.initiate_login_uri + separator + urlencode(params, quote_via=quote, safe="")
+    parts = urlsplit(app.initiate_login_uri)
+    query = "&".join(q for q in (parts.query, urlencode(params, quote_via=quote, safe="")) if q)
+    return urlunsplit(parts._replace(query=query))

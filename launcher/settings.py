@@ -80,6 +80,13 @@ class Settings(BaseSettings):
             raise ValueError(f"must be scheme://host[:port] without a path, got {value!r}")
         return f"{parts.scheme}://{parts.netloc}"
 
+    @field_validator("oidc_scopes")
+    @classmethod
+    def _openid_scope(cls, value: str) -> str:
+        if "openid" not in value.split():
+            raise ValueError(f"must include 'openid' (OpenID Connect needs it), got {value!r}")
+        return value
+
     @field_validator("oidc_issuer")
     @classmethod
     def _issuer(cls, value: str | None) -> str | None:
@@ -152,9 +159,9 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         problems = "; ".join(
-            f"LAUNCHER_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            if err["loc"]
-            else err["msg"]
+            # loc[0] is the field; a list setting adds the item's index, which is no variable
+            (f"LAUNCHER_{str(err['loc'][0]).upper()}: " if err["loc"] else "")
+            + err["msg"].removeprefix("Value error, ")
             for err in exc.errors()
         )
         raise ConfigError(f"invalid settings: {problems}") from None
