@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import gc
 import json
 import logging
@@ -10,15 +11,19 @@ import os
 import secrets
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from launcher import __version__, db
+from launcher import __version__, db, demodata
 from launcher.errors import LauncherError, RegistryError
 from launcher.registry import json_schema, load_registry
+from launcher.reports import queries, rollups, tables
+from launcher.reports.tables import TABLE_NAMES
 from launcher.settings import Settings, load_settings
 
 log = logging.getLogger("launcher")
@@ -61,6 +66,32 @@ def build_parser() -> argparse.ArgumentParser:
     database = command(sub, "db", "database maintenance")
     db_sub = database.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     command(db_sub, "upgrade", "apply pending migrations")
+    command(db_sub, "rebuild-rollups", "recompute the report tables from the raw events")
+    command(db_sub, "purge", "delete raw events older than LAUNCHER_RAW_RETENTION_DAYS")
+
+    data = command(sub, "demo-data", "generate realistic launch history into the database")
+    data.add_argument("--months", type=int, default=14, help="months of history (%(default)s)")
+    data.add_argument("--employees", type=int, default=2000, help="employees (%(default)s)")
+    data.add_argument("--seed", type=int, default=2025, help="random seed (%(default)s)")
+
+    report = command(sub, "report", "the reviewer figures in the terminal")
+    report.add_argument("--from", dest="start", help="first day, YYYY-MM-DD (30 days ago)")
+    report.add_argument("--to", dest="end", help="last day, YYYY-MM-DD (today)")
+    report.add_argument(
+        "--by",
+        choices=["app", "category", "department", "day", "month"],
+        default="app",
+        help="launches broken down by (%(default)s)",
+    )
+    report.add_argument(
+        "--table",
+        choices=["launches", *TABLE_NAMES],
+        default="launches",
+        help="a table of the /reports page instead of launches (%(default)s)",
+    )
+    report.add_argument(
+        "--format", choices=["table", "csv", "json"], default="table", help="(%(default)s)"
+    )
     return parser
 
 
@@ -69,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration is noise
     try:
         if args.command == "serve":
             return _serve(args)
@@ -77,10 +109,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check-config":
             return _check_config(args)
         if args.command == "db":
-            settings = load_settings()
-            db.upgrade(db.make_engine(settings.database_url))
-            print(f"database at {_redacted(settings.database_url)} is up to date")
-            return 0
+            return _db(args)
+        if args.command == "demo-data":
+            return _demo_data(args)
+        if args.command == "report":
+            return _report(args)
     except RegistryError as exc:
         print(f"launcher: error: the app registry is invalid:\n{exc}", file=sys.stderr)
         return 1
@@ -92,6 +125,94 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"launcher: error: database: {reason}", file=sys.stderr)
         return 1
     return 2
+
+
+def _db(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    engine = db.make_engine(settings.database_url)
+    db.upgrade(engine)
+    if args.db_command == "upgrade":
+        print(f"database at {_redacted(settings.database_url)} is up to date")
+    elif args.db_command == "rebuild-rollups":
+        events = rollups.rebuild(
+            engine, ZoneInfo(load_registry(settings.apps_file).portal.timezone)
+        )
+        print(f"rollups rebuilt from {events:,} raw events")
+    elif args.db_command == "purge":
+        deleted = rollups.purge_raw(engine, settings.raw_retention_days)
+        print(f"deleted {deleted:,} raw events older than {settings.raw_retention_days} days")
+    return 0
+
+
+def _demo_data(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    registry = load_registry(settings.apps_file)
+    engine = db.make_engine(settings.database_url)
+    db.upgrade(engine)
+    key = settings.pseudonym_secret() if settings.secret_key or settings.pseudonym_key else b""
+    print(f"generating {args.months} months for {args.employees} employees …", file=sys.stderr)
+    started = time.monotonic()
+    events = demodata.generate(
+        engine,
+        registry,
+        months=args.months,
+        employees=args.employees,
+        pseudonym_key=key or secrets.token_bytes(32),
+        seed=args.seed,
+        progress=demodata.progress_bar,
+    )
+    print(f"{events:,} events written in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    registry = load_registry(settings.apps_file)
+    engine = db.make_engine(settings.database_url)
+    today = dt.datetime.now(dt.UTC).date()
+    period = queries.parse_period(args.start, args.end, today)
+    if args.table == "launches":
+        rows = queries.launches(engine, registry, period, args.by, settings.report_min_group)
+        body: Any = {
+            "from": period.start.isoformat(),
+            "to": period.end.isoformat(),
+            "by": args.by,
+            "rows": rows,
+        }
+        table = tables.Table(
+            "launches",
+            f"Launches by {args.by}",
+            (args.by, "launches", "users"),
+            [
+                (
+                    r["key"],
+                    *(
+                        (f"< {settings.report_min_group}",) * 2
+                        if r.get("suppressed")
+                        else (r["launches"], r["users"])
+                    ),
+                )
+                for r in rows
+            ],
+        )
+    else:
+        report = tables.build(engine, registry, period, today, settings.report_min_group)
+        table = report.tables[args.table]
+        body = {
+            "from": period.start.isoformat(),
+            "to": period.end.isoformat(),
+            "table": table.name,
+            "columns": list(table.columns),
+            "rows": [list(r) for r in table.rows],
+        }
+    if args.format == "json":
+        print(json.dumps(body, indent=2, default=str))
+    elif args.format == "csv":
+        sys.stdout.write(table.csv())
+    else:
+        print(f"{table.title}, {period.start} to {period.end} (UTC)")
+        print(tables.as_text(table))
+    return 0
 
 
 def _redacted(url: str) -> str:
@@ -222,19 +343,46 @@ def build_demo_app(settings: Settings, var: Path = Path("var")) -> object:
     return create_app(settings, extra_routes=[Mount("/_devidp", app=idp)], migrate=True)
 
 
+def _demo_history(settings: Settings) -> None:
+    """On the demo's first start, 14 months of history so that every chart has a story."""
+    engine = db.make_engine(settings.database_url)
+    db.upgrade(engine)
+    with engine.connect() as conn:
+        empty = conn.execute(sa.text("SELECT 1 FROM launch_event LIMIT 1")).first() is None
+    if empty:
+        registry = load_registry(settings.apps_file)
+        months = 14
+        go_live = registry.portal.go_live
+        today = dt.datetime.now(dt.UTC).date()
+        if go_live and go_live < today:  # cover go-live, so "vs. go-live" has its baseline
+            months = max(months, (today.year - go_live.year) * 12 + today.month - go_live.month + 1)
+        print(f"  First start: generating {months} months of launch history …", file=sys.stderr)
+        demodata.generate(
+            engine,
+            registry,
+            months=months,
+            employees=2000,
+            pseudonym_key=settings.pseudonym_secret(),
+            progress=demodata.progress_bar,
+        )
+    engine.dispose()
+
+
 def _demo(args: argparse.Namespace) -> int:
     import uvicorn
 
     if args.host not in LOOPBACK:
         raise LauncherError("the demo serves only on a loopback address (127.0.0.1, ::1)")
     settings = demo_settings(args.host, args.port)
+    _demo_history(settings)
     app = build_demo_app(settings)
+    from launcher.auth.devidp import DEMO_USERS
+
+    users = "\n".join(f"    {u.name} ({', '.join(u.groups)})" for u in DEMO_USERS)
     print(
         f"\n  Launcher demo on {settings.base_url}\n"
-        "  Sign in as one of the demo users on the development provider's page:\n"
-        "    Sanne de Vries (staff) · Daan Jansen (clinician) · "
-        "Fatima El Amrani (reviewer) · Pieter Bakker (admin)\n"
-        "  Never use the demo in production.\n",
+        f"  Sign in as one of the demo users on the development provider's page:\n{users}\n"
+        "  The reviewer sees /reports; the admin sees /admin. Never use the demo in production.\n",
         flush=True,
     )
     uvicorn.run(

@@ -192,6 +192,9 @@ def generate(
                     continue
                 if rnd.random() < 0.55:
                     signins.append(SignIn(ts, emp.user_id, emp.department))
+                elif rnd.random() < 0.08:  # signed in, looked, launched nothing
+                    signins.append(SignIn(ts, emp.user_id, emp.department))
+                    continue
                 for n in range(1 + int(rnd.expovariate(0.9))):
                     app = apps[bisect.bisect(cumulative, rnd.random() * cumulative[-1])]
                     at = ts + dt.timedelta(seconds=40 * n + rnd.randrange(30))

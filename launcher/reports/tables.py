@@ -254,3 +254,27 @@ def table(report: Report, name: str) -> Table:
     if name not in report.tables:
         raise NotFound(f"no table {name!r}; tables: {', '.join(TABLE_NAMES)}")
     return report.tables[name]
+
+
+def as_text(table: Table) -> str:
+    """The table aligned for a terminal; numbers right-aligned."""
+    cells = [list(table.columns)] + [["" if v is None else str(v) for v in r] for r in table.rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(table.columns))]
+    numeric = [
+        all(
+            isinstance(r[i], int | float) or r[i] is None or str(r[i]).startswith("< ")
+            for r in table.rows
+        )
+        for i in range(len(table.columns))
+    ]
+    lines = []
+    for n, row in enumerate(cells):
+        lines.append(
+            "  ".join(
+                v.rjust(w) if numeric[i] and n else v.ljust(w)
+                for i, (v, w) in enumerate(zip(row, widths, strict=True))
+            ).rstrip()
+        )
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
