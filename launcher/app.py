@@ -33,6 +33,7 @@ from launcher.views.common import SecurityHeaders, error_response, install_error
 log = logging.getLogger(__name__)
 PACKAGE = Path(__file__).parent
 REGISTRY_POLL = 2.0  # seconds between checks of apps.yaml for edits
+PURGE_EVERY = 24 * 60 * 60  # seconds between purges of raw events past the retention
 
 
 class Metrics:
@@ -124,6 +125,7 @@ def create_app(
         p.events.start()
         p.revocations.start()
         p.background.append(asyncio.create_task(_watch_registry(p), name="launcher-registry"))
+        p.background.append(asyncio.create_task(_purge_daily(p), name="launcher-purge"))
         try:
             yield
         finally:
@@ -167,6 +169,20 @@ def _form_targets(settings: Settings) -> tuple[str, ...]:
     # the provider's end-session endpoint, so the provider's origin must be allowed.
     parts = urlsplit(settings.oidc_issuer or "")
     return (f"{parts.scheme}://{parts.netloc}",) if parts.netloc else ()
+
+
+async def _purge_daily(p: Portal) -> None:
+    """Raw events past LAUNCHER_RAW_RETENTION_DAYS go; the rollups keep the counts."""
+    while True:
+        try:
+            deleted = await anyio.to_thread.run_sync(
+                rollups.purge_raw, p.engine, p.settings.raw_retention_days
+            )
+            if deleted:
+                log.info("purged %d raw events past the retention", deleted)
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("could not purge old raw events (will retry): %s", exc)
+        await asyncio.sleep(PURGE_EVERY)
 
 
 async def _watch_registry(p: Portal) -> None:
