@@ -134,13 +134,15 @@ def generate(
     pseudonym_key: bytes,
     today: dt.date | None = None,
     seed: int = 2025,
+    intensity: float = 1.0,
     progress: Callable[[int, int, int], None] | None = None,
 ) -> int:
     """Write ``months`` months of history ending today for ``employees`` people, then rebuild
     the rollups from the raw events.
 
     Go-live is the registry's ``portal.go_live`` when it falls in that window, else the first
-    month. Returns the number of events written.
+    month. ``intensity`` scales how many days a month people use the portal. Returns the
+    number of events written.
     """
     rnd = random.Random(seed)
     tz = ZoneInfo(registry.portal.timezone)
@@ -179,7 +181,9 @@ def generate(
             apps, cumulative = tables[key]
             if not apps:
                 continue
-            active_days = max(1, min(days_in_month, int(rnd.expovariate(1 / (6 * emp.intensity)))))
+            active_days = max(
+                1, min(days_in_month, int(rnd.expovariate(1 / (6 * emp.intensity * intensity))))
+            )
             for _ in range(active_days):
                 weekday = bisect.bisect(day_weights, rnd.random() * day_weights[-1])
                 if not by_weekday[weekday]:
