@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote_plus
 
 import httpx
 from joserfc import jws, jwt
@@ -175,7 +176,10 @@ class OIDCClient:
                 f"{self.issuer!r}",
             )
         methods = doc.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
-        if "client_secret_basic" in methods:
+        # RFC 6749 2.3.1 form-encodes id and secret inside Basic; Authlib sends them raw, and
+        # providers disagree. When encoding would change them ("+", "%", ...), post them instead.
+        ambiguous = any(quote_plus(v) != v for v in (self.client_id, self._secret or ""))
+        if "client_secret_basic" in methods and not (ambiguous and "client_secret_post" in methods):
             method = "client_secret_basic"
         elif "client_secret_post" in methods:
             method = "client_secret_post"

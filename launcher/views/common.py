@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -11,7 +10,7 @@ from urllib.parse import quote
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from launcher import i18n
@@ -145,27 +144,17 @@ def error_response(request: Request, exc: LauncherError) -> Response:
     if _wants_json(request):
         body = {"error": type(exc).__name__, "status": exc.status, "message": exc.message}
         return JSONResponse(body, status_code=exc.status, headers={"Cache-Control": "no-store"})
-    lang = "en"
-    with contextlib.suppress(LauncherError):
-        lang = language(request)
-    p = portal_of(request)
-    return p.templates.TemplateResponse(
-        request,
-        "error.html",
-        {
-            "lang": lang,
-            "t": i18n.translator(lang),
-            "title": i18n.translator(lang)(exc.title),
-            "message": exc.message,
-            "status": exc.status,
-            "user": None,
-            "csrf_token": None,
-            "portal_title": p.registry.current.portal.title if p.registry.ready else "Launcher",
-            "retry": exc.retry,
-        },
-        status_code=exc.status,
-        headers={"Cache-Control": "no-store"},
-    )
+    context = {"title": exc.title, "message": exc.message, "status": exc.status, "retry": exc.retry}
+    try:
+        # a signed-in user keeps the header with the sign-out form on error pages too
+        return render(request, "error.html", context, status=exc.status)
+    except Exception:  # the error page itself failed (a broken template?): plain words
+        log.exception("error page failed for %s", request.url.path)
+        return PlainTextResponse(
+            f"{exc.title}: {exc.message}",
+            status_code=exc.status,
+            headers={"Cache-Control": "no-store"},
+        )
 
 
 async def _launcher_error(request: Request, exc: Exception) -> Response:
@@ -184,9 +173,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _crash(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(
+    response = error_response(
         request, LauncherError("Something went wrong on our side. Please try again.")
     )
+    # Starlette sends this from outside every middleware, so SecurityHeaders never sees it.
+    # The error page has no form: the default form-action is enough.
+    response.raw_headers.extend(security_headers(portal_of(request).settings.https))
+    return response
 
 
 def install_error_handlers(app: Starlette) -> None:
@@ -195,26 +188,31 @@ def install_error_handlers(app: Starlette) -> None:
     app.add_exception_handler(Exception, _crash)
 
 
+def security_headers(https: bool, form_targets: tuple[str, ...] = ()) -> list[tuple[bytes, bytes]]:
+    """The headers of DESIGN.md's Security section, for every response."""
+    csp = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+        f"form-action 'self' {' '.join(form_targets)}".rstrip()
+    )
+    headers = [
+        (b"content-security-policy", csp.encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"same-origin"),
+        (b"cross-origin-opener-policy", b"same-origin"),
+    ]
+    if https:
+        headers.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
+    return headers
+
+
 class SecurityHeaders:
     """Pure ASGI middleware (cheap on the launch path) adding the headers of DESIGN.md."""
 
     def __init__(self, app: ASGIApp, https: bool, form_targets: tuple[str, ...] = ()) -> None:
         self.app = app
-        csp = (
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
-            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-            f"form-action 'self' {' '.join(form_targets)}".rstrip()
-        )
-        headers = [
-            (b"content-security-policy", csp.encode()),
-            (b"x-content-type-options", b"nosniff"),
-            (b"x-frame-options", b"DENY"),
-            (b"referrer-policy", b"same-origin"),
-            (b"cross-origin-opener-policy", b"same-origin"),
-        ]
-        if https:
-            headers.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
-        self.headers = headers
+        self.headers = security_headers(https, form_targets)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -223,7 +221,11 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = list(message.get("headers", [])) + self.headers
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                # A response that sets its own policy keeps it (the development provider's
+                # pages): browsers enforce every CSP header, so ours would break their styles.
+                message["headers"] = headers + [h for h in self.headers if h[0] not in present]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

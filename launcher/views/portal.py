@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from launcher.errors import NotFound
 from launcher.registry import ICON_DIR, ICON_FILE, launch_url
-from launcher.views.common import get_session, login_redirect, portal_of, render
+from launcher.views.common import get_session, keep_alive, login_redirect, portal_of, render
 
 
 async def home(request: Request) -> Response:
@@ -54,7 +54,8 @@ async def launch(request: Request) -> Response:
     source = "portal" if request.headers.get("sec-fetch-site") == "same-origin" else "direct"
     p.events.record_launch(app.id, user.user_id, user.department, source)
     p.metrics.launches.labels(app.id).inc()
-    return RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
+    response = RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
+    return keep_alive(response, request)  # launching is activity: it moves the idle clock
 
 
 async def icon(request: Request) -> Response:
