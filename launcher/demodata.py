@@ -28,12 +28,12 @@ from launcher.reports import rollups
 DEMO_ISSUER = "urn:launcher:demo-data"
 # (department, share of staff, groups, curve shape: (arrival months, long-run level, drift/yr))
 DEPARTMENTS = (
-    ("nursing", 0.42, ("staff", "clinicians"), (1.0, 0.80, 0.00)),
-    ("medical", 0.08, ("staff", "clinicians"), (1.5, 0.75, 0.04)),
-    ("mental-health", 0.16, ("staff", "clinicians"), (2.0, 0.70, 0.02)),
-    ("youth-care", 0.10, ("staff",), (5.0, 0.65, 0.05)),
-    ("support-office", 0.20, ("staff",), (0.5, 0.70, -0.12)),
-    ("it", 0.04, ("staff", "launcher-admins"), (0.2, 0.95, 0.00)),
+    ("nursing", 0.42, ("staff", "clinicians"), (0.3, 0.72, 0.02)),
+    ("medical", 0.08, ("staff", "clinicians"), (0.5, 0.70, 0.04)),
+    ("mental-health", 0.16, ("staff", "clinicians"), (0.8, 0.66, 0.02)),
+    ("youth-care", 0.10, ("staff",), (5.0, 0.60, 0.05)),
+    ("support-office", 0.20, ("staff",), (0.2, 0.70, -0.12)),
+    ("it", 0.04, ("staff", "launcher-admins"), (0.1, 0.95, 0.00)),
 )
 # app id -> (base weight, growth per year); apps missing from the registry are skipped
 APP_TRENDS = {
@@ -76,8 +76,8 @@ def _curve(months_since: float, emp: Employee) -> float:
     if months_since < emp.arrival - 1:
         return 0.02
     t = max(months_since - emp.arrival, 0.0)
-    spike = 0.25 * math.exp(-t / 0.8)  # go-live enthusiasm
-    dip = -0.22 * math.exp(-((t - 2.5) ** 2) / 2.0)  # the novelty wears off
+    spike = 0.30 * math.exp(-months_since / 1.2)  # go-live enthusiasm, for all who are there
+    dip = -0.25 * math.exp(-((months_since - 3.0) ** 2) / 3.0)  # the novelty wears off
     level = emp.level + emp.drift * t / 12 + spike + dip
     return min(max(level, 0.02), 0.98)
 
@@ -92,7 +92,7 @@ def _employees(n: int, rnd: random.Random, key: bytes) -> list[Employee]:
                 user_id=pseudonym(key, DEMO_ISSUER, f"employee-{i}"),
                 department=dept,
                 groups=groups,
-                arrival=max(0.0, rnd.gauss(arrival, arrival / 2 + 0.3)),
+                arrival=max(0.0, rnd.gauss(arrival, arrival / 2 + 0.2)),
                 level=min(0.99, max(0.05, rnd.gauss(level, 0.12))),
                 drift=drift,
                 intensity=rnd.lognormvariate(0, 0.45),
