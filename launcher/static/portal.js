@@ -6,7 +6,8 @@
   const tiles = Array.from(document.querySelectorAll(".tile"));
   const sections = Array.from(document.querySelectorAll(".category"));
   const status = document.getElementById("search-status");
-  input.addEventListener("input", function () {
+
+  function filter() {
     const words = input.value.toLowerCase().split(/\s+/).filter(Boolean);
     let shown = 0;
     for (const tile of tiles) {
@@ -19,14 +20,20 @@
       section.hidden = !section.querySelector(".tile:not([hidden])");
     }
     status.textContent = shown === 0 ? status.dataset.empty : "";
-  });
+  }
+
+  input.addEventListener("input", filter);
   input.addEventListener("keydown", function (event) {
     if (event.key === "Enter") {
+      filter(); // the list may not have caught up with fast typing yet
       const first = tiles.find((t) => !t.hidden);
       if (first) first.querySelector("a").click();
-    } else if (event.key === "Escape") {
+    } else if (event.key === "Escape" && input.value) {
+      event.preventDefault(); // Escape in a search field clears it here; don't let it do more
       input.value = "";
-      input.dispatchEvent(new Event("input"));
+      filter();
     }
   });
+  // Someone may have typed before this script ran (it is deferred): catch up.
+  if (input.value) filter();
 })();

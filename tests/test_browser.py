@@ -1,0 +1,486 @@
+"""The portal in a real browser: headless Chromium against the live demo server.
+
+Sign-in goes through the development provider's own page, as a person would click it. External
+app URLs are never fetched: the browser context answers every request outside the portal with a
+stub page, so a launch ends on the app's URL without leaving the machine.
+
+Accessibility: axe-core is injected with ``page.evaluate`` (DevTools protocol), which the page's
+Content-Security-Policy does not govern. The pages are checked with their real CSP in force;
+``bypass_csp`` would switch the policy off for the whole context and hide exactly the violations
+these tests look for.
+
+Chromium is Debian's ``/usr/bin/chromium`` (Playwright cannot download browsers here). Without
+it, or without axe-core under ``tests/node_modules`` (``npm ci`` in ``tests/``), the tests skip
+locally and fail under CI. ``LAUNCHER_SCREENSHOTS=docs/screenshots`` copies the grid screenshots
+there for the README.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import struct
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import sqlalchemy as sa
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+
+from launcher import i18n
+from launcher.auth.devidp import DEMO_USERS, DemoUser
+from launcher.settings import Settings
+from tests.conftest import ROOT, LiveServer
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+AXE_JS = ROOT / "tests" / "node_modules" / "axe-core" / "axe.min.js"
+# Read at import: conftest's autouse fixture removes every LAUNCHER_* variable inside a test.
+SCREENSHOTS = os.environ.get("LAUNCHER_SCREENSHOTS")
+
+CLINICIAN = next(u for u in DEMO_USERS if "clinicians" in u.groups)
+ADMIN = next(u for u in DEMO_USERS if "launcher-admins" in u.groups)
+NL = i18n.translator("nl")
+# The example registry (config/apps.yaml) as the clinician sees it, in Dutch.
+CATEGORIES = ["Communicatie", "Zorg", "Planning en HR", "Documenten en kennis", "Hulp en leren"]
+EHR_URL = f"https://epd.zorggroep-noord.example/?user={quote(CLINICIAN.upn, safe='')}"
+ROOSTER_LOGIN = "https://rooster.zorggroep-noord.example/oidc/login?"
+STUB_PAGE = "<!doctype html><html lang=en><title>App</title><h1>An external app</h1></html>"
+DESKTOP = {"width": 1280, "height": 800}
+MOBILE = {"width": 390, "height": 844}
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is required in CI")
+    pytest.skip(f"{what} is not installed (runs in CI)")
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    if not CHROMIUM.is_file():
+        _missing(f"Chromium at {CHROMIUM}")
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def server(demo_server_sqlite: tuple[LiveServer, Settings]) -> LiveServer:
+    return demo_server_sqlite[0]
+
+
+class Tab:
+    """A page in a fresh browser context, with what it logged and which apps it reached."""
+
+    def __init__(self, context: BrowserContext, base: str) -> None:
+        self.context, self.base = context, base
+        self.page = context.new_page()
+        self.console: list[str] = []
+        self.external: list[str] = []
+        self.watch(self.page)
+        context.route(lambda url: not url.startswith(base + "/"), self._stub)
+
+    def watch(self, page: Page) -> None:
+        page.on("console", lambda m: self.console.append(f"{m.type}: {m.text} ({page.url})"))
+        page.on("pageerror", lambda e: self.console.append(f"pageerror: {e} ({page.url})"))
+
+    def _stub(self, route: Any) -> None:
+        self.external.append(route.request.url)
+        route.fulfill(status=200, content_type="text/html", body=STUB_PAGE)
+
+    def errors(self) -> list[str]:
+        return [m for m in self.console if m.startswith(("error", "warning", "pageerror"))]
+
+
+@pytest.fixture
+def open_tab(browser: Browser, server: LiveServer) -> Iterator[Callable[..., Tab]]:
+    contexts: list[BrowserContext] = []
+
+    def factory(viewport: dict[str, int] = DESKTOP, **options: Any) -> Tab:
+        context = browser.new_context(viewport=viewport, locale="nl-NL", **options)
+        context.set_default_timeout(10_000)
+        # Runs in every document through the DevTools protocol; the page's CSP cannot block it.
+        context.add_init_script(
+            "document.addEventListener('securitypolicyviolation', e => "
+            "(window.__csp = window.__csp || []).push(e.violatedDirective + ' ' + e.blockedURI))"
+        )
+        contexts.append(context)
+        return Tab(context, server.url)
+
+    yield factory
+    for context in contexts:
+        context.close()
+
+
+def sign_in(tab: Tab, user: DemoUser) -> Page:
+    """From the portal's front door through the provider's picker back to the grid."""
+    page = tab.page
+    page.goto(f"{tab.base}/")
+    expect(page).to_have_url(re.compile(re.escape(tab.base) + r"/_devidp/authorize\?"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Sign in as…")
+    page.get_by_role("button", name=user.name).click()
+    expect(page).to_have_url(f"{tab.base}/")
+    page.wait_for_load_state()  # portal.js (deferred) is listening from here on
+    expect(page.get_by_role("button", name=NL("Sign out"))).to_be_visible()
+    return page
+
+
+def tile_links(page: Page) -> list[str]:
+    return page.locator(".tile a").evaluate_all("els => els.map(a => a.getAttribute('href'))")
+
+
+def visible_tiles(page: Page) -> list[str]:
+    return page.locator(".tile a:visible").evaluate_all(
+        "els => els.map(a => a.getAttribute('href'))"
+    )
+
+
+def launches_within(
+    url: str, expected: list[tuple[str, str]] | None = None, timeout: float = 5.0
+) -> list[tuple[str, str]]:
+    """The recorded launches as (app_id, source), once they equal ``expected`` or time is up."""
+    engine = sa.create_engine(url)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            with engine.connect() as conn:
+                rows = conn.execute(sa.text("SELECT app_id, source FROM launch_event")).all()
+            found = [(r.app_id, r.source) for r in rows]
+            if found == expected or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
+    finally:
+        engine.dispose()
+
+
+def run_axe(page: Page) -> list[dict[str, Any]]:
+    """axe-core's serious and critical violations of the page as it is now."""
+    if not AXE_JS.is_file():
+        _missing(f"axe-core at {AXE_JS}")
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(AXE_JS.read_text(encoding="utf-8"))
+    result = page.evaluate(
+        """async () => {
+            const r = await axe.run(document, {resultTypes: ['violations']});
+            return {passes: r.passes.length, violations: r.violations.map(v => ({
+                id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}))};
+        }"""
+    )
+    assert result["passes"] > 0, "axe-core checked nothing"
+    return [v for v in result["violations"] if v["impact"] in ("serious", "critical")]
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", header[16:24])
+
+
+LAYOUT_PROBLEMS = """() => {
+    const problems = [], inside = (r, box) => r.left >= box.left - 0.5 && r.top >= box.top - 0.5
+        && r.right <= box.right + 0.5 && r.bottom <= box.bottom + 0.5;
+    if (document.documentElement.scrollWidth > window.innerWidth)
+        problems.push(`page scrolls sideways: ${document.documentElement.scrollWidth}px`);
+    const boxes = [];
+    for (const a of document.querySelectorAll('.tile a')) {
+        const box = a.getBoundingClientRect(), href = a.getAttribute('href');
+        if (!inside(box, a.closest('.tile').getBoundingClientRect())
+                || !inside(box, a.closest('.tiles').getBoundingClientRect()))
+            problems.push(`${href} is wider than its place in the grid`);
+        for (const part of a.querySelectorAll('.name, .description, .badge, .icon'))
+            if (!inside(part.getBoundingClientRect(), box))
+                problems.push(`${href} .${part.className} sticks out of the tile`);
+        for (const [other, r] of boxes)
+            if (box.left < r.right && r.left < box.right
+                    && box.top < r.bottom && r.top < box.bottom)
+                problems.push(`${href} overlaps ${other}`);
+        boxes.push([href, box]);
+    }
+    return problems;
+}"""
+
+
+# --- the grid ---------------------------------------------------------------------------
+def test_sign_in_by_clicking_through_the_provider_shows_the_grid(
+    open_tab: Callable[..., Tab],
+) -> None:
+    tab = open_tab()
+    page = sign_in(tab, CLINICIAN)
+
+    expect(page.locator(".who")).to_contain_text(CLINICIAN.name)
+    expect(page.locator(".category h2")).to_have_text(CATEGORIES)
+    hrefs = tile_links(page)
+    assert len(hrefs) >= 10
+    assert "/launch/ehr" in hrefs  # clinicians only
+    assert "/launch/admin-console" not in hrefs and "/launch/time-tracking" not in hrefs
+    assert all(re.fullmatch(r"/launch/[a-z0-9][a-z0-9-]*", h) for h in hrefs), hrefs
+    assert len(set(hrefs)) == len(hrefs)
+    for link in page.locator(".tile a").all():
+        expect(link).to_be_visible()
+        expect(link).to_have_attribute("target", "_blank")
+        expect(link).to_have_attribute("rel", re.compile(r"(^|\s)noopener(\s|$)"))
+        expect(link).to_have_accessible_name(
+            re.compile(r"\w.*" + re.escape(NL("opens in a new tab")))
+        )
+    # every section has its heading and at least one tile
+    for section in page.locator("section.category").all():
+        expect(section.get_by_role("heading", level=2)).to_be_visible()
+        expect(section.locator(".tile").first).to_be_visible()
+
+
+def test_grid_has_no_console_errors_or_csp_violations(open_tab: Callable[..., Tab]) -> None:
+    tab = open_tab()
+    page = sign_in(tab, CLINICIAN)  # the provider's picker page counts too
+    page.get_by_label(NL("Search apps")).press_sequentially("rooster")
+    expect(page.locator(".tile a:visible")).to_have_count(1)
+    page.keyboard.press("Escape")
+    page.wait_for_load_state("networkidle")
+    expect(page.locator("img.icon").first).to_be_visible()
+    broken = page.locator("img").evaluate_all(
+        "els => els.filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)"
+    )
+    assert broken == [], f"images that did not load: {broken}"
+    assert page.evaluate("() => window.__csp || []") == []
+    assert tab.errors() == []
+
+
+def test_grid_layout_at_desktop_and_phone_width(open_tab: Callable[..., Tab]) -> None:
+    """No text sticks out of its tile and nothing scrolls sideways, wide or narrow."""
+    tab = open_tab()
+    page = sign_in(tab, CLINICIAN)
+    assert page.evaluate(LAYOUT_PROBLEMS) == []
+    columns = page.locator(".tiles").first.evaluate(
+        "ul => getComputedStyle(ul).gridTemplateColumns.split(' ').length"
+    )
+    assert columns >= 3, "the desktop grid should show several tiles per row"
+    page.set_viewport_size(MOBILE)
+    assert page.evaluate(LAYOUT_PROBLEMS) == []
+    expect(page.get_by_role("button", name=NL("Sign out"))).to_be_in_viewport()
+
+
+# --- keyboard and search ----------------------------------------------------------------
+FOCUSED = """() => {
+    const el = document.activeElement, style = getComputedStyle(el), r = el.getBoundingClientRect();
+    return {
+        tag: el.tagName.toLowerCase(), id: el.id, cls: el.className, href: el.getAttribute('href'),
+        tile: !!el.closest('.tile'), focusVisible: el.matches(':focus-visible'),
+        outline: style.outlineStyle, outlineWidth: parseFloat(style.outlineWidth),
+        outlineColor: style.outlineColor,
+        onScreen: r.width > 0 && r.height > 0 && r.left >= 0 && r.top >= 0
+            && r.right <= window.innerWidth && r.bottom <= window.innerHeight,
+    };
+}"""
+
+
+def test_keyboard_reaches_skip_link_search_and_tiles_in_order(
+    open_tab: Callable[..., Tab],
+) -> None:
+    tab = open_tab()
+    page = sign_in(tab, CLINICIAN)
+    page.reload()  # start from the top of a fresh document
+    hrefs = tile_links(page)
+
+    stops = []
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        stops.append(page.evaluate(FOCUSED))
+    for stop in stops:  # a visible focus: on screen, with a real outline
+        assert stop["focusVisible"] and stop["onScreen"], stop
+        assert stop["outline"] != "none" and stop["outlineWidth"] >= 2, stop
+        assert stop["outlineColor"] not in ("rgba(0, 0, 0, 0)", "transparent"), stop
+    assert stops[0]["cls"] == "skip" and stops[0]["href"] == "#main", stops[0]
+    search = next(i for i, s in enumerate(stops) if s["id"] == "app-search")
+    tiles = [s["href"] for s in stops[search + 1 :]]
+    assert all(s["tile"] for s in stops[search + 1 :]), "only tiles follow the search box"
+    assert tiles == hrefs[: len(tiles)], "tiles are reached in the order they are shown"
+    assert not any(s["tile"] for s in stops[:search]), "the search box comes before the tiles"
+
+    # the skip link works: it takes keyboard users past the header, straight to the search
+    page.reload()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    assert page.evaluate(FOCUSED)["id"] == "app-search"
+
+
+def test_search_filters_tiles_and_escape_clears(open_tab: Callable[..., Tab]) -> None:
+    tab = open_tab()
+    page = sign_in(tab, CLINICIAN)
+    everything = visible_tiles(page)
+    search = page.get_by_role("searchbox", name=NL("Search apps"))
+    status = page.locator("#search-status")
+    headings = page.locator(".category h2:visible")
+
+    search.press_sequentially("rooster")
+    expect(page.locator(".tile a:visible")).to_have_count(1)
+    assert visible_tiles(page) == ["/launch/rooster"]
+    expect(headings).to_have_text(["Planning en HR"])
+    expect(status).to_have_text("")
+
+    search.press("Escape")
+    expect(search).to_have_value("")
+    search.press_sequentially("epd")  # a keyword of the EHR, not its name
+    expect(page.locator(".tile a:visible")).to_have_count(1)
+    assert visible_tiles(page) == ["/launch/ehr"]
+    expect(headings).to_have_text(["Zorg"])
+
+    search.fill("")
+    search.press_sequentially("qwxyzzy")
+    expect(page.locator(".tile a:visible")).to_have_count(0)
+    expect(headings).to_have_count(0)
+    expect(status).to_have_text(NL("No apps match your search."))
+    expect(status).to_be_visible()
+    expect(status).to_have_attribute("aria-live", "polite")
+
+    search.press("Escape")
+    expect(search).to_have_value("")
+    expect(search).to_be_focused()
+    expect(page.locator(".tile a:visible")).to_have_count(len(everything))
+    expect(headings).to_have_text(CATEGORIES)
+    expect(status).to_have_text("")
+
+
+def test_enter_in_search_opens_the_first_match(
+    open_tab: Callable[..., Tab], demo_server_sqlite: tuple[LiveServer, Settings]
+) -> None:
+    tab = open_tab()
+    page = sign_in(tab, CLINICIAN)
+    search = page.get_by_role("searchbox", name=NL("Search apps"))
+    search.press_sequentially("epd")
+    expect(page.locator(".tile a:visible")).to_have_count(1)
+    with tab.context.expect_page() as opened:
+        search.press("Enter")
+    app = opened.value
+    tab.watch(app)
+    expect(app).to_have_url(EHR_URL)
+    expect(app.get_by_role("heading")).to_have_text("An external app")  # the stub, not the net
+    assert tab.external == [EHR_URL]
+    expect(page).to_have_url(f"{tab.base}/")  # the portal stays open behind it
+    expected = [("ehr", "portal")]  # "portal": the browser said Sec-Fetch-Site: same-origin
+    assert launches_within(demo_server_sqlite[1].database_url, expected) == expected
+
+
+def test_clicking_a_tile_opens_the_app_and_records_the_launch(
+    open_tab: Callable[..., Tab], demo_server_sqlite: tuple[LiveServer, Settings]
+) -> None:
+    url = demo_server_sqlite[1].database_url
+    tab = open_tab()
+    page = sign_in(tab, CLINICIAN)
+    # a prefetch or a stray request would be recorded by now (the store flushes every 0.1 s)
+    assert launches_within(url, timeout=1.0) == []
+    with tab.context.expect_page() as opened:
+        page.get_by_role("link", name=re.compile(r"^Roosterplanning")).click()
+    app = opened.value
+    # rooster uses OIDC third-party-initiated login: the launch lands on its login URI
+    expect(app).to_have_url(re.compile("^" + re.escape(ROOSTER_LOGIN)))
+    assert "target_link_uri=https%3A%2F%2Frooster.zorggroep-noord.example%2F" in app.url
+    assert launches_within(url, [("rooster", "portal")]) == [("rooster", "portal")]
+
+
+# --- other pages, sign-out and accessibility --------------------------------------------
+def test_sign_out_button_ends_the_session(open_tab: Callable[..., Tab]) -> None:
+    tab = open_tab()
+    page = sign_in(tab, CLINICIAN)
+    page.get_by_role("button", name=NL("Sign out")).click()
+    expect(page).to_have_url(f"{tab.base}/signed-out")
+    expect(page.get_by_role("heading", level=1)).to_have_text(NL("You are signed out."))
+    expect(page.get_by_role("button", name=NL("Sign out"))).to_have_count(0)
+    page.goto(f"{tab.base}/")  # the session is gone: back to the provider
+    expect(page).to_have_url(re.compile(re.escape(tab.base) + r"/_devidp/authorize\?"))
+
+
+def test_axe_finds_no_serious_problems_on_the_portal_pages(
+    open_tab: Callable[..., Tab],
+) -> None:
+    tab = open_tab()
+    page = sign_in(tab, CLINICIAN)
+    assert run_axe(page) == [], "grid"
+
+    page.get_by_role("searchbox", name=NL("Search apps")).press_sequentially("qwxyzzy")
+    expect(page.locator("#search-status")).not_to_be_empty()
+    assert run_axe(page) == [], "grid, nothing found"
+
+    response = page.goto(f"{tab.base}/launch/nope")
+    assert response is not None and response.status == 404
+    expect(page.get_by_role("heading", level=1)).to_have_text(NL("Not found"))
+    assert run_axe(page) == [], "error page"
+
+    page.goto(f"{tab.base}/")
+    page.get_by_role("button", name=NL("Sign out")).click()
+    expect(page).to_have_url(f"{tab.base}/signed-out")
+    assert run_axe(page) == [], "signed-out page"
+
+
+def test_axe_finds_no_serious_problems_on_the_admin_page_and_phone_grid(
+    open_tab: Callable[..., Tab],
+) -> None:
+    tab = open_tab(viewport=MOBILE, is_mobile=True, has_touch=True)
+    page = sign_in(tab, ADMIN)
+    assert run_axe(page) == [], "grid on a phone"
+    page.get_by_role("link", name=NL("Admin"), exact=True).click()
+    expect(page).to_have_url(f"{tab.base}/admin")
+    expect(page.get_by_role("heading", level=1)).to_have_text(NL("App registry"))
+    assert run_axe(page) == [], "admin page"
+    assert page.evaluate(LAYOUT_PROBLEMS) == []
+
+
+def test_axe_check_catches_a_broken_page(browser: Browser) -> None:
+    """The accessibility gate itself: a page with known faults must not pass."""
+    page = browser.new_page()
+    try:
+        page.set_content(
+            '<!doctype html><html><title>x</title><body><main><img src="data:,">'
+            "<button></button></main></body></html>"
+        )
+        found = {v["id"] for v in run_axe(page)}
+    finally:
+        page.close()
+    assert {"image-alt", "button-name", "html-has-lang"} <= found, found
+
+
+# --- screenshots for the README ---------------------------------------------------------
+def test_screenshots_of_the_grid(open_tab: Callable[..., Tab], tmp_path: Path) -> None:
+    shots: dict[str, dict[str, Any]] = {
+        "portal.png": {"viewport": DESKTOP, "device_scale_factor": 1},
+        "portal-mobile.png": {
+            "viewport": MOBILE, "device_scale_factor": 2, "is_mobile": True, "has_touch": True
+        },
+    }  # fmt: skip
+    for name, options in shots.items():
+        tab = open_tab(**options)
+        page = sign_in(tab, CLINICIAN)
+        page.evaluate("() => document.fonts.ready.then(() => true)")
+        expect(page.locator("img.icon").last).to_be_visible()
+        page.mouse.move(0, 0)  # no hover effect in the picture
+        page.screenshot(path=tmp_path / name, animations="disabled")
+        scale, viewport = options["device_scale_factor"], options["viewport"]
+        assert _png_size(tmp_path / name) == (viewport["width"] * scale, viewport["height"] * scale)
+        assert page.evaluate(LAYOUT_PROBLEMS) == []
+        assert tab.errors() == []
+    if SCREENSHOTS:
+        target = Path(SCREENSHOTS) if Path(SCREENSHOTS).is_absolute() else ROOT / SCREENSHOTS
+        target.mkdir(parents=True, exist_ok=True)
+        for name in shots:
+            shutil.copyfile(tmp_path / name, target / name)
