@@ -112,7 +112,12 @@ class OIDCClient:
         )
         self.scopes = settings.oidc_scopes
         self.algorithms = list(settings.oidc_algorithms)
-        self._http = http or httpx.AsyncClient(timeout=10.0, follow_redirects=False)
+        # One TLS context for every client here: building one loads the CA bundle (~60 ms on the
+        # event loop), and Authlib builds a new HTTP client for every sign-in step.
+        self._tls = httpx.create_ssl_context()
+        self._http = http or httpx.AsyncClient(
+            timeout=10.0, follow_redirects=False, verify=self._tls
+        )
         self._metadata: ProviderMetadata | None = None
         self._metadata_at = 0.0
         self._app: Any = None
@@ -219,6 +224,7 @@ class OIDCClient:
                 "code_challenge_method": "S256",
                 "token_endpoint_auth_method": meta.token_auth_method,
                 "timeout": 10.0,
+                "verify": self._tls,
             },
         )
 

@@ -19,7 +19,7 @@ from starlette.routing import Route
 from launcher.auth import csrf
 from launcher.auth.session import op_sid_hash
 from launcher.auth.user import User
-from launcher.errors import BadRequest, LauncherError, LoginFailed
+from launcher.errors import BadRequest, LauncherError, LoginFailed, ProviderUnavailable
 from launcher.launches import pseudonym
 from launcher.views.common import (
     clear_session_cookie,
@@ -34,6 +34,14 @@ from launcher.views.common import (
 log = logging.getLogger(__name__)
 LOGIN_TTL = 600  # seconds a started login may take at the provider
 MAX_PENDING = 5  # concurrent logins (tabs) remembered per browser
+# Authorization error codes (RFC 6749 4.1.2.1, OIDC Core 3.1.2.6) in words a person can read,
+# for providers that send no error_description.
+_AUTHORIZATION_ERRORS = {
+    "access_denied": "the sign-in was refused or cancelled.",
+    "login_required": "you are not signed in there.",
+    "interaction_required": "it needs you to complete a step there first.",
+    "consent_required": "this portal has not been allowed to use your account.",
+}
 
 
 def _serializer(request: Request) -> URLSafeTimedSerializer:
@@ -124,16 +132,25 @@ async def callback(request: Request) -> Response:
                 detail=f"unknown or replayed state {state!r}",
             )
         nonce, verifier, next_path, _ = attempt
-        if params.get("error"):
-            raise LoginFailed(
-                "The sign-in service did not sign you in: "
-                + (params.get("error_description") or params["error"])[:300],
-                detail=f"authorization error {params['error']!r}",
-            )
         if params.get("iss") is not None and params.get("iss") != p.oidc.issuer:
             raise LoginFailed(  # RFC 9207: a mix-up attack sends another provider's answer here
                 "The sign-in answer came from the wrong service.",
                 detail=f"callback iss {params.get('iss')!r}",
+            )  # checked before "error": error responses carry iss too (RFC 9207 2.4)
+        if params.get("error"):
+            error = params["error"]
+            if error in ("server_error", "temporarily_unavailable"):  # the provider failed
+                raise ProviderUnavailable(
+                    "The sign-in service could not sign you in right now. "
+                    "Please try again in a moment.",
+                    detail=f"authorization error {error!r}",
+                )
+            reason = params.get("error_description") or _AUTHORIZATION_ERRORS.get(
+                error, "it refused the request."
+            )
+            raise LoginFailed(
+                f"The sign-in service did not sign you in: {reason[:300]}",
+                detail=f"authorization error {error!r}",
             )
         code = params.get("code")
         if not code:
