@@ -252,6 +252,11 @@ REFUSED_ID_TOKENS = [
     pytest.param(
         {"callback_iss": OTHER_ISSUER}, "came from the wrong service", id="callback iss mix-up"
     ),
+    pytest.param(
+        {"callback_iss": None, "advertise_iss_parameter": True},
+        "did not say which service sent it",
+        id="callback without the iss its provider promises",
+    ),
 ]
 
 
@@ -262,7 +267,7 @@ def test_bad_sign_in_answer_is_refused(
     idp.scenario = Scenario(**scenario)
     resp = sign_in(browser, portal)
     assert_refused(browser, portal, resp, 400, words)
-    if "callback_iss" in scenario:
+    if "callback_iss" in scenario:  # an iss problem is caught before the code is exchanged
         assert idp.seen.token == []  # refused before the code went anywhere
     assert idp.seen.attacker_jwks_fetches == 0  # keys come from the discovery's jwks_uri only
 

@@ -323,11 +323,11 @@ def active_users(engine: sa.Engine, period: Period, by: str, min_group: int) -> 
         .order_by(key)
     )
     with engine.connect() as conn:
-        rows = [
+        rows: list[Row] = [
             {"key": _key(k), "users": int(n), "launchers": int(lu)}
             for k, n, lu in conn.execute(query)
         ]
-    out = []
+    out: list[Row] = []
     for row in rows:
         if row["users"] < min_group:
             out.append({"key": row["key"], "users": None, "launchers": None, "suppressed": True})

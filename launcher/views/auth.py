@@ -132,6 +132,16 @@ async def callback(request: Request) -> Response:
                 detail=f"unknown or replayed state {state!r}",
             )
         nonce, verifier, next_path, _ = attempt
+        meta = p.oidc.loaded_metadata
+        if (
+            params.get("iss") is None
+            and meta is not None
+            and meta.raw.get("authorization_response_iss_parameter_supported") is True
+        ):
+            raise LoginFailed(  # RFC 9207 2.4: a provider that promises iss must send it
+                "The sign-in answer did not say which service sent it.",
+                detail="callback without iss from a provider that advertises it",
+            )
         if params.get("iss") is not None and params.get("iss") != p.oidc.issuer:
             raise LoginFailed(  # RFC 9207: a mix-up attack sends another provider's answer here
                 "The sign-in answer came from the wrong service.",
