@@ -60,7 +60,8 @@ def line_chart(
     )
     every = max(1, n // 8)
     for i, label in enumerate(labels):
-        if i % every == 0 or i == n - 1:
+        # every few months, and the last one unless it would collide with the one before
+        if i % every == 0 or (i == n - 1 and i % every > every // 2):
             x = left + i * step
             parts.append(
                 f'<text class="tick" x="{x:.1f}" y="{height - 18}" text-anchor="middle">'
