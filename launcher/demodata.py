@@ -21,7 +21,8 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from launcher.launches import Launch, SignIn, pseudonym
+from launcher.auth.user import pseudonym
+from launcher.launches import Launch, SignIn
 from launcher.registry import Registry
 from launcher.reports import rollups
 

@@ -12,15 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import hashlib
-import hmac
 import json
 import logging
 import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +33,6 @@ log = logging.getLogger(__name__)
 FLUSH_LOCK = 0x4C41554E  # PostgreSQL advisory lock id held while a batch is written ("LAUN")
 _LAUNCH = LaunchEvent.__table__  # type: ignore[attr-defined]
 _SIGNIN = SignInEvent.__table__  # type: ignore[attr-defined]
-
-
-def pseudonym(key: bytes, issuer: str, subject: str) -> str:
-    """The stored user id: a keyed hash of issuer and subject (128 bits, hex)."""
-    return hmac.new(key, f"{issuer}\0{subject}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +56,31 @@ Event = Launch | SignIn
 FlushHook = Callable[[sa.Connection, Sequence[Launch], Sequence[SignIn]], None]
 
 
+# Field names per event type. Rows are built by hand: dataclasses.asdict deep-copies every
+# field, and was most of the cost of a flush (which holds the event loop's GIL meanwhile).
+_COLUMNS = {cls: tuple(f.name for f in fields(cls)) for cls in (Launch, SignIn)}
+
+
+def _row(event: Event) -> dict[str, Any]:
+    return {name: getattr(event, name) for name in _COLUMNS[type(event)]}
+
+
 def _encode(event: Event) -> str:
-    data = asdict(event)
+    data = _row(event)
     data["ts"] = event.ts.isoformat()
     data["type"] = "launch" if isinstance(event, Launch) else "signin"
     return json.dumps(data, separators=(",", ":"))
+
+
+# A spool file that cannot be decoded, or whose rows the database refuses (not merely: is down).
+_DAMAGED = (
+    ValueError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    sa.exc.IntegrityError,
+    sa.exc.DataError,
+)
 
 
 def _decode(line: str) -> Event:
@@ -153,9 +166,9 @@ class EventStore:
         # serialized: the flush hook reads and then updates rollups (see reports/rollups.py)
         with db.serialized_write(self.engine, FLUSH_LOCK) as conn:
             if launches:
-                conn.execute(sa.insert(_LAUNCH), [asdict(e) for e in launches])
+                conn.execute(sa.insert(_LAUNCH), [_row(e) for e in launches])
             if signins:
-                conn.execute(sa.insert(_SIGNIN), [asdict(e) for e in signins])
+                conn.execute(sa.insert(_SIGNIN), [_row(e) for e in signins])
             if self.on_flush is not None:
                 self.on_flush(conn, launches, signins)
         self.written += len(batch)
@@ -198,14 +211,14 @@ class EventStore:
             try:
                 events = [_decode(line) for line in claimed.read_text("utf-8").splitlines() if line]
                 self._write(events)
+            except _DAMAGED as exc:  # retrying would never help, and would block every later file
+                log.error("spool file %s is damaged (%s); kept as .bad for inspection", path, exc)
+                claimed.rename(path.with_suffix(".bad"))
+                continue
             except sa.exc.SQLAlchemyError:
                 claimed.rename(path)  # still down; try again later
                 self.database_ok = False
                 return replayed
-            except (ValueError, KeyError, TypeError) as exc:
-                log.error("spool file %s is damaged (%s); kept as .bad for inspection", path, exc)
-                claimed.rename(path.with_suffix(".bad"))
-                continue
             claimed.unlink()
             replayed += len(events)
             self.database_ok = True

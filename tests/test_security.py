@@ -160,6 +160,17 @@ def _get(server: LiveServer, settings: Settings, path: str, cookie: str) -> http
         )
 
 
+def _login_set_cookie(response: httpx.Response, prefix: str) -> tuple[str, dict[str, str]]:
+    """The Set-Cookie of the one login attempt ``response`` starts (named ``prefix-<hash>``)."""
+    names = [
+        h.partition("=")[0].strip()
+        for h in response.headers.get_list("set-cookie")
+        if h.startswith(prefix + "-")
+    ]
+    assert len(names) == 1, names
+    return _set_cookie(response, names[0])
+
+
 def _set_cookie(response: httpx.Response, name: str) -> tuple[str, dict[str, str]]:
     """The value and the attributes (lower-case names) of the Set-Cookie for ``name``."""
     for header in response.headers.get_list("set-cookie"):
@@ -508,7 +519,7 @@ def test_cookies_are_httponly_samesite_lax_and_not_secure_on_http(
         grid = browser.get(f"{server.url}/")
         out = browser.post(f"{server.url}/logout", data={"csrf_token": _csrf(grid.text)})
     cookies = {
-        "login cookie": _set_cookie(started, settings.login_cookie)[1],
+        "login cookie": _login_set_cookie(started, settings.login_cookie)[1],
         "session cookie": _set_cookie(landed, settings.session_cookie)[1],
         "session cookie cleared at logout": _set_cookie(out, settings.session_cookie)[1],
     }
@@ -570,7 +581,7 @@ def test_on_https_the_cookie_is_host_prefixed_and_secure_and_hsts_is_sent(
         missing = portal.get("/launch/nope")
 
     cookies = {
-        "__Host-launcher-login": _set_cookie(started, "__Host-launcher-login")[1],
+        "__Host-launcher-login": _login_set_cookie(started, "__Host-launcher-login")[1],
         "__Host-launcher": _set_cookie(landed, "__Host-launcher")[1],
         "__Host-launcher (cleared)": _set_cookie(out, "__Host-launcher")[1],
     }

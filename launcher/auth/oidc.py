@@ -11,7 +11,6 @@ signature algorithms (never ``none``), ``aud``/``azp`` against our client id, ``
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import warnings
@@ -44,6 +43,14 @@ JWKS_TTL = 60 * 60  # refetch the provider's keys at least hourly
 JWKS_COOLDOWN = 10  # at most one unknown-kid refetch per this many seconds
 METADATA_TTL = 24 * 60 * 60
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+# Authorization error codes (RFC 6749 4.1.2.1, OIDC Core 3.1.2.6) in words a person can read,
+# for providers that send no error_description.
+_AUTHORIZATION_ERRORS = {
+    "access_denied": "the sign-in was refused or cancelled.",
+    "login_required": "you are not signed in there.",
+    "interaction_required": "it needs you to complete a step there first.",
+    "consent_required": "this portal has not been allowed to use your account.",
+}
 
 
 @dataclass(frozen=True)
@@ -238,6 +245,41 @@ class OIDCClient:
             )
         return LoginStart(rv["url"], rv["state"], rv["nonce"], rv["code_verifier"])
 
+    async def check_callback(self, params: Mapping[str, str]) -> str:
+        """The authorization code of a callback, after the checks that come before using it:
+        RFC 9207's ``iss`` (a mix-up attack sends another provider's answer here; error
+        answers carry ``iss`` too, so it is checked first) and the provider's own error."""
+        meta = await self.metadata()
+        iss = params.get("iss")
+        if iss is None and meta.raw.get("authorization_response_iss_parameter_supported") is True:
+            raise LoginFailed(
+                "The sign-in answer did not say which service sent it.",
+                detail="callback without iss from a provider that advertises it",
+            )
+        if iss is not None and iss != self.issuer:
+            raise LoginFailed(
+                "The sign-in answer came from the wrong service.", detail=f"callback iss {iss!r}"
+            )
+        error = params.get("error")
+        if error:
+            if error in ("server_error", "temporarily_unavailable"):  # the provider failed
+                raise ProviderUnavailable(
+                    "The sign-in service could not sign you in right now. "
+                    "Please try again in a moment.",
+                    detail=f"authorization error {error!r}",
+                )
+            reason = params.get("error_description") or _AUTHORIZATION_ERRORS.get(
+                error, "it refused the request."
+            )
+            raise LoginFailed(
+                f"The sign-in service did not sign you in: {reason[:300]}",
+                detail=f"authorization error {error!r}",
+            )
+        code = params.get("code")
+        if not code:
+            raise LoginFailed("The sign-in answer is missing its code.", detail="no code")
+        return code
+
     async def complete(
         self, *, code: str, redirect_uri: str, nonce: str, code_verifier: str
     ) -> Identity:
@@ -431,17 +473,21 @@ class OIDCClient:
         return LogoutRequest(sub=sub, sid=sid)
 
     # --- logout --------------------------------------------------------------------------
-    def end_session_url(self, post_logout_redirect_uri: str) -> str | None:
-        """RP-initiated logout URL, when the provider advertises ``end_session_endpoint``."""
-        meta = self._metadata
-        if meta is None or not meta.end_session_endpoint:
+    async def end_session_url(self, post_logout_redirect_uri: str) -> str | None:
+        """RP-initiated logout URL, when the provider advertises ``end_session_endpoint``.
+
+        Loads the metadata if this worker has not yet: a worker that skipped the provider's
+        logout would leave the provider session open, and the next "Sign in" on a shared
+        workstation would sign the previous person back in.
+        """
+        try:
+            meta = await self.metadata()
+        except ProviderUnavailable as exc:
+            log.warning("sign-out without the provider's logout: %s", exc.detail)
+            return None
+        if not meta.end_session_endpoint:
             return None
         request = httpx.URL(meta.end_session_endpoint).copy_merge_params(
             {"client_id": self.client_id, "post_logout_redirect_uri": post_logout_redirect_uri}
         )
         return str(request)
-
-
-def describe(claims: Mapping[str, Any]) -> str:
-    """The claims as one log line (values shortened), for the technical reason of a failure."""
-    return json.dumps({k: str(v)[:40] for k, v in claims.items()}, sort_keys=True)

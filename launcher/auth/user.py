@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,3 +38,41 @@ class User:
 
     def in_any(self, groups: Iterable[str]) -> bool:
         return not set(self.groups).isdisjoint(groups)
+
+
+def pseudonym(key: bytes, issuer: str, subject: str) -> str:
+    """The stored user id: a keyed hash of issuer and subject (128 bits, hex)."""
+    return hmac.new(key, f"{issuer}\0{subject}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def user_from_claims(
+    claims: Mapping[str, Any],
+    *,
+    issuer: str,
+    pseudonym_key: bytes,
+    groups_claim: str,
+    department_claim: str,
+) -> User:
+    """The portal's view of a validated, merged set of claims. Lengths are capped: the values
+    go into a cookie and, the department, into the database."""
+    groups = claims.get(groups_claim) or ()
+    if isinstance(groups, str):  # some providers send one space- or comma-separated string
+        groups = [g for g in groups.replace(",", " ").split() if g]
+    if not isinstance(groups, list | tuple):
+        groups = ()
+    department = claims.get(department_claim)
+    email = claims.get("email")
+    upn = claims.get("upn") or claims.get("preferred_username")
+    sub = str(claims["sub"])
+    name = claims.get("name") or " ".join(
+        str(claims[k]) for k in ("given_name", "family_name") if claims.get(k)
+    )
+    return User(
+        user_id=pseudonym(pseudonym_key, issuer, sub),
+        sub=sub,
+        name=str(name or email or upn or sub)[:200],
+        email=email[:320] if isinstance(email, str) else None,
+        upn=upn[:320] if isinstance(upn, str) else None,
+        department=department[:128] if isinstance(department, str) and department else None,
+        groups=tuple(g[:256] for g in groups if isinstance(g, str)),
+    )
