@@ -1,6 +1,6 @@
 """One error hierarchy. Each error carries its HTTP status and a message a person can read.
 
-The single handler in :mod:`launcher.views.errors` renders these as an HTML page or as JSON;
+The single handler in :mod:`launcher.views.common` renders these as an HTML page or as JSON;
 the CLI turns them into a message on stderr and exit code 1.
 """
 

@@ -37,7 +37,6 @@ from launcher.errors import RegistryError
 log = logging.getLogger(__name__)
 
 PLACEHOLDERS = ("email", "sub", "name", "upn", "domain")
-LANGUAGES = ("en", "nl")
 ICON_DIR = Path(__file__).parent / "static" / "icons"
 _ID = r"^[a-z0-9][a-z0-9-]*$"
 ICON_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.(svg|png|webp)\Z")

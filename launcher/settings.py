@@ -78,7 +78,18 @@ class Settings(BaseSettings):
             raise ValueError(f"must be an absolute http(s) URL, got {value!r}")
         if parts.path not in ("", "/") or parts.query or parts.fragment:
             raise ValueError(f"must be scheme://host[:port] without a path, got {value!r}")
-        return f"{parts.scheme}://{parts.netloc}"
+        if parts.username or parts.password or not parts.hostname:
+            raise ValueError(f"must be scheme://host[:port] without credentials, got {value!r}")
+        # the browser's Origin header is the normalised form: lower case, no default port
+        scheme, host = parts.scheme.lower(), parts.hostname.lower()
+        if ":" in host:
+            host = f"[{host}]"  # IPv6
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"has an invalid port: {value!r}") from None
+        default = {"http": 80, "https": 443}[scheme]
+        return f"{scheme}://{host}" + (f":{port}" if port and port != default else "")
 
     @field_validator("oidc_scopes")
     @classmethod

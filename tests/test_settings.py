@@ -270,3 +270,17 @@ def test_host_prefixed_cookies_exactly_on_https(base_url: str, secure: bool) -> 
     assert settings.session_cookie.startswith("__Host-") is secure
     assert settings.login_cookie.startswith("__Host-") is secure
     assert settings.session_cookie != settings.login_cookie
+
+
+@pytest.mark.parametrize(
+    ("given", "origin"),
+    [
+        pytest.param("https://Portal.Example.org:443/", "https://portal.example.org", id="https"),
+        pytest.param("HTTP://x.example:80", "http://x.example", id="http default port"),
+        pytest.param("http://127.0.0.1:8000", "http://127.0.0.1:8000", id="own port kept"),
+        pytest.param("http://[::1]:8000", "http://[::1]:8000", id="ipv6"),
+    ],
+)
+def test_base_url_is_the_origin_browsers_send(given: str, origin: str) -> None:
+    """The CSRF guard compares the Origin header with the base URL as text."""
+    assert load_settings(base_url=given).base_url == origin
