@@ -176,7 +176,7 @@ async def _purge_daily(p: Portal) -> None:
     while True:
         try:
             deleted = await anyio.to_thread.run_sync(
-                rollups.purge_raw, p.engine, p.settings.raw_retention_days
+                rollups.purge_raw, p.engine, p.settings.raw_retention_days, p.registry.timezone()
             )
             if deleted:
                 log.info("purged %d raw events past the retention", deleted)

@@ -139,7 +139,8 @@ def _db(args: argparse.Namespace) -> int:
         )
         print(f"rollups rebuilt from {events:,} raw events")
     elif args.db_command == "purge":
-        deleted = rollups.purge_raw(engine, settings.raw_retention_days)
+        tz = ZoneInfo(load_registry(settings.apps_file).portal.timezone)
+        deleted = rollups.purge_raw(engine, settings.raw_retention_days, tz)
         print(f"deleted {deleted:,} raw events older than {settings.raw_retention_days} days")
     return 0
 

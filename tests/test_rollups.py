@@ -99,7 +99,8 @@ def test_incremental_equals_recount_and_rebuild(database_url: str, tmp_path: Pat
         entry[0] += 1  # type: ignore[operator]
         entry[1].add(e.user_id)  # type: ignore[union-attr]
     assert {(r[2], r[0]): (r[1], r[3]) for r in incremental["month_app"]} == {
-        k: (n, len(u)) for k, (n, u) in month_app.items()  # type: ignore[arg-type]
+        k: (n, len(u))
+        for k, (n, u) in month_app.items()  # type: ignore[arg-type]
     }  # columns sorted: app_id, launches, month, users
 
     first: dict[str, dt.date] = {}
@@ -120,17 +121,39 @@ def test_incremental_equals_recount_and_rebuild(database_url: str, tmp_path: Pat
     engine.dispose()
 
 
-def test_purge_keeps_rollups(sqlite_url: str, tmp_path: Path) -> None:
-    engine = db.make_engine(sqlite_url)
-    launches, signins = _events(500)
+def test_purge_keeps_rollups_and_a_rebuild_after_it_loses_nothing(
+    database_url: str, tmp_path: Path
+) -> None:
+    engine = db.make_engine(database_url)
+    launches, signins = _events(800)
     _store(engine, tmp_path)._write([*launches, *signins])
     before = _snapshot(engine)
-    now = dt.datetime(2025, 4, 1, tzinfo=dt.UTC)
-    deleted = rollups.purge_raw(engine, retention_days=20, now=now)
+    now = dt.datetime(2025, 4, 20, tzinfo=dt.UTC)
+    cutoff = rollups.purge_cutoff(now, 35, TZ)
+    # 35 days before 04-20 is 03-16: whole months only, cut at the local start of March
+    assert cutoff == dt.datetime(2025, 2, 28, 23, 0, tzinfo=dt.UTC)
+    deleted = rollups.purge_raw(engine, retention_days=35, tz=TZ, now=now)
     with engine.connect() as conn:
-        oldest = conn.execute(sa.text("SELECT min(ts) FROM launch_event")).scalar_one()
-    assert deleted > 0
-    assert str(oldest) >= str(now - dt.timedelta(days=20))[:19]
+        left = conn.execute(sa.select(rollups.T_LAUNCH.c.ts)).scalars().all()
+    assert deleted == sum(1 for e in [*launches, *signins] if e.ts < cutoff) > 0
+    assert min(rollups._utc(ts) for ts in left) >= cutoff
+    assert _snapshot(engine) == before  # rollups stay
+    rollups.rebuild(engine, TZ)  # from the partial raw history: older months are kept as is
     after = _snapshot(engine)
-    assert after == before
+    for name in before:
+        assert after[name] == before[name], name
+    engine.dispose()
+
+
+def test_a_department_change_reads_the_same_after_a_rebuild(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    engine = db.make_engine(sqlite_url)
+    ts = dt.datetime(2025, 3, 3, 9, tzinfo=dt.UTC)
+    store = _store(engine, tmp_path)
+    store._write([Launch(ts, "teams", "u1", "nursing", "portal")])
+    store._write([Launch(ts + dt.timedelta(hours=1), "teams", "u1", "medical", "portal")])
+    incremental = _snapshot(engine)
+    rollups.rebuild(engine, TZ)
+    assert _snapshot(engine) == incremental
     engine.dispose()

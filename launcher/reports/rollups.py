@@ -104,16 +104,16 @@ def _aggregate(launches: Sequence[Launch], signins: Sequence[SignIn], tz: ZoneIn
         launch = isinstance(e, Launch)
         ud = b.user_day.setdefault((day, user), [dept, 0, 0])
         um = b.user_month.setdefault((month_of(day), user), [dept, 0, 0])
-        ud[0] = um[0] = dept or ud[0]
+        ud[0], um[0] = max(ud[0], dept), max(um[0], dept)  # as the SQL rebuild's MAX()
         first = b.user_first.get(user)
-        if first is None or day < first[0]:
-            b.user_first[user] = (day, dept)
+        b.user_first[user] = (min(day, first[0]), max(dept, first[1])) if first else (day, dept)
         if launch:
             assert isinstance(e, Launch)
             ud[1] += 1
             um[1] += 1
             b.usage_day[(day, e.app_id, dept)] += 1
             uda = b.user_day_app.setdefault((day, e.app_id, user), [dept, 0])
+            uda[0] = max(uda[0], dept)
             uda[1] += 1
             b.user_month_app[(month_of(day), e.app_id, user)] += 1
             local = ts.astimezone(tz)
@@ -148,15 +148,21 @@ def _upsert_add(
     table: sa.Table,
     rows: list[dict[str, Any]],
     add: Iterable[str],
-    replace: Iterable[str] = (),
+    keep_max: Iterable[str] = (),
 ) -> None:
-    """INSERT rows; on a key conflict add the ``add`` columns and overwrite ``replace``."""
+    """INSERT rows; on a key conflict add the ``add`` columns and keep the greater value of
+    the ``keep_max`` columns."""
     if not rows:
         return
     cols = list(rows[0])
     keys = [c.name for c in table.primary_key.columns]
     sets = [f"{c} = {table.name}.{c} + excluded.{c}" for c in add]
-    sets += [f"{c} = excluded.{c}" for c in replace]
+    # MAX, like the SQL rebuild: the two must agree when someone changes department
+    t = table.name
+    sets += [
+        f"{c} = CASE WHEN excluded.{c} > {t}.{c} THEN excluded.{c} ELSE {t}.{c} END"
+        for c in keep_max
+    ]
     sql = (
         f"INSERT INTO {table.name} ({', '.join(cols)}) "
         f"VALUES ({', '.join([_ph(conn)] * len(cols))}) "
@@ -277,7 +283,7 @@ def apply(
             for (m, u), (d, nl, ns) in b.user_month.items()
         ],
         add=("launches", "signins"),
-        replace=("department",),
+        keep_max=("department",),
     )
     _upsert_add(
         conn,
@@ -287,7 +293,7 @@ def apply(
             for (day, u), (d, nl, ns) in b.user_day.items()
         ],
         add=("launches", "signins"),
-        replace=("department",),
+        keep_max=("department",),
     )
     _upsert_add(
         conn,
@@ -297,7 +303,7 @@ def apply(
             for (day, a, u), (d, n) in b.user_day_app.items()
         ],
         add=("launches",),
-        replace=("department",),
+        keep_max=("department",),
     )
     _upsert_add(
         conn,
@@ -313,7 +319,9 @@ def apply(
         f"INSERT INTO user_first (user_id, first_day, department) VALUES ({ph}, {ph}, {ph}) "
         "ON CONFLICT (user_id) DO UPDATE SET first_day = CASE "
         "WHEN excluded.first_day < user_first.first_day THEN excluded.first_day "
-        "ELSE user_first.first_day END",
+        "ELSE user_first.first_day END, department = CASE "
+        "WHEN excluded.department > user_first.department THEN excluded.department "
+        "ELSE user_first.department END",
         [(u, _db(conn, d), dept) for u, (d, dept) in b.user_first.items()],
     )
 
@@ -373,14 +381,34 @@ def prune_cell_seen(conn: sa.Connection, today: dt.date) -> None:
     conn.execute(sa.delete(T_CELL_SEEN).where(T_CELL_SEEN.c.month < oldest))
 
 
-def purge_raw(engine: sa.Engine, retention_days: int, now: dt.datetime | None = None) -> int:
-    """Delete raw events older than the retention; rollups stay. Returns rows deleted."""
-    cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=retention_days)
+def purge_cutoff(now: dt.datetime, retention_days: int, tz: ZoneInfo) -> dt.datetime:
+    """Where the raw events may be cut: the start (in the portal's time zone, which is the
+    earlier edge, since the heatmap counts local months) of the month that holds the day
+    ``retention_days`` ago. Whole months only, so that the raw events left always cover whole
+    months and ``rebuild`` never recomputes a month from part of its events."""
+    day = (now - dt.timedelta(days=retention_days)).astimezone(tz).date()
+    return dt.datetime.combine(month_of(day), dt.time(), tzinfo=tz).astimezone(dt.UTC)
+
+
+def purge_raw(
+    engine: sa.Engine, retention_days: int, tz: ZoneInfo, now: dt.datetime | None = None
+) -> int:
+    """Delete raw events of whole months past the retention; rollups stay. Returns rows
+    deleted. Serialized with flushes, and in chunks, so that a large purge never holds the
+    write lock for long."""
+    now = now or dt.datetime.now(dt.UTC)
+    cutoff = purge_cutoff(now, retention_days, tz)
     deleted = 0
-    with engine.begin() as conn:
-        for table in (T_LAUNCH, T_SIGNIN):
-            deleted += conn.execute(sa.delete(table).where(table.c.ts < cutoff)).rowcount or 0
-        prune_cell_seen(conn, cutoff.date() + dt.timedelta(days=retention_days))
+    for table in (T_LAUNCH, T_SIGNIN):
+        while True:
+            with db.serialized_write(engine, ROLLUP_LOCK) as conn:
+                ids = sa.select(table.c.id).where(table.c.ts < cutoff).limit(20_000)
+                count = conn.execute(sa.delete(table).where(table.c.id.in_(ids))).rowcount or 0
+            deleted += count
+            if count < 20_000:
+                break
+    with db.serialized_write(engine, ROLLUP_LOCK) as conn:
+        prune_cell_seen(conn, now.date())
     return deleted
 
 
@@ -404,7 +432,9 @@ def rebuild(engine: sa.Engine, tz: ZoneInfo) -> int:
     if not starts:
         return 0
     # whole months, so that per-month distinct counts are rebuilt complete
-    start = month_of(min(starts).date())
+    # the local month of the oldest raw event: purges cut at local month starts (see
+    # purge_cutoff), so from there on the raw events are complete
+    start = month_of(min(starts).astimezone(tz).date())
     with db.serialized_write(engine, ROLLUP_LOCK) as conn:
         for table in ROLLUP_TABLES:
             if table is T_USER_FIRST:
