@@ -150,7 +150,9 @@ def test_comparison_against_previous_period_and_go_live(engine: sa.Engine) -> No
     assert rows["launches"]["value"] == 4 and rows["launches"]["go_live"] == 17
     assert rows["signins"]["value"] == 2 and rows["signins"]["go_live"] == 5
     assert rows["launches_per_user"]["value"] == round(4 / 6, 2)
-    assert rows["launcher_share"]["value"] == round(4 / 6, 4)
+    # 4 of 6 launched: the share would also tell that 2 people (fewer than 3) did not
+    assert rows["launcher_share"]["value"] is None
+    assert rows["launcher_share"]["go_live"] == 1.0  # March: all 7 launched
 
 
 def test_adoption_cohorts_heatmap_dormant_departments(engine: sa.Engine) -> None:
@@ -171,10 +173,23 @@ def test_adoption_cohorts_heatmap_dormant_departments(engine: sa.Engine) -> None
             ],
         }
     ]
-    cells = {(c["weekday"], c["hour"]): c for c in queries.heatmap(engine, MARCH, MIN)}
+    cells = {(c["weekday"], c["hour"]): c for c in queries.heatmap(engine, MARCH, 2)}
     assert cells[(0, 9)] == {"weekday": 0, "hour": 9, "launches": 11}  # Monday 09:xx local
-    assert cells[(1, 9)] == {"weekday": 1, "hour": 9, "launches": None, "suppressed": True}
+    assert cells[(1, 9)] == {"weekday": 1, "hour": 9, "launches": 6}  # n2, n4 on Tuesday
     assert cells[(2, 9)] == {"weekday": 2, "hour": 9, "launches": 0}
+    # with a minimum of 3, Tuesday (2 people) is hidden, and Monday with it: the month's
+    # total is on the page, so a single hidden cell would be total minus the rest
+    cells = {(c["weekday"], c["hour"]): c for c in queries.heatmap(engine, MARCH, MIN)}
+    assert cells[(1, 9)] == {"weekday": 1, "hour": 9, "launches": None, "suppressed": True}
+    assert cells[(0, 9)] == {"weekday": 0, "hour": 9, "launches": None, "suppressed": True}
+    assert cells[(2, 9)] == {"weekday": 2, "hour": 9, "launches": 0}
+    # April alone: n1..n3 and m1 on one Tuesday 14:00 -- 4 people, shown; March + April
+    # together: the Tuesday-09 cell exists only in March, where it had 2 people: hidden
+    both = {
+        (c["weekday"], c["hour"]): c
+        for c in queries.heatmap(engine, Period(MARCH.start, APRIL.end), MIN)
+    }
+    assert both[(1, 9)].get("suppressed") is True
     # dormant on 2025-04-20: active in March, not since 2025-03-22 -- only m2 (n4 and n5
     # signed in on 04-15), which is fewer than 3 people; by the end of June all 7 are
     dormant = queries.dormant(engine, REGISTRY, dt.date(2025, 4, 20), MIN)

@@ -130,7 +130,8 @@ def test_purge_keeps_rollups_and_a_rebuild_after_it_loses_nothing(
     before = _snapshot(engine)
     now = dt.datetime(2025, 4, 20, tzinfo=dt.UTC)
     cutoff = rollups.purge_cutoff(now, 35, TZ)
-    # 35 days before 04-20 is 03-16: whole months only, cut at the local start of March
+    # 35 days before 04-20 is 03-16: whole months only, cut where March begins anywhere
+    # that matters (Amsterdam is ahead of UTC: local midnight)
     assert cutoff == dt.datetime(2025, 2, 28, 23, 0, tzinfo=dt.UTC)
     deleted = rollups.purge_raw(engine, retention_days=35, tz=TZ, now=now)
     with engine.connect() as conn:

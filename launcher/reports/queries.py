@@ -258,12 +258,15 @@ def _metrics(raw: dict[str, int], min_group: int) -> dict[str, float | int | Non
         }
     if active < min_group:
         return dict.fromkeys(METRICS)
+    launchers, idle = raw["launchers"], active - raw["launchers"]
+    # the share times the active users gives both counts: each must be about enough people
+    share_hidden = 0 < launchers < min_group or 0 < idle < min_group
     return {
         "active_users": active,
         "launches": raw["launches"],
         "launches_per_user": round(raw["launches"] / active, 2),
         "signins": raw["signins"],
-        "launcher_share": round(raw["launchers"] / active, 4),
+        "launcher_share": None if share_hidden else round(launchers / active, 4),
     }
 
 
@@ -331,8 +334,8 @@ def active_users(engine: sa.Engine, period: Period, by: str, min_group: int) -> 
     for row in rows:
         if row["users"] < min_group:
             out.append({"key": row["key"], "users": None, "launchers": None, "suppressed": True})
-        elif row["launchers"] < min_group:
-            out.append({**row, "launchers": None})
+        elif 0 < row["launchers"] < min_group or 0 < row["users"] - row["launchers"] < min_group:
+            out.append({**row, "launchers": None})  # it would tell about fewer than k people
         else:
             out.append(row)
     return out
@@ -372,43 +375,48 @@ def app_trends(
     with engine.connect() as conn:
         found = {(r.app_id, r.month): r for r in conn.execute(query)}
     apps = sorted({app for app, _ in found})
-    out: dict[str, list[Row]] = {}
-    for app in apps:
-        series = []
-        for month in months:
+    out: dict[str, list[Row]] = {app: [] for app in apps}
+    for month in months:
+        # one month's apps form a table of their own: its total is in the adoption curve
+        rows: list[Row] = []
+        for app in apps:
             r = found.get((app, month))
-            row = {
-                "key": month.isoformat()[:7],
-                "launches": r.launches if r else 0,
-                "users": r.users if r else 0,
-            }
-            series.append(row if row["users"] == 0 else suppress(row, min_group))
-        out[app] = series
+            rows.append(
+                {
+                    "key": month.isoformat()[:7],
+                    "launches": r.launches if r else 0,
+                    "users": r.users if r else 0,
+                }
+            )
+        for app, row in zip(apps, suppress_rows(rows, min_group), strict=True):
+            out[app].append(row)
     return out
 
 
 def heatmap(engine: sa.Engine, period: Period, min_group: int) -> list[Row]:
     """Launches per weekday (0 = Monday) x hour in the portal's time zone, over the months of
-    the period. A cell is shown only when some month in it had enough distinct users."""
+    the period. A cell is shown only when every month that has launches in it had enough
+    distinct users there, and never as the only hidden cell (the period's total is known)."""
     c = T_MONTH_CELL
     query = (
-        sa.select(c.c.weekday, c.c.hour, sa.func.sum(c.c.launches), sa.func.max(c.c.users))
+        sa.select(c.c.weekday, c.c.hour, sa.func.sum(c.c.launches), sa.func.min(c.c.users))
         .where(c.c.month >= month_of(period.start), c.c.month <= month_of(period.end))
         .group_by(c.c.weekday, c.c.hour)
     )
     with engine.connect() as conn:
         found = {(w, h): (int(n), int(u)) for w, h, n, u in conn.execute(query)}
-    rows = []
-    for weekday in range(7):
-        for hour in range(24):
-            n, users = found.get((weekday, hour), (0, 0))
-            if n and users < min_group:
-                rows.append(
-                    {"weekday": weekday, "hour": hour, "launches": None, "suppressed": True}
-                )
-            else:
-                rows.append({"weekday": weekday, "hour": hour, "launches": n})
-    return rows
+    cells = [(w, h) for w in range(7) for h in range(24)]
+    rows: list[Row] = [
+        {"key": cell, "launches": found.get(cell, (0, 0))[0], "users": found.get(cell, (0, 0))[1]}
+        for cell in cells
+    ]
+    out: list[Row] = []
+    for (weekday, hour), row in zip(cells, suppress_rows(rows, min_group), strict=True):
+        if row.get("suppressed"):
+            out.append({"weekday": weekday, "hour": hour, "launches": None, "suppressed": True})
+        else:
+            out.append({"weekday": weekday, "hour": hour, "launches": row["launches"]})
+    return out
 
 
 def cohorts(
@@ -423,10 +431,35 @@ def cohorts(
         found: dict[dt.date, dict[dt.date, int]] = {}
         for r in conn.execute(query):
             found.setdefault(r.cohort, {})[r.month] = r.users
+    cohort_list = sorted(found)
+    hidden_cohorts = {c for c in cohort_list if 0 < found[c].get(c, 0) < min_group}
+    # Each month's column is a table of its own (its total is that month's active users, in
+    # the adoption curve): hide small cells, and never leave exactly one hidden.
+    hidden_cells: set[tuple[dt.date, dt.date]] = set()
+    month = first_month
+    while month <= last_month:
+        column = [c for c in cohort_list if c <= month]
+        cells: list[Row] = [
+            {
+                "key": c,
+                "launches": 0,
+                # a hidden cohort's cells are hidden too: its size is in its first cell
+                "users": min(found[c].get(month, 0), 1)
+                if c in hidden_cohorts
+                else found[c].get(month, 0),
+            }
+            for c in column
+        ]
+        hidden_cells |= {
+            (c, month)
+            for c, cell in zip(column, suppress_rows(cells, min_group), strict=True)
+            if cell.get("suppressed")
+        }
+        month = _month_end(month) + dt.timedelta(days=1)
     rows: list[Row] = []
-    for cohort in sorted(found):
+    for cohort in cohort_list:
         size = found[cohort].get(cohort, 0)
-        if size < min_group:
+        if cohort in hidden_cohorts or (cohort, cohort) in hidden_cells:
             rows.append(
                 {
                     "cohort": cohort.isoformat()[:7],
@@ -440,7 +473,7 @@ def cohorts(
         month, offset = cohort, 0
         while month <= last_month:
             active = found[cohort].get(month, 0)
-            share = round(active / size, 4) if active >= min_group or active == 0 else None
+            share = None if (cohort, month) in hidden_cells else round(active / size, 4)
             retention.append({"month": month.isoformat()[:7], "offset": offset, "share": share})
             month, offset = _month_end(month) + dt.timedelta(days=1), offset + 1
         rows.append({"cohort": cohort.isoformat()[:7], "size": size, "retention": retention})

@@ -381,13 +381,19 @@ def prune_cell_seen(conn: sa.Connection, today: dt.date) -> None:
     conn.execute(sa.delete(T_CELL_SEEN).where(T_CELL_SEEN.c.month < oldest))
 
 
+def month_edge(month: dt.date, tz: ZoneInfo) -> dt.datetime:
+    """The earliest instant that belongs to ``month``: its start in UTC (the daily rollups)
+    or in the portal's time zone (the heatmap), whichever comes first."""
+    utc = dt.datetime.combine(month, dt.time(), tzinfo=dt.UTC)
+    local = dt.datetime.combine(month, dt.time(), tzinfo=tz).astimezone(dt.UTC)
+    return min(utc, local)
+
+
 def purge_cutoff(now: dt.datetime, retention_days: int, tz: ZoneInfo) -> dt.datetime:
-    """Where the raw events may be cut: the start (in the portal's time zone, which is the
-    earlier edge, since the heatmap counts local months) of the month that holds the day
-    ``retention_days`` ago. Whole months only, so that the raw events left always cover whole
+    """Where the raw events may be cut: the edge (see month_edge) of the month that holds the
+    day ``retention_days`` ago. Whole months only, so that what is left always covers whole
     months and ``rebuild`` never recomputes a month from part of its events."""
-    day = (now - dt.timedelta(days=retention_days)).astimezone(tz).date()
-    return dt.datetime.combine(month_of(day), dt.time(), tzinfo=tz).astimezone(dt.UTC)
+    return month_edge(month_of((now - dt.timedelta(days=retention_days)).date()), tz)
 
 
 def purge_raw(
@@ -432,9 +438,18 @@ def rebuild(engine: sa.Engine, tz: ZoneInfo) -> int:
     if not starts:
         return 0
     # whole months, so that per-month distinct counts are rebuilt complete
-    # the local month of the oldest raw event: purges cut at local month starts (see
-    # purge_cutoff), so from there on the raw events are complete
-    start = month_of(min(starts).astimezone(tz).date())
+    oldest = min(starts)
+    with engine.connect() as conn:
+        # rollups older than any raw event: the raw history was purged, and the oldest month
+        # left may be partial (its edge may precede the cut). Rebuild from the first month
+        # whose raw events are all there; older rollups are all that is left of them.
+        purged = conn.execute(
+            sa.select(T_USER_DAY.c.day).where(T_USER_DAY.c.day < oldest.date()).limit(1)
+        ).first()
+    start = min(month_of(oldest.date()), month_of(oldest.astimezone(tz).date()))
+    if purged is not None:
+        while month_edge(start, tz) < oldest:
+            start = month_of(start + dt.timedelta(days=32))
     with db.serialized_write(engine, ROLLUP_LOCK) as conn:
         for table in ROLLUP_TABLES:
             if table is T_USER_FIRST:
