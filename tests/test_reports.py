@@ -282,3 +282,25 @@ def test_access_staff_403_reviewer_200(demo_server_sqlite) -> None:  # type: ign
         assert bad.status_code == 400 and "by" in bad.json()["message"]
         bad = client.get(server.url + "/api/v1/reports/launches?from=2025-13-01")
         assert bad.status_code == 400
+
+
+def test_quarters_compare_with_the_previous_quarter_and_the_first_three_months() -> None:
+    q2 = queries.quarter_period(dt.date(2025, 5, 10))
+    assert q2 == Period(dt.date(2025, 4, 1), dt.date(2025, 6, 30))
+    assert q2.previous() == Period(dt.date(2025, 1, 1), dt.date(2025, 3, 31))
+    assert MARCH.previous() == Period(dt.date(2025, 2, 1), dt.date(2025, 2, 28))
+    days = Period(dt.date(2025, 3, 10), dt.date(2025, 3, 19))
+    assert days.previous() == Period(dt.date(2025, 2, 28), dt.date(2025, 3, 9))
+    assert queries.go_live_baseline(dt.date(2025, 3, 15), q2) == Period(
+        dt.date(2025, 4, 1), dt.date(2025, 6, 30)
+    )
+    assert queries.go_live_baseline(dt.date(2025, 3, 1), MARCH) == MARCH
+    assert queries.go_live_baseline(dt.date(2025, 3, 1), days) == Period(
+        dt.date(2025, 3, 1), dt.date(2025, 3, 10)
+    )
+
+
+def test_csv_cells_that_look_like_formulas_are_defused() -> None:
+    table = tables.Table("t", "T", ("department", "change"), [("=HYPERLINK(1)", "-2.0%")])
+    rows = list(csv.reader(io.StringIO(table.csv())))
+    assert rows[1] == ["'=HYPERLINK(1)", "-2.0%"]

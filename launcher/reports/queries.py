@@ -54,14 +54,17 @@ class Period:
         return lo, hi
 
     @property
-    def is_calendar_month(self) -> bool:
-        return self.start.day == 1 and self.end == _month_end(self.start)
+    def whole_months(self) -> int:
+        """How many calendar months the period is, when it is whole months; else 0."""
+        if self.start.day != 1 or self.end != _month_end(self.end):
+            return 0
+        return (self.end.year - self.start.year) * 12 + self.end.month - self.start.month + 1
 
     def previous(self) -> Period:
-        """The period of the same kind just before: the previous month for a month."""
-        if self.is_calendar_month:
-            prev = month_of(self.start - dt.timedelta(days=1))
-            return Period(prev, _month_end(prev))
+        """The period of the same kind just before: the previous month for a month, the
+        previous quarter for a quarter, else as many days just before."""
+        if n := self.whole_months:
+            return Period(_add_months(self.start, -n), self.start - dt.timedelta(days=1))
         return Period(self.start - dt.timedelta(days=self.days), self.start - dt.timedelta(days=1))
 
     def months(self) -> list[dt.date]:
@@ -116,13 +119,20 @@ def parse_by(value: str | None, allowed: Sequence[str] = BY_VALUES) -> str:
     return value
 
 
+def _add_months(month: dt.date, n: int) -> dt.date:
+    index = month.year * 12 + month.month - 1 + n
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
 def go_live_baseline(go_live: dt.date | None, period: Period) -> Period | None:
-    """The first full month after go-live, or as many days from its start as ``period`` has."""
+    """The period to compare with "just after go-live": from the first full month after
+    go-live, as many calendar months as ``period`` has (a month for a month, three for a
+    quarter), or as many days for a range that is not whole months."""
     if go_live is None:
         return None
     first = go_live if go_live.day == 1 else _month_end(go_live) + dt.timedelta(days=1)
-    if period.is_calendar_month:
-        return month_period(first)
+    if n := period.whole_months:
+        return Period(first, _add_months(first, n) - dt.timedelta(days=1))
     return Period(first, first + dt.timedelta(days=period.days - 1))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,8 +37,19 @@ class Table:
         writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(self.columns)
         for row in self.rows:
-            writer.writerow(["" if v is None else v for v in row])
+            writer.writerow([_safe_cell(v) for v in row])
         return out.getvalue()
+
+
+def _safe_cell(value: Any) -> Any:
+    """A CSV cell that a spreadsheet will not run: text starting like a formula gets a quote
+    (department names come from the identity provider's claims). Numbers stay numbers."""
+    if value is None:
+        return ""
+    formula = isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r")
+    if formula and not re.fullmatch(r"[-+]?\d[\d.,]*%?", value):
+        return "'" + value
+    return value
 
 
 def _cell(row: dict[str, Any], key: str, min_group: int) -> Any:
