@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,7 +173,12 @@ def _form_targets(settings: Settings) -> tuple[str, ...]:
 
 
 async def _purge_daily(p: Portal) -> None:
-    """Raw events past LAUNCHER_RAW_RETENTION_DAYS go; the rollups keep the counts."""
+    """Raw events past LAUNCHER_RAW_RETENTION_DAYS go; the rollups keep the counts.
+
+    Not at start-up: workers starting together would all purge at once. Each waits a random
+    while first, and the purge itself is serialized with flushes and done in chunks.
+    """
+    await asyncio.sleep(random.uniform(60, 600))  # noqa: S311 (spreading load, not a secret)
     while True:
         try:
             deleted = await anyio.to_thread.run_sync(

@@ -1049,3 +1049,49 @@ def test_admin_page_is_for_admins_only(demo_server_sqlite: Demo) -> None:
     for app in registry.apps:
         assert f"<code>{app.id}</code>" in page.text, app.id
     assert "entra.microsoft.com" in page.text
+
+
+def test_a_revocation_committed_late_is_not_missed(database_url: str) -> None:
+    """On PostgreSQL ids are handed out at insert and rows appear at commit: a sign-out that
+    commits after a later one was already read must still reach every worker."""
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from launcher import db
+    from launcher.auth.session import Revocations
+    from launcher.models import Revocation
+
+    engine = db.make_engine(database_url)
+    table = Revocation.__table__  # type: ignore[attr-defined]
+    worker = Revocations(engine)
+    worker.poll()
+    now = dt.datetime.now(dt.UTC)
+    row = {"created_at": now, "expires_at": now + dt.timedelta(hours=1)}
+    # a row with a higher id becomes visible first ...
+    with engine.begin() as conn:
+        conn.execute(sa.insert(table), [{"id": 5, "kind": "sid", "value": "late", **row}])
+        conn.execute(sa.insert(table), [{"id": 9, "kind": "sid", "value": "early", **row}])
+        conn.execute(sa.delete(table).where(table.c.id == 5))
+    worker.poll()
+    assert "early" in worker._sids and worker._last_id == 9
+    # ... and the lower id commits only now
+    with engine.begin() as conn:
+        conn.execute(sa.insert(table), [{"id": 5, "kind": "sid", "value": "late", **row}])
+    worker.poll()
+    assert "late" in worker._sids
+    engine.dispose()
+
+
+def test_expired_revocations_are_forgotten(sqlite_url: str) -> None:
+    import datetime as dt
+
+    from launcher import db
+    from launcher.auth.session import Revocations
+
+    worker = Revocations(db.make_engine(sqlite_url))
+    now = dt.datetime.now(dt.UTC)
+    worker._apply("sid", "old", now, now - dt.timedelta(seconds=1))
+    worker._apply("sid", "live", now, now + dt.timedelta(hours=1))
+    worker.purge()
+    assert set(worker._sids) == {"live"}

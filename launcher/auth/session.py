@@ -57,12 +57,17 @@ def op_sid_hash(op_sid: str) -> str:
 class Revocations:
     """The revoked sessions this worker knows about; see the module docstring."""
 
+    # PostgreSQL hands out ids at insert, not at commit: a row can become visible after a
+    # higher id was already read. Each poll therefore also re-reads the last two minutes.
+    REREAD = dt.timedelta(seconds=120)
+
     def __init__(self, engine: sa.Engine, poll_interval: float = 1.0) -> None:
         self.engine = engine
         self.poll_interval = poll_interval
-        self._sids: set[str] = set()
-        self._op_sids: set[str] = set()
-        self._users: dict[str, float] = {}  # user id -> sessions created before are dead
+        # value -> when the revocation expires (unix seconds); entries go when they expire
+        self._sids: dict[str, float] = {}
+        self._op_sids: dict[str, float] = {}
+        self._users: dict[str, tuple[float, float]] = {}  # user id -> (created before, expiry)
         self._last_id = 0
         self._unsaved: list[dict[str, Any]] = []  # written while the database was down
         self._task: asyncio.Task[None] | None = None
@@ -74,27 +79,24 @@ class Revocations:
         if session.op_sid is not None and session.op_sid in self._op_sids:
             return True
         before = self._users.get(session.user.user_id)
-        return before is not None and session.created < before
+        return before is not None and session.created < before[0]
 
-    def _apply(self, kind: str, value: str, created: dt.datetime) -> None:
+    def _apply(self, kind: str, value: str, created: dt.datetime, expires: dt.datetime) -> None:
+        expiry = _epoch(expires)
         if kind == "sid":
-            self._sids.add(value)
+            self._sids[value] = expiry
         elif kind == "op_sid":
-            self._op_sids.add(value)
+            self._op_sids[value] = expiry
         elif kind == "user":
-            ts = created.replace(tzinfo=created.tzinfo or dt.UTC).timestamp()
-            self._users[value] = max(ts, self._users.get(value, 0.0))
+            before, old_expiry = self._users.get(value, (0.0, 0.0))
+            self._users[value] = (max(_epoch(created), before), max(expiry, old_expiry))
 
     async def revoke(self, kind: str, value: str, lifetime: int) -> None:
         """Revoke now in this worker; persist for the others (retried if the database is down)."""
         now = dt.datetime.now(dt.UTC)
-        row = {
-            "kind": kind,
-            "value": value,
-            "created_at": now,
-            "expires_at": now + dt.timedelta(seconds=lifetime),
-        }
-        self._apply(kind, value, now)
+        expires = now + dt.timedelta(seconds=lifetime)
+        row = {"kind": kind, "value": value, "created_at": now, "expires_at": expires}
+        self._apply(kind, value, now, expires)
         self._unsaved.append(row)
         await anyio.to_thread.run_sync(self._save_unsaved)
 
@@ -113,21 +115,29 @@ class Revocations:
         """Fetch revocations written since the last poll (any worker's). Runs in a thread."""
         self._save_unsaved()
         now = dt.datetime.now(dt.UTC)
-        query = sa.select(_REVOCATION).where(_REVOCATION.c.id > self._last_id)
+        r = _REVOCATION.c
         if self._last_id == 0:
-            query = query.where(_REVOCATION.c.expires_at > now)
+            query = sa.select(_REVOCATION).where(r.expires_at > now)
+        else:
+            query = sa.select(_REVOCATION).where(
+                sa.or_(r.id > self._last_id, r.created_at > now - self.REREAD)
+            )
         with self.engine.connect() as conn:
-            rows = conn.execute(query.order_by(_REVOCATION.c.id)).all()
-        for row in rows:
-            self._apply(row.kind, row.value, row.created_at)
+            rows = conn.execute(query.order_by(r.id)).all()
+        for row in rows:  # applying a row twice changes nothing
+            self._apply(row.kind, row.value, row.created_at, row.expires_at)
             self._last_id = max(self._last_id, row.id)
         self.healthy = True
 
     def purge(self) -> None:
+        """Forget expired revocations, in the database and in this worker's memory."""
+        now = dt.datetime.now(dt.UTC)
         with self.engine.begin() as conn:
-            conn.execute(
-                sa.delete(_REVOCATION).where(_REVOCATION.c.expires_at < dt.datetime.now(dt.UTC))
-            )
+            conn.execute(sa.delete(_REVOCATION).where(_REVOCATION.c.expires_at < now))
+        cutoff = now.timestamp()
+        self._sids = {k: v for k, v in self._sids.items() if v >= cutoff}
+        self._op_sids = {k: v for k, v in self._op_sids.items() if v >= cutoff}
+        self._users = {k: v for k, v in self._users.items() if v[1] >= cutoff}
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="launcher-revocation-poll")
@@ -152,6 +162,16 @@ class Revocations:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await anyio.to_thread.run_sync(self._save_unsaved)
+        if self._unsaved:  # the other workers will not learn of these sign-outs
+            log.error(
+                "shutting down with %d sign-out(s) not stored (database unavailable); copies "
+                "of those session cookies stay valid in other workers until they time out",
+                len(self._unsaved),
+            )
+
+
+def _epoch(value: dt.datetime) -> float:
+    return value.replace(tzinfo=value.tzinfo or dt.UTC).timestamp()
 
 
 def _b64(data: bytes) -> str:
