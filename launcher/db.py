@@ -26,7 +26,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL; a crash loses no committed data
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA busy_timeout=3000")  # then fail, and the events are spooled
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: reports and rollup rebuilds read a lot
     cursor.execute("PRAGMA temp_store=MEMORY")  # GROUP BY sorts stay off the disk
@@ -48,7 +48,15 @@ def make_engine(url: str) -> sa.Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
         raise ConfigError("for PostgreSQL use a postgresql+psycopg:// URL (psycopg 3)")
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        # a database that does not answer must fail fast: events are spooled meanwhile, and
+        # shutdown has to finish within 10 s
+        connect_args={"connect_timeout": 2},
+    )
 
 
 def _sqlite_begin(conn: sa.Connection) -> None:
@@ -70,6 +78,9 @@ def serialized_write(engine: sa.Engine, lock_id: int) -> Iterator[sa.Connection]
             conn = conn.execution_options(sqlite_immediate=True)
         with conn.begin():
             if not is_sqlite(engine):
+                # a writer stuck behind a long rebuild gives up (and spools) instead of
+                # waiting for ever; SQLite's busy_timeout does the same there
+                conn.execute(sa.text("SET LOCAL lock_timeout = '3s'"))
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
             yield conn
 
