@@ -9,6 +9,7 @@ import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import anyio.to_thread
@@ -25,7 +26,7 @@ from launcher.auth.oidc import OIDCClient
 from launcher.auth.session import Revocations, SessionCodec
 from launcher.errors import ConfigError
 from launcher.launches import EventStore
-from launcher.registry import RegistryHolder
+from launcher.registry import LaunchTargets, RegistryHolder
 from launcher.reports import rollups
 from launcher.settings import Settings
 from launcher.views import admin, auth, ops, portal, reports
@@ -45,6 +46,7 @@ class Metrics:
         self.launches = Counter(
             "launcher_launches", "Launches answered", ["app"], registry=self.registry
         )
+        self._launch_children: dict[str, Any] = {}
         self.signins = Counter("launcher_signins", "Completed sign-ins", registry=self.registry)
         self.login_failures = Counter(
             "launcher_login_failures", "Failed sign-ins", ["reason"], registry=self.registry
@@ -58,6 +60,13 @@ class Metrics:
         self.registry_ok = Gauge(
             "launcher_registry_valid", "1 when apps.yaml on disk is valid", registry=self.registry
         )
+
+    def launch_counter(self, app_id: str) -> Any:
+        """The launch counter of one app; labels() is too slow to call on every launch."""
+        child = self._launch_children.get(app_id)
+        if child is None:
+            child = self._launch_children[app_id] = self.launches.labels(app_id)
+        return child
 
 
 @dataclass
@@ -73,6 +82,7 @@ class Portal:
     oidc: OIDCClient
     templates: Jinja2Templates
     metrics: Metrics = field(default_factory=Metrics)
+    launch_targets: LaunchTargets = field(default_factory=LaunchTargets)
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
 

@@ -32,6 +32,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from launcher.auth.user import User
 from launcher.errors import RegistryError
 
 log = logging.getLogger(__name__)
@@ -538,3 +539,30 @@ def launch_url(app: App, values: Mapping[str, str], issuer: str) -> str:
     parts = urlsplit(app.initiate_login_uri)
     query = "&".join(q for q in (parts.query, urlencode(params, quote_via=quote, safe="")) if q)
     return urlunsplit(parts._replace(query=query))
+
+
+class LaunchTargets:
+    """Launch URLs already built, per registry, app and user: a click costs a dict lookup.
+
+    Values are the ``Location`` header, ready to send (URL-quoted as Starlette's
+    RedirectResponse would). A new registry starts a new cache; the size is bounded.
+    """
+
+    MAX = 4096
+
+    def __init__(self) -> None:
+        self._registry: Registry | None = None
+        self._cache: dict[tuple[str, str, str, str, str | None, str | None], bytes] = {}
+
+    def get(self, registry: Registry, app: App, user: User, issuer: str) -> bytes:
+        if registry is not self._registry:
+            self._registry, self._cache = registry, {}
+        key = (app.id, issuer, user.sub, user.name, user.email, user.upn)
+        target = self._cache.get(key)
+        if target is None:
+            url = launch_url(app, user.placeholders(), issuer)
+            target = quote(url, safe=":/%#?=@[]!$&'()*+,;").encode("latin-1")
+            if len(self._cache) >= self.MAX:
+                self._cache.clear()
+            self._cache[key] = target
+        return target

@@ -47,6 +47,16 @@ def login_redirect(request: Request) -> RedirectResponse:
     return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
 
 
+def cookie_value(header: bytes, name: str) -> str | None:
+    """One cookie's value from a raw Cookie header, without parsing all the others."""
+    key = name.encode() + b"="
+    for part in header.split(b";"):
+        part = part.strip()
+        if part.startswith(key):
+            return part[len(key) :].decode("latin-1")
+    return None
+
+
 def get_session(request: Request) -> Session | None:
     cached = request.state.__dict__.get("session", _NO_SESSION)
     if cached is not _NO_SESSION:
