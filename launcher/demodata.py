@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from launcher.auth.user import pseudonym
-from launcher.launches import Launch, SignIn
+from launcher.launches import Launch, SignIn, insert_events
 from launcher.registry import Registry
 from launcher.reports import rollups
 
@@ -213,30 +213,8 @@ def generate(
 
 def _write(engine: sa.Engine, launches: list[Launch], signins: list[SignIn]) -> int:
     with engine.begin() as conn:
-        _insert_raw(conn, launches, signins)
+        insert_events(conn, launches, signins)
     return len(launches) + len(signins)
-
-
-def _insert_raw(conn: sa.Connection, launches: list[Launch], signins: list[SignIn]) -> None:
-    """Bulk insert straight through the driver (SQLAlchemy's row processing would dominate)."""
-    sqlite = conn.dialect.name == "sqlite"
-    ph = "?" if sqlite else "%s"
-
-    def ts(value: dt.datetime) -> object:
-        # the text format SQLAlchemy's DateTime type uses on SQLite, so that both compare alike
-        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else value
-
-    if launches:
-        conn.exec_driver_sql(
-            f"INSERT INTO launch_event (ts, app_id, user_id, department, source) "
-            f"VALUES ({ph}, {ph}, {ph}, {ph}, {ph})",
-            [(ts(e.ts), e.app_id, e.user_id, e.department, e.source) for e in launches],
-        )
-    if signins:
-        conn.exec_driver_sql(
-            f"INSERT INTO signin_event (ts, user_id, department) VALUES ({ph}, {ph}, {ph})",
-            [(ts(e.ts), e.user_id, e.department) for e in signins],
-        )
 
 
 def progress_bar(done: int, total: int, events: int) -> None:
