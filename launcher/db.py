@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -83,6 +83,28 @@ def serialized_write(engine: sa.Engine, lock_id: int) -> Iterator[sa.Connection]
                 conn.execute(sa.text("SET LOCAL lock_timeout = '3s'"))
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
             yield conn
+
+
+def insert_rows(
+    conn: sa.Connection, head: str, rows: Sequence[Sequence[Any]], tail: str = ""
+) -> None:
+    """``head VALUES (…), (…), … tail`` in as few statements as the driver allows.
+
+    One statement for many rows, not executemany(): SQLite's driver releases and re-takes the
+    GIL for every row it steps through, and the event loop thread, which wants the GIL after
+    every send(), turns each of those into a wait. ``head`` and ``tail`` are SQL written by us;
+    every value is a bound parameter.
+    """
+    if not rows:
+        return
+    width = len(rows[0])
+    ph = "?" if conn.dialect.name == "sqlite" else "%s"
+    row = "(" + ", ".join([ph] * width) + ")"
+    per_statement = max(1, 30_000 // width)  # SQLite allows 32 766 parameters, PostgreSQL 65 535
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        sql = f"{head} VALUES {', '.join([row] * len(chunk))} {tail}"
+        conn.exec_driver_sql(sql, tuple(value for r in chunk for value in r))
 
 
 def is_sqlite(engine: sa.Engine) -> bool:

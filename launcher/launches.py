@@ -71,7 +71,6 @@ def insert_events(
     """Bulk insert straight through the driver: SQLAlchemy's per-row parameter processing
     costs more than the database's own work, and this runs for every flushed batch."""
     sqlite = conn.dialect.name == "sqlite"
-    ph = "?" if sqlite else "%s"  # the driver's placeholder; values never enter the SQL text
 
     def ts(value: dt.datetime) -> object:
         # SQLite: the text form SQLAlchemy's DateTime uses there, so that both compare alike
@@ -81,17 +80,16 @@ def insert_events(
             value = value.astimezone(dt.UTC)
         return value.replace(tzinfo=None).isoformat(" ", "microseconds")  # faster than strftime
 
-    if launches:
-        conn.exec_driver_sql(
-            "INSERT INTO launch_event (ts, app_id, user_id, department, source) "  # noqa: S608
-            f"VALUES ({ph}, {ph}, {ph}, {ph}, {ph})",
-            [(ts(e.ts), e.app_id, e.user_id, e.department, e.source) for e in launches],
-        )
-    if signins:
-        conn.exec_driver_sql(
-            f"INSERT INTO signin_event (ts, user_id, department) VALUES ({ph}, {ph}, {ph})",  # noqa: S608
-            [(ts(e.ts), e.user_id, e.department) for e in signins],
-        )
+    db.insert_rows(
+        conn,
+        "INSERT INTO launch_event (ts, app_id, user_id, department, source)",
+        [(ts(e.ts), e.app_id, e.user_id, e.department, e.source) for e in launches],
+    )
+    db.insert_rows(
+        conn,
+        "INSERT INTO signin_event (ts, user_id, department)",
+        [(ts(e.ts), e.user_id, e.department) for e in signins],
+    )
 
 
 def _encode(event: Event) -> str:
