@@ -318,6 +318,8 @@ def main() -> int:
     print(f"portal   {portal_rps:8.0f} req/s   server CPU {portal_cpu:5.0f} us/req")
     print(f"ratio    {ratio:8.2f}         by CPU per request {bare_cpu / portal_cpu:.2f}")
     print(f"portal latency   p50 {p50:.2f} ms   p99 {p99:.2f} ms   (medians)")
+    bare_p50, bare_p99 = _median(bare_runs, "p50_ms"), _median(bare_runs, "p99_ms")
+    print(f"bare latency     p50 {bare_p50:.2f} ms   p99 {bare_p99:.2f} ms   (for scale)")
     print(
         f"launches: wrk got {wrk_303} x 303; the portal counted {answered}; launch_event has "
         f"{rows} rows; {spooled} left in the spool; {unread} answered while wrk was stopping"
