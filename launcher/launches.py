@@ -92,6 +92,16 @@ def insert_events(
     )
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, someone else's
+    return True
+
+
 def _encode(event: Event) -> str:
     data = _row(event)
     data["ts"] = event.ts.isoformat()
@@ -232,10 +242,21 @@ class EventStore:
         tmp.rename(self.spool_dir / name)  # atomic: a replay never sees half a file
         self.spooled += len(batch)
 
+    def _reclaim_orphans(self) -> None:
+        """Files claimed by a worker that died mid-replay go back in the queue."""
+        for claimed in self.spool_dir.glob("events-*.jsonl.claimed-*"):
+            pid = claimed.name.rsplit("-", 1)[1]
+            if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+                continue
+            with contextlib.suppress(OSError):  # another worker may reclaim it first
+                claimed.rename(claimed.with_name(claimed.name.rsplit(".claimed-", 1)[0]))
+                log.warning("reclaimed spool file %s from a worker that died", claimed.name)
+
     def replay_spool(self) -> int:
         """Insert spooled events; each file is claimed by rename so two workers never share one."""
         if not self.spool_dir.is_dir():
             return 0
+        self._reclaim_orphans()
         replayed = 0
         for path in sorted(self.spool_dir.glob("events-*.jsonl")):
             claimed = path.with_name(path.name + f".claimed-{os.getpid()}")

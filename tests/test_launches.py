@@ -200,3 +200,21 @@ def test_background_loop_writes_spool_back_when_the_database_returns(
     assert store.database_ok
     assert list((tmp_path / "spool").glob("events-*")) == []
     up.dispose()
+
+
+def test_a_file_claimed_by_a_dead_worker_is_replayed(sqlite_url: str, tmp_path: Path) -> None:
+    import subprocess
+
+    engine = db.make_engine(sqlite_url)
+    spool = tmp_path / "orphans"
+    writer = EventStore(engine, spool)
+    writer._spool(
+        [Launch(dt.datetime(2025, 3, 3, 9, tzinfo=dt.UTC), "teams", "u1", None, "portal")]
+    )
+    [path] = spool.glob("events-*.jsonl")
+    child = subprocess.Popen(["true"])  # a worker that has exited
+    child.wait()
+    path.rename(path.with_name(path.name + f".claimed-{child.pid}"))  # it died mid-replay
+    assert EventStore(engine, spool).replay_spool() == 1
+    assert not list(spool.iterdir())
+    engine.dispose()
