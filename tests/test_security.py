@@ -435,8 +435,10 @@ def _other_key(cookie: str, settings: Settings, codec: SessionCodec) -> str:
 
 
 def _flip_signature(cookie: str, settings: Settings, codec: SessionCodec) -> str:
-    last = cookie[-1]
-    return cookie[:-1] + ("A" if last != "A" else "B")
+    # the first character of the signature: the last one partly holds base64 padding bits,
+    # and changing only those would leave the signature as it was
+    payload, _, signature = cookie.rpartition(".")
+    return f"{payload}.{'A' if signature[0] != 'A' else 'B'}{signature[1:]}"
 
 
 @pytest.mark.parametrize(
