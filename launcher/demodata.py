@@ -213,8 +213,25 @@ def generate(
 
 def _write(engine: sa.Engine, launches: list[Launch], signins: list[SignIn]) -> int:
     with engine.begin() as conn:
-        insert_events(conn, launches, signins)
+        if conn.dialect.name == "postgresql":
+            _copy(conn, launches, signins)
+        else:
+            insert_events(conn, launches, signins)
     return len(launches) + len(signins)
+
+
+def _copy(conn: sa.Connection, launches: list[Launch], signins: list[SignIn]) -> None:
+    """PostgreSQL's COPY: for millions of events several times faster than INSERT."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor:
+        columns = "launch_event (ts, app_id, user_id, department, source)"
+        with cursor.copy(f"COPY {columns} FROM STDIN") as copy:
+            for e in launches:
+                copy.write_row((e.ts, e.app_id, e.user_id, e.department, e.source))
+        with cursor.copy("COPY signin_event (ts, user_id, department) FROM STDIN") as copy:
+            for s in signins:
+                copy.write_row((s.ts, s.user_id, s.department))
 
 
 def progress_bar(done: int, total: int, events: int) -> None:

@@ -71,6 +71,8 @@ class UserDay(SQLModel, table=True):
     """One row per user per day with activity: what distinct-user counts need."""
 
     __tablename__ = "user_day"
+    # "was this user active between two days (in this department)": one index probe
+    __table_args__ = (sa.Index("ix_user_day_user", "user_id", "day", "department", "launches"),)
 
     day: dt.date = Field(primary_key=True)
     user_id: str = Field(primary_key=True, max_length=64)
@@ -83,6 +85,7 @@ class UserDayApp(SQLModel, table=True):
     """One row per user per app per day: distinct users of an app over any range of days."""
 
     __tablename__ = "user_day_app"
+    __table_args__ = (sa.Index("ix_user_day_app_user", "app_id", "user_id", "day"),)
 
     day: dt.date = Field(primary_key=True)
     app_id: str = Field(primary_key=True, max_length=64)
@@ -121,6 +124,18 @@ class MonthStats(SQLModel, table=True):
     month: dt.date = Field(primary_key=True)
     active_users: int = 0  # signed in or launched
     launchers: int = 0  # launched at least one app
+    launches: int = 0
+    signins: int = 0
+
+
+class DayStats(SQLModel, table=True):
+    """Per-day totals, distinct counts included, kept incrementally (as MonthStats)."""
+
+    __tablename__ = "day_stats"
+
+    day: dt.date = Field(primary_key=True)
+    active_users: int = 0
+    launchers: int = 0
     launches: int = 0
     signins: int = 0
 
@@ -179,3 +194,30 @@ class CohortMonth(SQLModel, table=True):
     cohort: dt.date = Field(primary_key=True)
     month: dt.date = Field(primary_key=True)
     users: int = 0
+
+
+class UserSpan(SQLModel, table=True):
+    """Per user and department, the months of two calendar years with activity, as bit masks
+    (bit 0 is January of ``year``, bit 23 December of the year after). Every month is in two
+    rows, its own year's and the year before's, so that distinct users over any range within
+    two calendar years (a year from any day) come from one row per user. Mirrors UserDay: a
+    month is in a department's row when one of the user's days in it has that department."""
+
+    __tablename__ = "user_span"
+
+    year: int = Field(primary_key=True)
+    user_id: str = Field(primary_key=True, max_length=64)
+    department: str = Field(primary_key=True, max_length=128)
+    active: int = 0  # months signed in or launched
+    launched: int = 0  # months with a launch
+
+
+class UserSpanApp(SQLModel, table=True):
+    """Per user and app, the months of two calendar years with a launch (as UserSpan)."""
+
+    __tablename__ = "user_span_app"
+
+    year: int = Field(primary_key=True)
+    app_id: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(primary_key=True, max_length=64)
+    months: int = 0

@@ -1,6 +1,10 @@
 """Report queries: pure functions of (engine, registry, period, …) -> rows. No HTTP here.
 
 Everything reads the rollup tables of :mod:`launcher.reports.rollups`, never raw events.
+Distinct users over a period come from the span rollups: one row per user (and app) with the
+months as bits, and, for a month the period covers only in part, one index probe of the daily
+rollups per user who was active in that month (see :func:`_active_in`). So a report over a
+year reads about as many rows as there are users, not one per user and day.
 Privacy: any figure about fewer distinct users than the minimum group size is suppressed,
 and when a table would have exactly one suppressed row, the next smallest row is suppressed
 too, so that no suppressed figure can be worked out as "total minus the other rows".
@@ -10,7 +14,8 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,6 +25,7 @@ from launcher.errors import BadRequest
 from launcher.registry import Registry
 from launcher.reports.rollups import (
     T_COHORT_MONTH,
+    T_DAY_STATS,
     T_MONTH_APP,
     T_MONTH_CELL,
     T_MONTH_STATS,
@@ -27,6 +33,8 @@ from launcher.reports.rollups import (
     T_USER_DAY,
     T_USER_DAY_APP,
     T_USER_MONTH,
+    T_USER_SPAN,
+    T_USER_SPAN_APP,
 )
 from launcher.reports.rollups import month_of as month_of
 
@@ -159,6 +167,18 @@ def suppress_rows(rows: list[Row], min_group: int, users_key: str = "users") -> 
 
 
 # --- SQL helpers ------------------------------------------------------------------------
+@contextmanager
+def _connect(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection for report queries, with PostgreSQL settings for them (this transaction
+    only): room to hash the users of a month (the default 4 MB makes the planner sort them on
+    disk instead), and no JIT, which would compile each query for longer than it runs."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+            conn.exec_driver_sql("SET LOCAL jit = off")
+        yield conn
+
+
 def _month_key(engine: sa.Engine, col: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
     if engine.dialect.name == "sqlite":
         return sa.func.substr(col, 1, 7)
@@ -190,42 +210,216 @@ def _key(value: Any) -> str:
     return value.isoformat() if isinstance(value, dt.date) else str(value)
 
 
+# --- distinct users over a period: the span rollups ---------------------------------------
+@dataclass(frozen=True)
+class _Span:
+    """What a period reads of the span rows of ``year`` (see rollups.span_bits): a mask of
+    the months it covers whole, and (bit, days) for each month it covers in part."""
+
+    year: int
+    whole: int
+    parts: tuple[tuple[int, Period], ...]
+
+
+def _spans(period: Period) -> list[_Span]:
+    """The period in spans of two calendar years, each of its months in exactly one. Any
+    period of up to a year is one span."""
+    spans = []
+    for year in range(period.start.year, period.end.year + 1, 2):
+        within = Period(
+            max(period.start, dt.date(year, 1, 1)), min(period.end, dt.date(year + 1, 12, 31))
+        )
+        whole, parts = 0, []
+        for month in within.months():
+            bit = 1 << ((month.year - year) * 12 + month.month - 1)
+            days = Period(max(within.start, month), min(within.end, _month_end(month)))
+            if days.whole_months:
+                whole |= bit
+            else:
+                parts.append((bit, days))
+        parts.sort(key=lambda part: -part[1].days)  # the likelier hit first
+        spans.append(_Span(year, whole, tuple(parts)))
+    return spans
+
+
+def _active_in(
+    mask: sa.ColumnElement[int],
+    span: _Span,
+    active_on: Callable[[Period], sa.ColumnElement[bool]],
+) -> sa.ColumnElement[bool]:
+    """A span row that counts: active in a month the period covers whole or, in a month it
+    covers in part, on one of those days (``active_on``: an EXISTS that one index probe
+    answers, asked only of rows with that month's bit; PostgreSQL may hash those days'
+    rows instead, which is why each part asks about its own days only).
+
+    A part from the month's first day up to the last day with data (the current month, in
+    a period that ends today) is as good as whole: no probe."""
+    horizon = sa.select(sa.func.max(T_DAY_STATS.c.day)).scalar_subquery()
+    tests = [mask.bitwise_and(span.whole) != 0] if span.whole else []
+    for bit, days in span.parts:
+        probe = active_on(days)
+        if days.start.day == 1:
+            probe = sa.or_(sa.literal(days.end, sa.Date) >= horizon, probe)
+        tests.append(sa.and_(mask.bitwise_and(bit) != 0, probe))
+    return sa.or_(*tests)
+
+
+Key = Callable[[sa.Table], sa.ColumnElement[Any]]
+
+
+def _user_in(span: _Span, launched: bool) -> sa.ColumnElement[bool]:
+    """A user_span row active (or that launched) in the span's part of the period."""
+    w, u = T_USER_SPAN, T_USER_DAY
+
+    def active_on(days: Period) -> sa.ColumnElement[bool]:
+        probe = [
+            u.c.user_id == w.c.user_id,
+            _between(u.c.day, days),
+            u.c.department == w.c.department,
+        ]
+        return (
+            sa.exists().where(*probe, u.c.launches > 0) if launched else sa.exists().where(*probe)
+        )
+
+    return _active_in(w.c.launched if launched else w.c.active, span, active_on)
+
+
+def _user_rows(period: Period, key: Key, launched: bool = False) -> list[sa.Select[Any]]:
+    """(key, user_id) of the users active in the period (who launched, with ``launched``);
+    a user in several departments has a row in each."""
+    w = T_USER_SPAN
+    return [
+        sa.select(key(w).label("key"), w.c.user_id).where(w.c.year == s.year, _user_in(s, launched))
+        for s in _spans(period)
+    ]
+
+
+def _active_and_launchers(conn: sa.Connection, period: Period) -> tuple[int, int]:
+    """Distinct users active in the period, and how many of them launched, in one pass."""
+    w = T_USER_SPAN
+    selects = [
+        sa.select(w.c.user_id, sa.case((_user_in(s, True), w.c.user_id)).label("launcher")).where(
+            w.c.year == s.year, _user_in(s, False)
+        )
+        for s in _spans(period)
+    ]
+    rows = sa.union_all(*selects).subquery() if len(selects) > 1 else selects[0].subquery()
+    query = sa.select(
+        sa.func.count(sa.distinct(rows.c.user_id)), sa.func.count(sa.distinct(rows.c.launcher))
+    )
+    users, launchers = conn.execute(query).one()
+    return int(users), int(launchers)
+
+
+def _app_rows(
+    period: Period, key: Key, apps: sa.ColumnElement[bool] | None = None
+) -> list[sa.Select[Any]]:
+    """(key, user_id) per app (of ``apps``, a condition on ``app_id``) a user launched in the
+    period."""
+    w, uda = T_USER_SPAN_APP, T_USER_DAY_APP
+
+    def active_on(days: Period) -> sa.ColumnElement[bool]:
+        return sa.exists().where(
+            uda.c.app_id == w.c.app_id, uda.c.user_id == w.c.user_id, _between(uda.c.day, days)
+        )
+
+    return [
+        sa.select(key(w).label("key"), w.c.user_id).where(
+            w.c.year == s.year,
+            _active_in(w.c.months, s, active_on),
+            sa.true() if apps is None else apps,
+        )
+        for s in _spans(period)
+    ]
+
+
+def _category_users(conn: sa.Connection, registry: Registry, period: Period) -> dict[str, int]:
+    """Distinct users per category: a count per category over the rows of its own apps,
+    which the span rows' key finds, rather than one count over every row mapped to its
+    category (about twice as slow)."""
+    apps: dict[str, list[str]] = {}
+    for app in registry.apps:
+        apps.setdefault(app.category or "other", []).append(app.id)
+    categorized = [a for category, ids in apps.items() if category != "other" for a in ids]
+    app_id = T_USER_SPAN_APP.c.app_id
+    counts = []
+    for category in sorted({*apps, "other"}):
+        test = ~app_id.in_(categorized) if category == "other" else app_id.in_(apps[category])
+        selects = _app_rows(period, lambda w: w.c.app_id, test)
+        rows = sa.union_all(*selects).subquery() if len(selects) > 1 else selects[0].subquery()
+        counts.append(sa.select(sa.literal(category), sa.func.count(sa.distinct(rows.c.user_id))))
+    return {k: int(n) for k, n in conn.execute(sa.union_all(*counts)) if n}
+
+
+def _count_users(conn: sa.Connection, selects: list[sa.Select[Any]]) -> dict[str, int]:
+    """Distinct users per key of rows keyed by app or department: one span's rows hold each
+    (key, user) once, rows from several spans need deduplicating."""
+    rows = selects[0].subquery()
+    if len(selects) > 1:
+        rows = sa.union(*selects).subquery()
+    query = sa.select(rows.c.key, sa.func.count()).group_by(rows.c.key)
+    return {_key(k): int(n) for k, n in conn.execute(query)}
+
+
+def _monthly_users(conn: sa.Connection, period: Period) -> dict[str, tuple[int, int]]:
+    """Per month of the period with activity: (active users, launchers)."""
+    out: dict[str, tuple[int, int]] = {}
+    whole = []
+    for month in period.months():
+        days = Period(max(period.start, month), min(period.end, _month_end(month)))
+        if days.whole_months:
+            whole.append(month)
+            continue
+        users, launchers = _active_and_launchers(conn, days)
+        if users:
+            out[month.isoformat()[:7]] = (users, launchers)
+    m = T_MONTH_STATS
+    query = sa.select(m.c.month, m.c.active_users, m.c.launchers).where(m.c.month.in_(whole))
+    for month, users, launchers in conn.execute(query):
+        if users:
+            out[month.isoformat()[:7]] = (int(users), int(launchers))
+    return out
+
+
 # --- the launches report (DESIGN.md's contract) -------------------------------------------
 def launches(
     engine: sa.Engine, registry: Registry, period: Period, by: str, min_group: int
 ) -> list[Row]:
     """Launches and distinct launching users per key; keys with no launches left out."""
-    ud, uda, u = T_USAGE_DAY, T_USER_DAY_APP, T_USER_DAY
+    ud, ds = T_USAGE_DAY, T_DAY_STATS
+    table = ds if by in ("day", "month") else ud
     if by == "app":
-        count_key, users_key, users_from = ud.c.app_id, uda.c.app_id, uda
+        count_key = ud.c.app_id
     elif by == "category":
         count_key = _category_key(registry, ud.c.app_id)
-        users_key, users_from = _category_key(registry, uda.c.app_id), uda
     elif by == "department":
-        count_key, users_key, users_from = _dept(ud.c.department), _dept(uda.c.department), uda
+        count_key = _dept(ud.c.department)
     elif by == "day":
-        count_key, users_key, users_from = _day_key(engine, ud.c.day), _day_key(engine, u.c.day), u
+        count_key = _day_key(engine, ds.c.day)
     elif by == "month":
-        count_key = _month_key(engine, ud.c.day)
-        users_key, users_from = _month_key(engine, u.c.day), u
+        count_key = _month_key(engine, ds.c.day)
     else:
         raise BadRequest(f"unknown breakdown {by!r}")
-    counts = (
-        sa.select(count_key.label("key"), sa.func.sum(ud.c.launches).label("n"))
-        .where(_between(ud.c.day, period))
-        .group_by(count_key)
-    )
-    where = [_between(users_from.c.day, period)]
-    if users_from is u:
-        where.append(u.c.launches > 0)
-    users = (
-        sa.select(users_key.label("key"), sa.func.count(sa.distinct(users_from.c.user_id)))
-        .where(*where)
-        .group_by(users_key)
-    )
-    with engine.connect() as conn:
+    counts = sa.select(count_key, sa.func.sum(table.c.launches))
+    counts = counts.where(_between(table.c.day, period)).group_by(count_key)
+    with _connect(engine) as conn:
         launch_counts = {_key(k): int(n) for k, n in conn.execute(counts)}
-        user_counts = {_key(k): int(n) for k, n in conn.execute(users)}
+        if by == "day":
+            query = sa.select(count_key, ds.c.launchers).where(_between(ds.c.day, period))
+            user_counts = {_key(k): int(n) for k, n in conn.execute(query)}
+        elif by == "month":
+            user_counts = {k: n for k, (_, n) in _monthly_users(conn, period).items()}
+        elif by == "app" and period.whole_months == 1:  # a calendar month: counted already
+            m = T_MONTH_APP
+            query = sa.select(m.c.app_id, m.c.users).where(m.c.month == period.start)
+            user_counts = {k: int(n) for k, n in conn.execute(query)}
+        elif by == "app":
+            user_counts = _count_users(conn, _app_rows(period, lambda w: w.c.app_id))
+        elif by == "category":
+            user_counts = _category_users(conn, registry, period)
+        else:
+            selects = _user_rows(period, lambda w: _dept(w.c.department), launched=True)
+            user_counts = _count_users(conn, selects)
     rows = [
         {"key": k, "launches": n, "users": user_counts.get(k, 0)}
         for k, n in sorted(launch_counts.items())
@@ -239,15 +433,19 @@ METRICS = ("active_users", "launches", "launches_per_user", "signins", "launcher
 
 
 def summary(engine: sa.Engine, period: Period) -> dict[str, int]:
-    u = T_USER_DAY
-    query = sa.select(
-        sa.func.count(sa.distinct(u.c.user_id)),
-        sa.func.count(sa.distinct(sa.case((u.c.launches > 0, u.c.user_id)))),
-        sa.func.coalesce(sa.func.sum(u.c.launches), 0),
-        sa.func.coalesce(sa.func.sum(u.c.signins), 0),
-    ).where(_between(u.c.day, period))
-    with engine.connect() as conn:
-        active, launchers, n_launches, signins = conn.execute(query).one()
+    ds, ms = T_DAY_STATS, T_MONTH_STATS
+    with _connect(engine) as conn:
+        if period.whole_months == 1:
+            query = sa.select(ms.c.active_users, ms.c.launchers, ms.c.launches, ms.c.signins)
+            found = conn.execute(query.where(ms.c.month == period.start)).first()
+            active, launchers, n_launches, signins = found or (0, 0, 0, 0)
+        else:
+            totals = sa.select(
+                sa.func.coalesce(sa.func.sum(ds.c.launches), 0),
+                sa.func.coalesce(sa.func.sum(ds.c.signins), 0),
+            ).where(_between(ds.c.day, period))
+            n_launches, signins = conn.execute(totals).one()
+            active, launchers = _active_and_launchers(conn, period)
     return {
         "active_users": int(active),
         "launchers": int(launchers),
@@ -323,23 +521,20 @@ def comparison(
 # --- over time ----------------------------------------------------------------------------
 def active_users(engine: sa.Engine, period: Period, by: str, min_group: int) -> list[Row]:
     """Distinct users who signed in or launched (and who launched) per day or month."""
-    u = T_USER_DAY
-    key = _day_key(engine, u.c.day) if by == "day" else _month_key(engine, u.c.day)
-    query = (
-        sa.select(
-            key.label("key"),
-            sa.func.count(sa.distinct(u.c.user_id)),
-            sa.func.count(sa.distinct(sa.case((u.c.launches > 0, u.c.user_id)))),
-        )
-        .where(_between(u.c.day, period))
-        .group_by(key)
-        .order_by(key)
-    )
-    with engine.connect() as conn:
-        rows: list[Row] = [
-            {"key": _key(k), "users": int(n), "launchers": int(lu)}
-            for k, n, lu in conn.execute(query)
-        ]
+    ds = T_DAY_STATS
+    with _connect(engine) as conn:
+        if by == "day":
+            query = sa.select(_day_key(engine, ds.c.day), ds.c.active_users, ds.c.launchers)
+            found = {
+                _key(k): (int(n), int(lu))
+                for k, n, lu in conn.execute(query.where(_between(ds.c.day, period)))
+                if n
+            }
+        else:
+            found = _monthly_users(conn, period)
+    rows: list[Row] = [
+        {"key": k, "users": n, "launchers": lu} for k, (n, lu) in sorted(found.items())
+    ]
     out: list[Row] = []
     for row in rows:
         if row["users"] < min_group:
@@ -357,7 +552,7 @@ def adoption_curve(
     """Monthly active users, launches and sign-ins, month by month (months without data: 0)."""
     m = T_MONTH_STATS
     query = sa.select(m).where(m.c.month >= first_month, m.c.month <= last_month)
-    with engine.connect() as conn:
+    with _connect(engine) as conn:
         found = {r.month: r for r in conn.execute(query)}
     rows = []
     month = first_month
@@ -382,7 +577,7 @@ def app_trends(
     """Per app, launches and distinct users per month (for small multiples)."""
     m = T_MONTH_APP
     query = sa.select(m).where(m.c.month >= months[0], m.c.month <= months[-1])
-    with engine.connect() as conn:
+    with _connect(engine) as conn:
         found = {(r.app_id, r.month): r for r in conn.execute(query)}
     apps = sorted({app for app, _ in found})
     out: dict[str, list[Row]] = {app: [] for app in apps}
@@ -413,7 +608,7 @@ def heatmap(engine: sa.Engine, period: Period, min_group: int) -> list[Row]:
         .where(c.c.month >= month_of(period.start), c.c.month <= month_of(period.end))
         .group_by(c.c.weekday, c.c.hour)
     )
-    with engine.connect() as conn:
+    with _connect(engine) as conn:
         found = {(w, h): (int(n), int(u)) for w, h, n, u in conn.execute(query)}
     cells = [(w, h) for w in range(7) for h in range(24)]
     rows: list[Row] = [
@@ -437,7 +632,7 @@ def cohorts(
     query = sa.select(c).where(
         c.c.cohort >= first_month, c.c.cohort <= last_month, c.c.month <= last_month
     )
-    with engine.connect() as conn:
+    with _connect(engine) as conn:
         found: dict[dt.date, dict[dt.date, int]] = {}
         for r in conn.execute(query):
             found.setdefault(r.cohort, {})[r.month] = r.users
@@ -499,15 +694,16 @@ def dormant(
         return {"baseline": None, "users": None, "rows": []}
     recent = Period(today - dt.timedelta(days=29), today)
     um, u = T_USER_MONTH, T_USER_DAY
-    active_recently = sa.select(u.c.user_id).where(_between(u.c.day, recent))
+    # one index probe per user of the baseline month
+    active_recently = sa.exists().where(u.c.user_id == um.c.user_id, _between(u.c.day, recent))
     dept = _dept(um.c.department)
     query = (
         sa.select(dept.label("key"), sa.func.count())
-        .where(um.c.month == baseline.start, um.c.user_id.not_in(active_recently))
+        .where(um.c.month == baseline.start, ~active_recently)
         .group_by(dept)
         .order_by(dept)
     )
-    with engine.connect() as conn:
+    with _connect(engine) as conn:
         rows = [{"key": k, "users": int(n)} for k, n in conn.execute(query)]
     total = sum(r["users"] for r in rows)
     return {
@@ -519,16 +715,9 @@ def dormant(
 
 def departments(engine: sa.Engine, registry: Registry, period: Period, min_group: int) -> list[Row]:
     """Active users per department, and their share of head count where the registry has it."""
-    u = T_USER_DAY
-    dept = _dept(u.c.department)
-    query = (
-        sa.select(dept.label("key"), sa.func.count(sa.distinct(u.c.user_id)))
-        .where(_between(u.c.day, period))
-        .group_by(dept)
-        .order_by(dept)
-    )
-    with engine.connect() as conn:
-        rows = [{"key": k, "users": int(n)} for k, n in conn.execute(query)]
+    with _connect(engine) as conn:
+        counts = _count_users(conn, _user_rows(period, lambda w: _dept(w.c.department)))
+    rows: list[Row] = [{"key": k, "users": n} for k, n in sorted(counts.items())]
     heads = {d.id: d.headcount for d in registry.departments}
     names = {d.id: d.name for d in registry.departments}
     for dep in registry.departments:  # departments that never arrived still get a row
@@ -560,6 +749,6 @@ def months_between(first: dt.date, last: dt.date) -> list[dt.date]:
 
 def data_range(engine: sa.Engine) -> tuple[dt.date, dt.date] | None:
     m = T_MONTH_STATS
-    with engine.connect() as conn:
+    with _connect(engine) as conn:
         lo, hi = conn.execute(sa.select(sa.func.min(m.c.month), sa.func.max(m.c.month))).one()
     return (lo, hi) if lo is not None else None

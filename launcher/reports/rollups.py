@@ -3,8 +3,10 @@
 Reports never scan raw events. Each flush of the event store calls :func:`apply` inside the
 same transaction as the raw insert, so raw events and rollups never disagree. Distinct-user
 counts cannot be added up across batches, so the rollups keep one row per user per day, per
-user per app per day, and per user per month (see launcher/models.py); the per-month totals
-and heatmap cells count a user the first time that user appears in them.
+user per app per day, and per user per month (see launcher/models.py); the per-day and
+per-month totals and heatmap cells count a user the first time that user appears in them.
+The span rollups mirror user_day and user_month_app as bit masks of months, so that reports
+over long periods read one row per user, not one per user and month.
 
 :func:`apply` reads rollups and then updates them, so it runs under
 :func:`launcher.db.serialized_write`: one flush at a time across all workers.
@@ -27,6 +29,7 @@ from launcher.launches import FLUSH_LOCK, Launch, SignIn
 from launcher.models import (
     CellSeen,
     CohortMonth,
+    DayStats,
     LaunchEvent,
     MonthApp,
     MonthCell,
@@ -38,6 +41,8 @@ from launcher.models import (
     UserFirst,
     UserMonth,
     UserMonthApp,
+    UserSpan,
+    UserSpanApp,
 )
 
 log = logging.getLogger(__name__)
@@ -56,6 +61,9 @@ T_CELL_SEEN = CellSeen.__table__  # type: ignore[attr-defined]
 T_USER_MONTH_APP = UserMonthApp.__table__  # type: ignore[attr-defined]
 T_MONTH_APP = MonthApp.__table__  # type: ignore[attr-defined]
 T_COHORT_MONTH = CohortMonth.__table__  # type: ignore[attr-defined]
+T_DAY_STATS = DayStats.__table__  # type: ignore[attr-defined]
+T_USER_SPAN = UserSpan.__table__  # type: ignore[attr-defined]
+T_USER_SPAN_APP = UserSpanApp.__table__  # type: ignore[attr-defined]
 T_LAUNCH = LaunchEvent.__table__  # type: ignore[attr-defined]
 T_SIGNIN = SignInEvent.__table__  # type: ignore[attr-defined]
 ROLLUP_TABLES = (
@@ -70,11 +78,21 @@ ROLLUP_TABLES = (
     T_USER_MONTH_APP,
     T_MONTH_APP,
     T_COHORT_MONTH,
+    T_DAY_STATS,
+    T_USER_SPAN,
+    T_USER_SPAN_APP,
 )
+SPAN_TABLES = (T_USER_SPAN, T_USER_SPAN_APP)
 
 
 def month_of(day: dt.date) -> dt.date:
     return day.replace(day=1)
+
+
+def span_bits(month: dt.date) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(year, bit) of ``month`` in the two span rows that hold it: its own year's, where
+    January is bit 0, and the year before's, where it is 12 bits higher."""
+    return (month.year, 1 << (month.month - 1)), (month.year - 1, 1 << (month.month + 11))
 
 
 def _utc(ts: dt.datetime) -> dt.datetime:
@@ -96,33 +114,47 @@ class _Batch:
 
 
 def _aggregate(launches: Sequence[Launch], signins: Sequence[SignIn], tz: ZoneInfo) -> _Batch:
+    """Fold a batch into every rollup key. Events are first counted per quarter hour, app, user
+    and department -- cheap, per event -- and the date and time-zone work is done once per
+    group: this runs in the writer thread for every flush, beside the event loop."""
+    groups: Counter[tuple[int, int, int, int, int, str | None, str, str]] = Counter()
+    for e in launches:
+        ts = e.ts if e.ts.tzinfo is dt.UTC else _utc(e.ts)
+        # quarter hours: every time zone's offset is a multiple of 15 minutes
+        key = (ts.year, ts.month, ts.day, ts.hour, ts.minute // 15)
+        groups[(*key, e.app_id, e.user_id, e.department or "")] += 1
+    for s in signins:
+        ts = s.ts if s.ts.tzinfo is dt.UTC else _utc(s.ts)
+        key = (ts.year, ts.month, ts.day, ts.hour, ts.minute // 15)
+        groups[(*key, None, s.user_id, s.department or "")] += 1
+
     b = _Batch(Counter(), {}, {}, {}, {}, Counter(), set(), Counter())
-    events: list[Launch | SignIn] = [*launches, *signins]
-    for e in sorted(events, key=lambda e: _utc(e.ts)):
-        ts = _utc(e.ts)
-        day, dept, user = ts.date(), e.department or "", e.user_id
-        launch = isinstance(e, Launch)
+    local_cells: dict[tuple[int, int, int, int, int], tuple[dt.date, int, int]] = {}
+    for (y, mo, d, h, q, app, user, dept), n in groups.items():
+        day, month = dt.date(y, mo, d), dt.date(y, mo, 1)
         ud = b.user_day.setdefault((day, user), [dept, 0, 0])
-        um = b.user_month.setdefault((month_of(day), user), [dept, 0, 0])
+        um = b.user_month.setdefault((month, user), [dept, 0, 0])
         ud[0], um[0] = max(ud[0], dept), max(um[0], dept)  # as the SQL rebuild's MAX()
         first = b.user_first.get(user)
         b.user_first[user] = (min(day, first[0]), max(dept, first[1])) if first else (day, dept)
-        if launch:
-            assert isinstance(e, Launch)
-            ud[1] += 1
-            um[1] += 1
-            b.usage_day[(day, e.app_id, dept)] += 1
-            uda = b.user_day_app.setdefault((day, e.app_id, user), [dept, 0])
-            uda[0] = max(uda[0], dept)
-            uda[1] += 1
-            b.user_month_app[(month_of(day), e.app_id, user)] += 1
-            local = ts.astimezone(tz)
+        if app is None:  # sign-ins
+            ud[2] += n
+            um[2] += n
+            continue
+        ud[1] += n
+        um[1] += n
+        b.usage_day[(day, app, dept)] += n
+        uda = b.user_day_app.setdefault((day, app, user), [dept, 0])
+        uda[0] = max(uda[0], dept)
+        uda[1] += n
+        b.user_month_app[(month, app, user)] += n
+        cell = local_cells.get((y, mo, d, h, q))
+        if cell is None:
+            local = dt.datetime(y, mo, d, h, q * 15, tzinfo=dt.UTC).astimezone(tz)
             cell = (month_of(local.date()), local.weekday(), local.hour)
-            b.cells[cell] += 1
-            b.cell_users.add((*cell, user))
-        else:
-            ud[2] += 1
-            um[2] += 1
+            local_cells[(y, mo, d, h, q)] = cell
+        b.cells[cell] += n
+        b.cell_users.add((*cell, user))
     return b
 
 
@@ -147,11 +179,12 @@ def _upsert_add(
     conn: sa.Connection,
     table: sa.Table,
     rows: list[dict[str, Any]],
-    add: Iterable[str],
+    add: Iterable[str] = (),
     keep_max: Iterable[str] = (),
+    bits: Iterable[str] = (),
 ) -> None:
-    """INSERT rows; on a key conflict add the ``add`` columns and keep the greater value of
-    the ``keep_max`` columns."""
+    """INSERT rows; on a key conflict add the ``add`` columns, keep the greater value of the
+    ``keep_max`` columns and OR the bit masks in ``bits``."""
     if not rows:
         return
     cols = list(rows[0])
@@ -163,23 +196,25 @@ def _upsert_add(
         f"{c} = CASE WHEN excluded.{c} > {t}.{c} THEN excluded.{c} ELSE {t}.{c} END"
         for c in keep_max
     ]
-    sql = (
-        f"INSERT INTO {table.name} ({', '.join(cols)}) "
-        f"VALUES ({', '.join([_ph(conn)] * len(cols))}) "
-        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(sets)}"
+    sets += [f"{c} = {t}.{c} | excluded.{c}" for c in bits]
+    db.insert_rows(  # rows are unique by key within a batch, as one statement requires
+        conn,
+        f"INSERT INTO {table.name} ({', '.join(cols)})",
+        [tuple(_db(conn, r[c]) for c in cols) for r in rows],
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(sets)}",
     )
-    conn.exec_driver_sql(sql, [tuple(_db(conn, r[c]) for c in cols) for r in rows])
 
 
 def _insert_ignore(conn: sa.Connection, table: sa.Table, rows: list[tuple[Any, ...]]) -> None:
     if not rows:
         return
     cols = [c.name for c in table.primary_key.columns]
-    sql = (
-        f"INSERT INTO {table.name} ({', '.join(cols)}) "
-        f"VALUES ({', '.join([_ph(conn)] * len(cols))}) ON CONFLICT DO NOTHING"
+    db.insert_rows(
+        conn,
+        f"INSERT INTO {table.name} ({', '.join(cols)})",
+        [tuple(_db(conn, v) for v in r) for r in rows],
+        "ON CONFLICT DO NOTHING",
     )
-    conn.exec_driver_sql(sql, [tuple(_db(conn, v) for v in r) for r in rows])
 
 
 def _existing(
@@ -219,18 +254,16 @@ def apply(
         return
     b = _aggregate(launches, signins, tz)
 
-    # Month totals first: they need to know which users and launchers are new this month.
+    # Totals first: they need to know which users and launchers are new this day or month.
     before = _existing(conn, T_USER_MONTH, ("month", "user_id"), b.user_month, ("launches",))
-    stats: dict[dt.date, Counter[str]] = defaultdict(Counter)
-    for (month, user), (_, n_launch, n_signin) in b.user_month.items():
-        s = stats[month]
-        old = before.get((month, user))
-        s["active_users"] += old is None
-        s["launchers"] += n_launch > 0 and (old is None or old[0] == 0)
-        s["launches"] += n_launch
-        s["signins"] += n_signin
-    _cohorts(conn, b, {k for k in b.user_month if k not in before})
+    before_day = _existing(
+        conn, T_USER_DAY, ("day", "user_id"), b.user_day, ("launches", "department")
+    )
     before_app = _existing(conn, T_USER_MONTH_APP, ("month", "app_id", "user_id"), b.user_month_app)
+    _upsert_stats(conn, T_MONTH_STATS, "month", _stats(b.user_month, before))
+    _upsert_stats(conn, T_DAY_STATS, "day", _stats(b.user_day, before_day))
+    left = _spans(conn, b, before_day, before_app)
+    _cohorts(conn, b, {k for k in b.user_month if k not in before})
     month_app: dict[tuple[dt.date, str], Counter[str]] = defaultdict(Counter)
     for (month, app, user), n in b.user_month_app.items():
         month_app[(month, app)]["launches"] += n
@@ -252,15 +285,6 @@ def apply(
             for (m, a, u), n in b.user_month_app.items()
         ],
         add=("launches",),
-    )
-    _upsert_add(
-        conn,
-        T_MONTH_STATS,
-        [
-            {"month": m, **{k: c[k] for k in ("active_users", "launchers", "launches", "signins")}}
-            for m, c in stats.items()
-        ],
-        add=("active_users", "launchers", "launches", "signins"),
     )
     seen = _existing(conn, T_CELL_SEEN, ("month", "weekday", "hour", "user_id"), b.cell_users)
     new_cell_users = Counter(k[:3] for k in b.cell_users if k not in seen)
@@ -314,16 +338,115 @@ def apply(
         ],
         add=("launches",),
     )
-    ph = _ph(conn)
-    conn.exec_driver_sql(
-        f"INSERT INTO user_first (user_id, first_day, department) VALUES ({ph}, {ph}, {ph}) "
+    db.insert_rows(
+        conn,
+        "INSERT INTO user_first (user_id, first_day, department)",
+        [(u, _db(conn, d), dept) for u, (d, dept) in b.user_first.items()],
         "ON CONFLICT (user_id) DO UPDATE SET first_day = CASE "
         "WHEN excluded.first_day < user_first.first_day THEN excluded.first_day "
         "ELSE user_first.first_day END, department = CASE "
         "WHEN excluded.department > user_first.department THEN excluded.department "
         "ELSE user_first.department END",
-        [(u, _db(conn, d), dept) for u, (d, dept) in b.user_first.items()],
     )
+    _recheck_spans(conn, left)  # after user_day is written
+
+
+_STATS = ("active_users", "launchers", "launches", "signins")
+
+
+def _stats(
+    counts: dict[tuple[dt.date, str], list[Any]], before: dict[tuple[Any, ...], tuple[Any, ...]]
+) -> dict[dt.date, Counter[str]]:
+    """Per day or month, the batch's additions to the totals: users and launchers count once."""
+    stats: dict[dt.date, Counter[str]] = defaultdict(Counter)
+    for (when, user), (_, n_launch, n_signin) in counts.items():
+        s = stats[when]
+        old = before.get((when, user))
+        s["active_users"] += old is None
+        s["launchers"] += n_launch > 0 and (old is None or old[0] == 0)
+        s["launches"] += n_launch
+        s["signins"] += n_signin
+    return stats
+
+
+def _upsert_stats(
+    conn: sa.Connection, table: sa.Table, key: str, stats: dict[dt.date, Counter[str]]
+) -> None:
+    rows = [{key: when, **{k: c[k] for k in _STATS}} for when, c in stats.items()]
+    _upsert_add(conn, table, rows, add=_STATS)
+
+
+def _spans(
+    conn: sa.Connection,
+    b: _Batch,
+    before_day: dict[tuple[Any, ...], tuple[Any, ...]],
+    before_app: dict[tuple[Any, ...], tuple[Any, ...]],
+) -> set[tuple[dt.date, str, str]]:
+    """Mirror the batch's new user_day and user_month_app rows (and user_day rows that change
+    department or launch for the first time) into the span rollups; the bits of the others
+    are set already.
+
+    Returns (month, user, department) where a day of the batch moved to another department
+    (user_day keeps the greatest): that month may have to leave the old department's row,
+    which :func:`_recheck_spans` decides once user_day is written.
+    """
+    sets: dict[tuple[int, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    left: set[tuple[dt.date, str, str]] = set()
+    for (day, user), (dept, n_launch, _) in b.user_day.items():
+        old = before_day.get((day, user))  # (launches, department)
+        launched = n_launch > 0 or (old is not None and old[0] > 0)
+        if old is not None:
+            dept = max(dept, old[1])  # as user_day's upsert (keep_max)
+            if old[1] != dept:
+                left.add((month_of(day), user, old[1]))
+            elif old[0] > 0 or not launched:
+                continue  # nothing new for its span rows
+        for year, bit in span_bits(month_of(day)):
+            row = sets[(year, user, dept)]
+            row[0] |= bit
+            row[1] |= bit if launched else 0
+    _upsert_add(
+        conn,
+        T_USER_SPAN,
+        [
+            {"year": y, "user_id": u, "department": d, "active": a, "launched": la}
+            for (y, u, d), (a, la) in sets.items()
+        ],
+        bits=("active", "launched"),
+    )
+    app_bits: dict[tuple[int, str, str], int] = defaultdict(int)
+    for month, app, user in b.user_month_app.keys() - before_app.keys():
+        for year, bit in span_bits(month):
+            app_bits[(year, app, user)] |= bit
+    _upsert_add(
+        conn,
+        T_USER_SPAN_APP,
+        [{"year": y, "app_id": a, "user_id": u, "months": m} for (y, a, u), m in app_bits.items()],
+        bits=("months",),
+    )
+    return left
+
+
+def _recheck_spans(conn: sa.Connection, left: set[tuple[dt.date, str, str]]) -> None:
+    """Clear a month from a department's span row when none of the user's days in that month
+    has the department any more (rare: a department claim that changed within a day)."""
+    ph = _ph(conn)
+    where = f"WHERE year = {ph} AND user_id = {ph} AND department = {ph}"
+    for month, user, dept in left:
+        active, launched = conn.exec_driver_sql(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN launches > 0 THEN 1 ELSE 0 END), 0) "
+            f"FROM user_day WHERE user_id = {ph} AND day >= {ph} AND day < {ph} "
+            f"AND department = {ph}",
+            (user, _db(conn, month), _db(conn, month_of(month + dt.timedelta(days=32))), dept),
+        ).one()
+        for year, bit in span_bits(month):
+            conn.exec_driver_sql(
+                f"UPDATE user_span SET active = active & {ph}, launched = launched & {ph} {where}",
+                (~0 if active else ~bit, ~0 if launched else ~bit, year, user, dept),
+            )
+            conn.exec_driver_sql(
+                f"DELETE FROM user_span {where} AND active = 0", (year, user, dept)
+            )
 
 
 def _cohorts(conn: sa.Connection, b: _Batch, new_user_months: set[tuple[dt.date, str]]) -> None:
@@ -452,7 +575,9 @@ def rebuild(engine: sa.Engine, tz: ZoneInfo) -> int:
             start = month_of(start + dt.timedelta(days=32))
     with db.serialized_write(engine, ROLLUP_LOCK) as conn:
         for table in ROLLUP_TABLES:
-            if table is T_USER_FIRST:
+            if table in SPAN_TABLES:  # rebuilt whole from user_day and user_month_app
+                conn.execute(sa.delete(table))
+            elif table is T_USER_FIRST:
                 conn.execute(sa.delete(table).where(table.c.first_day >= start))
             elif table is T_COHORT_MONTH:
                 conn.execute(sa.delete(table).where(table.c.month >= start))
@@ -460,6 +585,9 @@ def rebuild(engine: sa.Engine, tz: ZoneInfo) -> int:
                 col = table.c.month if "month" in table.c else table.c.day
                 conn.execute(sa.delete(table).where(col >= start))
         _rebuild_sql(conn, start, tz)
+        if not db.is_sqlite(engine):  # the planner's statistics, after rewriting so much
+            for table in ROLLUP_TABLES:
+                conn.exec_driver_sql(f"ANALYZE {table.name}")
     return int(total)
 
 
@@ -484,12 +612,14 @@ def _rebuild_sql(conn: sa.Connection, start: dt.date, tz: ZoneInfo) -> None:
     def run(sql: str) -> None:
         conn.execute(sa.text(sql), params)
 
+    # Rows go in in key order, as they would have arrived live: a report reading a range of
+    # days (or a year's span rows) then reads few pages.
     run(f"""INSERT INTO usage_day (day, app_id, department, launches)
         SELECT {day}, app_id, {dept}, COUNT(*) FROM launch_event WHERE ts >= :lo
-        GROUP BY {day}, app_id, {dept}""")
+        GROUP BY {day}, app_id, {dept} ORDER BY {day}, app_id, {dept}""")
     run(f"""INSERT INTO user_day_app (day, app_id, user_id, department, launches)
         SELECT {day}, app_id, user_id, MAX({dept}), COUNT(*) FROM launch_event WHERE ts >= :lo
-        GROUP BY {day}, app_id, user_id""")
+        GROUP BY {day}, app_id, user_id ORDER BY {day}, app_id, user_id""")
     run(f"""INSERT INTO user_day (day, user_id, department, launches, signins)
         SELECT d, user_id, MAX(dept), SUM(l), SUM(s) FROM (
             SELECT {day} AS d, user_id, {dept} AS dept, 1 AS l, 0 AS s
@@ -497,14 +627,15 @@ def _rebuild_sql(conn: sa.Connection, start: dt.date, tz: ZoneInfo) -> None:
             UNION ALL
             SELECT {day} AS d, user_id, {dept} AS dept, 0 AS l, 1 AS s
             FROM signin_event WHERE ts >= :lo
-        ) AS e GROUP BY d, user_id""")
+        ) AS e GROUP BY d, user_id ORDER BY d, user_id""")
     m = month_of_day.format("day")
     run(f"""INSERT INTO user_month (month, user_id, department, launches, signins)
         SELECT {m}, user_id, MAX(department), SUM(launches), SUM(signins)
-        FROM user_day WHERE day >= :start GROUP BY {m}, user_id""")
+        FROM user_day WHERE day >= :start GROUP BY {m}, user_id ORDER BY {m}, user_id""")
     run(f"""INSERT INTO user_month_app (month, app_id, user_id, launches)
         SELECT {m}, app_id, user_id, SUM(launches)
-        FROM user_day_app WHERE day >= :start GROUP BY {m}, app_id, user_id""")
+        FROM user_day_app WHERE day >= :start GROUP BY {m}, app_id, user_id
+        ORDER BY {m}, app_id, user_id""")
     run("""INSERT INTO user_first (user_id, first_day, department)
         SELECT user_id, MIN(day), MAX(department) FROM user_day WHERE day >= :start
         GROUP BY user_id ON CONFLICT (user_id) DO NOTHING""")
@@ -512,6 +643,11 @@ def _rebuild_sql(conn: sa.Connection, start: dt.date, tz: ZoneInfo) -> None:
         SELECT month, COUNT(*), SUM(CASE WHEN launches > 0 THEN 1 ELSE 0 END), SUM(launches),
                SUM(signins)
         FROM user_month WHERE month >= :start GROUP BY month""")
+    run("""INSERT INTO day_stats (day, active_users, launchers, launches, signins)
+        SELECT day, COUNT(*), SUM(CASE WHEN launches > 0 THEN 1 ELSE 0 END), SUM(launches),
+               SUM(signins)
+        FROM user_day WHERE day >= :start GROUP BY day""")
+    _rebuild_spans(run, sqlite)
     run("""INSERT INTO month_app (month, app_id, launches, users)
         SELECT month, app_id, SUM(launches), COUNT(*)
         FROM user_month_app WHERE month >= :start GROUP BY month, app_id""")
@@ -529,6 +665,33 @@ def _rebuild_sql(conn: sa.Connection, start: dt.date, tz: ZoneInfo) -> None:
     run(f"""INSERT INTO cell_seen (month, weekday, hour, user_id)
         SELECT DISTINCT month, weekday, hour, user_id FROM ({cells}) AS c
         WHERE month >= :recent""")
+
+
+def _rebuild_spans(run: Callable[[str], None], sqlite: bool) -> None:
+    """The span rollups from all of user_day and user_month_app (see span_bits). Each (year,
+    month, user, department) is one row of m, so the sum of the rows' bits is their OR."""
+    if sqlite:
+        year, month = "CAST(substr({0}, 1, 4) AS INTEGER)", "CAST(substr({0}, 6, 2) AS INTEGER)"
+    else:
+        year = "CAST(EXTRACT(YEAR FROM {0}) AS INTEGER)"
+        month = "CAST(EXTRACT(MONTH FROM {0}) AS INTEGER)"
+    y, mo = year.format("day"), month.format("day")
+    run(f"""INSERT INTO user_span (year, user_id, department, active, launched)
+        WITH m AS (
+            SELECT {y} AS y, {mo} AS mo, user_id, department, MAX(launches) AS launches
+            FROM user_day GROUP BY {y}, {mo}, user_id, department)
+        SELECT y, user_id, department, SUM(bit), SUM(CASE WHEN launches > 0 THEN bit ELSE 0 END)
+        FROM (SELECT y, user_id, department, launches, 1 << (mo - 1) AS bit FROM m
+              UNION ALL
+              SELECT y - 1, user_id, department, launches, 1 << (mo + 11) FROM m) AS s
+        GROUP BY y, user_id, department ORDER BY y, user_id, department""")
+    y, mo = year.format("month"), month.format("month")
+    run(f"""INSERT INTO user_span_app (year, app_id, user_id, months)
+        SELECT y, app_id, user_id, SUM(bit)
+        FROM (SELECT {y} AS y, app_id, user_id, 1 << ({mo} - 1) AS bit FROM user_month_app
+              UNION ALL
+              SELECT {y} - 1, app_id, user_id, 1 << ({mo} + 11) FROM user_month_app) AS s
+        GROUP BY y, app_id, user_id ORDER BY y, app_id, user_id""")
 
 
 def _local_cells_sql(conn: sa.Connection, tz: ZoneInfo, since: dt.datetime) -> str:
