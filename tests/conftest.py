@@ -135,7 +135,9 @@ class LiveServer:
     def __init__(self, app: Any, port: int) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -154,9 +156,7 @@ class LiveServer:
 
 
 @pytest.fixture
-def demo_server(
-    tmp_path: Path, database_url: str
-) -> Iterator[tuple[LiveServer, Settings]]:
+def demo_server(tmp_path: Path, database_url: str) -> Iterator[tuple[LiveServer, Settings]]:
     """The demo portal (portal + development provider) over real HTTP, on both databases."""
     yield from _demo_server(tmp_path, database_url)
 
@@ -189,10 +189,14 @@ def sign_in(client: httpx.Client, base: str, user_sub: str, next_path: str = "/"
     assert resp.status_code in (302, 303), resp.text
     authorize = client.get(resp.headers["location"])
     assert authorize.status_code == 200, authorize.text
-    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', authorize.text))
+    fields = dict(
+        re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', authorize.text)
+    )
     fields = {k: _unescape(v) for k, v in fields.items()}
     fields["user"] = user_sub
-    granted = client.post(str(authorize.url), data=fields, headers={"Origin": _origin(authorize.url)})
+    granted = client.post(
+        str(authorize.url), data=fields, headers={"Origin": _origin(authorize.url)}
+    )
     assert granted.status_code == 302, granted.text
     return client.get(granted.headers["location"])
 

@@ -50,9 +50,12 @@ def test_sign_in_grid_launch_sign_out(demo_server: tuple[LiveServer, object]) ->
 
         engine = sa.create_engine(settings.database_url)
         try:
+
             def count() -> int:
                 with engine.connect() as conn:
-                    return int(conn.execute(sa.text("SELECT count(*) FROM launch_event")).scalar_one())
+                    return int(
+                        conn.execute(sa.text("SELECT count(*) FROM launch_event")).scalar_one()
+                    )
 
             assert _wait_for(lambda: count() == 2)
             with engine.connect() as conn:

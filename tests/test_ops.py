@@ -16,7 +16,8 @@ ADMIN = next(u for u in DEMO_USERS if "launcher-admins" in u.groups)
 
 
 def test_readyz_reports_an_unreachable_provider_and_the_portal_still_starts(
-    make_settings, sqlite_url: str  # type: ignore[no-untyped-def]
+    make_settings,
+    sqlite_url: str,  # type: ignore[no-untyped-def]
 ) -> None:
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens here
     port = free_port()
@@ -50,7 +51,9 @@ def test_readyz_ok_and_metrics_count_launches(demo_server_sqlite) -> None:  # ty
 
 
 def test_broken_edit_keeps_the_last_good_registry_and_admin_sees_why(
-    make_settings, tmp_path: Path, sqlite_url: str  # type: ignore[no-untyped-def]
+    make_settings,
+    tmp_path: Path,
+    sqlite_url: str,  # type: ignore[no-untyped-def]
 ) -> None:
     from launcher.cli import build_demo_app, demo_settings
 
@@ -60,22 +63,22 @@ def test_broken_edit_keeps_the_last_good_registry_and_admin_sees_why(
     settings = demo_settings(
         "127.0.0.1", port, var=tmp_path / "var", database_url=sqlite_url, apps_file=apps
     )
-    with LiveServer(build_demo_app(settings, var=tmp_path / "var"), port) as server:
-        with httpx.Client(follow_redirects=False) as client:
-            sign_in(client, server.url, ADMIN.sub)
-            text = apps.read_text()
-            apps.write_text(text.replace("  - id: outlook\n", "  - id: teams\n", 1))
-            deadline = time.monotonic() + 10
-            while "duplicate id" not in (page := client.get(f"{server.url}/admin").text):
-                assert time.monotonic() < deadline, "the broken edit was never noticed"
-                time.sleep(0.2)
-            assert "apps.yaml:" in page  # file:line is shown to the admin
-            grid = client.get(f"{server.url}/").text
-            assert 'href="/launch/outlook"' in grid  # the last good registry is still in use
+    app = build_demo_app(settings, var=tmp_path / "var")
+    with LiveServer(app, port) as server, httpx.Client(follow_redirects=False) as client:
+        sign_in(client, server.url, ADMIN.sub)
+        text = apps.read_text()
+        apps.write_text(text.replace("  - id: outlook\n", "  - id: teams\n", 1))
+        deadline = time.monotonic() + 10
+        while "duplicate id" not in (page := client.get(f"{server.url}/admin").text):
+            assert time.monotonic() < deadline, "the broken edit was never noticed"
+            time.sleep(0.2)
+        assert "apps.yaml:" in page  # file:line is shown to the admin
+        grid = client.get(f"{server.url}/").text
+        assert 'href="/launch/outlook"' in grid  # the last good registry is still in use
 
-            apps.write_text(text.replace("name: Outlook", "name: Outlook Web"))
-            deadline = time.monotonic() + 10
-            while "Outlook Web" not in client.get(f"{server.url}/").text:
-                assert time.monotonic() < deadline, "the fixed edit was never loaded"
-                time.sleep(0.2)
-            assert "duplicate id" not in client.get(f"{server.url}/admin").text
+        apps.write_text(text.replace("name: Outlook", "name: Outlook Web"))
+        deadline = time.monotonic() + 10
+        while "Outlook Web" not in client.get(f"{server.url}/").text:
+            assert time.monotonic() < deadline, "the fixed edit was never loaded"
+            time.sleep(0.2)
+        assert "duplicate id" not in client.get(f"{server.url}/admin").text
