@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench install test-deps docs clean
+.PHONY: demo test lint bench bench-reports install test-deps docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,13 +32,18 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check launcher tests bench
 	$(VENV)/bin/mypy --strict launcher
 
-## bench: launch throughput against a bare redirect, measured in the same run
+## bench: launch throughput against a bare redirect, and what rollup upkeep adds per launch
 bench: test-deps
 	$(PY) bench/bench_launch.py
+	$(PY) bench/bench_upkeep.py
+
+## bench-reports: every report at ten million launches, SQLite and PostgreSQL (about 25 min)
+bench-reports: $(STAMP)
+	$(PY) bench/bench_reports.py
 
 ## docs: regenerate docs/CLI.md and docs/apps.schema.json
 docs: $(STAMP)
-	$(VENV)/bin/launcher check-config --schema > docs/apps.schema.json
+	$(PY) -m tests.test_cli
 
 clean:
 	rm -rf $(VENV) tests/node_modules .mypy_cache .ruff_cache build *.egg-info
