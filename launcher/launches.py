@@ -26,13 +26,10 @@ import anyio.to_thread
 import sqlalchemy as sa
 
 from launcher import db
-from launcher.models import LaunchEvent, SignInEvent
 
 log = logging.getLogger(__name__)
 
 FLUSH_LOCK = 0x4C41554E  # PostgreSQL advisory lock id held while a batch is written ("LAUN")
-_LAUNCH = LaunchEvent.__table__  # type: ignore[attr-defined]
-_SIGNIN = SignInEvent.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
