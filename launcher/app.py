@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
+from starlette.types import Receive, Scope, Send
 
 from launcher import db
 from launcher.auth.csrf import CrossOriginGuard
@@ -30,7 +31,12 @@ from launcher.registry import LaunchTargets, RegistryHolder
 from launcher.reports import rollups
 from launcher.settings import Settings
 from launcher.views import admin, auth, ops, portal, reports
-from launcher.views.common import SecurityHeaders, error_response, install_error_handlers
+from launcher.views.common import (
+    SecurityHeaders,
+    error_response,
+    install_error_handlers,
+    security_headers,
+)
 
 log = logging.getLogger(__name__)
 PACKAGE = Path(__file__).parent
@@ -67,6 +73,17 @@ class Metrics:
         if child is None:
             child = self._launch_children[app_id] = self.launches.labels(app_id)
         return child
+
+
+class PortalApp(Starlette):
+    """The portal's ASGI app: Starlette, with the common launch answered before the rest."""
+
+    fast_launch: portal.FastLaunch | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.fast_launch is not None and await self.fast_launch(scope, send):
+            return
+        await super().__call__(scope, receive, send)
 
 
 @dataclass
@@ -158,8 +175,10 @@ def create_app(
         Mount("/static", app=StaticFiles(directory=PACKAGE / "static"), name="static"),
         *(extra_routes or []),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    headers = security_headers(settings.https, _form_targets(settings))
+    app = PortalApp(routes=routes, lifespan=lifespan)
     app.state.portal = portal_state
+    app.fast_launch = portal.FastLaunch(portal_state, headers)
     install_error_handlers(app)
     app.add_middleware(
         CrossOriginGuard,
@@ -167,11 +186,7 @@ def create_app(
         exempt=frozenset({"/auth/backchannel-logout"}),
         on_error=error_response,
     )
-    app.add_middleware(
-        SecurityHeaders,
-        https=settings.https,
-        form_targets=_form_targets(settings),
-    )
+    app.add_middleware(SecurityHeaders, headers=headers)
     return app
 
 

@@ -13,6 +13,7 @@ import dataclasses
 import html
 import json
 import re
+import socket
 import time
 import uuid
 import warnings
@@ -158,6 +159,25 @@ def _get(server: LiveServer, settings: Settings, path: str, cookie: str) -> http
         return other.get(
             f"{server.url}{path}", headers={"Cookie": f"{settings.session_cookie}={cookie}"}
         )
+
+
+def _raw_header_names(url: str, path: str, cookie: str) -> list[str]:
+    """The header names of a response as sent, repeats included (httpx merges a repeated
+    Content-Length; strict parsers such as wrk's and some proxies refuse the response)."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as conn:
+        conn.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nCookie: {cookie}\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    return [line.split(":", 1)[0].lower() for line in head[1:]]
 
 
 def _login_set_cookie(response: httpx.Response, prefix: str) -> tuple[str, dict[str, str]]:
@@ -818,11 +838,21 @@ def test_security_headers_on_pages_redirects_and_errors(tmp_path: Path, sqlite_u
     ):
         sign_in(staff, live.url, STAFF.sub)
         u = live.url
+        codec = _codec(live.server)
+        session_cookie = staff.cookies["launcher_session"]
+        session = codec.loads(session_cookie)
+        assert session is not None
+        # a minute since the cookie was issued: the launch re-issues it (the idle clock)
+        stale = codec.dumps(dataclasses.replace(session, seen=int(time.time()) - 120))
         responses = {
             "grid": (staff.get(f"{u}/"), 200),
             "anonymous redirect": (anon.get(f"{u}/"), 303),
             "login redirect": (anon.get(f"{u}/login"), 302),
             "launch redirect": (staff.get(f"{u}/launch/teams"), 303),
+            "launch re-issuing the cookie": (
+                _get(live.server, live.settings, "/launch/teams", stale),
+                303,
+            ),
             "signed-out page": (anon.get(f"{u}/signed-out"), 200),
             "not found": (staff.get(f"{u}/launch/nope"), 404),
             "no such page": (anon.get(f"{u}/nothing-here"), 404),
@@ -839,6 +869,11 @@ def test_security_headers_on_pages_redirects_and_errors(tmp_path: Path, sqlite_u
             "health": (anon.get(f"{u}/healthz"), 200),
             "crash": (anon.get(f"{u}/_test/crash"), 500),
         }
+        # each header once, as sent (a strict parser refuses a repeated Content-Length)
+        for value in (session_cookie, stale):
+            names = _raw_header_names(u, "/launch/teams", f"launcher_session={value}")
+            assert names.count("location") == 1
+            assert [n for n in names if names.count(n) > 1 and n != "set-cookie"] == []
     problems = {}
     for what, (response, status) in responses.items():
         assert response.status_code == status, (what, response.status_code)
@@ -850,6 +885,13 @@ def test_security_headers_on_pages_redirects_and_errors(tmp_path: Path, sqlite_u
     assert "Traceback" not in crash_page.text and "RuntimeError" not in crash_page.text
     for what in ("grid", "launch redirect", "not found", "api 401"):
         assert responses[what][0].headers.get("cache-control") == "no-store", what
+    # The common launch is answered before the middleware (FastLaunch), a launch that
+    # re-issues the cookie by the routed endpoint: the same headers either way, each once.
+    fast, routed = responses["launch redirect"][0], responses["launch re-issuing the cookie"][0]
+    assert "set-cookie" not in fast.headers and _set_cookie(routed, "launcher_session")[0]
+    assert {k: v for k, v in fast.headers.items() if k != "date"} == {
+        k: v for k, v in routed.headers.items() if k not in ("date", "set-cookie")
+    }
 
 
 def test_no_page_has_inline_script(demo_server_sqlite: Demo) -> None:

@@ -220,9 +220,9 @@ def security_headers(https: bool, form_targets: tuple[str, ...] = ()) -> list[tu
 class SecurityHeaders:
     """Pure ASGI middleware (cheap on the launch path) adding the headers of DESIGN.md."""
 
-    def __init__(self, app: ASGIApp, https: bool, form_targets: tuple[str, ...] = ()) -> None:
+    def __init__(self, app: ASGIApp, headers: list[tuple[bytes, bytes]]) -> None:
         self.app = app
-        self.headers = security_headers(https, form_targets)
+        self.headers = headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
