@@ -282,7 +282,9 @@ def _serve(args: argparse.Namespace) -> int:
         uvicorn.run(
             "launcher.cli:build_serve_app",
             factory=True,
-            **uvicorn_options(args.host, args.port, args.workers),
+            **uvicorn_options(
+                args.host, args.port, args.workers, access_log=settings.access_log
+            ),
         )
     finally:
         for sig, handler in previous.items():
@@ -290,7 +292,9 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def uvicorn_options(host: str, port: int, workers: int = 1) -> dict[str, Any]:
+def uvicorn_options(
+    host: str, port: int, workers: int = 1, *, access_log: bool = False
+) -> dict[str, Any]:
     """How ``serve`` runs uvicorn; bench/bare_redirect.py serves its baseline the same way."""
     return {
         "host": host,
@@ -300,6 +304,7 @@ def uvicorn_options(host: str, port: int, workers: int = 1) -> dict[str, Any]:
         "proxy_headers": True,
         "server_header": False,
         "log_level": "info",
+        "access_log": access_log,  # LAUNCHER_ACCESS_LOG
     }
 
 
@@ -396,6 +401,7 @@ def _demo(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
         server_header=False,
         log_level="info",
+        access_log=settings.access_log,
     )
     return 0
 

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     # explicitly if you ever rotate the secret key, or pseudonyms (and reports) will split.
     pseudonym_key: SecretStr | None = None
     spool_dir: Path = Path("var/spool")
+    # One line per request (client address, path, status) from uvicorn. Off by default: for a
+    # launch portal it is a trail of who opened which app when, outside the pseudonymised
+    # event store (docs/PRIVACY.md), and the reverse proxy in front usually logs requests.
+    access_log: bool = False
     demo: bool = False
 
     @field_validator("oidc_algorithms", "reviewer_groups", "admin_groups", mode="before")

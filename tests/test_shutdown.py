@@ -6,6 +6,7 @@ PostgreSQL; a few client threads launch apps as fast as they can while SIGTERM a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -61,8 +62,11 @@ def _staff_cookie(base_url: str) -> tuple[str, str]:
     return settings.session_cookie, codec.dumps(codec.new(user, op_sid=None))
 
 
-@pytest.fixture
-def portal(tmp_path: Path, database_url: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+@contextlib.contextmanager
+def _serve(
+    tmp_path: Path, database_url: str, **env: str
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``launcher serve`` as a subprocess, once it answers; its output in tmp_path/portal.log."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     log = tmp_path / "portal.log"
@@ -70,7 +74,7 @@ def portal(tmp_path: Path, database_url: str) -> Iterator[tuple[subprocess.Popen
         proc = subprocess.Popen(
             [sys.executable, "-m", "launcher", "serve", "--port", str(port)],
             cwd=tmp_path,
-            env=_env(base_url, database_url, tmp_path),
+            env=_env(base_url, database_url, tmp_path) | env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -89,6 +93,12 @@ def portal(tmp_path: Path, database_url: str) -> Iterator[tuple[subprocess.Popen
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def portal(tmp_path: Path, database_url: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    with _serve(tmp_path, database_url) as served:
+        yield served
 
 
 def _launch_until_gone(
@@ -155,3 +165,19 @@ def test_sigterm_under_load_loses_no_launch(
     finally:
         engine.dispose()
     assert rows == answered, f"{answered} launches answered with 303, {rows} recorded"
+
+
+@pytest.mark.parametrize("setting", [None, "true"])
+def test_access_log_only_when_asked_for(
+    tmp_path: Path, sqlite_url: str, setting: str | None
+) -> None:
+    """No request lines by default (docs/PRIVACY.md); LAUNCHER_ACCESS_LOG=true writes them."""
+    env = {} if setting is None else {"LAUNCHER_ACCESS_LOG": setting}
+    with _serve(tmp_path, sqlite_url, **env) as (proc, base_url):
+        with httpx.Client(cookies=dict([_staff_cookie(base_url)])) as client:
+            assert client.get(f"{base_url}/launch/teams").status_code == 303
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=EXIT_LIMIT + 5) == 0
+    log = (tmp_path / "portal.log").read_text()
+    assert "Application startup complete" in log  # the log itself is there
+    assert ('"GET /launch/teams HTTP/1.1" 303' in log) == (setting == "true"), log
