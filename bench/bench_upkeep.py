@@ -18,7 +18,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from launcher import db
-from launcher.launches import EventStore, Launch
+from launcher.events import BatchWriter, Launch
 from launcher.reports import rollups
 
 TZ = ZoneInfo("Europe/Amsterdam")
@@ -30,8 +30,8 @@ def _cpu_per_event(with_rollups: bool, users: int) -> float:
     tmp = Path(tempfile.mkdtemp())
     engine = db.make_engine(f"sqlite:///{tmp}/upkeep.db")
     db.upgrade(engine)
-    hook = rollups.flush_hook(lambda: TZ) if with_rollups else None
-    store = EventStore(engine, tmp / "spool", on_flush=hook)
+    writer = BatchWriter(engine, tmp / "spool", on_flush=rollups.apply if with_rollups else None)
+    batches = iter(range(10**9))
 
     def batch() -> list[Launch]:
         now = dt.datetime.now(dt.UTC)
@@ -40,10 +40,10 @@ def _cpu_per_event(with_rollups: bool, users: int) -> float:
         ]
 
     for _ in range(3):  # warm up
-        store._write(batch())
+        writer.write(f"bench-{next(batches)}", batch(), [], TZ)
     started = time.process_time()
     for _ in range(BATCHES):
-        store._write(batch())
+        writer.write(f"bench-{next(batches)}", batch(), [], TZ)
     engine.dispose()
     return (time.process_time() - started) / (BATCH * BATCHES) * 1e6
 

@@ -130,7 +130,7 @@ def create_app(
         engine=engine,
         registry=registry,
         events=EventStore(
-            engine, settings.spool_dir, on_flush=rollups.flush_hook(registry.timezone)
+            engine, settings.spool_dir, on_flush=rollups.apply, timezone=registry.timezone
         ),
         revocations=revocations,
         sessions=SessionCodec(settings, revocations),
@@ -147,7 +147,6 @@ def create_app(
         p.metrics.registry_ok.set(0 if p.registry.errors else 1)
         try:
             await anyio.to_thread.run_sync(p.revocations.poll)
-            await anyio.to_thread.run_sync(p.events.replay_spool)
         except sa.exc.SQLAlchemyError as exc:
             log.error("database unavailable at start-up (events will be spooled): %s", exc)
         p.events.start()

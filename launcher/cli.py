@@ -282,9 +282,7 @@ def _serve(args: argparse.Namespace) -> int:
         uvicorn.run(
             "launcher.cli:build_serve_app",
             factory=True,
-            **uvicorn_options(
-                args.host, args.port, args.workers, access_log=settings.access_log
-            ),
+            **uvicorn_options(args.host, args.port, args.workers, access_log=settings.access_log),
         )
     finally:
         for sig, handler in previous.items():

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from launcher.auth.user import pseudonym
-from launcher.launches import Launch, SignIn, insert_events
+from launcher.events import Launch, SignIn, insert_events
 from launcher.registry import Registry
 from launcher.reports import rollups
 

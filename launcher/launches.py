@@ -1,131 +1,72 @@
-"""The event store: launches and sign-ins, written behind the request.
+"""The launch store: launches and sign-ins, written behind the request.
 
-A request only appends to an in-memory buffer; a background task inserts the buffer in one
-batch at least every ``flush_interval`` seconds, on a worker thread so that the event loop
-never waits for the database. When the database is down, a batch is spooled to a JSON-lines
-file (fsynced) and replayed when the database answers again. Shutdown flushes, and spools
-whatever the database does not take, so a SIGTERM loses nothing that was answered.
+A request only appends a tuple to an in-memory buffer. At least every ``flush_interval``
+seconds the buffer becomes a batch with an id of its own and goes to the event writer
+(launcher/events.py), which writes it -- raw events, rollups and the batch id in one
+transaction -- or, while the database is down, spools it to disk and replays it later.
+
+The writer is, by default, a process of its own fed through a pipe. Writing a batch is Python
+work that holds the GIL (rows, rollup keys); in a thread of the portal's process it stalled the
+event loop at every flush, and under load the launch p99 doubled. The portal keeps each batch
+until the writer acknowledges it; if the writer dies, the portal spools the unacknowledged
+batches itself and starts a new writer. The batch ids make a batch that was both written and
+spooled count once. ``writer="thread"`` writes from a thread of this process instead, each
+flush finished when it returns (tools and tests).
+
+Shutdown flushes, lets the writer finish and spools whatever it did not acknowledge, so a
+SIGTERM loses nothing that was answered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
-import json
 import logging
-import os
+import multiprocessing
 import time
-import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import anyio.to_thread
 import sqlalchemy as sa
 
-from launcher import db
+from launcher.events import (
+    BatchWriter,
+    FlushHook,
+    LaunchRow,
+    SignInRow,
+    launches_of,
+    new_batch_prefix,
+    receive,
+    run_writer,
+    send,
+    signins_of,
+)
 
 log = logging.getLogger(__name__)
 
-FLUSH_LOCK = 0x4C41554E  # PostgreSQL advisory lock id held while a batch is written ("LAUN")
+WRITER_STOP_TIMEOUT = 3.5  # seconds for the writer to finish at shutdown (cli: last flush < 4 s)
+WRITER_RESTART_DELAY = 1.0  # seconds between starts of a writer that keeps dying
 
 
-@dataclass(frozen=True, slots=True)
-class Launch:
-    ts: dt.datetime
-    app_id: str
-    user_id: str
-    department: str | None
-    source: str
+@dataclass
+class _Batch:
+    batch_id: str
+    launches: list[LaunchRow]
+    signins: list[SignInRow]
 
-
-@dataclass(frozen=True, slots=True)
-class SignIn:
-    ts: dt.datetime
-    user_id: str
-    department: str | None
-
-
-Event = Launch | SignIn
-# Called inside the flush transaction with the batch, so derived tables stay in step.
-FlushHook = Callable[[sa.Connection, Sequence[Launch], Sequence[SignIn]], None]
-
-
-# Field names per event type. Rows are built by hand: dataclasses.asdict deep-copies every
-# field, and was most of the cost of a flush (which holds the event loop's GIL meanwhile).
-_COLUMNS = {cls: tuple(f.name for f in fields(cls)) for cls in (Launch, SignIn)}
-
-
-def _row(event: Event) -> dict[str, Any]:
-    return {name: getattr(event, name) for name in _COLUMNS[type(event)]}
-
-
-def insert_events(
-    conn: sa.Connection, launches: Sequence[Launch], signins: Sequence[SignIn]
-) -> None:
-    """Bulk insert straight through the driver: SQLAlchemy's per-row parameter processing
-    costs more than the database's own work, and this runs for every flushed batch."""
-    sqlite = conn.dialect.name == "sqlite"
-
-    def ts(value: dt.datetime) -> object:
-        # SQLite: the text form SQLAlchemy's DateTime uses there, so that both compare alike
-        if not sqlite:
-            return value
-        if value.tzinfo is not dt.UTC:
-            value = value.astimezone(dt.UTC)
-        return value.replace(tzinfo=None).isoformat(" ", "microseconds")  # faster than strftime
-
-    db.insert_rows(
-        conn,
-        "INSERT INTO launch_event (ts, app_id, user_id, department, source)",
-        [(ts(e.ts), e.app_id, e.user_id, e.department, e.source) for e in launches],
-    )
-    db.insert_rows(
-        conn,
-        "INSERT INTO signin_event (ts, user_id, department)",
-        [(ts(e.ts), e.user_id, e.department) for e in signins],
-    )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, someone else's
-    return True
-
-
-def _encode(event: Event) -> str:
-    data = _row(event)
-    data["ts"] = event.ts.isoformat()
-    data["type"] = "launch" if isinstance(event, Launch) else "signin"
-    return json.dumps(data, separators=(",", ":"))
-
-
-# A spool file that cannot be decoded, or whose rows the database refuses (not merely: is down).
-_DAMAGED = (
-    ValueError,
-    KeyError,
-    TypeError,
-    AttributeError,
-    sa.exc.IntegrityError,
-    sa.exc.DataError,
-)
-
-
-def _decode(line: str) -> Event:
-    data: dict[str, Any] = json.loads(line)
-    kind = data.pop("type")
-    data["ts"] = dt.datetime.fromisoformat(data["ts"])
-    return Launch(**data) if kind == "launch" else SignIn(**data)
+    @property
+    def size(self) -> int:
+        return len(self.launches) + len(self.signins)
 
 
 class EventStore:
-    """Buffers events and writes them in batches; see the module docstring."""
+    """Buffers events and hands them to the writer in batches; see the module docstring."""
 
     def __init__(
         self,
@@ -135,17 +76,34 @@ class EventStore:
         flush_interval: float = 0.1,
         retry_interval: float = 5.0,
         on_flush: FlushHook | None = None,
+        timezone: Callable[[], ZoneInfo] = lambda: ZoneInfo("UTC"),
+        writer: Literal["process", "thread"] = "process",
     ) -> None:
         self.engine = engine
         self.spool_dir = spool_dir
         self.flush_interval = flush_interval
         self.retry_interval = retry_interval
-        self.on_flush = on_flush
-        self._buffer: list[Event] = []
+        self.on_flush = on_flush  # in a process writer: a module-level function (pickled by name)
+        self.timezone = timezone
+        self.mode = writer
+        self._launches: list[LaunchRow] = []
+        self._signins: list[SignInRow] = []
+        self._prefix = new_batch_prefix()
+        self._sequence = 0
+        # Batches handed over and not yet acknowledged, in order. Touched only by the one
+        # worker thread that holds self._lock.
+        self._inflight: dict[str, _Batch] = {}
+        self._inflight_events = 0
+        self._resend: list[str] = []
+        self._local = BatchWriter(engine, spool_dir, on_flush)
+        self._proc: BaseProcess | None = None
+        self._conn: Connection | None = None
+        self._start_after = 0.0
+        self._writer_wanted = False  # a writer was started: keep one running until close()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._last_replay = 0.0
-        self.written = 0  # events committed to the database by this process
+        self.written = 0  # events committed to the database (as the writer reports)
         self.spooled = 0
         self.database_ok = True
 
@@ -153,14 +111,15 @@ class EventStore:
     def record_launch(
         self, app_id: str, user_id: str, department: str | None, source: str = "tile"
     ) -> None:
-        self._buffer.append(Launch(dt.datetime.now(dt.UTC), app_id, user_id, department, source))
+        self._launches.append((time.time(), app_id, user_id, department, source))
 
     def record_signin(self, user_id: str, department: str | None) -> None:
-        self._buffer.append(SignIn(dt.datetime.now(dt.UTC), user_id, department))
+        self._signins.append((time.time(), user_id, department))
 
     @property
     def pending(self) -> int:
-        return len(self._buffer)
+        """Events not yet written or spooled: buffered, or with the writer."""
+        return len(self._launches) + len(self._signins) + self._inflight_events
 
     # --- background ---------------------------------------------------------------------
     def start(self) -> None:
@@ -171,110 +130,209 @@ class EventStore:
             await asyncio.sleep(self.flush_interval)
             try:
                 await self.flush()
-                if time.monotonic() - self._last_replay > self.retry_interval:
+                if self.mode == "thread" and (
+                    time.monotonic() - self._last_replay > self.retry_interval
+                ):
                     self._last_replay = time.monotonic()
                     await anyio.to_thread.run_sync(self.replay_spool)
-            except Exception:  # the loop must survive anything; the events are spooled
+            except Exception:  # the loop must survive anything; the events are kept
                 log.exception("event flush failed")
 
     async def flush(self) -> None:
+        """Hand the buffer to the writer (thread mode: and wait until it is written)."""
         async with self._lock:
-            if not self._buffer:
-                return
-            batch, self._buffer = self._buffer, []
-            await anyio.to_thread.run_sync(self._write_or_spool, batch)
+            batch = self._take()
+            if batch is None and not self._inflight and not self._writer_wanted:
+                return  # nothing to write, no writer to watch
+            work = self._write_here if self.mode == "thread" else self._hand_over
+            await anyio.to_thread.run_sync(work, batch)
 
     async def close(self) -> None:
-        """Stop the background task and write (or spool) everything still buffered."""
+        """Stop the background task, write everything buffered, and stop the writer."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
         await self.flush()
-
-    # --- worker thread --------------------------------------------------------------------
-    def _write(self, batch: Sequence[Event]) -> None:
-        launches = [e for e in batch if isinstance(e, Launch)]
-        signins = [e for e in batch if isinstance(e, SignIn)]
-        # serialized: the flush hook reads and then updates rollups (see reports/rollups.py)
-        with db.serialized_write(self.engine, FLUSH_LOCK) as conn:
-            insert_events(conn, launches, signins)
-            if self.on_flush is not None:
-                self.on_flush(conn, launches, signins)
-        self.written += len(batch)
-
-    def _write_or_spool(self, batch: Sequence[Event]) -> None:
-        try:
-            self._write(batch)
-        except Exception as exc:  # any failure, not just the database's: the batch is kept
-            if isinstance(exc, sa.exc.SQLAlchemyError):
-                if self.database_ok:
-                    log.error(
-                        "database unavailable, spooling events to %s: %s", self.spool_dir, exc
-                    )
-                self.database_ok = False
-            else:
-                log.exception("writing events failed; spooling them to %s", self.spool_dir)
-            try:
-                self._spool(batch)
-            except OSError:
-                log.exception(
-                    "cannot spool to %s either; keeping the events in memory", self.spool_dir
-                )
-                self._buffer[:0] = batch
-        else:
-            if not self.database_ok:
-                log.info("database is back; writing events again")
-            self.database_ok = True
-
-    def _spool(self, batch: Sequence[Event]) -> None:
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
-        name = f"events-{os.getpid()}-{time.time_ns()}-{uuid.uuid4().hex[:6]}.jsonl"
-        tmp = self.spool_dir / (name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            fh.write("\n".join(_encode(e) for e in batch) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.rename(self.spool_dir / name)  # atomic: a replay never sees half a file
-        self.spooled += len(batch)
-
-    def _reclaim_orphans(self) -> None:
-        """Files claimed by a worker that died mid-replay go back in the queue."""
-        for claimed in self.spool_dir.glob("events-*.jsonl.claimed-*"):
-            pid = claimed.name.rsplit("-", 1)[1]
-            if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
-                continue
-            with contextlib.suppress(OSError):  # another worker may reclaim it first
-                claimed.rename(claimed.with_name(claimed.name.rsplit(".claimed-", 1)[0]))
-                log.warning("reclaimed spool file %s from a worker that died", claimed.name)
+        if self.mode == "process":
+            async with self._lock:
+                await anyio.to_thread.run_sync(self._stop_writer)
 
     def replay_spool(self) -> int:
-        """Insert spooled events; each file is claimed by rename so two workers never share one."""
-        if not self.spool_dir.is_dir():
-            return 0
-        self._reclaim_orphans()
-        replayed = 0
-        for path in sorted(self.spool_dir.glob("events-*.jsonl")):
-            claimed = path.with_name(path.name + f".claimed-{os.getpid()}")
-            try:
-                path.rename(claimed)
-            except OSError:
-                continue  # another worker took it
-            try:
-                events = [_decode(line) for line in claimed.read_text("utf-8").splitlines() if line]
-                self._write(events)
-            except _DAMAGED as exc:  # retrying would never help, and would block every later file
-                log.error("spool file %s is damaged (%s); kept as .bad for inspection", path, exc)
-                claimed.rename(path.with_suffix(".bad"))
-                continue
-            except sa.exc.SQLAlchemyError:
-                claimed.rename(path)  # still down; try again later
-                self.database_ok = False
-                return replayed
-            claimed.unlink()
-            replayed += len(events)
-            self.database_ok = True
-        if replayed:
-            log.info("replayed %d spooled events", replayed)
+        """Write spooled batches from this process (thread mode; the writer process replays
+        on its own)."""
+        replayed = self._local.replay_spool(self.timezone())
+        self.written += replayed
+        self.database_ok = self._local.database_ok
         return replayed
+
+    def _take(self) -> _Batch | None:
+        if not self._launches and not self._signins:
+            return None
+        launches, self._launches = self._launches, []
+        signins, self._signins = self._signins, []
+        self._sequence += 1
+        return _Batch(f"{self._prefix}-{self._sequence}", launches, signins)
+
+    def _track(self, batch: _Batch) -> None:
+        self._inflight[batch.batch_id] = batch
+        self._inflight_events += batch.size
+
+    def _settled(self, batch_id: str) -> _Batch | None:
+        batch = self._inflight.pop(batch_id, None)
+        if batch is not None:
+            self._inflight_events -= batch.size
+        return batch
+
+    # --- worker thread: thread mode -----------------------------------------------------
+    def _write_here(self, batch: _Batch | None) -> None:
+        if batch is not None:
+            self._track(batch)
+        for pending in list(self._inflight.values()):  # older ones first: kept after a failure
+            try:
+                written, spooled = self._local.write_or_spool(
+                    pending.batch_id,
+                    launches_of(pending.launches),
+                    signins_of(pending.signins),
+                    self.timezone(),
+                )
+            except OSError:
+                log.exception("cannot spool to %s either; keeping the events", self.spool_dir)
+                break
+            self._settled(pending.batch_id)
+            self.written += written
+            self.spooled += spooled
+        self.database_ok = self._local.database_ok
+
+    # --- worker thread: process mode ----------------------------------------------------
+    def _hand_over(self, batch: _Batch | None) -> None:
+        self._read_acks()
+        if self._proc is not None and not self._proc.is_alive():
+            self._writer_died()
+        if self._proc is None and time.monotonic() >= self._start_after:
+            self._start_writer()
+        if batch is not None:
+            self._track(batch)
+            self._resend.append(batch.batch_id)
+        if self._conn is None:
+            self._spool_here()  # no writer at the moment: nothing may wait in memory for it
+            return
+        while self._resend:
+            pending = self._inflight.get(self._resend[0])
+            if pending is not None and not self._send(pending):
+                return
+            self._resend.pop(0)
+
+    def _send(self, batch: _Batch) -> bool:
+        assert self._conn is not None
+        message = ("batch", batch.batch_id, self.timezone(), batch.launches, batch.signins)
+        try:
+            send(self._conn, message)
+        except OSError:
+            self._writer_died()
+            return False
+        return True
+
+    def _start_writer(self) -> None:
+        context = multiprocessing.get_context("spawn")  # no fork: this process has threads
+        ours, theirs = context.Pipe()
+        proc = context.Process(
+            target=run_writer,
+            args=(
+                theirs,
+                self.engine.url.render_as_string(hide_password=False),
+                self.spool_dir,
+                self.on_flush,
+                self.timezone(),
+                self.retry_interval,
+            ),
+            name="launcher-event-writer",
+            daemon=True,  # if this process exits without close(), the writer goes too
+        )
+        proc.start()
+        theirs.close()
+        self._writer_wanted = True
+        self._proc, self._conn = proc, ours
+        self._start_after = time.monotonic() + WRITER_RESTART_DELAY
+        self._resend = list(self._inflight)  # unacknowledged: the new writer gets them all
+
+    def _read_acks(self) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            while conn.poll():
+                self._handle(receive(conn))
+        except (EOFError, OSError):
+            self._writer_died()
+
+    def _handle(self, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "done":
+            _, batch_id, written, spooled, self.database_ok = message
+            self._settled(batch_id)
+            self.written += written
+            self.spooled += spooled
+        elif kind == "kept":  # neither written nor spooled: try again with the next flush
+            _, batch_id, self.database_ok = message
+            if batch_id in self._inflight and batch_id not in self._resend:
+                self._resend.append(batch_id)
+        elif kind == "replayed":
+            _, replayed, self.database_ok = message
+            self.written += replayed
+
+    def _writer_died(self) -> None:
+        proc, self._proc = self._proc, None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        code = proc.exitcode if proc is not None else None
+        log.error(
+            "the event writer process stopped (exit code %s); spooling %d events it had not "
+            "acknowledged, and starting a new writer",
+            code,
+            self._inflight_events,
+        )
+        self._spool_here()
+
+    def _spool_here(self) -> None:
+        """Spool every unacknowledged batch from this process (under its own batch id, so a
+        batch the writer did commit is not written twice by the replay)."""
+        for batch in list(self._inflight.values()):
+            try:
+                self._local.spool(
+                    batch.batch_id, launches_of(batch.launches), signins_of(batch.signins)
+                )
+            except OSError:
+                log.exception("cannot spool to %s either; keeping the events", self.spool_dir)
+                return
+            self._settled(batch.batch_id)
+            self.spooled += batch.size
+        self._resend.clear()
+
+    def _stop_writer(self) -> None:
+        """Send "close", read acknowledgements until the writer exits (or time is up), then
+        spool what it did not acknowledge."""
+        proc, conn = self._proc, self._conn
+        if proc is not None and conn is not None:
+            deadline = time.monotonic() + WRITER_STOP_TIMEOUT
+            with contextlib.suppress(OSError):
+                send(conn, ("close",))
+            try:
+                while time.monotonic() < deadline and (proc.is_alive() or conn.poll()):
+                    if conn.poll(0.05):
+                        self._handle(receive(conn))
+            except (EOFError, OSError):
+                pass  # it has finished: its end of the pipe is closed
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                log.error("the event writer did not finish in time; stopping it")
+                proc.kill()
+                proc.join()
+            conn.close()
+            self._proc = self._conn = None
+        self._writer_wanted = False
+        if self._inflight:
+            log.warning("spooling %d events the writer did not write", self._inflight_events)
+            self._spool_here()

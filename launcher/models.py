@@ -36,6 +36,18 @@ class SignInEvent(SQLModel, table=True):
     department: str | None = Field(default=None, max_length=128)
 
 
+class EventBatch(SQLModel, table=True):
+    """The id of a batch of events that has been written, kept for a week: a batch that comes
+    again (spooled as well as written, when a writer died between the two) is skipped."""
+
+    __tablename__ = "event_batch"
+
+    batch_id: str = Field(sa_column=sa.Column(sa.String(80), primary_key=True))
+    written_at: dt.datetime = Field(
+        sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False, index=True)
+    )
+
+
 class Revocation(SQLModel, table=True):
     """A signed-out session (kind ``sid``), all sessions of a user (``user``), or all sessions
     that belong to one provider session (``op_sid``). Workers poll this table by id."""

@@ -1,20 +1,30 @@
-"""The event store: write-behind batches, the spool while the database is down, its replay."""
+"""The event store: write-behind batches, the spool while the database is down, its replay,
+and the writer process (acknowledgements, a writer that dies, batches written once)."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import json
-from collections.abc import Iterator
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 
 from launcher import db
-from launcher.launches import EventStore, Launch, SignIn
+from launcher.events import BATCH_ID_DAYS, BatchWriter, Launch
+from launcher.launches import EventStore
 
 TS = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
+UTC = ZoneInfo("UTC")
+MODES = pytest.mark.parametrize("mode", ["thread", "process"])
+Mode = Literal["thread", "process"]
 
 
 def _count(engine: sa.Engine, table: str) -> int:
@@ -45,6 +55,16 @@ def _bring_up(tmp_path: Path) -> sa.Engine:
     return engine
 
 
+async def _until(condition: Callable[[], bool], seconds: float = 10) -> bool:
+    """Wait (without blocking the event loop) until ``condition`` holds; False if it never did."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
 def _record(store: EventStore, launches: int, signins: int = 0) -> None:
     for i in range(launches):
         store.record_launch(f"app-{i % 3}", f"user-{i}", "nursing" if i % 2 else None)
@@ -53,7 +73,7 @@ def _record(store: EventStore, launches: int, signins: int = 0) -> None:
 
 
 def test_database_down_spools_json_lines(tmp_path: Path, down: sa.Engine) -> None:
-    store = EventStore(down, tmp_path / "spool")
+    store = EventStore(down, tmp_path / "spool", writer="thread")
     _record(store, launches=5, signins=2)
     asyncio.run(store.flush())
     assert store.pending == 0
@@ -73,7 +93,7 @@ def test_database_down_spools_json_lines(tmp_path: Path, down: sa.Engine) -> Non
 
 
 def test_replay_writes_the_spool_once_the_database_works(tmp_path: Path, down: sa.Engine) -> None:
-    store = EventStore(down, tmp_path / "spool")
+    store = EventStore(down, tmp_path / "spool", writer="thread")
     for _ in range(3):  # three batches, three spool files
         _record(store, launches=4, signins=1)
         asyncio.run(store.flush())
@@ -91,9 +111,9 @@ def test_replay_writes_the_spool_once_the_database_works(tmp_path: Path, down: s
 
 
 def test_replayed_events_keep_their_fields(tmp_path: Path, down: sa.Engine) -> None:
-    store = EventStore(down, tmp_path / "spool")
-    store._buffer.append(Launch(TS, "ehr", "u1", "medical", "portal"))
-    store._buffer.append(SignIn(TS, "u1", "medical"))
+    store = EventStore(down, tmp_path / "spool", writer="thread")
+    store._launches.append((TS.timestamp(), "ehr", "u1", "medical", "portal"))
+    store._signins.append((TS.timestamp(), "u1", "medical"))
     asyncio.run(store.flush())
     up = _bring_up(tmp_path)
     assert store.replay_spool() == 2
@@ -128,7 +148,7 @@ def test_damaged_spool_file_is_kept_as_bad_and_blocks_nothing(
     tmp_path: Path, down: sa.Engine, damage: str
 ) -> None:
     spool = tmp_path / "spool"
-    store = EventStore(down, spool)
+    store = EventStore(down, spool, writer="thread")
     _record(store, launches=3)
     asyncio.run(store.flush())
     spool.joinpath("events-0-damaged.jsonl").write_text(damage)  # sorts before the good one
@@ -144,10 +164,11 @@ def test_damaged_spool_file_is_kept_as_bad_and_blocks_nothing(
     up.dispose()
 
 
-def test_close_flushes_everything(tmp_path: Path) -> None:
+@MODES
+def test_close_flushes_everything(tmp_path: Path, mode: Mode) -> None:
     engine = db.make_engine(f"sqlite:///{tmp_path}/launcher.db")
     db.upgrade(engine)
-    store = EventStore(engine, tmp_path / "spool", flush_interval=60)  # only close() flushes
+    store = EventStore(engine, tmp_path / "spool", flush_interval=60, writer=mode)  # only close()
 
     async def run() -> None:
         store.start()
@@ -158,13 +179,15 @@ def test_close_flushes_everything(tmp_path: Path) -> None:
     asyncio.run(run())
     assert (_count(engine, "launch_event"), _count(engine, "signin_event")) == (250, 10)
     assert (store.pending, store.written, store.spooled) == (0, 260, 0)
+    assert store._proc is None  # the writer process has finished
     engine.dispose()
 
 
+@MODES
 def test_close_while_the_database_is_down_spools_everything(
-    tmp_path: Path, down: sa.Engine
+    tmp_path: Path, down: sa.Engine, mode: Mode
 ) -> None:
-    store = EventStore(down, tmp_path / "spool", flush_interval=60)
+    store = EventStore(down, tmp_path / "spool", flush_interval=60, writer=mode)
 
     async def run() -> None:
         store.start()
@@ -172,49 +195,137 @@ def test_close_while_the_database_is_down_spools_everything(
         await store.close()
 
     asyncio.run(run())
-    assert (store.pending, store.spooled) == (0, 45)
+    assert (store.pending, store.spooled, store.written) == (0, 45, 0)
+    assert not store.database_ok
     assert len(_spooled_lines(tmp_path / "spool")) == 45
 
 
+@MODES
 def test_background_loop_writes_spool_back_when_the_database_returns(
-    tmp_path: Path, down: sa.Engine
+    tmp_path: Path, down: sa.Engine, mode: Mode
 ) -> None:
-    store = EventStore(down, tmp_path / "spool", flush_interval=0.01, retry_interval=0)
+    store = EventStore(down, tmp_path / "spool", flush_interval=0.01, retry_interval=0, writer=mode)
 
     async def run() -> sa.Engine:
         store.start()
         _record(store, launches=6)
-        await asyncio.sleep(0.1)
-        assert store.spooled == 6 and not store.database_ok
+        assert await _until(lambda: store.spooled == 6)
+        assert not store.database_ok
         up = _bring_up(tmp_path)
         _record(store, launches=4)  # written directly once the database answers
-        for _ in range(200):
-            await asyncio.sleep(0.02)
-            if _count(up, "launch_event") == 10:
-                break
+        assert await _until(lambda: _count(up, "launch_event") == 10)
         await store.close()
         return up
 
     up = asyncio.run(run())
     assert _count(up, "launch_event") == 10
-    assert store.database_ok
+    assert store.database_ok and store.written == 10
     assert list((tmp_path / "spool").glob("events-*")) == []
     up.dispose()
 
 
-def test_a_file_claimed_by_a_dead_worker_is_replayed(sqlite_url: str, tmp_path: Path) -> None:
+def test_a_file_claimed_by_a_dead_writer_is_replayed(sqlite_url: str, tmp_path: Path) -> None:
     import subprocess
 
     engine = db.make_engine(sqlite_url)
     spool = tmp_path / "orphans"
-    writer = EventStore(engine, spool)
-    writer._spool(
-        [Launch(dt.datetime(2025, 3, 3, 9, tzinfo=dt.UTC), "teams", "u1", None, "portal")]
-    )
+    at = dt.datetime(2025, 3, 3, 9, tzinfo=dt.UTC)
+    BatchWriter(engine, spool, None).spool("b1", [Launch(at, "teams", "u1", None, "portal")], [])
     [path] = spool.glob("events-*.jsonl")
-    child = subprocess.Popen(["true"])  # a worker that has exited
+    child = subprocess.Popen(["true"])  # a writer that has exited
     child.wait()
     path.rename(path.with_name(path.name + f".claimed-{child.pid}"))  # it died mid-replay
-    assert EventStore(engine, spool).replay_spool() == 1
+    assert BatchWriter(engine, spool, None).replay_spool(UTC) == 1
     assert not list(spool.iterdir())
+    engine.dispose()
+
+
+def test_a_batch_written_and_spooled_counts_once(sqlite_url: str, tmp_path: Path) -> None:
+    """A writer that died between its commit and its acknowledgement: the portal spooled the
+    batch too. The replay recognises the batch id and writes nothing."""
+    engine = db.make_engine(sqlite_url)
+    writer = BatchWriter(engine, tmp_path / "spool", None)
+    launches = [Launch(TS, "teams", f"u{i}", None, "portal") for i in range(3)]
+    assert writer.write("p1-a-1", launches, [], UTC) == 3
+    writer.spool("p1-a-1", launches, [])
+    writer.spool("p1-a-2", launches[:1], [])  # a batch that was not written
+    assert writer.replay_spool(UTC) == 1
+    assert _count(engine, "launch_event") == 4
+    assert list((tmp_path / "spool").iterdir()) == []
+    assert writer.write("p1-a-2", launches, [], UTC) == 0  # however it comes back
+    assert _count(engine, "launch_event") == 4
+    engine.dispose()
+
+
+def test_old_batch_ids_are_pruned(sqlite_url: str, tmp_path: Path) -> None:
+    engine = db.make_engine(sqlite_url)
+    writer = BatchWriter(engine, tmp_path / "spool", None)
+    writer.write("recent", [], [], UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO event_batch (batch_id, written_at) VALUES ('old', :at)"),
+            {"at": dt.datetime.now(dt.UTC) - dt.timedelta(days=BATCH_ID_DAYS + 1)},
+        )
+    writer.prune_batch_ids()
+    with engine.connect() as conn:
+        ids = conn.execute(sa.text("SELECT batch_id FROM event_batch")).scalars().all()
+    assert ids == ["recent"]
+    engine.dispose()
+
+
+def test_a_writer_that_dies_loses_nothing_and_is_replaced(
+    database_url: str, tmp_path: Path
+) -> None:
+    """SIGKILL the writer process between batches and in the middle of them: the portal spools
+    what it had not acknowledged, starts a new writer, and every event lands exactly once."""
+    engine = db.make_engine(database_url)
+    store = EventStore(engine, tmp_path / "spool", flush_interval=0.01, retry_interval=0.1)
+    recorded = 0
+
+    async def run() -> None:
+        nonlocal recorded
+        store.start()
+        for _round in range(3):
+            for _ in range(20):
+                _record(store, launches=50)
+                recorded += 50
+                await asyncio.sleep(0.005)
+            assert await _until(lambda: store._proc is not None and store._proc.is_alive())
+            writer = store._proc
+            assert writer is not None
+            os.kill(writer.pid or 0, signal.SIGKILL)  # mid-stream: batches in the pipe
+            _record(store, launches=50)
+            recorded += 50
+            assert await _until(lambda w=writer: store._proc is not None and store._proc is not w)
+        assert await _until(lambda: _count(engine, "launch_event") == recorded, 15)
+        await store.close()
+
+    asyncio.run(run())
+    assert _count(engine, "launch_event") == recorded
+    assert store.pending == 0
+    assert list((tmp_path / "spool").glob("events-*")) == []
+    engine.dispose()
+
+
+def test_the_writer_ignores_signals_meant_for_the_portal(sqlite_url: str, tmp_path: Path) -> None:
+    """Ctrl-C or a SIGTERM to the whole process group: the writer keeps going until the portal
+    has handed it the last batch and closes it."""
+    engine = db.make_engine(sqlite_url)
+    store = EventStore(engine, tmp_path / "spool", flush_interval=0.01)
+
+    async def run() -> None:
+        store.start()
+        _record(store, launches=10)
+        assert await _until(lambda: store.written == 10)
+        assert store._proc is not None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            os.kill(store._proc.pid or 0, sig)
+        await asyncio.sleep(0.3)
+        assert store._proc is not None and store._proc.is_alive()
+        _record(store, launches=5)
+        await store.close()
+
+    asyncio.run(run())
+    assert _count(engine, "launch_event") == 15
+    assert store.written == 15 and store.spooled == 0
     engine.dispose()

@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from launcher import db
-from launcher.launches import EventStore, Launch, SignIn
+from launcher.events import BatchWriter, Launch, SignIn
 from launcher.registry import parse_registry
 from launcher.reports import queries, rollups, tables
 from launcher.reports.queries import Period
@@ -71,9 +71,8 @@ def engine(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) ->
     """The fixture written through the live flush path, or rebuilt in SQL from raw events."""
     eng = db.make_engine(database_url)
     launches, signins = _events()
-    EventStore(eng, tmp_path / "spool", on_flush=rollups.flush_hook(lambda: TZ))._write(
-        [*launches, *signins]
-    )
+    writer = BatchWriter(eng, tmp_path / "spool", on_flush=rollups.apply)
+    writer.write("fixture", launches, signins, TZ)
     if request.param == "rebuilt":
         rollups.rebuild(eng, TZ)
     yield eng

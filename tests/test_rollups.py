@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from launcher import db
-from launcher.launches import EventStore, Launch, SignIn
+from launcher.events import BatchWriter, Event, Launch, SignIn
 from launcher.reports import rollups
 
 TZ = ZoneInfo("Europe/Amsterdam")
@@ -44,8 +44,22 @@ def _snapshot(engine: sa.Engine) -> dict[str, list[tuple[object, ...]]]:
     return out
 
 
-def _store(engine: sa.Engine, tmp_path: Path) -> EventStore:
-    return EventStore(engine, tmp_path / "spool", on_flush=rollups.flush_hook(lambda: TZ))
+class _Store(BatchWriter):
+    """The event writer with the rollups, as the portal runs it; one call, one batch."""
+
+    def __init__(self, engine: sa.Engine, tmp_path: Path) -> None:
+        super().__init__(engine, tmp_path / "spool", on_flush=rollups.apply)
+        self.batches = 0
+
+    def write_events(self, events: list[Event]) -> None:
+        self.batches += 1
+        launches = [e for e in events if isinstance(e, Launch)]
+        signins = [e for e in events if isinstance(e, SignIn)]
+        self.write(f"test-{self.batches}", launches, signins, TZ)
+
+
+def _store(engine: sa.Engine, tmp_path: Path) -> _Store:
+    return _Store(engine, tmp_path)
 
 
 def test_incremental_equals_recount_and_rebuild(database_url: str, tmp_path: Path) -> None:
@@ -55,7 +69,7 @@ def test_incremental_equals_recount_and_rebuild(database_url: str, tmp_path: Pat
     events = [*launches, *signins]
     random.Random(1).shuffle(events)  # batches arrive out of order, as spool replays do
     for i in range(0, len(events), 137):
-        store._write(events[i : i + 137])
+        store.write_events(events[i : i + 137])
     incremental = _snapshot(engine)
 
     # an independent recount in Python
@@ -126,7 +140,7 @@ def test_purge_keeps_rollups_and_a_rebuild_after_it_loses_nothing(
 ) -> None:
     engine = db.make_engine(database_url)
     launches, signins = _events(800)
-    _store(engine, tmp_path)._write([*launches, *signins])
+    _store(engine, tmp_path).write_events([*launches, *signins])
     before = _snapshot(engine)
     now = dt.datetime(2025, 4, 20, tzinfo=dt.UTC)
     cutoff = rollups.purge_cutoff(now, 35, TZ)
@@ -152,8 +166,8 @@ def test_a_department_change_reads_the_same_after_a_rebuild(
     engine = db.make_engine(sqlite_url)
     ts = dt.datetime(2025, 3, 3, 9, tzinfo=dt.UTC)
     store = _store(engine, tmp_path)
-    store._write([Launch(ts, "teams", "u1", "nursing", "portal")])
-    store._write([Launch(ts + dt.timedelta(hours=1), "teams", "u1", "medical", "portal")])
+    store.write_events([Launch(ts, "teams", "u1", "nursing", "portal")])
+    store.write_events([Launch(ts + dt.timedelta(hours=1), "teams", "u1", "medical", "portal")])
     incremental = _snapshot(engine)
     rollups.rebuild(engine, TZ)
     assert _snapshot(engine) == incremental

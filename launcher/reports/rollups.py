@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from launcher import db
-from launcher.launches import FLUSH_LOCK, Launch, SignIn
+from launcher.events import FLUSH_LOCK, Launch, SignIn
 from launcher.models import (
     CellSeen,
     CohortMonth,
@@ -484,17 +484,6 @@ def _cohorts(conn: sa.Connection, b: _Batch, new_user_months: set[tuple[dt.date,
     )
     if any(n < 0 for n in delta.values()):
         conn.execute(sa.delete(T_COHORT_MONTH).where(T_COHORT_MONTH.c.users == 0))
-
-
-def flush_hook(
-    tz: Callable[[], ZoneInfo],
-) -> Callable[[sa.Connection, Sequence[Launch], Sequence[SignIn]], None]:
-    """The event store's on_flush: rollups in the same transaction as the raw events."""
-
-    def hook(conn: sa.Connection, launches: Sequence[Launch], signins: Sequence[SignIn]) -> None:
-        apply(conn, launches, signins, tz())
-
-    return hook
 
 
 def prune_cell_seen(conn: sa.Connection, today: dt.date) -> None:
