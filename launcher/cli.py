@@ -250,9 +250,6 @@ def build_serve_app() -> object:
     # which would otherwise walk every module and model object while all requests wait.
     gc.collect()
     gc.freeze()
-    # The event writer thread holds the GIL while it prepares a batch; a shorter switch
-    # interval than the default 5 ms hands the event loop back sooner (launch p99).
-    sys.setswitchinterval(0.001)
     return app
 
 
