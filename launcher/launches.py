@@ -123,6 +123,9 @@ class EventStore:
 
     # --- background ---------------------------------------------------------------------
     def start(self) -> None:
+        """Start flushing; the writer process starts with the first flush (and replays any
+        spool a previous run left)."""
+        self._writer_wanted = self.mode == "process"
         self._task = asyncio.create_task(self._run(), name="launcher-event-flush")
 
     async def _run(self) -> None:

@@ -329,3 +329,22 @@ def test_the_writer_ignores_signals_meant_for_the_portal(sqlite_url: str, tmp_pa
     assert _count(engine, "launch_event") == 15
     assert store.written == 15 and store.spooled == 0
     engine.dispose()
+
+
+def test_the_writer_replays_a_spool_left_by_an_earlier_run_at_start(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    engine = db.make_engine(sqlite_url)
+    launches = [Launch(TS, "teams", f"u{i}", None, "portal") for i in range(4)]
+    BatchWriter(engine, tmp_path / "spool", None).spool("earlier-run-1", launches, [])
+    store = EventStore(engine, tmp_path / "spool", retry_interval=60)
+
+    async def run() -> None:
+        store.start()  # no launch at all: the writer starts and replays on its own
+        assert await _until(lambda: _count(engine, "launch_event") == 4)
+        await store.close()
+
+    asyncio.run(run())
+    assert store.written == 4
+    assert list((tmp_path / "spool").iterdir()) == []
+    engine.dispose()
