@@ -210,14 +210,18 @@ class EventStore:
 
     # --- worker thread: process mode ----------------------------------------------------
     def _hand_over(self, batch: _Batch | None) -> None:
+        if batch is not None:  # first: from here on, nothing can drop it
+            self._track(batch)
+            self._resend.append(batch.batch_id)
         self._read_acks()
         if self._proc is not None and not self._proc.is_alive():
             self._writer_died()
         if self._proc is None and time.monotonic() >= self._start_after:
-            self._start_writer()
-        if batch is not None:
-            self._track(batch)
-            self._resend.append(batch.batch_id)
+            try:
+                self._start_writer()
+            except Exception:
+                self._start_after = time.monotonic() + WRITER_RESTART_DELAY
+                log.exception("cannot start the event writer process; spooling meanwhile")
         if self._conn is None:
             self._spool_here()  # no writer at the moment: nothing may wait in memory for it
             return
@@ -253,8 +257,13 @@ class EventStore:
             name="launcher-event-writer",
             daemon=True,  # if this process exits without close(), the writer goes too
         )
-        proc.start()
-        theirs.close()
+        try:
+            proc.start()
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
         self._writer_wanted = True
         self._proc, self._conn = proc, ours
         self._start_after = time.monotonic() + WRITER_RESTART_DELAY

@@ -348,3 +348,30 @@ def test_the_writer_replays_a_spool_left_by_an_earlier_run_at_start(
     assert store.written == 4
     assert list((tmp_path / "spool").iterdir()) == []
     engine.dispose()
+
+
+def test_a_writer_that_cannot_start_leaves_the_events_in_the_spool(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = db.make_engine(sqlite_url)
+    store = EventStore(engine, tmp_path / "spool")
+
+    def cannot_start() -> None:
+        raise OSError("Resource temporarily unavailable (a deliberate failure)")
+
+    monkeypatch.setattr(store, "_start_writer", cannot_start)
+    _record(store, launches=5, signins=1)
+    asyncio.run(store.flush())
+    assert (store.pending, store.spooled, store.written) == (0, 6, 0)
+    assert len(_spooled_lines(tmp_path / "spool")) == 6
+    monkeypatch.undo()  # a writer that can start replays them
+    replayed = EventStore(engine, tmp_path / "spool", retry_interval=60)
+
+    async def run() -> None:
+        replayed.start()
+        assert await _until(lambda: _count(engine, "launch_event") == 5)
+        await replayed.close()
+
+    asyncio.run(run())
+    assert _count(engine, "signin_event") == 1
+    engine.dispose()
