@@ -45,6 +45,9 @@ _NL: dict[str, str] = {
     "everyone": "iedereen",
     "hidden": "verborgen",
     "Skip to apps": "Naar de apps",
+    "Favourites": "Favorieten",
+    "Favourite": "Favoriet",
+    "Recently used": "Recent gebruikt",
 }
 
 

@@ -14,7 +14,10 @@ class LaunchEvent(SQLModel, table=True):
     """One launch of one app. ``user_id`` is a keyed hash, never the raw identity."""
 
     __tablename__ = "launch_event"
-    __table_args__ = (sa.Index("ix_launch_event_ts", "ts"),)
+    __table_args__ = (
+        sa.Index("ix_launch_event_ts", "ts"),
+        sa.Index("ix_launch_event_user_ts", "user_id", "ts"),  # a user's recent apps
+    )
 
     id: int | None = Field(default=None, sa_column=sa.Column(_ID, primary_key=True))
     ts: dt.datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
@@ -34,6 +37,16 @@ class SignInEvent(SQLModel, table=True):
     ts: dt.datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
     user_id: str = Field(max_length=64)
     department: str | None = Field(default=None, max_length=128)
+
+
+class Favourite(SQLModel, table=True):
+    """An app a user starred on the grid."""
+
+    __tablename__ = "favourite"
+
+    user_id: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
+    app_id: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
+    created_at: dt.datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
 
 
 class EventBatch(SQLModel, table=True):

@@ -312,8 +312,13 @@ def test_keyboard_reaches_skip_link_search_and_tiles_in_order(
         assert stop["outlineColor"] not in ("rgba(0, 0, 0, 0)", "transparent"), stop
     assert stops[0]["cls"] == "skip" and stops[0]["href"] == "#main", stops[0]
     search = next(i for i, s in enumerate(stops) if s["id"] == "app-search")
-    tiles = [s["href"] for s in stops[search + 1 :]]
-    assert all(s["tile"] for s in stops[search + 1 :]), "only tiles follow the search box"
+    after = stops[search + 1 :]
+    assert all(s["tile"] for s in after), "only tiles follow the search box"
+    # each tile: its link, then its favourite toggle
+    assert [s["tag"] for s in after] == ["a", "button"] * (len(after) // 2) + ["a"] * (
+        len(after) % 2
+    )
+    tiles = [s["href"] for s in after if s["tag"] == "a"]
     assert tiles == hrefs[: len(tiles)], "tiles are reached in the order they are shown"
     assert not any(s["tile"] for s in stops[:search]), "the search box comes before the tiles"
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from itertools import groupby
 from typing import TYPE_CHECKING
 
+import anyio.to_thread
+import sqlalchemy as sa
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from launcher import personal
+from launcher.auth import csrf
 from launcher.errors import NotFound
 from launcher.registry import ICON_DIR, ICON_FILE
 from launcher.views.common import (
@@ -21,6 +26,8 @@ from launcher.views.common import (
     portal_of,
     render,
 )
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from launcher.app import Portal
@@ -35,6 +42,16 @@ async def home(request: Request) -> Response:
     p = portal_of(request)
     registry = p.registry.current
     tiles = [app for app in registry.visible_apps(session.user.groups) if not app.hidden]
+    by_id = {app.id: app for app in tiles}
+    try:
+        starred, used = await anyio.to_thread.run_sync(
+            personal.for_grid, p.engine, session.user.user_id
+        )
+    except sa.exc.SQLAlchemyError as exc:  # the grid works without them
+        log.warning("favourites and recent apps unavailable: %s", exc)
+        starred, used = [], []
+    favourites = [by_id[a] for a in starred if a in by_id]
+    recent = [by_id[a] for a in used if a in by_id][: personal.RECENT_MAX]
     sections = [
         (registry.category(category_id), list(apps))
         for category_id, apps in groupby(tiles, key=lambda a: a.category)
@@ -42,8 +59,33 @@ async def home(request: Request) -> Response:
     return render(
         request,
         "portal.html",
-        {"sections": sections, "today": dt.datetime.now(dt.UTC).date(), "has_tiles": bool(tiles)},
+        {
+            "sections": sections,
+            "favourites": favourites,
+            "favourite_ids": {app.id for app in favourites},
+            "recent": recent,
+            "today": dt.datetime.now(dt.UTC).date(),
+            "has_tiles": bool(tiles),
+        },
     )
+
+
+async def favourite(request: Request) -> Response:
+    """``POST /favourites/{app_id}``: star or un-star an app the user may see."""
+    session = get_session(request)
+    if session is None:
+        return login_redirect(request)
+    p = portal_of(request)
+    async with request.form() as form:
+        csrf.check_token(p.settings.secret(), session.sid, form.get(csrf.FIELD))
+        starred = form.get("favourite") == "on"
+    app = p.registry.current.app(request.path_params["app_id"])
+    if app is None or app.hidden or not app.visible_to(session.user.groups):
+        raise NotFound("There is no app with this name, or it is not available to you.")
+    await anyio.to_thread.run_sync(
+        personal.set_favourite, p.engine, session.user.user_id, app.id, starred
+    )
+    return keep_alive(RedirectResponse(f"/#app-{app.id}", status_code=303), request)
 
 
 def _launch_headers(scope: Scope) -> tuple[bytes, bytes, bytes]:
@@ -170,5 +212,6 @@ async def icon(request: Request) -> Response:
 routes = [
     Route("/", home),
     Route("/launch/{app_id}", LaunchEndpoint(), methods=["GET", "HEAD"]),
+    Route("/favourites/{app_id}", favourite, methods=["POST"]),
     Route("/icons/{name}", icon),
 ]

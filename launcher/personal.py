@@ -1,0 +1,67 @@
+"""What the grid shows one user beyond the registry: favourite apps and recently used apps.
+
+Both are keyed by the pseudonymous user id, like every other record (docs/PRIVACY.md). The
+grid page reads them (one query each, off the launch path); ids of apps the user may no longer
+see are filtered out by the caller, against the current registry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from launcher.models import Favourite, LaunchEvent
+
+RECENT_DAYS = 90  # "recently used" looks back this far
+RECENT_MAX = 6  # apps in the "recently used" row
+
+T_FAVOURITE = Favourite.__table__  # type: ignore[attr-defined]
+T_LAUNCH = LaunchEvent.__table__  # type: ignore[attr-defined]
+
+
+def favourites(conn: sa.Connection, user_id: str) -> list[str]:
+    """The user's favourite app ids, in the order they were starred."""
+    query = (
+        sa.select(T_FAVOURITE.c.app_id)
+        .where(T_FAVOURITE.c.user_id == user_id)
+        .order_by(T_FAVOURITE.c.created_at, T_FAVOURITE.c.app_id)
+    )
+    return list(conn.execute(query).scalars())
+
+
+def set_favourite(engine: sa.Engine, user_id: str, app_id: str, favourite: bool) -> None:
+    """Star (``favourite``) or un-star an app; doing either twice changes nothing."""
+    with engine.begin() as conn:
+        if not favourite:
+            conn.execute(
+                sa.delete(T_FAVOURITE).where(
+                    T_FAVOURITE.c.user_id == user_id, T_FAVOURITE.c.app_id == app_id
+                )
+            )
+            return
+        insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
+        row = {"user_id": user_id, "app_id": app_id, "created_at": dt.datetime.now(dt.UTC)}
+        conn.execute(insert(T_FAVOURITE).values(row).on_conflict_do_nothing())
+
+
+def recent(conn: sa.Connection, user_id: str, now: dt.datetime | None = None) -> list[str]:
+    """App ids the user launched in the last RECENT_DAYS, most recent first (at most 20: the
+    caller drops the ones the user may no longer see)."""
+    since = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=RECENT_DAYS)
+    last = sa.func.max(T_LAUNCH.c.ts).label("last")
+    query = (
+        sa.select(T_LAUNCH.c.app_id, last)
+        .where(T_LAUNCH.c.user_id == user_id, T_LAUNCH.c.ts >= since)
+        .group_by(T_LAUNCH.c.app_id)
+        .order_by(last.desc(), T_LAUNCH.c.app_id)
+        .limit(20)
+    )
+    return [row.app_id for row in conn.execute(query)]
+
+
+def for_grid(engine: sa.Engine, user_id: str) -> tuple[list[str], list[str]]:
+    """(favourites, recently used) in one connection."""
+    with engine.connect() as conn:
+        return favourites(conn, user_id), recent(conn, user_id)
