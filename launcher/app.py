@@ -158,11 +158,15 @@ def create_app(
         finally:
             for task in p.background:
                 task.cancel()
-            await p.events.close()
-            await p.revocations.close()
-            await p.oidc.aclose()
-            log.info("shut down: %d events written, %d spooled", p.events.written, p.events.spooled)
-            p.engine.dispose()
+            # each step runs even when the one before fails
+            async with contextlib.AsyncExitStack() as stack:
+                stack.callback(p.engine.dispose)
+                stack.push_async_callback(p.oidc.aclose)
+                stack.push_async_callback(p.revocations.close)
+                await p.events.close()
+                log.info(
+                    "shut down: %d events written, %d spooled", p.events.written, p.events.spooled
+                )
 
     origin = settings.base_url
     routes: list[BaseRoute] = [

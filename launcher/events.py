@@ -39,6 +39,7 @@ FLUSH_LOCK = 0x4C41554E  # PostgreSQL advisory lock id held while a batch is wri
 BATCH_ID_DAYS = 7  # how long written batch ids are kept to recognise a batch written twice
 PRUNE_EVERY = 60 * 60.0  # seconds between prunes of old batch ids
 MIN_REPLAY_INTERVAL = 0.1  # seconds: the writer's shortest wait between looks at the spool
+REPLAY_BUDGET = 0.2  # seconds of replay between looks at the pipe
 
 # A batch as the portal buffers it: plain tuples, which pickle at C speed (dataclasses with
 # datetimes cost 75 times more), with the time as a POSIX timestamp.
@@ -155,6 +156,7 @@ class BatchWriter:
         self.spool_dir = spool_dir
         self.on_flush = on_flush
         self.database_ok = True
+        self.spool_left = False  # replay_spool stopped at its time budget
         self._pruned = 0.0
 
     def write(
@@ -188,7 +190,15 @@ class BatchWriter:
         signins: Sequence[SignIn],
         tz: ZoneInfo,
     ) -> tuple[int, int]:
-        """Write the batch, or spool it if that fails for any reason: (written, spooled)."""
+        """Write the batch, or spool it if that fails for any reason: (written, spooled).
+
+        While the database is known to be down, batches go straight to the spool: trying each
+        one would cost a connect or lock timeout apiece, and the writer would fall behind. The
+        spool replay finds out when the database is back.
+        """
+        if not self.database_ok:
+            self.spool(batch_id, launches, signins)
+            return 0, len(launches) + len(signins)
         try:
             written = self.write(batch_id, launches, signins, tz)
         except Exception as exc:  # any failure, not just the database's: the batch is kept
@@ -217,6 +227,16 @@ class BatchWriter:
             fh.flush()
             os.fsync(fh.fileno())
         tmp.rename(self.spool_dir / name)  # atomic: a replay never sees half a file
+        self._sync_dir()  # the rename itself survives a power cut
+
+    def _sync_dir(self) -> None:
+        if not hasattr(os, "O_DIRECTORY"):
+            return  # not on this platform (Windows)
+        fd = os.open(self.spool_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _reclaim_orphans(self) -> None:
         """Files claimed by a writer that died mid-replay go back in the queue."""
@@ -228,13 +248,22 @@ class BatchWriter:
                 claimed.rename(claimed.with_name(claimed.name.rsplit(".claimed-", 1)[0]))
                 log.warning("reclaimed spool file %s from a writer that died", claimed.name)
 
-    def replay_spool(self, tz: ZoneInfo) -> int:
-        """Write spooled batches; each file is claimed by rename so two writers never share one."""
+    def replay_spool(self, tz: ZoneInfo, budget: float | None = None) -> int:
+        """Write spooled batches; each file is claimed by rename so two writers never share one.
+
+        With a ``budget`` (seconds), stop after the file that exceeds it and set
+        ``spool_left``: the writer process reads its pipe between rounds.
+        """
+        self.spool_left = False
         if not self.spool_dir.is_dir():
             return 0
         self._reclaim_orphans()
         replayed = 0
+        started = time.monotonic()
         for path in sorted(self.spool_dir.glob("events-*.jsonl")):
+            if budget is not None and time.monotonic() - started > budget:
+                self.spool_left = True
+                break
             claimed = path.with_name(path.name + f".claimed-{os.getpid()}")
             try:
                 path.rename(claimed)
@@ -254,6 +283,10 @@ class BatchWriter:
                 claimed.rename(path)  # still down; try again later
                 self.database_ok = False
                 return replayed
+            except BaseException:  # unexpected: put the file back for the next round
+                with contextlib.suppress(OSError):
+                    claimed.rename(path)
+                raise
             claimed.unlink()
             self.database_ok = True
         if replayed:
@@ -265,14 +298,18 @@ class BatchWriter:
         batch is written twice within seconds, when at all: a week is ample."""
         if time.monotonic() - self._pruned < PRUNE_EVERY and self._pruned:
             return
-        self._pruned = time.monotonic()
         cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=BATCH_ID_DAYS)
-        with self.engine.begin() as conn:
-            ph = "?" if conn.dialect.name == "sqlite" else "%s"
-            conn.exec_driver_sql(
-                f"DELETE FROM event_batch WHERE written_at < {ph}",  # noqa: S608
-                (_db_time(conn, cutoff),),
-            )
+        try:
+            with self.engine.begin() as conn:
+                ph = "?" if conn.dialect.name == "sqlite" else "%s"
+                conn.exec_driver_sql(
+                    f"DELETE FROM event_batch WHERE written_at < {ph}",  # noqa: S608
+                    (_db_time(conn, cutoff),),
+                )
+        except sa.exc.SQLAlchemyError as exc:  # harmless to leave for the next try
+            log.warning("could not prune old event batch ids: %s", exc)
+            return
+        self._pruned = time.monotonic()
 
 
 # --- the writer process ---------------------------------------------------------------------
@@ -335,12 +372,14 @@ def run_writer(
             if time.monotonic() >= next_replay:
                 next_replay = time.monotonic() + max(retry_interval, MIN_REPLAY_INTERVAL)
                 try:
-                    replayed = writer.replay_spool(tz)
-                    if writer.database_ok:
-                        writer.prune_batch_ids()
+                    replayed = writer.replay_spool(tz, budget=REPLAY_BUDGET)
                 except Exception:  # the writer must survive anything; the files stay
                     log.exception("replaying the event spool failed")
                     continue
+                if writer.spool_left:
+                    next_replay = 0.0  # more after a look at the pipe
+                if writer.database_ok:
+                    writer.prune_batch_ids()
                 if replayed or not writer.database_ok:
                     send(conn, ("replayed", replayed, writer.database_ok))
     except (BrokenPipeError, ConnectionResetError):

@@ -23,6 +23,10 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.util
+import os
+import pickle
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,7 +54,7 @@ from launcher.events import (
 
 log = logging.getLogger(__name__)
 
-WRITER_STOP_TIMEOUT = 3.5  # seconds for the writer to finish at shutdown (cli: last flush < 4 s)
+WRITER_STOP_TIMEOUT = 3.5  # seconds from the start of close() (cli: the last flush < 4 s)
 WRITER_RESTART_DELAY = 1.0  # seconds between starts of a writer that keeps dying
 
 
@@ -66,7 +70,13 @@ class _Batch:
 
 
 class EventStore:
-    """Buffers events and hands them to the writer in batches; see the module docstring."""
+    """Buffers events and hands them to the writer in batches; see the module docstring.
+
+    Threads: the event loop records events and moves full buffers to ``_outbox`` (never
+    awaiting in between, so a cancellation cannot drop a batch). One worker thread at a time
+    (``_lock``, and a limiter of its own so that flushes never queue behind request threads)
+    takes batches from the outbox and owns everything about the writer.
+    """
 
     def __init__(
         self,
@@ -79,28 +89,45 @@ class EventStore:
         timezone: Callable[[], ZoneInfo] = lambda: ZoneInfo("UTC"),
         writer: Literal["process", "thread"] = "process",
     ) -> None:
+        if writer == "process":
+            try:
+                pickle.dumps(on_flush)
+            except Exception as exc:  # fail at start-up, not at the first flush
+                raise TypeError(
+                    "on_flush must be a module-level function to run in the writer process"
+                ) from exc
+            if multiprocessing.current_process().daemon:
+                log.warning("a daemonic process cannot start the event writer; using a thread")
+                writer = "thread"
         self.engine = engine
         self.spool_dir = spool_dir
         self.flush_interval = flush_interval
         self.retry_interval = retry_interval
-        self.on_flush = on_flush  # in a process writer: a module-level function (pickled by name)
+        self.on_flush = on_flush
         self.timezone = timezone
         self.mode = writer
         self._launches: list[LaunchRow] = []
         self._signins: list[SignInRow] = []
+        self._outbox: list[_Batch] = []  # taken from the buffers, not yet seen by the worker
+        self._pid = os.getpid()
         self._prefix = new_batch_prefix()
         self._sequence = 0
-        # Batches handed over and not yet acknowledged, in order. Touched only by the one
-        # worker thread that holds self._lock.
+        # Batches handed over and not yet acknowledged. Worker thread only.
         self._inflight: dict[str, _Batch] = {}
         self._inflight_events = 0
         self._resend: list[str] = []
+        self._resend_after = 0.0
         self._local = BatchWriter(engine, spool_dir, on_flush)
         self._proc: BaseProcess | None = None
         self._conn: Connection | None = None
+        self._finalizer: multiprocessing.util.Finalize | None = None
         self._start_after = 0.0
         self._writer_wanted = False  # a writer was started: keep one running until close()
+        self._closing = False
+        self._started = False  # a writer process has been started at least once
         self._lock = asyncio.Lock()
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last_replay = 0.0
         self.written = 0  # events committed to the database (as the writer reports)
@@ -118,8 +145,9 @@ class EventStore:
 
     @property
     def pending(self) -> int:
-        """Events not yet written or spooled: buffered, or with the writer."""
-        return len(self._launches) + len(self._signins) + self._inflight_events
+        """Events not yet written or spooled: buffered, or on their way to the writer."""
+        queued = sum(batch.size for batch in list(self._outbox))
+        return len(self._launches) + len(self._signins) + queued + self._inflight_events
 
     # --- background ---------------------------------------------------------------------
     def start(self) -> None:
@@ -129,38 +157,55 @@ class EventStore:
         self._task = asyncio.create_task(self._run(), name="launcher-event-flush")
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_interval)
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.flush_interval)
+            if self._stopping.is_set():
+                return  # close() does the last flush
             try:
                 await self.flush()
                 if self.mode == "thread" and (
                     time.monotonic() - self._last_replay > self.retry_interval
                 ):
                     self._last_replay = time.monotonic()
-                    await anyio.to_thread.run_sync(self.replay_spool)
+                    await self._in_thread(self.replay_spool)
             except Exception:  # the loop must survive anything; the events are kept
                 log.exception("event flush failed")
 
+    async def _in_thread(self, work: Callable[[], object]) -> None:
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(1)
+        await anyio.to_thread.run_sync(work, limiter=self._limiter)
+
     async def flush(self) -> None:
         """Hand the buffer to the writer (thread mode: and wait until it is written)."""
+        self._take()  # before any await: from here on the batch is in the outbox
         async with self._lock:
-            batch = self._take()
-            if batch is None and not self._inflight and not self._writer_wanted:
+            if not self._outbox and not self._inflight and not self._writer_wanted:
                 return  # nothing to write, no writer to watch
-            work = self._write_here if self.mode == "thread" else self._hand_over
-            await anyio.to_thread.run_sync(work, batch)
+            await self._in_thread(self._write_here if self.mode == "thread" else self._hand_over)
 
     async def close(self) -> None:
-        """Stop the background task, write everything buffered, and stop the writer."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self.flush()
+        """Write everything buffered and stop the writer, within WRITER_STOP_TIMEOUT."""
+        deadline = time.monotonic() + WRITER_STOP_TIMEOUT
+        # Whatever blocks -- a send into the pipe of a writer stuck on the database -- ends
+        # when the writer is killed at the deadline; what it had not acknowledged is spooled.
+        watchdog = threading.Timer(WRITER_STOP_TIMEOUT, self._kill_writer)
+        watchdog.daemon = True
         if self.mode == "process":
-            async with self._lock:
-                await anyio.to_thread.run_sync(self._stop_writer)
+            watchdog.start()
+        try:
+            self._stopping.set()
+            if self._task is not None:
+                await self._task  # it finishes the flush it is in, then stops
+                self._task = None
+            self._closing = True  # no new writer from here on
+            await self.flush()
+        finally:
+            if self.mode == "process":
+                async with self._lock:
+                    await self._in_thread(lambda: self._stop_writer(deadline))
+            watchdog.cancel()
 
     def replay_spool(self) -> int:
         """Write spooled batches from this process (thread mode; the writer process replays
@@ -168,19 +213,28 @@ class EventStore:
         replayed = self._local.replay_spool(self.timezone())
         self.written += replayed
         self.database_ok = self._local.database_ok
+        if self.database_ok:
+            self._local.prune_batch_ids()
         return replayed
 
-    def _take(self) -> _Batch | None:
+    def _take(self) -> None:
         if not self._launches and not self._signins:
-            return None
+            return
+        if os.getpid() != self._pid:  # a forked copy of this store: ids of its own
+            self._pid, self._prefix, self._sequence = os.getpid(), new_batch_prefix(), 0
         launches, self._launches = self._launches, []
         signins, self._signins = self._signins, []
         self._sequence += 1
-        return _Batch(f"{self._prefix}-{self._sequence}", launches, signins)
+        self._outbox.append(_Batch(f"{self._prefix}-{self._sequence}", launches, signins))
 
-    def _track(self, batch: _Batch) -> None:
-        self._inflight[batch.batch_id] = batch
-        self._inflight_events += batch.size
+    def _track_outbox(self) -> None:
+        """Worker thread: move the outbox into the batches waiting for acknowledgement."""
+        while self._outbox:
+            batch = self._outbox[0]
+            self._inflight[batch.batch_id] = batch
+            self._inflight_events += batch.size
+            self._resend.append(batch.batch_id)
+            self._outbox.pop(0)
 
     def _settled(self, batch_id: str) -> _Batch | None:
         batch = self._inflight.pop(batch_id, None)
@@ -189,9 +243,9 @@ class EventStore:
         return batch
 
     # --- worker thread: thread mode -----------------------------------------------------
-    def _write_here(self, batch: _Batch | None) -> None:
-        if batch is not None:
-            self._track(batch)
+    def _write_here(self) -> None:
+        self._track_outbox()
+        self._resend.clear()
         for pending in list(self._inflight.values()):  # older ones first: kept after a failure
             try:
                 written, spooled = self._local.write_or_spool(
@@ -209,14 +263,15 @@ class EventStore:
         self.database_ok = self._local.database_ok
 
     # --- worker thread: process mode ----------------------------------------------------
-    def _hand_over(self, batch: _Batch | None) -> None:
-        if batch is not None:  # first: from here on, nothing can drop it
-            self._track(batch)
-            self._resend.append(batch.batch_id)
+    def _hand_over(self) -> None:
+        self._track_outbox()
         self._read_acks()
         if self._proc is not None and not self._proc.is_alive():
             self._writer_died()
-        if self._proc is None and time.monotonic() >= self._start_after:
+        # While closing, a writer that died is not replaced (a new one would first replay
+        # the spool): the portal spools its batches. One that never ran still starts.
+        restart = not (self._closing and self._started)
+        if self._proc is None and restart and time.monotonic() >= self._start_after:
             try:
                 self._start_writer()
             except Exception:
@@ -224,6 +279,8 @@ class EventStore:
                 log.exception("cannot start the event writer process; spooling meanwhile")
         if self._conn is None:
             self._spool_here()  # no writer at the moment: nothing may wait in memory for it
+            return
+        if time.monotonic() < self._resend_after:
             return
         while self._resend:
             pending = self._inflight.get(self._resend[0])
@@ -264,10 +321,16 @@ class EventStore:
             raise
         finally:
             theirs.close()
-        self._writer_wanted = True
+        self._writer_wanted = self._started = True
         self._proc, self._conn = proc, ours
         self._start_after = time.monotonic() + WRITER_RESTART_DELAY
         self._resend = list(self._inflight)  # unacknowledged: the new writer gets them all
+        # At interpreter exit without close() (a second Ctrl-C, a crash in the lifespan),
+        # multiprocessing would SIGTERM the writer -- which ignores it -- and wait for ever.
+        # Closing our end first lets it finish its batch and exit.
+        if self._finalizer is not None:
+            self._finalizer.cancel()
+        self._finalizer = multiprocessing.util.Finalize(self, self._at_exit, exitpriority=10)
 
     def _read_acks(self) -> None:
         conn = self._conn
@@ -276,36 +339,47 @@ class EventStore:
         try:
             while conn.poll():
                 self._handle(receive(conn))
-        except (EOFError, OSError):
+        except Exception:  # end of file, a broken pipe, half a message: the writer is gone
             self._writer_died()
 
     def _handle(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
         if kind == "done":
             _, batch_id, written, spooled, self.database_ok = message
-            self._settled(batch_id)
-            self.written += written
-            self.spooled += spooled
-        elif kind == "kept":  # neither written nor spooled: try again with the next flush
+            if self._settled(batch_id) is not None:
+                self.written += written
+                self.spooled += spooled
+        elif kind == "kept":  # neither written nor spooled: try again later
             _, batch_id, self.database_ok = message
             if batch_id in self._inflight and batch_id not in self._resend:
                 self._resend.append(batch_id)
+                self._resend_after = time.monotonic() + self.retry_interval
         elif kind == "replayed":
             _, replayed, self.database_ok = message
             self.written += replayed
+
+    def _kill_writer(self) -> None:
+        """The close() watchdog (a timer thread)."""
+        proc = self._proc
+        if proc is not None and proc.is_alive():
+            log.error("the event writer did not finish in time; stopping it")
+            proc.kill()
 
     def _writer_died(self) -> None:
         proc, self._proc = self._proc, None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if proc is not None:
+            proc.join(1)  # reap it
         code = proc.exitcode if proc is not None else None
-        log.error(
-            "the event writer process stopped (exit code %s); spooling %d events it had not "
-            "acknowledged, and starting a new writer",
-            code,
-            self._inflight_events,
-        )
+        if not self._closing:
+            log.error(
+                "the event writer process stopped (exit code %s); spooling %d events it had "
+                "not acknowledged, and starting a new writer",
+                code,
+                self._inflight_events,
+            )
         self._spool_here()
 
     def _spool_here(self) -> None:
@@ -323,28 +397,43 @@ class EventStore:
             self.spooled += batch.size
         self._resend.clear()
 
-    def _stop_writer(self) -> None:
-        """Send "close", read acknowledgements until the writer exits (or time is up), then
+    def _stop_writer(self, deadline: float) -> None:
+        """Send "close", read acknowledgements until the writer exits (or the deadline), then
         spool what it did not acknowledge."""
+        self._track_outbox()  # anything a cancelled flush left behind
         proc, conn = self._proc, self._conn
         if proc is not None and conn is not None:
-            deadline = time.monotonic() + WRITER_STOP_TIMEOUT
             with contextlib.suppress(OSError):
-                send(conn, ("close",))
-            try:
+                send(conn, ("close",))  # may block on a full pipe until the watchdog kills
+            with contextlib.suppress(Exception):  # end of file: it has finished
                 while time.monotonic() < deadline and (proc.is_alive() or conn.poll()):
                     if conn.poll(0.05):
                         self._handle(receive(conn))
-            except (EOFError, OSError):
-                pass  # it has finished: its end of the pipe is closed
             proc.join(max(0.0, deadline - time.monotonic()))
             if proc.is_alive():
-                log.error("the event writer did not finish in time; stopping it")
-                proc.kill()
-                proc.join()
+                self._kill_writer()
+                proc.join(2)
+            with contextlib.suppress(Exception):  # acknowledgements still in the pipe
+                while conn.poll():
+                    self._handle(receive(conn))
             conn.close()
             self._proc = self._conn = None
+        if self._finalizer is not None:
+            self._finalizer.cancel()
+            self._finalizer = None
         self._writer_wanted = False
         if self._inflight:
             log.warning("spooling %d events the writer did not write", self._inflight_events)
             self._spool_here()
+
+    def _at_exit(self) -> None:
+        """Interpreter exit without close(): stop the writer as close() would."""
+        if self._proc is None:
+            return
+        watchdog = threading.Timer(WRITER_STOP_TIMEOUT, self._kill_writer)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            self._stop_writer(time.monotonic() + WRITER_STOP_TIMEOUT)
+        finally:
+            watchdog.cancel()

@@ -11,15 +11,16 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+import anyio.to_thread
 import pytest
 import sqlalchemy as sa
 
 from launcher import db
 from launcher.events import BATCH_ID_DAYS, BatchWriter, Launch
-from launcher.launches import EventStore
+from launcher.launches import WRITER_STOP_TIMEOUT, EventStore
 
 TS = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
 UTC = ZoneInfo("UTC")
@@ -374,4 +375,145 @@ def test_a_writer_that_cannot_start_leaves_the_events_in_the_spool(
 
     asyncio.run(run())
     assert _count(engine, "signin_event") == 1
+    engine.dispose()
+
+
+# --- shutdown under trouble (cases found in review) ----------------------------------------
+def test_close_during_a_slow_hand_over_writes_each_event_once(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """close() while the flush task is inside a hand-over: no second thread joins in."""
+    engine = db.make_engine(sqlite_url)
+    slow_send = EventStore._send
+
+    def send_slowly(self: EventStore, batch: Any) -> bool:
+        time.sleep(0.5)
+        return slow_send(self, batch)
+
+    monkeypatch.setattr(EventStore, "_send", send_slowly)
+    store = EventStore(engine, tmp_path / "spool", flush_interval=0.05)
+
+    async def run() -> float:
+        store.start()
+        assert await _until(lambda: store._proc is not None)
+        _record(store, launches=10)
+        await asyncio.sleep(0.2)  # the flush task is now in the slow send
+        started = time.monotonic()
+        await store.close()
+        return time.monotonic() - started
+
+    took = asyncio.run(run())
+    assert took < WRITER_STOP_TIMEOUT + 0.5
+    assert _count(engine, "launch_event") == 10
+    assert (store.pending, store.written, store._proc) == (0, 10, None)
+    engine.dispose()
+
+
+@MODES
+def test_a_flush_waiting_for_a_thread_loses_nothing_at_close(
+    sqlite_url: str, tmp_path: Path, mode: Mode
+) -> None:
+    """The request threads are all busy (slow sync handlers) when close() comes: the batch
+    the flush had taken is still written."""
+    engine = db.make_engine(sqlite_url)
+    store = EventStore(engine, tmp_path / "spool", flush_interval=0.05, writer=mode)
+
+    async def run() -> None:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 2
+        store.start()
+        await asyncio.sleep(0.3)
+        _record(store, launches=7)
+        hogs = [asyncio.create_task(anyio.to_thread.run_sync(time.sleep, 1.0)) for _ in range(2)]
+        await asyncio.sleep(0.1)
+        await store.close()
+        await asyncio.gather(*hogs)
+
+    asyncio.run(run())
+    assert _count(engine, "launch_event") == 7
+    assert store.pending == 0
+    engine.dispose()
+
+
+def test_close_is_quick_while_the_database_is_locked_and_nothing_is_lost(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """A long transaction elsewhere (a rollup rebuild, say) holds SQLite's write lock while
+    launches keep coming: the writer spools instead of trying each batch, close() stays within
+    its budget, and the replay writes every event once the lock is gone."""
+    engine = db.make_engine(sqlite_url)
+    store = EventStore(engine, tmp_path / "spool", flush_interval=0.1, retry_interval=0.2)
+    recorded = 0
+
+    async def run() -> float:
+        nonlocal recorded
+        store.start()
+        assert await _until(lambda: store._proc is not None)
+        blocker = engine.connect().execution_options(sqlite_immediate=True)
+        transaction = blocker.begin()
+        try:
+            for _ in range(30):
+                _record(store, launches=300)
+                recorded += 300
+                await asyncio.sleep(0.1)
+            started = time.monotonic()
+            await store.close()
+            return time.monotonic() - started
+        finally:
+            transaction.rollback()
+            blocker.close()
+
+    took = asyncio.run(run())
+    assert took < WRITER_STOP_TIMEOUT + 0.5
+    assert store.pending == 0
+    assert store.written + store.spooled == recorded
+    replay = EventStore(engine, tmp_path / "spool", retry_interval=0.2)
+
+    async def replay_all() -> None:
+        replay.start()
+        assert await _until(lambda: _count(engine, "launch_event") == recorded, 20)
+        await replay.close()
+
+    asyncio.run(replay_all())
+    assert _count(engine, "launch_event") == recorded
+    assert list((tmp_path / "spool").glob("events-*")) == []
+    engine.dispose()
+
+
+EXIT_WITHOUT_CLOSE = """
+import asyncio, sys
+from pathlib import Path
+from launcher import db
+from launcher.launches import EventStore
+
+async def main():
+    store = EventStore(db.make_engine(sys.argv[1]), Path(sys.argv[2]), flush_interval=0.05)
+    store.start()
+    for i in range(40):
+        store.record_launch("teams", f"u{i}", None)
+        await asyncio.sleep(0.05)  # the writer starts meanwhile and takes batches
+    store.record_launch("teams", "last", None)
+    await store.flush()  # handed over, perhaps not yet written: then the process ends
+
+asyncio.run(main())
+"""
+
+
+def test_a_process_that_exits_without_close_does_not_hang(sqlite_url: str, tmp_path: Path) -> None:
+    """A second Ctrl-C or a crash skips close(): the process still exits (the writer, which
+    ignores SIGTERM, is told by end of file), and every event is written or spooled."""
+    import subprocess
+    import sys
+
+    db.upgrade(db.make_engine(sqlite_url))
+    spool = tmp_path / "spool"
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_WITHOUT_CLOSE, sqlite_url, str(spool)],
+        timeout=30,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    engine = db.make_engine(sqlite_url)
+    BatchWriter(engine, spool, None).replay_spool(UTC)  # whatever it spooled, once
+    assert _count(engine, "launch_event") == 41
     engine.dispose()
