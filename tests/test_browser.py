@@ -465,6 +465,54 @@ def test_axe_check_catches_a_broken_page(browser: Browser) -> None:
     assert {"image-alt", "button-name", "html-has-lang"} <= found, found
 
 
+# --- favourites and recently used ----------------------------------------------------------
+def test_favourites_and_recently_used(
+    open_tab: Callable[..., Tab], demo_server_sqlite: tuple[LiveServer, Settings]
+) -> None:
+    tab = open_tab()
+    page = sign_in(tab, CLINICIAN)
+    favourites = page.locator("section[aria-labelledby=cat-favourites]")
+    recent = page.locator("section[aria-labelledby=cat-recent]")
+    expect(favourites).to_have_count(0)
+    star = page.locator("#app-teams .star button")
+    expect(star).to_have_accessible_name(re.compile(rf"^{NL('Favourite')}: .*Teams"))
+    expect(star).to_have_attribute("aria-pressed", "false")
+    star.click()  # a plain form post: no script needed
+    expect(page).to_have_url(f"{tab.base}/#app-teams")
+    expect(favourites.locator(".tile a")).to_have_count(1)
+    expect(favourites.locator(".tile a")).to_have_attribute("href", "/launch/teams")
+    expect(page.locator("#app-teams .star button")).to_have_attribute("aria-pressed", "true")
+    assert run_axe(page) == [], "grid with favourites"
+
+    with tab.context.expect_page() as opened:
+        page.locator("#app-outlook a").click()
+    tab.watch(opened.value)
+    opened.value.close()
+    assert launches_within(demo_server_sqlite[1].database_url, [("outlook", "portal")])
+    deadline = time.monotonic() + 10
+    while recent.count() == 0 and time.monotonic() < deadline:  # the writer is a flush behind
+        time.sleep(0.2)
+        page.reload()
+    expect(recent.locator(".tile a")).to_have_attribute("href", "/launch/outlook")
+
+    # searching: the personal rows step aside, so that each app is found once
+    page.get_by_role("searchbox", name=NL("Search apps")).press_sequentially("teams")
+    expect(favourites).to_be_hidden()
+    expect(recent).to_be_hidden()
+    found = visible_tiles(page)
+    assert "/launch/teams" in found and len(found) == len(set(found)), found
+    page.get_by_role("searchbox", name=NL("Search apps")).press("Escape")
+    expect(favourites).to_be_visible()
+
+    # and off again, from the keyboard
+    page.locator("#app-teams .star button").focus()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{tab.base}/#app-teams")
+    expect(favourites).to_have_count(0)
+    assert page.evaluate(LAYOUT_PROBLEMS) == []
+    assert tab.errors() == []
+
+
 # --- screenshots for the README ---------------------------------------------------------
 def test_screenshots_of_the_grid(open_tab: Callable[..., Tab], tmp_path: Path) -> None:
     shots: dict[str, dict[str, Any]] = {

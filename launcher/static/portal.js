@@ -3,12 +3,16 @@
 (function () {
   const input = document.getElementById("app-search");
   if (!input) return;
-  const tiles = Array.from(document.querySelectorAll(".tile"));
-  const sections = Array.from(document.querySelectorAll(".category"));
+  // Favourites and recently used repeat tiles of the categories below: while searching they
+  // step aside, so that every app is found once.
+  const tiles = Array.from(document.querySelectorAll(".category:not(.personal) .tile"));
+  const sections = Array.from(document.querySelectorAll(".category:not(.personal)"));
+  const personal = Array.from(document.querySelectorAll(".category.personal"));
   const status = document.getElementById("search-status");
 
   function filter() {
     const words = input.value.toLowerCase().split(/\s+/).filter(Boolean);
+    for (const section of personal) section.hidden = words.length > 0;
     let shown = 0;
     for (const tile of tiles) {
       const text = tile.dataset.search || "";
