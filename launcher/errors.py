@@ -28,6 +28,11 @@ class BadRequest(LauncherError):
     title = "Bad request"
 
 
+class TooManyRequests(LauncherError):
+    status = 429
+    title = "Too many requests"
+
+
 class LoginFailed(LauncherError):
     """The provider's answer did not pass validation; no session is made."""
 

@@ -48,6 +48,23 @@ _NL: dict[str, str] = {
     "Favourites": "Favorieten",
     "Favourite": "Favoriet",
     "Recently used": "Recent gebruikt",
+    "Missing an app?": "Mis je een app?",
+    "Which app do you miss?": "Welke app mis je?",
+    "Ask for it": "Vraag erom",
+    "Thank you. The portal's administrators will see your request.": (
+        "Dank je. De beheerders van het portaal zien je verzoek."
+    ),
+    "Requests for missing apps": "Verzoeken om ontbrekende apps",
+    "The requests cannot be read right now: the database does not answer.": (
+        "De verzoeken zijn nu niet te lezen: de database antwoordt niet."
+    ),
+    "App": "App",
+    "People": "Mensen",
+    "Departments": "Afdelingen",
+    "Last asked": "Laatst gevraagd",
+    "Dismiss": "Afhandelen",
+    "No requests.": "Geen verzoeken.",
+    "Too many requests": "Te veel verzoeken",
 }
 
 

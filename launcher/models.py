@@ -49,6 +49,19 @@ class Favourite(SQLModel, table=True):
     created_at: dt.datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
 
 
+class AppRequest(SQLModel, table=True):
+    """An employee's request for an app the portal does not offer them, for the admin page."""
+
+    __tablename__ = "app_request"
+
+    id: int | None = Field(default=None, sa_column=sa.Column(_ID, primary_key=True))
+    created_at: dt.datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    name: str = Field(max_length=120)  # as typed (whitespace tidied)
+    key: str = Field(sa_column=sa.Column(sa.String(120), nullable=False, index=True))
+    user_id: str = Field(sa_column=sa.Column(sa.String(64), nullable=False, index=True))
+    department: str | None = Field(default=None, max_length=128)
+
+
 class EventBatch(SQLModel, table=True):
     """The id of a batch of events that has been written, kept for a week: a batch that comes
     again (spooled as well as written, when a writer died between the two) is skipped."""

@@ -444,9 +444,16 @@ def test_axe_finds_no_serious_problems_on_the_admin_page_and_phone_grid(
     tab = open_tab(viewport=MOBILE, is_mobile=True, has_touch=True)
     page = sign_in(tab, ADMIN)
     assert run_axe(page) == [], "grid on a phone"
+    page.get_by_label(NL("Which app do you miss?")).fill("ZorgDomein")
+    page.get_by_role("button", name=NL("Ask for it")).click()
+    expect(page.get_by_role("status")).to_have_text(
+        NL("Thank you. The portal's administrators will see your request.")
+    )
+    assert run_axe(page) == [], "grid on a phone, after asking for an app"
     page.get_by_role("link", name=NL("Admin"), exact=True).click()
     expect(page).to_have_url(f"{tab.base}/admin")
     expect(page.get_by_role("heading", level=1)).to_have_text(NL("App registry"))
+    expect(page.get_by_role("cell", name="ZorgDomein", exact=True)).to_be_visible()
     assert run_axe(page) == [], "admin page"
     assert page.evaluate(LAYOUT_PROBLEMS) == []
 

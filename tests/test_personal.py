@@ -1,5 +1,5 @@
-"""Favourites and recently used apps: the domain functions on both databases, and the grid
-over real HTTP (star, un-star, CSRF, apps the user may not see, recent launches)."""
+"""Favourites, recently used apps and requests for missing apps: the domain functions on both
+databases, and the grid and admin page over real HTTP (CSRF, who may do what, injection)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,15 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from launcher import db, personal
+from launcher import app_requests, db, personal
 from launcher.auth.devidp import DEMO_USERS
+from launcher.errors import BadRequest, TooManyRequests
 from launcher.events import BatchWriter, Launch
 from launcher.settings import Settings
 from tests.conftest import LiveServer, sign_in
 
 STAFF = next(u for u in DEMO_USERS if u.groups == ("staff",))
+ADMIN = next(u for u in DEMO_USERS if "launcher-admins" in u.groups)
 NOW = dt.datetime(2026, 5, 20, 12, tzinfo=dt.UTC)
 
 
@@ -157,3 +159,77 @@ def test_the_grid_works_when_the_database_does_not(
     assert grid.status_code == 200
     assert 'href="/launch/teams"' in grid.text
     assert _section(grid.text, "cat-favourites") == _section(grid.text, "cat-recent") == []
+
+
+# --- requests for missing apps --------------------------------------------------------------
+def test_requests_are_tidied_grouped_limited_and_dismissed(database_url: str) -> None:
+    engine = _engine(database_url)
+    app_requests.add(engine, "u1", "nursing", "  Zorgdomein  ")
+    app_requests.add(engine, "u1", "nursing", "zorgdomein")  # the same person again: once
+    app_requests.add(engine, "u2", "medical", "ZorgDomein")
+    app_requests.add(engine, "u3", None, "Miro")
+    summary = app_requests.summary(engine)
+    assert [(s.key, s.name, s.people, s.departments) for s in summary] == [
+        ("zorgdomein", "ZorgDomein", 2, ("medical", "nursing")),
+        ("miro", "Miro", 1, ()),
+    ]
+    for bad in ("", "   ", "x" * (app_requests.MAX_NAME + 1), "bell\x07", None, 42):
+        with pytest.raises(BadRequest):
+            app_requests.add(engine, "u1", None, bad)
+    for i in range(app_requests.PER_DAY - 1):  # u1 has one already
+        app_requests.add(engine, "u1", None, f"app {i}")
+    with pytest.raises(TooManyRequests):
+        app_requests.add(engine, "u1", None, "one too many")
+    tomorrow = dt.datetime.now(dt.UTC) + dt.timedelta(days=1, minutes=1)
+    app_requests.add(engine, "u1", None, "one too many", now=tomorrow)
+    assert app_requests.dismiss(engine, "zorgdomein") == 2
+    assert "zorgdomein" not in {s.key for s in app_requests.summary(engine)}
+    engine.dispose()
+
+
+def test_asking_for_an_app_reaches_the_admin_page(
+    demo_server: tuple[LiveServer, Settings],
+) -> None:
+    server, _ = demo_server
+    u = server.url
+    injected = '<img src=x onerror="alert(1)">Visio'
+    with (
+        httpx.Client(follow_redirects=False, timeout=10) as staff,
+        httpx.Client(follow_redirects=False, timeout=10) as admin,
+    ):
+        sign_in(staff, u, STAFF.sub)
+        sign_in(admin, u, ADMIN.sub)
+        grid = staff.get(f"{u}/")
+        assert 'action="/requests"' in grid.text
+        token = _csrf(grid.text)
+        asked = staff.post(f"{u}/requests", data={"csrf_token": token, "name": "ZorgDomein"})
+        assert asked.status_code == 303 and asked.headers["location"] == "/?asked=1#missing"
+        assert 'role="status"' in staff.get(f"{u}/?asked=1").text
+        staff.post(f"{u}/requests", data={"csrf_token": token, "name": injected})
+        admin.post(f"{u}/requests", data={"csrf_token": _csrf(admin.get(f"{u}/").text),
+                                         "name": " zorgdomein "})  # fmt: skip
+
+        assert staff.post(f"{u}/requests", data={"name": "Miro"}).status_code == 403  # no token
+        assert (
+            staff.post(f"{u}/requests", data={"csrf_token": token, "name": " "}).status_code == 400
+        )
+        assert staff.get(f"{u}/admin").status_code == 403
+
+        page = admin.get(f"{u}/admin")
+        assert page.status_code == 200
+        rows = re.findall(r"<tr>\s*<td>(.*?)</td>\s*<td class=\"num\">(\d+)</td>", page.text)
+        assert rows[0] == ("zorgdomein", "2")  # two people, the latest spelling
+        assert injected not in page.text and "&lt;img src=x" in page.text
+
+        # only admins dismiss, with the token
+        form = {"csrf_token": token, "key": "zorgdomein"}
+        assert staff.post(f"{u}/admin/requests/dismiss", data=form).status_code == 403
+        admin_token = _csrf(page.text)
+        refused = admin.post(f"{u}/admin/requests/dismiss", data={"key": "zorgdomein"})
+        assert refused.status_code == 403
+        done = admin.post(
+            f"{u}/admin/requests/dismiss", data={"csrf_token": admin_token, "key": "zorgdomein"}
+        )
+        assert done.status_code == 303 and done.headers["location"] == "/admin#requests"
+        page = admin.get(f"{u}/admin")
+        assert "zorgdomein" not in page.text.lower() and "&lt;img src=x" in page.text

@@ -1,22 +1,43 @@
-"""The admin page: the registry in use and the errors of the file on disk."""
+"""The admin page: the registry in use, the errors of the file on disk, and the requests for
+apps that employees miss."""
 
 from __future__ import annotations
 
+import logging
+
+import anyio.to_thread
+import sqlalchemy as sa
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from launcher import app_requests
+from launcher.auth import csrf
+from launcher.auth.session import Session
 from launcher.errors import Forbidden
-from launcher.views.common import get_session, login_redirect, portal_of, render
+from launcher.views.common import get_session, keep_alive, login_redirect, portal_of, render
+
+log = logging.getLogger(__name__)
+
+
+def _admin_session(request: Request) -> Session | None:
+    session = get_session(request)
+    if session is not None and not session.user.in_any(portal_of(request).settings.admin_groups):
+        raise Forbidden("This page is for portal administrators.")
+    return session
 
 
 async def admin(request: Request) -> Response:
-    session = get_session(request)
+    session = _admin_session(request)
     if session is None:
         return login_redirect(request)
     p = portal_of(request)
-    if not session.user.in_any(p.settings.admin_groups):
-        raise Forbidden("This page is for portal administrators.")
+    try:
+        requests = await anyio.to_thread.run_sync(app_requests.summary, p.engine)
+        requests_error = False
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("app requests unavailable: %s", exc)
+        requests, requests_error = [], True
     holder = p.registry
     return render(
         request,
@@ -26,8 +47,27 @@ async def admin(request: Request) -> Response:
             "errors": holder.errors,
             "path": holder.path,
             "loaded_at": holder.loaded_at,
+            "requests": requests,
+            "requests_error": requests_error,
         },
     )
 
 
-routes = [Route("/admin", admin)]
+async def dismiss_request(request: Request) -> Response:
+    """``POST /admin/requests/dismiss``: an admin is done with the requests for one app."""
+    session = _admin_session(request)
+    if session is None:
+        return login_redirect(request)
+    p = portal_of(request)
+    async with request.form() as form:
+        csrf.check_token(p.settings.secret(), session.sid, form.get(csrf.FIELD))
+        key = form.get("key")
+    if isinstance(key, str):
+        await anyio.to_thread.run_sync(app_requests.dismiss, p.engine, key)
+    return keep_alive(RedirectResponse("/admin#requests", status_code=303), request)
+
+
+routes = [
+    Route("/admin", admin),
+    Route("/admin/requests/dismiss", dismiss_request, methods=["POST"]),
+]

@@ -14,7 +14,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from launcher import personal
+from launcher import app_requests, personal
 from launcher.auth import csrf
 from launcher.errors import NotFound
 from launcher.registry import ICON_DIR, ICON_FILE
@@ -66,8 +66,23 @@ async def home(request: Request) -> Response:
             "recent": recent,
             "today": dt.datetime.now(dt.UTC).date(),
             "has_tiles": bool(tiles),
+            "asked": request.query_params.get("asked") == "1",
         },
     )
+
+
+async def request_app(request: Request) -> Response:
+    """``POST /requests``: "missing an app?" from the grid."""
+    session = get_session(request)
+    if session is None:
+        return login_redirect(request)
+    p = portal_of(request)
+    async with request.form() as form:
+        csrf.check_token(p.settings.secret(), session.sid, form.get(csrf.FIELD))
+        name = form.get("name")
+    user = session.user
+    await anyio.to_thread.run_sync(app_requests.add, p.engine, user.user_id, user.department, name)
+    return keep_alive(RedirectResponse("/?asked=1#missing", status_code=303), request)
 
 
 async def favourite(request: Request) -> Response:
@@ -213,5 +228,6 @@ routes = [
     Route("/", home),
     Route("/launch/{app_id}", LaunchEndpoint(), methods=["GET", "HEAD"]),
     Route("/favourites/{app_id}", favourite, methods=["POST"]),
+    Route("/requests", request_app, methods=["POST"]),
     Route("/icons/{name}", icon),
 ]
