@@ -12,10 +12,16 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from launcher import app_requests
-from launcher.auth import csrf
 from launcher.auth.session import Session
 from launcher.errors import Forbidden
-from launcher.views.common import get_session, keep_alive, login_redirect, portal_of, render
+from launcher.views.common import (
+    get_session,
+    keep_alive,
+    login_redirect,
+    portal_of,
+    posted_form,
+    render,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +61,11 @@ async def admin(request: Request) -> Response:
 
 async def dismiss_request(request: Request) -> Response:
     """``POST /admin/requests/dismiss``: an admin is done with the requests for one app."""
-    session = _admin_session(request)
-    if session is None:
+    posted = await posted_form(request, "key") if _admin_session(request) else None
+    if posted is None:
         return login_redirect(request)
+    key = posted[1]["key"]
     p = portal_of(request)
-    async with request.form() as form:
-        csrf.check_token(p.settings.secret(), session.sid, form.get(csrf.FIELD))
-        key = form.get("key")
     if isinstance(key, str):
         await anyio.to_thread.run_sync(app_requests.dismiss, p.engine, key)
     return keep_alive(RedirectResponse("/admin#requests", status_code=303), request)

@@ -67,6 +67,18 @@ def get_session(request: Request) -> Session | None:
     return session
 
 
+async def posted_form(request: Request, *fields: str) -> tuple[Session, dict[str, Any]] | None:
+    """The session and the named fields of a form post carrying this session's CSRF token
+    (CsrfFailed otherwise); None when nobody is signed in."""
+    session = get_session(request)
+    if session is None:
+        return None
+    p = portal_of(request)
+    async with request.form() as form:
+        csrf.check_token(p.settings.secret(), session.sid, form.get(csrf.FIELD))
+        return session, {name: form.get(name) for name in fields}
+
+
 def api_session(request: Request, groups: list[str]) -> Session:
     """The session of a caller who must belong to one of ``groups`` (401/403 otherwise)."""
     session = get_session(request)

@@ -15,7 +15,6 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from launcher import app_requests, personal
-from launcher.auth import csrf
 from launcher.errors import NotFound
 from launcher.registry import ICON_DIR, ICON_FILE
 from launcher.views.common import (
@@ -24,6 +23,7 @@ from launcher.views.common import (
     keep_alive,
     login_redirect,
     portal_of,
+    posted_form,
     render,
 )
 
@@ -73,27 +73,22 @@ async def home(request: Request) -> Response:
 
 async def request_app(request: Request) -> Response:
     """``POST /requests``: "missing an app?" from the grid."""
-    session = get_session(request)
-    if session is None:
+    posted = await posted_form(request, "name")
+    if posted is None:
         return login_redirect(request)
+    user, name = posted[0].user, posted[1]["name"]
     p = portal_of(request)
-    async with request.form() as form:
-        csrf.check_token(p.settings.secret(), session.sid, form.get(csrf.FIELD))
-        name = form.get("name")
-    user = session.user
     await anyio.to_thread.run_sync(app_requests.add, p.engine, user.user_id, user.department, name)
     return keep_alive(RedirectResponse("/?asked=1#missing", status_code=303), request)
 
 
 async def favourite(request: Request) -> Response:
     """``POST /favourites/{app_id}``: star or un-star an app the user may see."""
-    session = get_session(request)
-    if session is None:
+    posted = await posted_form(request, "favourite")
+    if posted is None:
         return login_redirect(request)
+    session, starred = posted[0], posted[1]["favourite"] == "on"
     p = portal_of(request)
-    async with request.form() as form:
-        csrf.check_token(p.settings.secret(), session.sid, form.get(csrf.FIELD))
-        starred = form.get("favourite") == "on"
     app = p.registry.current.app(request.path_params["app_id"])
     if app is None or app.hidden or not app.visible_to(session.user.groups):
         raise NotFound("There is no app with this name, or it is not available to you.")
