@@ -528,6 +528,18 @@ def test_screenshots_of_the_grid(open_tab: Callable[..., Tab], tmp_path: Path) -
             "viewport": MOBILE, "device_scale_factor": 2, "is_mobile": True, "has_touch": True
         },
     }  # fmt: skip
+    # A grid in use: two favourites and a recently used app above the categories.
+    page = sign_in(open_tab(), CLINICIAN)
+    for app in ("ehr", "teams"):
+        page.locator(f"#app-{app} .star button").click()
+        expect(page.locator(f"#app-{app} .star button")).to_have_attribute("aria-pressed", "true")
+    with page.context.expect_page() as opened:
+        page.locator("#app-outlook a").click()
+    opened.value.close()
+    deadline = time.monotonic() + 10
+    while page.locator("#cat-recent").count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        page.reload()
     for name, options in shots.items():
         tab = open_tab(**options)
         page = sign_in(tab, CLINICIAN)
