@@ -40,6 +40,7 @@ BATCH_ID_DAYS = 7  # how long written batch ids are kept to recognise a batch wr
 PRUNE_EVERY = 60 * 60.0  # seconds between prunes of old batch ids
 MIN_REPLAY_INTERVAL = 0.1  # seconds: the writer's shortest wait between looks at the spool
 REPLAY_BUDGET = 0.2  # seconds of replay between looks at the pipe
+STATEMENT_TIMEOUT = 10  # seconds: PostgreSQL gives up a statement of a batch write after this
 
 # A batch as the portal buffers it: plain tuples, which pickle at C speed (dataclasses with
 # datetimes cost 75 times more), with the time as a POSIX timestamp.
@@ -169,6 +170,10 @@ class BatchWriter:
         """Write a batch in one transaction; 0 when its id shows it was written before."""
         # serialized: the flush hook reads and then updates rollups (see reports/rollups.py)
         with db.serialized_write(self.engine, FLUSH_LOCK) as conn:
+            if conn.dialect.name == "postgresql":
+                # a server that stalls must not hold the writer (and the batches behind it):
+                # a batch takes milliseconds; after this long it is spooled instead
+                conn.exec_driver_sql(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}s'")
             ph = "?" if conn.dialect.name == "sqlite" else "%s"
             new = conn.exec_driver_sql(
                 f"INSERT INTO event_batch (batch_id, written_at) VALUES ({ph}, {ph}) "  # noqa: S608

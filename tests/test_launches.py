@@ -18,7 +18,7 @@ import anyio.to_thread
 import pytest
 import sqlalchemy as sa
 
-from launcher import db
+from launcher import db, events
 from launcher.events import BATCH_ID_DAYS, BatchWriter, Launch
 from launcher.launches import WRITER_STOP_TIMEOUT, EventStore
 
@@ -482,7 +482,7 @@ def test_close_is_quick_while_the_database_is_locked_and_nothing_is_lost(
 EXIT_WITHOUT_CLOSE = """
 import asyncio, sys
 from pathlib import Path
-from launcher import db
+from launcher import db, events
 from launcher.launches import EventStore
 
 async def main():
@@ -516,4 +516,30 @@ def test_a_process_that_exits_without_close_does_not_hang(sqlite_url: str, tmp_p
     engine = db.make_engine(sqlite_url)
     BatchWriter(engine, spool, None).replay_spool(UTC)  # whatever it spooled, once
     assert _count(engine, "launch_event") == 41
+    engine.dispose()
+
+
+def _stall(conn: sa.Connection, launches: object, signins: object, tz: object) -> None:
+    """A rollup step that hangs (a stalled server, in effect)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SELECT pg_sleep(5)")
+    else:
+        raise sa.exc.OperationalError("stall", {}, Exception("a stalled write (deliberate)"))
+
+
+def test_a_stalled_batch_write_is_given_up_and_spooled(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: the batch's statement timeout ends a write that hangs; the batch is spooled
+    (SQLite has no server to stall: there the hook fails at once, with the same outcome)."""
+    monkeypatch.setattr(events, "STATEMENT_TIMEOUT", 1)
+    engine = db.make_engine(database_url)
+    writer = BatchWriter(engine, tmp_path / "spool", _stall)
+    launches = [Launch(TS, "teams", "u1", None, "portal")]
+    started = time.monotonic()
+    assert writer.write_or_spool("stalled-1", launches, [], UTC) == (0, 1)
+    assert time.monotonic() - started < 4
+    assert not writer.database_ok
+    assert _count(engine, "launch_event") == 0  # the transaction was rolled back
+    assert len(_spooled_lines(tmp_path / "spool")) == 1
     engine.dispose()
