@@ -43,8 +43,8 @@ from launcher.app import create_app
 from launcher.auth.session import Revocations, SessionCodec
 from launcher.auth.user import User
 from launcher.registry import Registry, load_registry
-from launcher.reports import queries
-from launcher.reports.queries import Period
+from launcher.reports import sql
+from launcher.reports.periods import Period, go_live_baseline, month_period, quarter_period
 from launcher.reports.rollups import month_of
 from launcher.settings import Settings, load_settings
 
@@ -238,7 +238,7 @@ class Naive:
 
     def comparison(self, period: Period) -> list[tuple[str, str]]:
         keys = [self.summary(period), self.summary(period.previous())]
-        baseline = queries.go_live_baseline(self.registry.portal.go_live, period)
+        baseline = go_live_baseline(self.registry.portal.go_live, period)
         return keys + ([self.summary(baseline)] if baseline else [])
 
     def departments(self, period: Period) -> tuple[str, str]:
@@ -295,9 +295,7 @@ class Naive:
         return self._go("app trends", sql, lo=first)
 
     def dormant(self, today: dt.date) -> tuple[str, str]:
-        baseline = queries.go_live_baseline(
-            self.registry.portal.go_live, queries.month_period(today)
-        )
+        baseline = go_live_baseline(self.registry.portal.go_live, month_period(today))
         assert baseline is not None
         sql = f"""SELECT b.dept, count(*) FROM (
                 SELECT DISTINCT user_id, COALESCE(department, '') AS dept FROM {self.EVENTS} AS a
@@ -384,7 +382,7 @@ def _rows_check(
 
 def cases(naive: Naive, today: dt.date) -> list[Case]:
     last_full_month = month_of(month_of(today) - dt.timedelta(days=1))
-    quarter = queries.quarter_period(queries.quarter_period(today).start - dt.timedelta(days=1))
+    quarter = quarter_period(quarter_period(today).start - dt.timedelta(days=1))
     periods = {
         "30 days": Period(today - dt.timedelta(days=29), today),
         "year": Period(dt.date(today.year - 1, 1, 1), dt.date(today.year - 1, 12, 31)),
@@ -392,7 +390,7 @@ def cases(naive: Naive, today: dt.date) -> list[Case]:
     }
 
     def dept(value: Any) -> str:
-        return value or queries.UNKNOWN
+        return value or sql.UNKNOWN
 
     def same(value: Any) -> str:
         return str(value)
@@ -402,7 +400,7 @@ def cases(naive: Naive, today: dt.date) -> list[Case]:
             f"page, month {last_full_month.isoformat()[:7]}",
             "/reports",
             {},
-            lambda: naive.page(queries.month_period(last_full_month), today),
+            lambda: naive.page(month_period(last_full_month), today),
         ),
         Case(
             f"page, quarter {quarter.start.isoformat()[:7]}",
@@ -414,12 +412,12 @@ def cases(naive: Naive, today: dt.date) -> list[Case]:
             f"CSV apps, month {last_full_month.isoformat()[:7]}",
             "/reports/export.csv",
             {"table": "apps"},
-            lambda: naive.page(queries.month_period(last_full_month), today),
+            lambda: naive.page(month_period(last_full_month), today),
         ),
     ]
     for label, period in periods.items():
         span = {"from": period.start.isoformat(), "to": period.end.isoformat()}
-        for by in queries.BY_VALUES:
+        for by in periods.BY_VALUES:
             key = naive.key("launches by " + by, lo=period.start, hi=_after(period.end))
             fix = dept if by == "department" else same
             out.append(

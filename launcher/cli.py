@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from launcher import __version__, db, demodata
 from launcher.errors import LauncherError, RegistryError
 from launcher.registry import json_schema, load_registry
-from launcher.reports import queries, rollups, tables
+from launcher.reports import periods, queries, rollups, tables
 from launcher.reports.tables import TABLE_NAMES
 from launcher.settings import Settings, load_settings
 
@@ -171,7 +171,7 @@ def _report(args: argparse.Namespace) -> int:
     registry = load_registry(settings.apps_file)
     engine = db.make_engine(settings.database_url)
     today = dt.datetime.now(dt.UTC).date()
-    period = queries.parse_period(args.start, args.end, today)
+    period = periods.parse_period(args.start, args.end, today)
     if args.table == "launches":
         rows = queries.launches(engine, registry, period, args.by, settings.report_min_group)
         body: Any = {

@@ -13,7 +13,7 @@ import pytest
 from launcher import db
 from launcher.cli import main
 from launcher.registry import load_registry
-from launcher.reports import queries, tables
+from launcher.reports import periods, queries, tables
 from tests.conftest import EXAMPLE_APPS, SECRET
 
 
@@ -42,7 +42,7 @@ def test_demo_data_then_report_agrees_with_the_queries(
     body = json.loads(capsys.readouterr().out)
     engine = db.make_engine(env)
     registry = load_registry(EXAMPLE_APPS)
-    period = queries.Period(start, today)
+    period = periods.Period(start, today)
     assert body["rows"] == queries.launches(engine, registry, period, "app", 3)
     assert sum(r["launches"] or 0 for r in body["rows"]) > 0
 

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from launcher import db
 from launcher.events import BatchWriter, Launch, SignIn
 from launcher.registry import parse_registry
-from launcher.reports import queries, rollups, tables
+from launcher.reports import periods, queries, rollups, tables
 from launcher.reports.queries import Period
 
 TZ = ZoneInfo("Europe/Amsterdam")
@@ -284,17 +284,17 @@ def test_access_staff_403_reviewer_200(demo_server_sqlite) -> None:  # type: ign
 
 
 def test_quarters_compare_with_the_previous_quarter_and_the_first_three_months() -> None:
-    q2 = queries.quarter_period(dt.date(2025, 5, 10))
+    q2 = periods.quarter_period(dt.date(2025, 5, 10))
     assert q2 == Period(dt.date(2025, 4, 1), dt.date(2025, 6, 30))
     assert q2.previous() == Period(dt.date(2025, 1, 1), dt.date(2025, 3, 31))
     assert MARCH.previous() == Period(dt.date(2025, 2, 1), dt.date(2025, 2, 28))
     days = Period(dt.date(2025, 3, 10), dt.date(2025, 3, 19))
     assert days.previous() == Period(dt.date(2025, 2, 28), dt.date(2025, 3, 9))
-    assert queries.go_live_baseline(dt.date(2025, 3, 15), q2) == Period(
+    assert periods.go_live_baseline(dt.date(2025, 3, 15), q2) == Period(
         dt.date(2025, 4, 1), dt.date(2025, 6, 30)
     )
-    assert queries.go_live_baseline(dt.date(2025, 3, 1), MARCH) == MARCH
-    assert queries.go_live_baseline(dt.date(2025, 3, 1), days) == Period(
+    assert periods.go_live_baseline(dt.date(2025, 3, 1), MARCH) == MARCH
+    assert periods.go_live_baseline(dt.date(2025, 3, 1), days) == Period(
         dt.date(2025, 3, 1), dt.date(2025, 3, 10)
     )
 

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 
 from launcher.errors import BadRequest, NotFound
 from launcher.registry import Registry
-from launcher.reports import queries
-from launcher.reports.queries import Period
+from launcher.reports import periods, queries
+from launcher.reports.periods import Period
 from launcher.reports.rollups import month_of
 
 SUPPRESSED = "suppressed"
@@ -100,7 +100,7 @@ def build(
     last = month_of(period.end)
     comparison = queries.comparison(engine, registry, period, min_group)
     adoption = queries.adoption_curve(engine, first, last, min_group)
-    trend_months = queries.months_between(max(first, _months_back(last, 11)), last)
+    trend_months = periods.months_between(max(first, _months_back(last, 11)), last)
     app_trends = queries.app_trends(engine, trend_months, min_group)
     heat = queries.heatmap(engine, period, min_group)
     cohort_rows = queries.cohorts(engine, first, last, min_group)
@@ -245,7 +245,7 @@ def period_from_query(get: Callable[[str], str | None], today: dt.date) -> tuple
                 raise BadRequest(f"'month' must be YYYY-MM, got {value[:20]!r}") from None
         else:
             month = month_of(month_of(today) - dt.timedelta(days=1))  # last full month
-        return kind, queries.month_period(month)
+        return kind, periods.month_period(month)
     if kind == "quarter":
         value = get("quarter")
         if value:
@@ -255,10 +255,10 @@ def period_from_query(get: Callable[[str], str | None], today: dt.date) -> tuple
             except ValueError:
                 raise BadRequest(f"'quarter' must be YYYY-Qn, got {value[:20]!r}") from None
         else:
-            day = queries.quarter_period(today).start - dt.timedelta(days=1)
-        return kind, queries.quarter_period(day)
+            day = periods.quarter_period(today).start - dt.timedelta(days=1)
+        return kind, periods.quarter_period(day)
     if kind == "custom":
-        return kind, queries.parse_period(get("from"), get("to"), today)
+        return kind, periods.parse_period(get("from"), get("to"), today)
     raise BadRequest("'period' must be month, quarter or custom")
 
 

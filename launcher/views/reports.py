@@ -12,7 +12,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from launcher.errors import Forbidden
-from launcher.reports import charts, queries, tables
+from launcher.reports import charts, periods, queries, tables
+from launcher.reports.rollups import month_of
 from launcher.views.common import api_session, get_session, login_redirect, portal_of, render
 
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -121,12 +122,12 @@ async def export_csv(request: Request) -> Response:
 
 
 def _api(
-    build: Callable[[Request, Any, queries.Period], dict[str, Any]],
+    build: Callable[[Request, Any, periods.Period], dict[str, Any]],
 ) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
         p = portal_of(request)
         api_session(request, p.settings.reviewer_groups)
-        period = queries.parse_period(
+        period = periods.parse_period(
             request.query_params.get("from"), request.query_params.get("to"), _today()
         )
         body = await anyio.to_thread.run_sync(build, request, p, period)
@@ -138,40 +139,38 @@ def _api(
     return endpoint
 
 
-def _launches(request: Request, p: Any, period: queries.Period) -> dict[str, Any]:
-    by = queries.parse_by(request.query_params.get("by"))
+def _launches(request: Request, p: Any, period: periods.Period) -> dict[str, Any]:
+    by = periods.parse_by(request.query_params.get("by"))
     rows = queries.launches(p.engine, p.registry.current, period, by, p.settings.report_min_group)
     return {"by": by, "rows": rows}
 
 
-def _active_users(request: Request, p: Any, period: queries.Period) -> dict[str, Any]:
-    by = queries.parse_by(request.query_params.get("by"), ("day", "month"))
+def _active_users(request: Request, p: Any, period: periods.Period) -> dict[str, Any]:
+    by = periods.parse_by(request.query_params.get("by"), ("day", "month"))
     return {
         "by": by,
         "rows": queries.active_users(p.engine, period, by, p.settings.report_min_group),
     }
 
 
-def _comparison(request: Request, p: Any, period: queries.Period) -> dict[str, Any]:
+def _comparison(request: Request, p: Any, period: periods.Period) -> dict[str, Any]:
     return queries.comparison(p.engine, p.registry.current, period, p.settings.report_min_group)
 
 
-def _cohorts(request: Request, p: Any, period: queries.Period) -> dict[str, Any]:
-    first = queries.month_of(period.start)
-    rows = queries.cohorts(
-        p.engine, first, queries.month_of(period.end), p.settings.report_min_group
-    )
+def _cohorts(request: Request, p: Any, period: periods.Period) -> dict[str, Any]:
+    first = month_of(period.start)
+    rows = queries.cohorts(p.engine, first, month_of(period.end), p.settings.report_min_group)
     return {"rows": rows}
 
 
-def _heatmap(request: Request, p: Any, period: queries.Period) -> dict[str, Any]:
+def _heatmap(request: Request, p: Any, period: periods.Period) -> dict[str, Any]:
     return {
         "timezone": p.registry.current.portal.timezone,
         "rows": queries.heatmap(p.engine, period, p.settings.report_min_group),
     }
 
 
-def _departments(request: Request, p: Any, period: queries.Period) -> dict[str, Any]:
+def _departments(request: Request, p: Any, period: periods.Period) -> dict[str, Any]:
     rows = queries.departments(p.engine, p.registry.current, period, p.settings.report_min_group)
     return {"rows": rows}
 
