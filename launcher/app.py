@@ -28,7 +28,7 @@ from launcher.auth.session import Revocations, SessionCodec
 from launcher.errors import ConfigError
 from launcher.launches import EventStore
 from launcher.registry import LaunchTargets, RegistryHolder
-from launcher.reports import rollups
+from launcher.reports import rebuild, rollups
 from launcher.settings import Settings
 from launcher.views import admin, auth, ops, portal, reports
 from launcher.views.common import (
@@ -210,7 +210,7 @@ async def _purge_daily(p: Portal) -> None:
     while True:
         try:
             deleted = await anyio.to_thread.run_sync(
-                rollups.purge_raw, p.engine, p.settings.raw_retention_days, p.registry.timezone()
+                rebuild.purge_raw, p.engine, p.settings.raw_retention_days, p.registry.timezone()
             )
             if deleted:
                 log.info("purged %d raw events past the retention", deleted)

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from launcher import __version__, db, demodata
 from launcher.errors import LauncherError, RegistryError
 from launcher.registry import json_schema, load_registry
-from launcher.reports import periods, queries, rollups, tables
+from launcher.reports import periods, queries, rebuild, tables
 from launcher.reports.tables import TABLE_NAMES
 from launcher.settings import Settings, load_settings
 
@@ -134,13 +134,13 @@ def _db(args: argparse.Namespace) -> int:
     if args.db_command == "upgrade":
         print(f"database at {_redacted(settings.database_url)} is up to date")
     elif args.db_command == "rebuild-rollups":
-        events = rollups.rebuild(
+        events = rebuild.rebuild(
             engine, ZoneInfo(load_registry(settings.apps_file).portal.timezone)
         )
         print(f"rollups rebuilt from {events:,} raw events")
     elif args.db_command == "purge":
         tz = ZoneInfo(load_registry(settings.apps_file).portal.timezone)
-        deleted = rollups.purge_raw(engine, settings.raw_retention_days, tz)
+        deleted = rebuild.purge_raw(engine, settings.raw_retention_days, tz)
         print(f"deleted {deleted:,} raw events older than {settings.raw_retention_days} days")
     return 0
 

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from launcher.auth.user import pseudonym
 from launcher.events import Launch, SignIn, insert_events
 from launcher.registry import Registry
-from launcher.reports import rollups
+from launcher.reports import rebuild
 
 DEMO_ISSUER = "urn:launcher:demo-data"
 # (department, share of staff, groups, curve shape: (arrival months, long-run level, drift/yr))
@@ -207,7 +207,7 @@ def generate(
         written += _write(engine, launches, signins)
         if progress:
             progress(index + 1, len(all_months), written)
-    rollups.rebuild(engine, tz)  # set-based: far faster than folding in batch by batch
+    rebuild.rebuild(engine, tz)  # set-based: far faster than folding in batch by batch
     return written
 
 

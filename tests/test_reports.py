@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from launcher import db
 from launcher.events import BatchWriter, Launch, SignIn
 from launcher.registry import parse_registry
-from launcher.reports import periods, queries, rollups, tables
+from launcher.reports import periods, queries, rebuild, rollups, tables
 from launcher.reports.queries import Period
 
 TZ = ZoneInfo("Europe/Amsterdam")
@@ -74,7 +74,7 @@ def engine(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) ->
     writer = BatchWriter(eng, tmp_path / "spool", on_flush=rollups.apply)
     writer.write("fixture", launches, signins, TZ)
     if request.param == "rebuilt":
-        rollups.rebuild(eng, TZ)
+        rebuild.rebuild(eng, TZ)
     yield eng
     eng.dispose()
 

@@ -1,6 +1,6 @@
 """The launches report on both databases: ``queries.launches`` and its JSON endpoint.
 
-Launch events go straight into ``launch_event``; ``rollups.rebuild`` then derives the tables the
+Launch events go straight into ``launch_event``; ``rebuild.rebuild`` then derives the tables the
 reports read (as ``launcher db rebuild-rollups`` does), so every figure is traced to raw rows.
 """
 
@@ -21,7 +21,7 @@ from launcher import db
 from launcher.auth.devidp import DEMO_USERS
 from launcher.models import LaunchEvent, SignInEvent
 from launcher.registry import Registry, load_registry
-from launcher.reports import queries, rollups
+from launcher.reports import queries, rebuild
 from launcher.reports.queries import Period
 from launcher.settings import Settings
 from tests.conftest import EXAMPLE_APPS, LiveServer, sign_in
@@ -83,7 +83,7 @@ def _load(
                 sa.insert(SignInEvent.__table__),  # type: ignore[attr-defined]
                 [{"ts": _ts(ts), "user_id": user, "department": None} for ts, user in signins],
             )
-    rollups.rebuild(engine, ZoneInfo(registry.portal.timezone))
+    rebuild.rebuild(engine, ZoneInfo(registry.portal.timezone))
 
 
 def _row(key: str, launches: int, users: int) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from launcher import db
 from launcher.events import BatchWriter, Event, Launch, SignIn
-from launcher.reports import rollups
+from launcher.reports import rebuild, rollups
 
 TZ = ZoneInfo("Europe/Amsterdam")
 APPS = ["teams", "ehr", "rooster", "outlook"]
@@ -128,7 +128,7 @@ def test_incremental_equals_recount_and_rebuild(database_url: str, tmp_path: Pat
             cohorts[(first[user], m)] = cohorts.get((first[user], m), 0) + 1
     assert {(r[0], r[1]): r[2] for r in incremental["cohort_month"]} == cohorts
 
-    rollups.rebuild(engine, TZ)
+    rebuild.rebuild(engine, TZ)
     rebuilt = _snapshot(engine)
     for name in incremental:
         assert rebuilt[name] == incremental[name], name
@@ -143,17 +143,17 @@ def test_purge_keeps_rollups_and_a_rebuild_after_it_loses_nothing(
     _store(engine, tmp_path).write_events([*launches, *signins])
     before = _snapshot(engine)
     now = dt.datetime(2025, 4, 20, tzinfo=dt.UTC)
-    cutoff = rollups.purge_cutoff(now, 35, TZ)
+    cutoff = rebuild.purge_cutoff(now, 35, TZ)
     # 35 days before 04-20 is 03-16: whole months only, cut where March begins anywhere
     # that matters (Amsterdam is ahead of UTC: local midnight)
     assert cutoff == dt.datetime(2025, 2, 28, 23, 0, tzinfo=dt.UTC)
-    deleted = rollups.purge_raw(engine, retention_days=35, tz=TZ, now=now)
+    deleted = rebuild.purge_raw(engine, retention_days=35, tz=TZ, now=now)
     with engine.connect() as conn:
         left = conn.execute(sa.select(rollups.T_LAUNCH.c.ts)).scalars().all()
     assert deleted == sum(1 for e in [*launches, *signins] if e.ts < cutoff) > 0
-    assert min(rollups._utc(ts) for ts in left) >= cutoff
+    assert min(rollups.utc(ts) for ts in left) >= cutoff
     assert _snapshot(engine) == before  # rollups stay
-    rollups.rebuild(engine, TZ)  # from the partial raw history: older months are kept as is
+    rebuild.rebuild(engine, TZ)  # from the partial raw history: older months are kept as is
     after = _snapshot(engine)
     for name in before:
         assert after[name] == before[name], name
@@ -169,6 +169,6 @@ def test_a_department_change_reads_the_same_after_a_rebuild(
     store.write_events([Launch(ts, "teams", "u1", "nursing", "portal")])
     store.write_events([Launch(ts + dt.timedelta(hours=1), "teams", "u1", "medical", "portal")])
     incremental = _snapshot(engine)
-    rollups.rebuild(engine, TZ)
+    rebuild.rebuild(engine, TZ)
     assert _snapshot(engine) == incremental
     engine.dispose()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -95,7 +95,7 @@ def span_bits(month: dt.date) -> tuple[tuple[int, int], tuple[int, int]]:
     return (month.year, 1 << (month.month - 1)), (month.year - 1, 1 << (month.month + 11))
 
 
-def _utc(ts: dt.datetime) -> dt.datetime:
+def utc(ts: dt.datetime) -> dt.datetime:
     return ts.replace(tzinfo=dt.UTC) if ts.tzinfo is None else ts.astimezone(dt.UTC)
 
 
@@ -119,12 +119,12 @@ def _aggregate(launches: Sequence[Launch], signins: Sequence[SignIn], tz: ZoneIn
     group: this runs in the writer thread for every flush, beside the event loop."""
     groups: Counter[tuple[int, int, int, int, int, str | None, str, str]] = Counter()
     for e in launches:
-        ts = e.ts if e.ts.tzinfo is dt.UTC else _utc(e.ts)
+        ts = e.ts if e.ts.tzinfo is dt.UTC else utc(e.ts)
         # quarter hours: every time zone's offset is a multiple of 15 minutes
         key = (ts.year, ts.month, ts.day, ts.hour, ts.minute // 15)
         groups[(*key, e.app_id, e.user_id, e.department or "")] += 1
     for s in signins:
-        ts = s.ts if s.ts.tzinfo is dt.UTC else _utc(s.ts)
+        ts = s.ts if s.ts.tzinfo is dt.UTC else utc(s.ts)
         key = (ts.year, ts.month, ts.day, ts.hour, ts.minute // 15)
         groups[(*key, None, s.user_id, s.department or "")] += 1
 
@@ -491,232 +491,3 @@ def prune_cell_seen(conn: sa.Connection, today: dt.date) -> None:
     for _ in range(CELL_SEEN_MONTHS - 1):
         oldest = month_of(oldest - dt.timedelta(days=1))
     conn.execute(sa.delete(T_CELL_SEEN).where(T_CELL_SEEN.c.month < oldest))
-
-
-def month_edge(month: dt.date, tz: ZoneInfo) -> dt.datetime:
-    """The earliest instant that belongs to ``month``: its start in UTC (the daily rollups)
-    or in the portal's time zone (the heatmap), whichever comes first."""
-    utc = dt.datetime.combine(month, dt.time(), tzinfo=dt.UTC)
-    local = dt.datetime.combine(month, dt.time(), tzinfo=tz).astimezone(dt.UTC)
-    return min(utc, local)
-
-
-def purge_cutoff(now: dt.datetime, retention_days: int, tz: ZoneInfo) -> dt.datetime:
-    """Where the raw events may be cut: the edge (see month_edge) of the month that holds the
-    day ``retention_days`` ago. Whole months only, so that what is left always covers whole
-    months and ``rebuild`` never recomputes a month from part of its events."""
-    return month_edge(month_of((now - dt.timedelta(days=retention_days)).date()), tz)
-
-
-def purge_raw(
-    engine: sa.Engine, retention_days: int, tz: ZoneInfo, now: dt.datetime | None = None
-) -> int:
-    """Delete raw events of whole months past the retention; rollups stay. Returns rows
-    deleted. Serialized with flushes, and in chunks, so that a large purge never holds the
-    write lock for long."""
-    now = now or dt.datetime.now(dt.UTC)
-    cutoff = purge_cutoff(now, retention_days, tz)
-    deleted = 0
-    for table in (T_LAUNCH, T_SIGNIN):
-        while True:
-            with db.serialized_write(engine, ROLLUP_LOCK) as conn:
-                ids = sa.select(table.c.id).where(table.c.ts < cutoff).limit(20_000)
-                count = conn.execute(sa.delete(table).where(table.c.id.in_(ids))).rowcount or 0
-            deleted += count
-            if count < 20_000:
-                break
-    with db.serialized_write(engine, ROLLUP_LOCK) as conn:
-        prune_cell_seen(conn, now.date())
-    return deleted
-
-
-def rebuild(engine: sa.Engine, tz: ZoneInfo) -> int:
-    """Recompute every rollup from the raw events (``launcher db rebuild-rollups``).
-
-    Set-based SQL, so that millions of events take seconds. Rollup rows for months before the
-    oldest raw event are kept: raw events past the retention are gone, and their rollups are
-    all that is left of them. Returns the number of raw events read.
-    """
-    with engine.connect() as conn:
-        firsts = [
-            conn.execute(sa.select(t.c.ts).order_by(t.c.ts).limit(1)).scalar()
-            for t in (T_LAUNCH, T_SIGNIN)
-        ]
-        total = sum(
-            conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
-            for t in (T_LAUNCH, T_SIGNIN)
-        )
-    starts = [_utc(ts) for ts in firsts if ts is not None]
-    if not starts:
-        return 0
-    # whole months, so that per-month distinct counts are rebuilt complete
-    oldest = min(starts)
-    with engine.connect() as conn:
-        # rollups older than any raw event: the raw history was purged, and the oldest month
-        # left may be partial (its edge may precede the cut). Rebuild from the first month
-        # whose raw events are all there; older rollups are all that is left of them.
-        purged = conn.execute(
-            sa.select(T_USER_DAY.c.day).where(T_USER_DAY.c.day < oldest.date()).limit(1)
-        ).first()
-    start = min(month_of(oldest.date()), month_of(oldest.astimezone(tz).date()))
-    if purged is not None:
-        while month_edge(start, tz) < oldest:
-            start = month_of(start + dt.timedelta(days=32))
-    with db.serialized_write(engine, ROLLUP_LOCK) as conn:
-        for table in ROLLUP_TABLES:
-            if table in SPAN_TABLES:  # rebuilt whole from user_day and user_month_app
-                conn.execute(sa.delete(table))
-            elif table is T_USER_FIRST:
-                conn.execute(sa.delete(table).where(table.c.first_day >= start))
-            elif table is T_COHORT_MONTH:
-                conn.execute(sa.delete(table).where(table.c.month >= start))
-            else:
-                col = table.c.month if "month" in table.c else table.c.day
-                conn.execute(sa.delete(table).where(col >= start))
-        _rebuild_sql(conn, start, tz)
-        if not db.is_sqlite(engine):  # the planner's statistics, after rewriting so much
-            for table in ROLLUP_TABLES:
-                conn.exec_driver_sql(f"ANALYZE {table.name}")
-    return int(total)
-
-
-def _rebuild_sql(conn: sa.Connection, start: dt.date, tz: ZoneInfo) -> None:
-    sqlite = conn.dialect.name == "sqlite"
-    lo = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC)
-    local_lo = dt.datetime.combine(start, dt.time(), tzinfo=tz).astimezone(dt.UTC)
-    if sqlite:
-        day = "substr(ts, 1, 10)"
-        month_of_day = "substr({0}, 1, 7) || '-01'"
-        params: dict[str, Any] = {
-            "lo": lo.strftime("%Y-%m-%d %H:%M:%S.%f"),
-            "local_lo": local_lo.strftime("%Y-%m-%d %H:%M:%S.%f"),
-            "start": start.isoformat(),
-        }
-    else:
-        day = "CAST(ts AT TIME ZONE 'UTC' AS date)"
-        month_of_day = "CAST(date_trunc('month', {0}) AS date)"
-        params = {"lo": lo, "local_lo": local_lo, "start": start, "tz": tz.key}
-    dept = "COALESCE(department, '')"
-
-    def run(sql: str) -> None:
-        conn.execute(sa.text(sql), params)
-
-    # Rows go in in key order, as they would have arrived live: a report reading a range of
-    # days (or a year's span rows) then reads few pages.
-    run(f"""INSERT INTO usage_day (day, app_id, department, launches)
-        SELECT {day}, app_id, {dept}, COUNT(*) FROM launch_event WHERE ts >= :lo
-        GROUP BY {day}, app_id, {dept} ORDER BY {day}, app_id, {dept}""")
-    run(f"""INSERT INTO user_day_app (day, app_id, user_id, department, launches)
-        SELECT {day}, app_id, user_id, MAX({dept}), COUNT(*) FROM launch_event WHERE ts >= :lo
-        GROUP BY {day}, app_id, user_id ORDER BY {day}, app_id, user_id""")
-    run(f"""INSERT INTO user_day (day, user_id, department, launches, signins)
-        SELECT d, user_id, MAX(dept), SUM(l), SUM(s) FROM (
-            SELECT {day} AS d, user_id, {dept} AS dept, 1 AS l, 0 AS s
-            FROM launch_event WHERE ts >= :lo
-            UNION ALL
-            SELECT {day} AS d, user_id, {dept} AS dept, 0 AS l, 1 AS s
-            FROM signin_event WHERE ts >= :lo
-        ) AS e GROUP BY d, user_id ORDER BY d, user_id""")
-    m = month_of_day.format("day")
-    run(f"""INSERT INTO user_month (month, user_id, department, launches, signins)
-        SELECT {m}, user_id, MAX(department), SUM(launches), SUM(signins)
-        FROM user_day WHERE day >= :start GROUP BY {m}, user_id ORDER BY {m}, user_id""")
-    run(f"""INSERT INTO user_month_app (month, app_id, user_id, launches)
-        SELECT {m}, app_id, user_id, SUM(launches)
-        FROM user_day_app WHERE day >= :start GROUP BY {m}, app_id, user_id
-        ORDER BY {m}, app_id, user_id""")
-    run("""INSERT INTO user_first (user_id, first_day, department)
-        SELECT user_id, MIN(day), MAX(department) FROM user_day WHERE day >= :start
-        GROUP BY user_id ON CONFLICT (user_id) DO NOTHING""")
-    run("""INSERT INTO month_stats (month, active_users, launchers, launches, signins)
-        SELECT month, COUNT(*), SUM(CASE WHEN launches > 0 THEN 1 ELSE 0 END), SUM(launches),
-               SUM(signins)
-        FROM user_month WHERE month >= :start GROUP BY month""")
-    run("""INSERT INTO day_stats (day, active_users, launchers, launches, signins)
-        SELECT day, COUNT(*), SUM(CASE WHEN launches > 0 THEN 1 ELSE 0 END), SUM(launches),
-               SUM(signins)
-        FROM user_day WHERE day >= :start GROUP BY day""")
-    _rebuild_spans(run, sqlite)
-    run("""INSERT INTO month_app (month, app_id, launches, users)
-        SELECT month, app_id, SUM(launches), COUNT(*)
-        FROM user_month_app WHERE month >= :start GROUP BY month, app_id""")
-    f = month_of_day.format("f.first_day")
-    run(f"""INSERT INTO cohort_month (cohort, month, users)
-        SELECT {f}, m.month, COUNT(*) FROM user_month AS m
-        JOIN user_first AS f ON f.user_id = m.user_id
-        WHERE m.month >= :start GROUP BY {f}, m.month""")
-    cells = _local_cells_sql(conn, tz, local_lo)
-    run(f"""INSERT INTO month_cell (month, weekday, hour, launches, users)
-        SELECT month, weekday, hour, COUNT(*), COUNT(DISTINCT user_id) FROM ({cells}) AS c
-        GROUP BY month, weekday, hour""")
-    recent = month_of(month_of(dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=1))
-    params["recent"] = recent.isoformat() if sqlite else recent
-    run(f"""INSERT INTO cell_seen (month, weekday, hour, user_id)
-        SELECT DISTINCT month, weekday, hour, user_id FROM ({cells}) AS c
-        WHERE month >= :recent""")
-
-
-def _rebuild_spans(run: Callable[[str], None], sqlite: bool) -> None:
-    """The span rollups from all of user_day and user_month_app (see span_bits). Each (year,
-    month, user, department) is one row of m, so the sum of the rows' bits is their OR."""
-    if sqlite:
-        year, month = "CAST(substr({0}, 1, 4) AS INTEGER)", "CAST(substr({0}, 6, 2) AS INTEGER)"
-    else:
-        year = "CAST(EXTRACT(YEAR FROM {0}) AS INTEGER)"
-        month = "CAST(EXTRACT(MONTH FROM {0}) AS INTEGER)"
-    y, mo = year.format("day"), month.format("day")
-    run(f"""INSERT INTO user_span (year, user_id, department, active, launched)
-        WITH m AS (
-            SELECT {y} AS y, {mo} AS mo, user_id, department, MAX(launches) AS launches
-            FROM user_day GROUP BY {y}, {mo}, user_id, department)
-        SELECT y, user_id, department, SUM(bit), SUM(CASE WHEN launches > 0 THEN bit ELSE 0 END)
-        FROM (SELECT y, user_id, department, launches, 1 << (mo - 1) AS bit FROM m
-              UNION ALL
-              SELECT y - 1, user_id, department, launches, 1 << (mo + 11) FROM m) AS s
-        GROUP BY y, user_id, department ORDER BY y, user_id, department""")
-    y, mo = year.format("month"), month.format("month")
-    run(f"""INSERT INTO user_span_app (year, app_id, user_id, months)
-        SELECT y, app_id, user_id, SUM(bit)
-        FROM (SELECT {y} AS y, app_id, user_id, 1 << ({mo} - 1) AS bit FROM user_month_app
-              UNION ALL
-              SELECT {y} - 1, app_id, user_id, 1 << ({mo} + 11) FROM user_month_app) AS s
-        GROUP BY y, app_id, user_id ORDER BY y, app_id, user_id""")
-
-
-def _local_cells_sql(conn: sa.Connection, tz: ZoneInfo, since: dt.datetime) -> str:
-    """SQL giving (month, weekday, hour, user_id) per launch in local time, from ``since``.
-
-    PostgreSQL converts time zones itself. SQLite cannot, so a temporary table lists the UTC
-    offset of each stretch between daylight-saving changes.
-    """
-    if conn.dialect.name != "sqlite":
-        local = "(ts AT TIME ZONE :tz)"
-        return f"""SELECT CAST(date_trunc('month', {local}) AS date) AS month,
-            CAST(EXTRACT(ISODOW FROM {local}) AS integer) - 1 AS weekday,
-            CAST(EXTRACT(HOUR FROM {local}) AS integer) AS hour, user_id
-            FROM launch_event WHERE ts >= :local_lo"""
-    conn.exec_driver_sql("DROP TABLE IF EXISTS temp.tz_offset")
-    conn.exec_driver_sql("CREATE TEMP TABLE tz_offset (start TEXT, stop TEXT, seconds INTEGER)")
-    fmt = "%Y-%m-%d %H:%M:%S.%f"
-    stretches: list[tuple[str, str, int]] = []
-    cursor = since.replace(minute=0, second=0, microsecond=0)
-    end = dt.datetime.now(dt.UTC) + dt.timedelta(days=400)
-    offset = cursor.astimezone(tz).utcoffset() or dt.timedelta()
-    begin = cursor
-    while cursor < end:
-        cursor += dt.timedelta(hours=1)
-        current = cursor.astimezone(tz).utcoffset() or dt.timedelta()
-        if current != offset:
-            stretches.append(
-                (begin.strftime(fmt), cursor.strftime(fmt), int(offset.total_seconds()))
-            )
-            begin, offset = cursor, current
-    stretches.append((begin.strftime(fmt), "9999-12-31", int(offset.total_seconds())))
-    stretches[0] = ("0000-01-01", stretches[0][1], stretches[0][2])
-    conn.exec_driver_sql("INSERT INTO tz_offset VALUES (?, ?, ?)", stretches)
-    local = "datetime(l.ts, o.seconds || ' seconds')"
-    return f"""SELECT strftime('%Y-%m-01', {local}) AS month,
-        (CAST(strftime('%w', {local}) AS INTEGER) + 6) % 7 AS weekday,
-        CAST(strftime('%H', {local}) AS INTEGER) AS hour, l.user_id AS user_id
-        FROM launch_event AS l JOIN tz_offset AS o ON l.ts >= o.start AND l.ts < o.stop
-        WHERE l.ts >= :local_lo"""

@@ -59,7 +59,7 @@ def upgrade() -> None:
             "CAST(EXTRACT(YEAR FROM {0}) AS INTEGER)",
             "CAST(EXTRACT(MONTH FROM {0}) AS INTEGER)",
         )
-    # The same SQL as launcher.reports.rollups._rebuild_spans at this revision: built from the
+    # The same SQL as launcher.reports.rebuild._rebuild_spans at this revision: built from the
     # fixed expressions above only (hence the S608 exemptions). Each (year, month, user,
     # department) is one row of m, so the sum of the rows' bits is their OR.
     y, mo = year.format("day"), month.format("day")
