@@ -23,6 +23,7 @@ from launcher.reports.rollups import (
     T_USER_FIRST,
     month_of,
     prune_cell_seen,
+    utc,
 )
 
 
