@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -171,4 +172,27 @@ def test_a_department_change_reads_the_same_after_a_rebuild(
     incremental = _snapshot(engine)
     rebuild.rebuild(engine, TZ)
     assert _snapshot(engine) == incremental
+    engine.dispose()
+
+
+def test_existing_rollup_rows_are_found_by_key_not_by_a_scan(sqlite_url: str) -> None:
+    """Every flush looks up the batch's keys in user_day, user_month, ...: on SQLite that must
+    be one primary-key probe per key, never a scan of a table that grows by a row per user
+    and day (a scan cost 87 ms per 300 keys at 300,000 rows)."""
+    engine = db.make_engine(sqlite_url)
+    statements: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        statements.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    keys = [(dt.date(2025, 3, day), f"u{day}") for day in range(1, 20)]
+    with engine.connect() as conn:
+        rollups._existing(conn, rollups.T_USER_DAY, ("day", "user_id"), keys, ("launches",))
+        [(statement, parameters)] = [s for s in statements if "user_day" in s[0]]
+        plan = [
+            row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+        ]
+    assert any(step.startswith("SEARCH") and "user_day" in step for step in plan), plan
+    assert not any(step.startswith(("SCAN user_day", "SCAN t")) for step in plan), plan
     engine.dispose()

@@ -232,9 +232,13 @@ def _existing(
     date_cols = {c for c in extra if isinstance(table.c[c].type, sa.Date)}
     for start in range(0, len(wanted), 300):
         chunk = wanted[start : start + 300]
+        # A join with the keys, not "(a, b) IN (VALUES …)": SQLite answers that with a scan of
+        # the whole table (87 ms per 300 keys at 300,000 user_day rows), the join with one
+        # primary-key probe per key (1 ms).
         sql = (
-            f"SELECT {', '.join([*key_cols, *extra])} FROM {table.name} "
-            f"WHERE ({', '.join(key_cols)}) IN (VALUES {', '.join([row] * len(chunk))})"
+            f"WITH k ({', '.join(key_cols)}) AS (VALUES {', '.join([row] * len(chunk))}) "
+            f"SELECT {', '.join(f't.{c}' for c in [*key_cols, *extra])} "
+            f"FROM k JOIN {table.name} t ON {' AND '.join(f't.{c} = k.{c}' for c in key_cols)}"
         )
         params = tuple(v for key in chunk for v in key)
         for found_row in conn.exec_driver_sql(sql, params):
