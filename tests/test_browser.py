@@ -486,6 +486,7 @@ def test_favourites_and_recently_used(
     expect(star).to_have_attribute("aria-pressed", "false")
     star.click()  # a plain form post: no script needed
     expect(page).to_have_url(f"{tab.base}/#app-teams")
+    page.wait_for_load_state()
     expect(favourites.locator(".tile a")).to_have_count(1)
     expect(favourites.locator(".tile a")).to_have_attribute("href", "/launch/teams")
     expect(page.locator("#app-teams .star button")).to_have_attribute("aria-pressed", "true")
@@ -516,6 +517,7 @@ def test_favourites_and_recently_used(
     page.keyboard.press("Enter")
     expect(page).to_have_url(f"{tab.base}/#app-teams")
     expect(favourites).to_have_count(0)
+    page.wait_for_load_state()  # the stylesheet and icons, before measuring the layout
     assert page.evaluate(LAYOUT_PROBLEMS) == []
     assert tab.errors() == []
 
