@@ -199,11 +199,15 @@ class BatchWriter:
 
         While the database is known to be down, batches go straight to the spool: trying each
         one would cost a connect or lock timeout apiece, and the writer would fall behind. The
-        spool replay finds out when the database is back.
+        spool replay finds out when the database is back. A spool that cannot take the batch
+        sends it to the database after all: there may be no spool file for a replay to try.
         """
         if not self.database_ok:
-            self.spool(batch_id, launches, signins)
-            return 0, len(launches) + len(signins)
+            try:
+                self.spool(batch_id, launches, signins)
+                return 0, len(launches) + len(signins)
+            except OSError:
+                log.exception("cannot spool to %s; trying the database", self.spool_dir)
         try:
             written = self.write(batch_id, launches, signins, tz)
         except Exception as exc:  # any failure, not just the database's: the batch is kept
@@ -217,10 +221,13 @@ class BatchWriter:
                 log.exception("writing events failed; spooling them to %s", self.spool_dir)
             self.spool(batch_id, launches, signins)  # an OSError here is the caller's
             return 0, len(launches) + len(signins)
+        self._back_up()
+        return written, 0
+
+    def _back_up(self) -> None:
         if not self.database_ok:
             log.info("database is back; writing events again")
         self.database_ok = True
-        return written, 0
 
     def spool(self, batch_id: str, launches: Sequence[Launch], signins: Sequence[SignIn]) -> None:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
@@ -293,7 +300,7 @@ class BatchWriter:
                     claimed.rename(path)
                 raise
             claimed.unlink()
-            self.database_ok = True
+            self._back_up()
         if replayed:
             log.info("replayed %d spooled events", replayed)
         return replayed

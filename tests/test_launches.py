@@ -543,3 +543,21 @@ def test_a_stalled_batch_write_is_given_up_and_spooled(
     assert _count(engine, "launch_event") == 0  # the transaction was rolled back
     assert len(_spooled_lines(tmp_path / "spool")) == 1
     engine.dispose()
+
+
+def test_a_database_back_after_an_outage_is_used_even_when_the_spool_is_unwritable(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """The writer skips the database while it is known to be down, but only while the spool
+    takes the batches: when the spool cannot (a full disk), it tries the database again
+    rather than keep the events in memory until a spool file could be replayed."""
+    engine = db.make_engine(sqlite_url)
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the spool directory should be")
+    writer = BatchWriter(engine, blocked, None)
+    writer.database_ok = False  # an earlier batch failed; the database is up again now
+    launches = [Launch(TS, "teams", "u1", None, "portal")]
+    assert writer.write_or_spool("after-outage-1", launches, [], UTC) == (1, 0)
+    assert writer.database_ok
+    assert _count(engine, "launch_event") == 1
+    engine.dispose()
