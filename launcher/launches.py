@@ -227,14 +227,17 @@ class EventStore:
         self._sequence += 1
         self._outbox.append(_Batch(f"{self._prefix}-{self._sequence}", launches, signins))
 
-    def _track_outbox(self) -> None:
-        """Worker thread: move the outbox into the batches waiting for acknowledgement."""
+    def _track_outbox(self) -> list[str]:
+        """Worker thread: move the outbox into the batches waiting for acknowledgement; the
+        ids of those just moved."""
+        moved = []
         while self._outbox:
             batch = self._outbox[0]
             self._inflight[batch.batch_id] = batch
             self._inflight_events += batch.size
-            self._resend.append(batch.batch_id)
+            moved.append(batch.batch_id)
             self._outbox.pop(0)
+        return moved
 
     def _settled(self, batch_id: str) -> _Batch | None:
         batch = self._inflight.pop(batch_id, None)
@@ -245,7 +248,6 @@ class EventStore:
     # --- worker thread: thread mode -----------------------------------------------------
     def _write_here(self) -> None:
         self._track_outbox()
-        self._resend.clear()
         for pending in list(self._inflight.values()):  # older ones first: kept after a failure
             try:
                 written, spooled = self._local.write_or_spool(
@@ -264,7 +266,7 @@ class EventStore:
 
     # --- worker thread: process mode ----------------------------------------------------
     def _hand_over(self) -> None:
-        self._track_outbox()
+        self._resend += self._track_outbox()  # not sent yet
         self._read_acks()
         if self._proc is not None and not self._proc.is_alive():
             self._writer_died()
