@@ -13,11 +13,10 @@ from starlette.routing import Route
 
 from launcher import app_requests
 from launcher.auth.session import Session
-from launcher.errors import Forbidden
 from launcher.views.common import (
-    get_session,
     keep_alive,
     login_redirect,
+    member_session,
     portal_of,
     posted_form,
     render,
@@ -27,10 +26,8 @@ log = logging.getLogger(__name__)
 
 
 def _admin_session(request: Request) -> Session | None:
-    session = get_session(request)
-    if session is not None and not session.user.in_any(portal_of(request).settings.admin_groups):
-        raise Forbidden("This page is for portal administrators.")
-    return session
+    admins = portal_of(request).settings.admin_groups
+    return member_session(request, admins, "This page is for portal administrators.")
 
 
 async def admin(request: Request) -> Response:

@@ -79,13 +79,22 @@ async def posted_form(request: Request, *fields: str) -> tuple[Session, dict[str
         return session, {name: form.get(name) for name in fields}
 
 
+def member_session(
+    request: Request, groups: list[str], refusal: str = "Your account does not have access to this."
+) -> Session | None:
+    """The session of a member of one of ``groups``; None when nobody is signed in, Forbidden
+    (with ``refusal``) for anyone else."""
+    session = get_session(request)
+    if session is not None and not session.user.in_any(groups):
+        raise Forbidden(refusal)
+    return session
+
+
 def api_session(request: Request, groups: list[str]) -> Session:
     """The session of a caller who must belong to one of ``groups`` (401/403 otherwise)."""
-    session = get_session(request)
+    session = member_session(request, groups)
     if session is None:
         raise NotSignedIn("Sign in first.")
-    if not session.user.in_any(groups):
-        raise Forbidden("Your account does not have access to this.")
     return session
 
 

@@ -11,10 +11,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from launcher.errors import Forbidden
 from launcher.reports import charts, periods, queries, tables
 from launcher.reports.rollups import month_of
-from launcher.views.common import api_session, get_session, login_redirect, portal_of, render
+from launcher.views.common import (
+    api_session,
+    login_redirect,
+    member_session,
+    portal_of,
+    render,
+)
 
 _NO_STORE = {"Cache-Control": "no-store"}
 
@@ -24,12 +29,9 @@ def _today() -> dt.date:
 
 
 async def page(request: Request) -> Response:
-    session = get_session(request)
-    if session is None:
-        return login_redirect(request)
     p = portal_of(request)
-    if not session.user.in_any(p.settings.reviewer_groups):
-        raise Forbidden("Reports are for reviewers.")
+    if member_session(request, p.settings.reviewer_groups, "Reports are for reviewers.") is None:
+        return login_redirect(request)
     kind, period = tables.period_from_query(request.query_params.get, _today())
     report = await anyio.to_thread.run_sync(
         tables.build,
