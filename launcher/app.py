@@ -7,14 +7,11 @@ import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import anyio.to_thread
 import sqlalchemy as sa
-from prometheus_client import CollectorRegistry, Counter, Gauge
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
@@ -25,9 +22,10 @@ from launcher import db
 from launcher.auth.csrf import CrossOriginGuard
 from launcher.auth.oidc import OIDCClient
 from launcher.auth.session import Revocations, SessionCodec
+from launcher.context import Context
 from launcher.errors import ConfigError
 from launcher.launches import EventStore
-from launcher.registry import LaunchTargets, RegistryHolder
+from launcher.registry import RegistryHolder
 from launcher.reports import rebuild, rollups
 from launcher.settings import Settings
 from launcher.views import admin, auth, ops, portal, reports
@@ -44,37 +42,6 @@ REGISTRY_POLL = 2.0  # seconds between checks of apps.yaml for edits
 PURGE_EVERY = 24 * 60 * 60  # seconds between purges of raw events past the retention
 
 
-class Metrics:
-    """Prometheus metrics of this process, in a registry of its own (no global state)."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.launches = Counter(
-            "launcher_launches", "Launches answered", ["app"], registry=self.registry
-        )
-        self._launch_children: dict[str, Any] = {}
-        self.signins = Counter("launcher_signins", "Completed sign-ins", registry=self.registry)
-        self.login_failures = Counter(
-            "launcher_login_failures", "Failed sign-ins", ["reason"], registry=self.registry
-        )
-        self.pending = Gauge(
-            "launcher_events_pending", "Events waiting to be written", registry=self.registry
-        )
-        self.spooled = Gauge(
-            "launcher_events_spooled", "Events spooled to disk since start", registry=self.registry
-        )
-        self.registry_ok = Gauge(
-            "launcher_registry_valid", "1 when apps.yaml on disk is valid", registry=self.registry
-        )
-
-    def launch_counter(self, app_id: str) -> Any:
-        """The launch counter of one app; labels() is too slow to call on every launch."""
-        child = self._launch_children.get(app_id)
-        if child is None:
-            child = self._launch_children[app_id] = self.launches.labels(app_id)
-        return child
-
-
 class PortalApp(Starlette):
     """The portal's ASGI app: Starlette, with the common launch answered before the rest."""
 
@@ -84,23 +51,6 @@ class PortalApp(Starlette):
         if self.fast_launch is not None and await self.fast_launch(scope, send):
             return
         await super().__call__(scope, receive, send)
-
-
-@dataclass
-class Portal:
-    """Everything a handler needs, built once per app and kept on ``app.state.portal``."""
-
-    settings: Settings
-    engine: sa.Engine
-    registry: RegistryHolder
-    events: EventStore
-    revocations: Revocations
-    sessions: SessionCodec
-    oidc: OIDCClient
-    templates: Jinja2Templates
-    metrics: Metrics = field(default_factory=Metrics)
-    launch_targets: LaunchTargets = field(default_factory=LaunchTargets)
-    background: list[asyncio.Task[None]] = field(default_factory=list)
 
 
 def _templates() -> Jinja2Templates:
@@ -125,7 +75,7 @@ def create_app(
     engine = db.make_engine(settings.database_url)
     revocations = Revocations(engine)
     registry = RegistryHolder(settings.apps_file)
-    portal_state = Portal(
+    context = Context(
         settings=settings,
         engine=engine,
         registry=registry,
@@ -140,7 +90,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        p: Portal = app.state.portal
+        p: Context = app.state.context
         if migrate:
             await anyio.to_thread.run_sync(db.upgrade, p.engine)
         p.registry.reload_if_changed()
@@ -180,8 +130,8 @@ def create_app(
     ]
     headers = security_headers(settings.https, _form_targets(settings))
     app = PortalApp(routes=routes, lifespan=lifespan)
-    app.state.portal = portal_state
-    app.fast_launch = portal.FastLaunch(portal_state, headers)
+    app.state.context = context
+    app.fast_launch = portal.FastLaunch(context, headers)
     install_error_handlers(app)
     app.add_middleware(
         CrossOriginGuard,
@@ -200,7 +150,7 @@ def _form_targets(settings: Settings) -> tuple[str, ...]:
     return (f"{parts.scheme}://{parts.netloc}",) if parts.netloc else ()
 
 
-async def _purge_daily(p: Portal) -> None:
+async def _purge_daily(p: Context) -> None:
     """Raw events past LAUNCHER_RAW_RETENTION_DAYS go; the rollups keep the counts.
 
     Not at start-up: workers starting together would all purge at once. Each waits a random
@@ -219,7 +169,7 @@ async def _purge_daily(p: Portal) -> None:
         await asyncio.sleep(PURGE_EVERY)
 
 
-async def _watch_registry(p: Portal) -> None:
+async def _watch_registry(p: Context) -> None:
     while True:
         await asyncio.sleep(REGISTRY_POLL)
         try:

@@ -77,7 +77,9 @@ def _localize(value: Any) -> Any:
 Text = Annotated[Localized, BeforeValidator(_localize, json_schema_input_type=str | Localized)]
 
 
-class Portal(_Strict):
+class PortalSection(_Strict):
+    """The registry's ``portal:`` section."""
+
     title: str = "Launcher"
     go_live: dt.date | None = None
     default_language: Literal["en", "nl"] = "nl"
@@ -187,7 +189,7 @@ class App(_Strict):
 
 
 class _Document(_Strict):
-    portal: Portal = Field(default_factory=Portal)
+    portal: PortalSection = Field(default_factory=PortalSection)
     categories: tuple[Category, ...] = ()
     departments: tuple[Department, ...] = ()
     apps: tuple[App, ...]
@@ -197,7 +199,7 @@ class _Document(_Strict):
 class Registry:
     """A validated registry. Lookups are by id; the order of ``apps`` is the display order."""
 
-    portal: Portal
+    portal: PortalSection
     categories: tuple[Category, ...]
     departments: tuple[Department, ...]
     apps: tuple[App, ...]

@@ -121,7 +121,7 @@ def _app_of(server: LiveServer) -> Starlette:
 
 
 def _codec(server: LiveServer) -> SessionCodec:
-    codec = _app_of(server).state.portal.sessions
+    codec = _app_of(server).state.context.sessions
     assert isinstance(codec, SessionCodec)
     return codec
 

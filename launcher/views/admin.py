@@ -14,10 +14,10 @@ from starlette.routing import Route
 from launcher import app_requests
 from launcher.auth.session import Session
 from launcher.views.common import (
+    context_of,
     keep_alive,
     login_redirect,
     member_session,
-    portal_of,
     posted_form,
     render,
 )
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 def _admin_session(request: Request) -> Session | None:
-    admins = portal_of(request).settings.admin_groups
+    admins = context_of(request).settings.admin_groups
     return member_session(request, admins, "This page is for portal administrators.")
 
 
@@ -34,7 +34,7 @@ async def admin(request: Request) -> Response:
     session = _admin_session(request)
     if session is None:
         return login_redirect(request)
-    p = portal_of(request)
+    p = context_of(request)
     try:
         requests = await anyio.to_thread.run_sync(app_requests.summary, p.engine)
         requests_error = False
@@ -62,7 +62,7 @@ async def dismiss_request(request: Request) -> Response:
     if posted is None:
         return login_redirect(request)
     key = posted[1]["key"]
-    p = portal_of(request)
+    p = context_of(request)
     if isinstance(key, str):
         await anyio.to_thread.run_sync(app_requests.dismiss, p.engine, key)
     return keep_alive(RedirectResponse("/admin#requests", status_code=303), request)

@@ -23,9 +23,9 @@ from launcher.auth.user import pseudonym, user_from_claims
 from launcher.errors import LauncherError, LoginFailed
 from launcher.views.common import (
     clear_session_cookie,
+    context_of,
     error_response,
     get_session,
-    portal_of,
     render,
     safe_next,
     set_session_cookie,
@@ -36,13 +36,13 @@ LOGIN_TTL = 600  # seconds a started login may take at the provider
 
 
 def _serializer(request: Request) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(portal_of(request).settings.secret(), salt="launcher.login")
+    return URLSafeTimedSerializer(context_of(request).settings.secret(), salt="launcher.login")
 
 
 def _cookie_name(request: Request, state: str) -> str:
     # a hash keeps the name short and free of characters a cookie name may not hold
     digest = hashlib.sha256(state.encode()).hexdigest()[:16]
-    return f"{portal_of(request).settings.login_cookie}-{digest}"
+    return f"{context_of(request).settings.login_cookie}-{digest}"
 
 
 def _attempt(request: Request, state: str | None) -> list[Any] | None:
@@ -63,7 +63,7 @@ def _attempt(request: Request, state: str | None) -> list[Any] | None:
 
 def _forget(response: Response, request: Request, state: str | None) -> None:
     if state:
-        s = portal_of(request).settings
+        s = context_of(request).settings
         response.delete_cookie(
             _cookie_name(request, state), path="/", secure=s.https, httponly=True, samesite="lax"
         )
@@ -73,7 +73,7 @@ async def login(request: Request) -> Response:
     next_path = safe_next(request.query_params.get("next"))
     if get_session(request) is not None:
         return RedirectResponse(next_path, status_code=303)
-    p = portal_of(request)
+    p = context_of(request)
     start = await p.oidc.begin(p.settings.redirect_uri)
     response = RedirectResponse(start.url, status_code=302, headers={"Cache-Control": "no-store"})
     response.set_cookie(
@@ -89,7 +89,7 @@ async def login(request: Request) -> Response:
 
 
 async def callback(request: Request) -> Response:
-    p = portal_of(request)
+    p = context_of(request)
     params = request.query_params
     state = params.get("state")
     attempt = _attempt(request, state)
@@ -142,7 +142,7 @@ async def callback(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    p = portal_of(request)
+    p = context_of(request)
     session = get_session(request)
     response: Response
     if session is None:
@@ -166,7 +166,7 @@ async def signed_out(request: Request) -> Response:
 
 async def backchannel_logout(request: Request) -> Response:
     """OIDC Back-Channel Logout 1.0: the provider ends sessions server to server."""
-    p = portal_of(request)
+    p = context_of(request)
     headers = {"Cache-Control": "no-store"}
     async with request.form() as form:
         token = form.get("logout_token")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from starlette.applications import Starlette
@@ -16,17 +16,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from launcher import i18n
 from launcher.auth import csrf
 from launcher.auth.session import Session
+from launcher.context import Context
 from launcher.errors import Forbidden, LauncherError, NotFound, NotSignedIn
-
-if TYPE_CHECKING:
-    from launcher.app import Portal
 
 log = logging.getLogger("launcher.views")
 _NO_SESSION = object()
 
 
-def portal_of(request: Request) -> Portal:
-    return request.app.state.portal  # type: ignore[no-any-return]
+def context_of(request: Request) -> Context:
+    context: Context = request.app.state.context
+    return context
 
 
 def safe_next(value: str | None) -> str:
@@ -61,7 +60,7 @@ def get_session(request: Request) -> Session | None:
     cached = request.state.__dict__.get("session", _NO_SESSION)
     if cached is not _NO_SESSION:
         return cached  # type: ignore[no-any-return]
-    p = portal_of(request)
+    p = context_of(request)
     session = p.sessions.loads(request.cookies.get(p.settings.session_cookie))
     request.state.session = session
     return session
@@ -73,7 +72,7 @@ async def posted_form(request: Request, *fields: str) -> tuple[Session, dict[str
     session = get_session(request)
     if session is None:
         return None
-    p = portal_of(request)
+    p = context_of(request)
     async with request.form() as form:
         csrf.check_token(p.settings.secret(), session.sid, form.get(csrf.FIELD))
         return session, {name: form.get(name) for name in fields}
@@ -99,7 +98,7 @@ def api_session(request: Request, groups: list[str]) -> Session:
 
 
 def set_session_cookie(response: Response, request: Request, session: Session) -> None:
-    p = portal_of(request)
+    p = context_of(request)
     response.set_cookie(
         p.settings.session_cookie,
         p.sessions.dumps(session),
@@ -112,7 +111,7 @@ def set_session_cookie(response: Response, request: Request, session: Session) -
 
 
 def clear_session_cookie(response: Response, request: Request) -> None:
-    s = portal_of(request).settings
+    s = context_of(request).settings
     response.delete_cookie(
         s.session_cookie, path="/", secure=s.https, httponly=True, samesite="lax"
     )
@@ -121,14 +120,14 @@ def clear_session_cookie(response: Response, request: Request) -> None:
 def keep_alive(response: Response, request: Request) -> Response:
     """Re-issue the cookie (moving the idle clock) when it is more than a minute old."""
     session = get_session(request)
-    p = portal_of(request)
+    p = context_of(request)
     if session is not None and p.sessions.needs_touch(session):
         set_session_cookie(response, request, p.sessions.touched(session))
     return response
 
 
 def language(request: Request) -> str:
-    p = portal_of(request)
+    p = context_of(request)
     default = p.registry.current.portal.default_language if p.registry.ready else "nl"
     return i18n.negotiate(request.headers.get("accept-language"), default)
 
@@ -136,7 +135,7 @@ def language(request: Request) -> str:
 def render(
     request: Request, template: str, context: Mapping[str, Any] | None = None, status: int = 200
 ) -> Response:
-    p = portal_of(request)
+    p = context_of(request)
     session = get_session(request)
     lang = language(request)
     ctx: dict[str, Any] = {
@@ -209,7 +208,7 @@ async def _crash(request: Request, exc: Exception) -> Response:
     )
     # Starlette sends this from outside every middleware, so SecurityHeaders never sees it.
     # The error page has no form: the default form-action is enough.
-    response.raw_headers.extend(security_headers(portal_of(request).settings.https))
+    response.raw_headers.extend(security_headers(context_of(request).settings.https))
     return response
 
 

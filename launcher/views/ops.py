@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from launcher.errors import LauncherError
-from launcher.views.common import portal_of
+from launcher.views.common import context_of
 
 
 async def healthz(request: Request) -> Response:
@@ -24,7 +24,7 @@ def _ping(engine: sa.Engine) -> None:
 
 async def readyz(request: Request) -> Response:
     """200 when the database answers, a registry is loaded and the provider's metadata is in."""
-    p = portal_of(request)
+    p = context_of(request)
     checks: dict[str, str] = {}
     try:
         await anyio.to_thread.run_sync(_ping, p.engine)
@@ -48,7 +48,7 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    p = portal_of(request)
+    p = context_of(request)
     p.metrics.pending.set(p.events.pending)
     p.metrics.spooled.set(p.events.spooled)
     return Response(generate_latest(p.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -15,14 +15,15 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from launcher import app_requests, personal
+from launcher.context import Context
 from launcher.errors import NotFound
 from launcher.registry import ICON_DIR, ICON_FILE
 from launcher.views.common import (
+    context_of,
     cookie_value,
     get_session,
     keep_alive,
     login_redirect,
-    portal_of,
     posted_form,
     render,
 )
@@ -30,7 +31,6 @@ from launcher.views.common import (
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from launcher.app import Portal
     from launcher.auth.user import User
     from launcher.registry import App
 
@@ -39,7 +39,7 @@ async def home(request: Request) -> Response:
     session = get_session(request)
     if session is None:
         return login_redirect(request)
-    p = portal_of(request)
+    p = context_of(request)
     registry = p.registry.current
     tiles = [app for app in registry.visible_apps(session.user.groups) if not app.hidden]
     by_id = {app.id: app for app in tiles}
@@ -77,7 +77,7 @@ async def request_app(request: Request) -> Response:
     if posted is None:
         return login_redirect(request)
     user, name = posted[0].user, posted[1]["name"]
-    p = portal_of(request)
+    p = context_of(request)
     await anyio.to_thread.run_sync(app_requests.add, p.engine, user.user_id, user.department, name)
     return keep_alive(RedirectResponse("/?asked=1#missing", status_code=303), request)
 
@@ -88,7 +88,7 @@ async def favourite(request: Request) -> Response:
     if posted is None:
         return login_redirect(request)
     session, starred = posted[0], posted[1]["favourite"] == "on"
-    p = portal_of(request)
+    p = context_of(request)
     app = p.registry.current.app(request.path_params["app_id"])
     if app is None or app.hidden or not app.visible_to(session.user.groups):
         raise NotFound("There is no app with this name, or it is not available to you.")
@@ -111,13 +111,13 @@ def _launch_headers(scope: Scope) -> tuple[bytes, bytes, bytes]:
     return cookie, purpose, fetch_site
 
 
-def _target(p: Portal, app: App, user: User) -> bytes:
+def _target(p: Context, app: App, user: User) -> bytes:
     """The ``Location`` of a launch (cached per registry, app and user)."""
     return p.launch_targets.get(p.registry.current, app, user, p.settings.oidc_issuer or "")
 
 
 def _launch(
-    p: Portal, app: App, user: User, target: bytes, fetch_site: bytes
+    p: Context, app: App, user: User, target: bytes, fetch_site: bytes
 ) -> list[tuple[bytes, bytes]]:
     """Record the launch and return the headers of its 303 to ``target``."""
     source = "portal" if fetch_site == b"same-origin" else "direct"
@@ -136,7 +136,7 @@ class LaunchEndpoint:
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        p: Portal = scope["app"].state.portal
+        p: Context = scope["app"].state.context
         cookie, purpose, fetch_site = _launch_headers(scope)
         request = Request(scope, receive)
         session = p.sessions.loads(cookie_value(cookie, p.settings.session_cookie))
@@ -174,7 +174,7 @@ class FastLaunch:
 
     PREFIX = "/launch/"
 
-    def __init__(self, portal: Portal, security_headers: list[tuple[bytes, bytes]]) -> None:
+    def __init__(self, portal: Context, security_headers: list[tuple[bytes, bytes]]) -> None:
         self.portal = portal
         self.security_headers = security_headers
 
@@ -211,7 +211,7 @@ async def icon(request: Request) -> Response:
     name = request.path_params["name"]
     if not ICON_FILE.match(name):
         raise NotFound("No such icon.")
-    p = portal_of(request)
+    p = context_of(request)
     for folder in (p.settings.apps_file.parent / "icons", ICON_DIR):
         path = folder / name
         if path.is_file():

@@ -11,13 +11,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from launcher.context import Context
 from launcher.reports import charts, periods, queries, tables
 from launcher.reports.rollups import month_of
 from launcher.views.common import (
     api_session,
+    context_of,
     login_redirect,
     member_session,
-    portal_of,
     render,
 )
 
@@ -29,7 +30,7 @@ def _today() -> dt.date:
 
 
 async def page(request: Request) -> Response:
-    p = portal_of(request)
+    p = context_of(request)
     if member_session(request, p.settings.reviewer_groups, "Reports are for reviewers.") is None:
         return login_redirect(request)
     kind, period = tables.period_from_query(request.query_params.get, _today())
@@ -107,7 +108,7 @@ def _page_context(report: tables.Report, kind: str, request: Request) -> dict[st
 
 
 async def export_csv(request: Request) -> Response:
-    p = portal_of(request)
+    p = context_of(request)
     api_session(request, p.settings.reviewer_groups)
     _, period = tables.period_from_query(request.query_params.get, _today())
     name = request.query_params.get("table") or "apps"
@@ -127,7 +128,7 @@ def _api(
     build: Callable[[Request, Any, periods.Period], dict[str, Any]],
 ) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
-        p = portal_of(request)
+        p = context_of(request)
         api_session(request, p.settings.reviewer_groups)
         period = periods.parse_period(
             request.query_params.get("from"), request.query_params.get("to"), _today()
@@ -141,13 +142,13 @@ def _api(
     return endpoint
 
 
-def _launches(request: Request, p: Any, period: periods.Period) -> dict[str, Any]:
+def _launches(request: Request, p: Context, period: periods.Period) -> dict[str, Any]:
     by = periods.parse_by(request.query_params.get("by"))
     rows = queries.launches(p.engine, p.registry.current, period, by, p.settings.report_min_group)
     return {"by": by, "rows": rows}
 
 
-def _active_users(request: Request, p: Any, period: periods.Period) -> dict[str, Any]:
+def _active_users(request: Request, p: Context, period: periods.Period) -> dict[str, Any]:
     by = periods.parse_by(request.query_params.get("by"), ("day", "month"))
     return {
         "by": by,
@@ -155,24 +156,24 @@ def _active_users(request: Request, p: Any, period: periods.Period) -> dict[str,
     }
 
 
-def _comparison(request: Request, p: Any, period: periods.Period) -> dict[str, Any]:
+def _comparison(request: Request, p: Context, period: periods.Period) -> dict[str, Any]:
     return queries.comparison(p.engine, p.registry.current, period, p.settings.report_min_group)
 
 
-def _cohorts(request: Request, p: Any, period: periods.Period) -> dict[str, Any]:
+def _cohorts(request: Request, p: Context, period: periods.Period) -> dict[str, Any]:
     first = month_of(period.start)
     rows = queries.cohorts(p.engine, first, month_of(period.end), p.settings.report_min_group)
     return {"rows": rows}
 
 
-def _heatmap(request: Request, p: Any, period: periods.Period) -> dict[str, Any]:
+def _heatmap(request: Request, p: Context, period: periods.Period) -> dict[str, Any]:
     return {
         "timezone": p.registry.current.portal.timezone,
         "rows": queries.heatmap(p.engine, period, p.settings.report_min_group),
     }
 
 
-def _departments(request: Request, p: Any, period: periods.Period) -> dict[str, Any]:
+def _departments(request: Request, p: Context, period: periods.Period) -> dict[str, Any]:
     rows = queries.departments(p.engine, p.registry.current, period, p.settings.report_min_group)
     return {"rows": rows}
 

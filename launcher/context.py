@@ -1,0 +1,38 @@
+"""The running portal's parts as one typed object.
+
+``create_app`` (launcher/app.py) builds a :class:`Context` once and keeps it on
+``app.state.context``; views read it through ``context_of(request)``. Views and app.py both
+import this module, so no view ever imports app.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from starlette.templating import Jinja2Templates
+
+from launcher.auth.oidc import OIDCClient
+from launcher.auth.session import Revocations, SessionCodec
+from launcher.launches import EventStore
+from launcher.metrics import Metrics
+from launcher.registry import LaunchTargets, RegistryHolder
+from launcher.settings import Settings
+
+
+@dataclass
+class Context:
+    """Everything a handler needs, built once per app by ``create_app``."""
+
+    settings: Settings
+    engine: sa.Engine
+    registry: RegistryHolder
+    events: EventStore
+    revocations: Revocations
+    sessions: SessionCodec
+    oidc: OIDCClient
+    templates: Jinja2Templates
+    metrics: Metrics = field(default_factory=Metrics)
+    launch_targets: LaunchTargets = field(default_factory=LaunchTargets)
+    background: list[asyncio.Task[None]] = field(default_factory=list)
