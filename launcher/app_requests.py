@@ -11,12 +11,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from launcher.errors import BadRequest, TooManyRequests
-from launcher.models import AppRequest
+from launcher.models import AppRequest, table
 
 MAX_NAME = 120
 PER_DAY = 10  # requests one person may make in 24 hours
 
-T_REQUEST = AppRequest.__table__  # type: ignore[attr-defined]
+T_REQUEST = table(AppRequest)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,14 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+
+def table(model: type[SQLModel]) -> sa.Table:
+    """The SQLAlchemy table of a SQLModel class, typed (SQLModel declares ``__table__`` untyped)."""
+    result = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(result, sa.Table)
+    return result
+
+
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER only
 
 

@@ -12,13 +12,13 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from launcher.models import Favourite, LaunchEvent
+from launcher.models import Favourite, LaunchEvent, table
 
 RECENT_DAYS = 90  # "recently used" looks back this far
 RECENT_MAX = 6  # apps in the "recently used" row
 
-T_FAVOURITE = Favourite.__table__  # type: ignore[attr-defined]
-T_LAUNCH = LaunchEvent.__table__  # type: ignore[attr-defined]
+T_FAVOURITE = table(Favourite)
+T_LAUNCH = table(LaunchEvent)
 
 
 def favourites(conn: sa.Connection, user_id: str) -> list[str]:

@@ -30,12 +30,12 @@ import sqlalchemy as sa
 from itsdangerous import BadSignature, Signer
 
 from launcher.auth.user import User
-from launcher.models import Revocation
+from launcher.models import Revocation, table
 from launcher.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_REVOCATION = Revocation.__table__  # type: ignore[attr-defined]
+_REVOCATION = table(Revocation)
 TOUCH_EVERY = 60  # seconds: re-issue the cookie (idle clock) at most once a minute
 MAX_COOKIE = 3800  # bytes; browsers drop cookies over 4096
 VERIFIED_CACHE = 1024  # cookies already verified and decoded; a hit skips HMAC, base64, JSON

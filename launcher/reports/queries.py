@@ -72,6 +72,7 @@ def launches(
     """Launches and distinct launching users per key; keys with no launches left out."""
     ud, ds = T_USAGE_DAY, T_DAY_STATS
     table = ds if by in ("day", "month") else ud
+    count_key: sa.ColumnElement[Any]
     if by == "app":
         count_key = ud.c.app_id
     elif by == "category":

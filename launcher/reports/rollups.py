@@ -43,6 +43,7 @@ from launcher.models import (
     UserMonthApp,
     UserSpan,
     UserSpanApp,
+    table,
 )
 
 log = logging.getLogger(__name__)
@@ -50,22 +51,22 @@ log = logging.getLogger(__name__)
 ROLLUP_LOCK = FLUSH_LOCK  # rebuilds and flushes exclude each other
 CELL_SEEN_MONTHS = 2  # months of heatmap membership kept for incremental upkeep
 
-T_USAGE_DAY = UsageDay.__table__  # type: ignore[attr-defined]
-T_USER_DAY = UserDay.__table__  # type: ignore[attr-defined]
-T_USER_DAY_APP = UserDayApp.__table__  # type: ignore[attr-defined]
-T_USER_MONTH = UserMonth.__table__  # type: ignore[attr-defined]
-T_USER_FIRST = UserFirst.__table__  # type: ignore[attr-defined]
-T_MONTH_STATS = MonthStats.__table__  # type: ignore[attr-defined]
-T_MONTH_CELL = MonthCell.__table__  # type: ignore[attr-defined]
-T_CELL_SEEN = CellSeen.__table__  # type: ignore[attr-defined]
-T_USER_MONTH_APP = UserMonthApp.__table__  # type: ignore[attr-defined]
-T_MONTH_APP = MonthApp.__table__  # type: ignore[attr-defined]
-T_COHORT_MONTH = CohortMonth.__table__  # type: ignore[attr-defined]
-T_DAY_STATS = DayStats.__table__  # type: ignore[attr-defined]
-T_USER_SPAN = UserSpan.__table__  # type: ignore[attr-defined]
-T_USER_SPAN_APP = UserSpanApp.__table__  # type: ignore[attr-defined]
-T_LAUNCH = LaunchEvent.__table__  # type: ignore[attr-defined]
-T_SIGNIN = SignInEvent.__table__  # type: ignore[attr-defined]
+T_USAGE_DAY = table(UsageDay)
+T_USER_DAY = table(UserDay)
+T_USER_DAY_APP = table(UserDayApp)
+T_USER_MONTH = table(UserMonth)
+T_USER_FIRST = table(UserFirst)
+T_MONTH_STATS = table(MonthStats)
+T_MONTH_CELL = table(MonthCell)
+T_CELL_SEEN = table(CellSeen)
+T_USER_MONTH_APP = table(UserMonthApp)
+T_MONTH_APP = table(MonthApp)
+T_COHORT_MONTH = table(CohortMonth)
+T_DAY_STATS = table(DayStats)
+T_USER_SPAN = table(UserSpan)
+T_USER_SPAN_APP = table(UserSpanApp)
+T_LAUNCH = table(LaunchEvent)
+T_SIGNIN = table(SignInEvent)
 ROLLUP_TABLES = (
     T_USAGE_DAY,
     T_USER_DAY,
