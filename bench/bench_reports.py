@@ -42,10 +42,10 @@ from launcher import db, demodata
 from launcher.app import create_app
 from launcher.auth.session import Revocations, SessionCodec
 from launcher.auth.user import User
+from launcher.dates import month_of
 from launcher.registry import Registry, load_registry
 from launcher.reports import sql
 from launcher.reports.periods import Period, go_live_baseline, month_period, quarter_period
-from launcher.reports.rollups import month_of
 from launcher.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent

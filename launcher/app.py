@@ -7,7 +7,6 @@ import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import anyio.to_thread
@@ -18,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import Receive, Scope, Send
 
-from launcher import db
+from launcher import assets, db
 from launcher.auth.csrf import CrossOriginGuard
 from launcher.auth.oidc import OIDCClient
 from launcher.auth.session import Revocations, SessionCodec
@@ -37,7 +36,6 @@ from launcher.views.common import (
 )
 
 log = logging.getLogger(__name__)
-PACKAGE = Path(__file__).parent
 REGISTRY_POLL = 2.0  # seconds between checks of apps.yaml for edits
 PURGE_EVERY = 24 * 60 * 60  # seconds between purges of raw events past the retention
 
@@ -54,7 +52,7 @@ class PortalApp(Starlette):
 
 
 def _templates() -> Jinja2Templates:
-    templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
+    templates = Jinja2Templates(directory=str(assets.TEMPLATES))
     templates.env.autoescape = True  # also for any template not ending in .html
     return templates
 
@@ -125,7 +123,7 @@ def create_app(
         *reports.routes,
         *admin.routes,
         *ops.routes,
-        Mount("/static", app=StaticFiles(directory=PACKAGE / "static"), name="static"),
+        Mount("/static", app=StaticFiles(directory=assets.STATIC), name="static"),
         *(extra_routes or []),
     ]
     headers = security_headers(settings.https, _form_targets(settings))

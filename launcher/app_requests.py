@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from launcher.dates import utc
 from launcher.errors import BadRequest, TooManyRequests
 from launcher.models import AppRequest, table
 
@@ -92,7 +93,7 @@ def summary(engine: sa.Engine) -> list[Summary]:
             name=group[-1].name,
             people=len({r.user_id for r in group}),
             departments=tuple(sorted({r.department for r in group if r.department})),
-            last=_utc(group[-1].created_at),
+            last=utc(group[-1].created_at),
         )
         for key, group in grouped.items()
     ]
@@ -103,7 +104,3 @@ def dismiss(engine: sa.Engine, key: str) -> int:
     """Forget every request for one app (it was added, or will not be); returns how many."""
     with engine.begin() as conn:
         return conn.execute(sa.delete(T_REQUEST).where(T_REQUEST.c.key == key)).rowcount
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)

@@ -98,13 +98,18 @@ def insert_rows(
     if not rows:
         return
     width = len(rows[0])
-    ph = "?" if conn.dialect.name == "sqlite" else "%s"
-    row = "(" + ", ".join([ph] * width) + ")"
+    row = "(" + ", ".join([placeholder(conn)] * width) + ")"
     per_statement = max(1, 30_000 // width)  # SQLite allows 32 766 parameters, PostgreSQL 65 535
     for start in range(0, len(rows), per_statement):
         chunk = rows[start : start + per_statement]
         sql = f"{head} VALUES {', '.join([row] * len(chunk))} {tail}"
         conn.exec_driver_sql(sql, tuple(value for r in chunk for value in r))
+
+
+def placeholder(conn: sa.Connection) -> str:
+    """The driver's parameter marker, for SQL sent to the driver directly (sqlite3: qmark,
+    psycopg: format)."""
+    return "?" if conn.dialect.name == "sqlite" else "%s"
 
 
 def is_sqlite(engine: sa.Engine) -> bool:

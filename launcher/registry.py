@@ -32,13 +32,14 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from launcher import assets
 from launcher.auth.user import User
 from launcher.errors import RegistryError
 
 log = logging.getLogger(__name__)
 
 PLACEHOLDERS = ("email", "sub", "name", "upn", "domain")
-ICON_DIR = Path(__file__).parent / "static" / "icons"
+ICON_DIR = assets.ICONS
 _ID = r"^[a-z0-9][a-z0-9-]*$"
 ICON_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.(svg|png|webp)\Z")
 # a browser would strip or reinterpret these (a backslash reads as "/"), so a URL that holds

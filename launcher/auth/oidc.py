@@ -38,7 +38,7 @@ with warnings.catch_warnings():
 
 log = logging.getLogger(__name__)
 
-LEEWAY = 120  # seconds of clock skew tolerated for exp and iat (DESIGN.md: at most 120 s)
+LEEWAY = 120  # seconds of clock skew tolerated for exp and iat (README, Security: at most 120 s)
 JWKS_TTL = 60 * 60  # refetch the provider's keys at least hourly
 JWKS_COOLDOWN = 10  # at most one unknown-kid refetch per this many seconds
 METADATA_TTL = 24 * 60 * 60
@@ -150,10 +150,6 @@ class OIDCClient:
                 self._metadata = await self._discover()
                 self._metadata_at = time.monotonic()
                 self._app = self._register(self._metadata)
-        return self._metadata
-
-    @property
-    def loaded_metadata(self) -> ProviderMetadata | None:
         return self._metadata
 
     async def _get_json(self, url: str, what: str) -> Any:

@@ -3,14 +3,13 @@ periods reports compare it with (the one before, the months just after go-live).
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from launcher.dates import add_months, month_end, month_of
 from launcher.errors import BadRequest
-from launcher.reports.rollups import month_of
 
 By = Literal["app", "category", "department", "day", "month"]
 BY_VALUES: tuple[str, ...] = ("app", "category", "department", "day", "month")
@@ -54,10 +53,6 @@ class Period:
         return out
 
 
-def month_end(month: dt.date) -> dt.date:
-    return month.replace(day=calendar.monthrange(month.year, month.month)[1])
-
-
 def month_period(month: dt.date) -> Period:
     return Period(month_of(month), month_end(month_of(month)))
 
@@ -96,11 +91,6 @@ def parse_by(value: str | None, allowed: Sequence[str] = BY_VALUES) -> str:
     if value not in allowed:
         raise BadRequest(f"'by' must be one of {', '.join(allowed)}, got {value[:40]!r}")
     return value
-
-
-def add_months(month: dt.date, n: int) -> dt.date:
-    index = month.year * 12 + month.month - 1 + n
-    return dt.date(index // 12, index % 12 + 1, 1)
 
 
 def go_live_baseline(go_live: dt.date | None, period: Period) -> Period | None:

@@ -15,10 +15,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from launcher.dates import month_end, month_of
 from launcher.errors import BadRequest
 from launcher.registry import Registry
 from launcher.reports import spans
-from launcher.reports.periods import Period, go_live_baseline, month_end, month_period
+from launcher.reports.periods import Period, go_live_baseline, month_period
 from launcher.reports.rollups import (
     T_COHORT_MONTH,
     T_DAY_STATS,
@@ -28,7 +29,6 @@ from launcher.reports.rollups import (
     T_USAGE_DAY,
     T_USER_DAY,
     T_USER_MONTH,
-    month_of,
 )
 from launcher.reports.sql import (
     between,
@@ -65,7 +65,7 @@ def suppress_rows(rows: list[Row], min_group: int, users_key: str = "users") -> 
     return out
 
 
-# --- the launches report (DESIGN.md's contract) -------------------------------------------
+# --- the launches report (the Report API in the README) -------------------------------------------
 def launches(
     engine: sa.Engine, registry: Registry, period: Period, by: str, min_group: int
 ) -> list[Row]:

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from launcher import db
+from launcher.dates import month_of, utc
 from launcher.reports.rollups import (
     ROLLUP_LOCK,
     ROLLUP_TABLES,
@@ -21,9 +22,7 @@ from launcher.reports.rollups import (
     T_SIGNIN,
     T_USER_DAY,
     T_USER_FIRST,
-    month_of,
     prune_cell_seen,
-    utc,
 )
 
 

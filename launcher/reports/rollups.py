@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from launcher import db
+from launcher.dates import month_of, utc
 from launcher.events import FLUSH_LOCK, Launch, SignIn
 from launcher.models import (
     CellSeen,
@@ -86,18 +87,10 @@ ROLLUP_TABLES = (
 SPAN_TABLES = (T_USER_SPAN, T_USER_SPAN_APP)
 
 
-def month_of(day: dt.date) -> dt.date:
-    return day.replace(day=1)
-
-
 def span_bits(month: dt.date) -> tuple[tuple[int, int], tuple[int, int]]:
     """(year, bit) of ``month`` in the two span rows that hold it: its own year's, where
     January is bit 0, and the year before's, where it is 12 bits higher."""
     return (month.year, 1 << (month.month - 1)), (month.year - 1, 1 << (month.month + 11))
-
-
-def utc(ts: dt.datetime) -> dt.datetime:
-    return ts.replace(tzinfo=dt.UTC) if ts.tzinfo is None else ts.astimezone(dt.UTC)
 
 
 @dataclass
@@ -165,10 +158,6 @@ def _aggregate(launches: Sequence[Launch], signins: Sequence[SignIn], tz: ZoneIn
 # goes through a placeholder (hence the S608 exemptions).
 
 
-def _ph(conn: sa.Connection) -> str:
-    return "?" if conn.dialect.name == "sqlite" else "%s"
-
-
 def _db(conn: sa.Connection, value: Any) -> Any:
     """A value as the driver stores it: SQLite keeps dates as ISO text."""
     if conn.dialect.name == "sqlite" and isinstance(value, dt.date):
@@ -228,7 +217,7 @@ def _existing(
     """Rows of ``table`` among ``keys`` (looked up in chunks), as key -> extra columns."""
     by_db = {tuple(_db(conn, v) for v in key): tuple(key) for key in keys}
     found: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-    row = "(" + ", ".join([_ph(conn)] * len(key_cols)) + ")"
+    row = "(" + ", ".join([db.placeholder(conn)] * len(key_cols)) + ")"
     wanted = list(by_db)
     date_cols = {c for c in extra if isinstance(table.c[c].type, sa.Date)}
     for start in range(0, len(wanted), 300):
@@ -435,7 +424,7 @@ def _spans(
 def _recheck_spans(conn: sa.Connection, left: set[tuple[dt.date, str, str]]) -> None:
     """Clear a month from a department's span row when none of the user's days in that month
     has the department any more (rare: a department claim that changed within a day)."""
-    ph = _ph(conn)
+    ph = db.placeholder(conn)
     where = f"WHERE year = {ph} AND user_id = {ph} AND department = {ph}"
     for month, user, dept in left:
         active, launched = conn.exec_driver_sql(

@@ -15,8 +15,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from launcher.dates import month_end
 from launcher.registry import Registry
-from launcher.reports.periods import Period, month_end
+from launcher.reports.periods import Period
 from launcher.reports.rollups import (
     T_DAY_STATS,
     T_MONTH_STATS,

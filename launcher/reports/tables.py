@@ -16,13 +16,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from launcher.dates import add_months, month_of
 from launcher.errors import BadRequest, NotFound
 from launcher.registry import Registry
 from launcher.reports import periods, queries
 from launcher.reports.periods import Period
-from launcher.reports.rollups import month_of
-
-SUPPRESSED = "suppressed"
 
 
 @dataclass(frozen=True)
@@ -100,7 +98,7 @@ def build(
     last = month_of(period.end)
     comparison = queries.comparison(engine, registry, period, min_group)
     adoption = queries.adoption_curve(engine, first, last, min_group)
-    trend_months = periods.months_between(max(first, _months_back(last, 11)), last)
+    trend_months = periods.months_between(max(first, add_months(last, -11)), last)
     app_trends = queries.app_trends(engine, trend_months, min_group)
     heat = queries.heatmap(engine, period, min_group)
     cohort_rows = queries.cohorts(engine, first, last, min_group)
@@ -225,12 +223,6 @@ def build(
 
 def queries_weekday(index: int) -> str:
     return ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")[index]
-
-
-def _months_back(month: dt.date, n: int) -> dt.date:
-    for _ in range(n):
-        month = month_of(month - dt.timedelta(days=1))
-    return month
 
 
 def period_from_query(get: Callable[[str], str | None], today: dt.date) -> tuple[str, Period]:

@@ -219,7 +219,7 @@ def install_error_handlers(app: Starlette) -> None:
 
 
 def security_headers(https: bool, form_targets: tuple[str, ...] = ()) -> list[tuple[bytes, bytes]]:
-    """The headers of DESIGN.md's Security section, for every response."""
+    """The security headers of every response (README, Security)."""
     csp = (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
         "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
@@ -238,7 +238,7 @@ def security_headers(https: bool, form_targets: tuple[str, ...] = ()) -> list[tu
 
 
 class SecurityHeaders:
-    """Pure ASGI middleware (cheap on the launch path) adding the headers of DESIGN.md."""
+    """Pure ASGI middleware (cheap on the launch path) adding the security headers."""
 
     def __init__(self, app: ASGIApp, headers: list[tuple[bytes, bytes]]) -> None:
         self.app = app

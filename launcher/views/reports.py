@@ -12,8 +12,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from launcher.context import Context
+from launcher.dates import month_of
 from launcher.reports import charts, periods, queries, tables
-from launcher.reports.rollups import month_of
 from launcher.views.common import (
     api_session,
     context_of,
