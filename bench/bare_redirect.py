@@ -28,7 +28,7 @@ app = Starlette(routes=[Route("/launch/{app_id}", launch)])
 def main() -> None:
     import uvicorn
 
-    from launcher.cli import uvicorn_options
+    from launcher.serve import uvicorn_options
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")

@@ -1,7 +1,7 @@
 """Launch throughput: the portal's ``GET /launch/{app_id}`` against a bare redirect.
 
 Both servers run as subprocesses under uvicorn with the options ``launcher serve`` uses (one
-worker; see ``launcher.cli.uvicorn_options``), and ``wrk`` loads them alternately in the same run,
+worker; see ``launcher.serve.uvicorn_options``), and ``wrk`` loads them alternately in the same run,
 so the ratio portal/bare says what the portal adds per launch, whatever the machine. After the
 portal has been stopped with SIGTERM, every 303 that wrk received must be a row in
 ``launch_event``.

@@ -1,7 +1,7 @@
 """Report speed at scale: every report endpoint against a naive GROUP BY over the raw events.
 
 Generates about ``--events`` launch events (default 10 million: five years of a 10,000-employee
-organisation; sign-ins come on top) with ``launcher.demodata.generate``, serves the portal with
+organisation; sign-ins come on top) with ``launcher.demo.data.generate``, serves the portal with
 ``create_app`` in a uvicorn thread, and times the report page, the CSV export and each JSON
 endpoint over real HTTP as a reviewer. For each it also times, in the same run and on the same
 database, a naive equivalent that groups the raw ``launch_event`` / ``signin_event`` rows, and
@@ -38,11 +38,12 @@ import httpx
 import sqlalchemy as sa
 import uvicorn
 
-from launcher import db, demodata
+from launcher import db
 from launcher.app import create_app
 from launcher.auth.session import Revocations, SessionCodec
 from launcher.auth.user import User
 from launcher.dates import month_of
+from launcher.demo import data as demodata
 from launcher.registry import Registry, load_registry
 from launcher.reports import sql
 from launcher.reports.periods import Period, go_live_baseline, month_period, quarter_period

@@ -1,35 +1,29 @@
-"""The ``launcher`` command. It builds Settings and calls create_app or a domain function."""
+"""The ``launcher`` command: it parses the arguments and calls the function that does the work."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import gc
 import json
 import logging
-import os
 import secrets
-import signal
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from launcher import __version__, db, demodata
+from launcher import __version__, db
+from launcher.demo import command as demo_command
+from launcher.demo import data as demo_data
 from launcher.errors import LauncherError, RegistryError
 from launcher.registry import json_schema, load_registry
-from launcher.reports import periods, queries, rebuild, tables
+from launcher.reports import output, periods, rebuild
 from launcher.reports.tables import TABLE_NAMES
-from launcher.settings import Settings, load_settings
-
-log = logging.getLogger("launcher")
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-DEMO_CLIENT_ID = "launcher-demo"
-GRACEFUL_SHUTDOWN = 5  # seconds for requests in flight; then the last flush (< 4 s): exit < 10 s
+from launcher.serve import serve
+from launcher.settings import load_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,14 +147,14 @@ def _demo_data(args: argparse.Namespace) -> int:
     key = settings.pseudonym_secret() if settings.secret_key or settings.pseudonym_key else b""
     print(f"generating {args.months} months for {args.employees} employees …", file=sys.stderr)
     started = time.monotonic()
-    events = demodata.generate(
+    events = demo_data.generate(
         engine,
         registry,
         months=args.months,
         employees=args.employees,
         pseudonym_key=key or secrets.token_bytes(32),
         seed=args.seed,
-        progress=demodata.progress_bar,
+        progress=demo_data.progress_bar,
     )
     print(f"{events:,} events written in {time.monotonic() - started:.0f} s")
     return 0
@@ -172,47 +166,17 @@ def _report(args: argparse.Namespace) -> int:
     engine = db.make_engine(settings.database_url)
     today = dt.datetime.now(dt.UTC).date()
     period = periods.parse_period(args.start, args.end, today)
-    if args.table == "launches":
-        rows = queries.launches(engine, registry, period, args.by, settings.report_min_group)
-        body: Any = {
-            "from": period.start.isoformat(),
-            "to": period.end.isoformat(),
-            "by": args.by,
-            "rows": rows,
-        }
-        table = tables.Table(
-            "launches",
-            f"Launches by {args.by}",
-            (args.by, "launches", "users"),
-            [
-                (
-                    r["key"],
-                    *(
-                        (f"< {settings.report_min_group}",) * 2
-                        if r.get("suppressed")
-                        else (r["launches"], r["users"])
-                    ),
-                )
-                for r in rows
-            ],
-        )
-    else:
-        report = tables.build(engine, registry, period, today, settings.report_min_group)
-        table = report.tables[args.table]
-        body = {
-            "from": period.start.isoformat(),
-            "to": period.end.isoformat(),
-            "table": table.name,
-            "columns": list(table.columns),
-            "rows": [list(r) for r in table.rows],
-        }
-    if args.format == "json":
-        print(json.dumps(body, indent=2, default=str))
-    elif args.format == "csv":
-        sys.stdout.write(table.csv())
-    else:
-        print(f"{table.title}, {period.start} to {period.end} (UTC)")
-        print(tables.as_text(table))
+    text = output.report_text(
+        engine,
+        registry,
+        period,
+        today,
+        by=args.by,
+        table=args.table,
+        fmt=args.format,
+        min_group=settings.report_min_group,
+    )
+    sys.stdout.write(text)
     return 0
 
 
@@ -239,165 +203,13 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_serve_app() -> object:
-    """Factory for uvicorn workers: each process reads the same environment."""
-    from launcher.app import create_app
-
-    settings = load_settings()
-    settings.require_production()
-    app = create_app(settings)
-    # What exists now lives as long as the worker: keep it out of the collector's full passes,
-    # which would otherwise walk every module and model object while all requests wait.
-    gc.collect()
-    gc.freeze()
-    return app
-
-
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-
-def _exit_after_shutdown(signum: int, frame: object) -> None:
-    raise SystemExit(0)
-
-
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    settings = load_settings()
-    settings.require_production()
-    load_registry(settings.apps_file)  # a portal with no valid registry has nothing to serve
-    engine = db.make_engine(settings.database_url)
-    if db.is_sqlite(engine):
-        db.upgrade(engine)  # once, before the workers start, so they never race on it
-    elif db.pending_migrations(engine):
-        raise LauncherError("the database needs migrating: run 'launcher db upgrade' first")
-    engine.dispose()
-    # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, so one worker would end as
-    # "killed by signal" (143) where --workers N exits 0: a finished shutdown exits 0 in both.
-    previous = {sig: signal.signal(sig, _exit_after_shutdown) for sig in _STOP_SIGNALS}
-    try:
-        uvicorn.run(
-            "launcher.cli:build_serve_app",
-            factory=True,
-            **uvicorn_options(args.host, args.port, args.workers, access_log=settings.access_log),
-        )
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    serve(args.host, args.port, args.workers)
     return 0
 
 
-def uvicorn_options(
-    host: str, port: int, workers: int = 1, *, access_log: bool = False
-) -> dict[str, Any]:
-    """How ``serve`` runs uvicorn; bench/bare_redirect.py serves its baseline the same way."""
-    return {
-        "host": host,
-        "port": port,
-        "workers": workers,
-        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN,
-        "proxy_headers": True,
-        "server_header": False,
-        "log_level": "info",
-        "access_log": access_log,  # LAUNCHER_ACCESS_LOG
-    }
-
-
-def demo_settings(host: str, port: int, var: Path = Path("var"), **overrides: object) -> Settings:
-    """Settings for ``launcher demo``: SQLite under var/, the development provider, a saved key."""
-    var.mkdir(parents=True, exist_ok=True)
-    key_file = var / "demo-secret"
-    if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(48))
-        key_file.chmod(0o600)
-    base = f"http://{'[::1]' if host == '::1' else host}:{port}"
-    values: dict[str, object] = {
-        "demo": True,
-        "base_url": base,
-        "secret_key": key_file.read_text().strip(),
-        "oidc_issuer": f"{base}/_devidp",
-        "oidc_client_id": DEMO_CLIENT_ID,
-        "oidc_client_secret": "demo-secret-" + key_file.read_text().strip()[:16],
-    }
-    if "LAUNCHER_DATABASE_URL" not in os.environ:
-        values["database_url"] = f"sqlite:///{var}/demo.db"
-    return load_settings(**{**values, **overrides})
-
-
-def build_demo_app(settings: Settings, var: Path = Path("var")) -> object:
-    """The portal with the development provider mounted at /_devidp."""
-    from starlette.routing import Mount
-
-    from launcher.app import create_app
-    from launcher.auth.devidp import DevClient, create_devidp
-
-    assert settings.oidc_issuer and settings.oidc_client_id and settings.oidc_client_secret
-    idp = create_devidp(
-        settings.oidc_issuer,
-        [
-            DevClient(
-                client_id=settings.oidc_client_id,
-                client_secret=settings.oidc_client_secret.get_secret_value(),
-                redirect_uris=(settings.redirect_uri,),
-                post_logout_redirect_uris=(f"{settings.base_url}/signed-out",),
-            )
-        ],
-        key_file=var / "devidp-key.json",
-    )
-    return create_app(settings, extra_routes=[Mount("/_devidp", app=idp)], migrate=True)
-
-
-def _demo_history(settings: Settings) -> None:
-    """On the demo's first start, 14 months of history so that every chart has a story."""
-    engine = db.make_engine(settings.database_url)
-    db.upgrade(engine)
-    with engine.connect() as conn:
-        empty = conn.execute(sa.text("SELECT 1 FROM launch_event LIMIT 1")).first() is None
-    if empty:
-        registry = load_registry(settings.apps_file)
-        months = 14
-        go_live = registry.portal.go_live
-        today = dt.datetime.now(dt.UTC).date()
-        if go_live and go_live < today:  # cover go-live, so "vs. go-live" has its baseline
-            months = max(months, (today.year - go_live.year) * 12 + today.month - go_live.month + 1)
-        print(f"  First start: generating {months} months of launch history …", file=sys.stderr)
-        demodata.generate(
-            engine,
-            registry,
-            months=months,
-            employees=2000,
-            pseudonym_key=settings.pseudonym_secret(),
-            progress=demodata.progress_bar,
-        )
-    engine.dispose()
-
-
 def _demo(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    if args.host not in LOOPBACK:
-        raise LauncherError("the demo serves only on a loopback address (127.0.0.1, ::1)")
-    settings = demo_settings(args.host, args.port)
-    _demo_history(settings)
-    app = build_demo_app(settings)
-    from launcher.auth.devidp import DEMO_USERS
-
-    users = "\n".join(f"    {u.name} ({', '.join(u.groups)})" for u in DEMO_USERS)
-    print(
-        f"\n  Launcher demo on {settings.base_url}\n"
-        f"  Sign in as one of the demo users on the development provider's page:\n{users}\n"
-        "  The reviewer sees /reports; the admin sees /admin. Never use the demo in production.\n",
-        flush=True,
-    )
-    uvicorn.run(
-        app,  # type: ignore[arg-type]
-        host=args.host,
-        port=args.port,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
-        server_header=False,
-        log_level="info",
-        access_log=settings.access_log,
-    )
+    demo_command.run_demo(args.host, args.port)
     return 0
 
 

@@ -58,7 +58,6 @@ class Settings(BaseSettings):
     # launch portal it is a trail of who opened which app when, outside the pseudonymised
     # event store (docs/PRIVACY.md), and the reverse proxy in front usually logs requests.
     access_log: bool = False
-    demo: bool = False
 
     @field_validator("oidc_algorithms", "reviewer_groups", "admin_groups", mode="before")
     @classmethod

@@ -167,7 +167,7 @@ def demo_server_sqlite(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[LiveSe
 
 
 def _demo_server(tmp_path: Path, url: str) -> Iterator[tuple[LiveServer, Settings]]:
-    from launcher.cli import build_demo_app, demo_settings
+    from launcher.demo.command import build_demo_app, demo_settings
 
     port = free_port()
     settings = demo_settings(

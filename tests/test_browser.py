@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
 from launcher import i18n
-from launcher.auth.devidp import DEMO_USERS, DemoUser
+from launcher.demo.devidp import DEMO_USERS, DemoUser
 from launcher.settings import Settings
 from tests.conftest import ROOT, LiveServer
 

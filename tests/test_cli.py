@@ -245,7 +245,7 @@ def test_serve_migrates_sqlite_then_runs_uvicorn(
     assert main(["serve", "--host", "0.0.0.0", "--port", "8123", "--workers", "2"]) == 0
     assert "launch_event" in _tables(database)
     [call] = no_server
-    assert call["app"] == "launcher.cli:build_serve_app" and call["factory"] is True
+    assert call["app"] == "launcher.serve:build_serve_app" and call["factory"] is True
     assert (call["host"], call["port"], call["workers"]) == ("0.0.0.0", 8123, 2)
     assert call["timeout_graceful_shutdown"] < 10  # DESIGN: exits within 10 s of SIGTERM
 

@@ -7,7 +7,7 @@ import time
 import httpx
 import sqlalchemy as sa
 
-from launcher.auth.devidp import DEMO_USERS
+from launcher.demo.devidp import DEMO_USERS
 from tests.conftest import LiveServer, sign_in
 
 STAFF = next(u for u in DEMO_USERS if u.groups == ("staff",))

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from launcher.app import create_app
-from launcher.auth.devidp import DEMO_USERS
+from launcher.demo.devidp import DEMO_USERS
 from tests.conftest import EXAMPLE_APPS, LiveServer, free_port, sign_in
 
 ADMIN = next(u for u in DEMO_USERS if "launcher-admins" in u.groups)
@@ -55,7 +55,7 @@ def test_broken_edit_keeps_the_last_good_registry_and_admin_sees_why(
     tmp_path: Path,
     sqlite_url: str,  # type: ignore[no-untyped-def]
 ) -> None:
-    from launcher.cli import build_demo_app, demo_settings
+    from launcher.demo.command import build_demo_app, demo_settings
 
     apps = tmp_path / "apps.yaml"
     shutil.copy(EXAMPLE_APPS, apps)

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from launcher import app_requests, db, personal
-from launcher.auth.devidp import DEMO_USERS
+from launcher.demo.devidp import DEMO_USERS
 from launcher.errors import BadRequest, TooManyRequests
 from launcher.events import BatchWriter, Launch
 from launcher.settings import Settings

@@ -1,4 +1,7 @@
-"""The app registry: parsing with file:line errors, display order, launches, live reload."""
+"""The registry format and its loader: file:line errors, display order, untrusted YAML.
+
+Launch URLs are in test_registry_launch_urls.py, the live reload in test_registry_holder.py.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +10,14 @@ import errno
 import os
 import re
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from launcher.errors import RegistryError
 from launcher.registry import (
+    MAX_BYTES,
     App,
-    RegistryHolder,
     json_schema,
-    launch_url,
     load_registry,
     parse_registry,
 )
@@ -289,7 +290,12 @@ def test_duplicate_department_id() -> None:
         pytest.param("", "apps.yaml:1: (top level): expected a mapping", id="empty file"),
         pytest.param("- a\n- b\n", "apps.yaml:1: (top level): expected a mapping", id="list"),
         pytest.param("portal: {title: X}\n", "apps.yaml:1: apps: required field", id="no apps"),
-        pytest.param("a: &a [*a]\napps: []\n", "apps.yaml:1: (YAML): ", id="recursive alias"),
+        pytest.param(
+            "a: &a [*a]\napps: []\n",
+            "apps.yaml:1: (YAML): YAML aliases are not allowed",
+            id="recursive alias",
+        ),
+        pytest.param("[" * 200_000, "apps.yaml:1: (YAML): ", id="nested too deeply"),
     ],
 )
 def test_documents_that_are_not_registries(text: str, expected: str) -> None:
@@ -408,68 +414,7 @@ def test_localized_text() -> None:
     assert app.description.get("get") == "Shifts"  # not a method name by accident
 
 
-# --- launch URLs ------------------------------------------------------------------------
-
-
-def make_app(url: str, initiate: str | None = None) -> App:
-    return App.model_validate({"id": "a", "name": "A", "url": url, "initiate_login_uri": initiate})
-
-
-VALUES = {
-    "email": "anne+test@zorg.example",
-    "name": "Zoë de Vries/Jansen & co=?#",
-    "sub": "abc/def",
-    "upn": "anne@corp.example",
-    "domain": "zorg.example",
-}
-
-
-def test_placeholders_are_percent_encoded_completely() -> None:
-    app = make_app("https://x.example/?hint={email}&n={name}&s={sub}")
-    assert launch_url(app, VALUES, "https://login.example") == (
-        "https://x.example/?hint=anne%2Btest%40zorg.example"
-        "&n=Zo%C3%AB%20de%20Vries%2FJansen%20%26%20co%3D%3F%23&s=abc%2Fdef"
-    )
-
-
-def test_a_missing_value_fills_in_empty() -> None:
-    app = make_app("https://x.example/?u={upn}")
-    assert launch_url(app, {"email": "a@b.example"}, "https://login.example") == (
-        "https://x.example/?u="
-    )
-
-
-def test_initiate_login_uri_sends_iss_login_hint_and_target() -> None:
-    app = make_app(
-        "https://rooster.example/start?u={email}",
-        initiate="https://rooster.example/oidc/login?tenant=zgn",
-    )
-    issuer = "https://login.example/realms/zorg"
-    url = launch_url(app, VALUES, issuer)
-    parts = urlsplit(url)
-    assert (parts.scheme, parts.netloc, parts.path) == ("https", "rooster.example", "/oidc/login")
-    # nothing left unescaped in the query: the target's own ? & = and @ + are encoded
-    assert parts.query == (
-        "tenant=zgn&iss=https%3A%2F%2Flogin.example%2Frealms%2Fzorg"
-        "&target_link_uri=https%3A%2F%2Frooster.example%2Fstart%3Fu%3Danne%252Btest%2540zorg.example"
-        "&login_hint=anne%2Btest%40zorg.example"
-    )
-    query = parse_qs(parts.query)
-    assert query["iss"] == [issuer]
-    assert query["login_hint"] == ["anne+test@zorg.example"]
-    assert query["target_link_uri"] == [launch_url(make_app(app.url), VALUES, issuer)]
-
-
-def test_initiate_login_hint_falls_back_to_upn_then_to_nothing() -> None:
-    app = make_app("https://r.example/", initiate="https://r.example/login")
-    with_upn = parse_qs(urlsplit(launch_url(app, {"upn": "u@corp.example"}, "https://i")).query)
-    assert with_upn["login_hint"] == ["u@corp.example"]
-    bare = parse_qs(urlsplit(launch_url(app, {"sub": "s"}, "https://i")).query)
-    assert "login_hint" not in bare
-    assert bare["target_link_uri"] == ["https://r.example/"]
-
-
-# --- files and the live holder ----------------------------------------------------------
+# --- files -----------------------------------------------------------------------------
 
 
 def test_example_registry_is_valid_and_representative() -> None:
@@ -525,73 +470,98 @@ def test_json_schema_accepts_plain_and_localized_text() -> None:
     assert schema["$defs"]["App"]["additionalProperties"] is False
 
 
-def _write(path: Path, text: str, mtime: int) -> None:
-    path.write_text(text)
-    os.utime(path, (mtime, mtime))
-
-
-GOOD = "apps:\n  - {id: a, name: A, url: 'https://a.example/'}\n"
-GOOD_2 = "apps:\n  - {id: a, name: A, url: 'https://a.example/'}\n  - {id: b, name: B, url: 'https://b.example/'}\n"
-BROKEN = "apps:\n  - {id: a, name: A, url: 'http://a.example/'}\n"
-
-
-def test_holder_loads_and_picks_up_an_edit(tmp_path: Path) -> None:
+def test_line_numbers_follow_keys_items_and_crlf_line_ends(tmp_path: Path) -> None:
+    text = (
+        "# comment\n\nportal:\n  title: T\n  timezone: Mars/Olympus\n"
+        "apps:\n  - id: a\n    name: A\n    url: https://a.example/\n"
+        "  -\n    id: b\n\n    name: B\n    url: http://b.example/\n"
+    )
+    expected = [
+        "5: portal.timezone: unknown time zone 'Mars/Olympus' (use an IANA name)",
+        "14: apps[1] (id: b).url: must be an https:// URL, got 'http://b.example/'",
+    ]
+    assert problems(text) == [f"apps.yaml:{line}" for line in expected]
     path = tmp_path / "apps.yaml"
-    _write(path, GOOD, 1_700_000_000)
-    holder = RegistryHolder(path)
-    assert not holder.ready
-    assert holder.reload_if_changed() is True
-    assert holder.ready and holder.errors == [] and holder.loaded_at is not None
-    assert holder.reload_if_changed() is False  # unchanged: not read again
-
-    _write(path, GOOD_2, 1_700_000_100)
-    assert holder.reload_if_changed() is True
-    assert [app.id for app in holder.current.apps] == ["a", "b"]
+    path.write_bytes(text.replace("\n", "\r\n").encode())  # a Windows editor's line ends
+    with pytest.raises(RegistryError) as info:
+        load_registry(path)
+    assert info.value.problems == [f"{path}:{line}" for line in expected]
 
 
-def test_holder_sees_an_edit_that_keeps_size_and_mtime(tmp_path: Path) -> None:
+# --- untrusted YAML: aliases and size ---------------------------------------------------
+
+# 369 bytes that expand to 9**9 strings (1.3 GB, 10 s) when aliases are followed
+BILLION_LAUGHS = """\
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+apps: []
+"""
+NO_ALIASES = "(YAML): YAML aliases are not allowed"
+
+
+def test_billion_laughs_is_refused_at_its_first_anchor(tmp_path: Path) -> None:
     path = tmp_path / "apps.yaml"
-    _write(path, GOOD, 1_700_000_000)
-    holder = RegistryHolder(path)
-    holder.reload_if_changed()
-    # same length, same mtime (as `cp -p` or a fast second save leaves it): ctime still moves
-    _write(path, GOOD.replace("name: A", "name: X"), 1_700_000_000)
-    assert holder.reload_if_changed() is True
-    assert holder.current.apps[0].name.get("en") == "X"
+    path.write_text(BILLION_LAUGHS)
+    with pytest.raises(RegistryError) as info:
+        load_registry(path)
+    [problem] = info.value.problems
+    assert problem.startswith(f"{path}:1: {NO_ALIASES}"), problem
 
 
-def test_holder_keeps_the_last_good_registry_on_a_broken_edit(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        pytest.param(
+            "apps:\n  - id: a\n    name: &n A\n    url: https://a.example/\n", 3, id="anchor"
+        ),
+        pytest.param(
+            "defaults: &d {name: A}\napps:\n  - id: a\n    url: https://a.example/\n    <<: *d\n",
+            1,
+            id="merge from an anchor",
+        ),
+        pytest.param(
+            "apps:\n  - &app {id: a, name: A, url: 'https://a.example/'}\n  - *app\n",
+            2,
+            id="repeated item",
+        ),
+    ],
+)
+def test_every_anchor_and_alias_is_refused_with_its_line(text: str, line: int) -> None:
+    assert one_problem(text).startswith(f"apps.yaml:{line}: {NO_ALIASES}")
+
+
+def test_an_ampersand_or_asterisk_inside_text_is_no_alias() -> None:
+    text = "apps:\n  - {id: a, name: 'R&D *new*', url: 'https://a.example/?a=1&b=*'}\n"
+    assert parse_registry(text).apps[0].name.get("en") == "R&D *new*"
+
+
+def _sized(size: int) -> str:
+    head = "apps:\n  - {id: a, name: A, url: 'https://a.example/'}\n"
+    return head + "#" * (size - len(head) - 1) + "\n"
+
+
+def test_a_file_over_1_mib_is_refused_before_parsing(tmp_path: Path) -> None:
     path = tmp_path / "apps.yaml"
-    _write(path, GOOD_2, 1_700_000_000)
-    holder = RegistryHolder(path)
-    holder.reload_if_changed()
+    path.write_text(_sized(MAX_BYTES))
+    assert [app.id for app in load_registry(path).apps] == ["a"]  # 1 MiB exactly is fine
 
-    _write(path, BROKEN, 1_700_000_100)
-    assert holder.reload_if_changed() is False
-    assert [app.id for app in holder.current.apps] == ["a", "b"]
-    assert holder.errors == [
-        f"{path}:2: apps[0] (id: a).url: must be an https:// URL, got 'http://a.example/'"
+    path.write_text(_sized(MAX_BYTES + 1))
+    with pytest.raises(RegistryError) as info:
+        load_registry(path)
+    assert info.value.problems == [
+        f"{path}:1: (file): larger than 1,048,576 bytes (1 MiB), the most a registry may be"
     ]
 
-    path.unlink()
-    assert holder.reload_if_changed() is False
-    assert holder.ready and holder.errors[0].startswith(f"{path}:1: (file): cannot read it")
 
-    _write(path, GOOD, 1_700_000_200)
-    assert holder.reload_if_changed() is True
-    assert holder.errors == []
-    assert [app.id for app in holder.current.apps] == ["a"]
-
-
-def test_holder_without_a_file_at_start_is_not_ready(tmp_path: Path) -> None:
-    path = tmp_path / "apps.yaml"
-    holder = RegistryHolder(path)
-    assert holder.reload_if_changed() is False
-    assert not holder.ready
-    assert len(holder.errors) == 1 and str(path) in holder.errors[0]
-    with pytest.raises(RegistryError):
-        _ = holder.current
-
-    _write(path, GOOD, 1_700_000_000)
-    assert holder.reload_if_changed() is True
-    assert holder.ready and holder.errors == []
+def test_text_over_1_mib_is_refused_too() -> None:
+    assert parse_registry(_sized(MAX_BYTES)).apps[0].id == "a"
+    assert one_problem(_sized(MAX_BYTES + 1)).startswith("apps.yaml:1: (file): larger than")
+    # counted in bytes, not characters: 600,000 two-byte letters are over the limit
+    assert one_problem("apps: []\n# " + "é" * 600_000).startswith("apps.yaml:1: (file): ")

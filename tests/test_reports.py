@@ -251,7 +251,7 @@ REPORT_PATHS = [
 
 
 def test_access_staff_403_reviewer_200(demo_server_sqlite) -> None:  # type: ignore[no-untyped-def]
-    from launcher.auth.devidp import DEMO_USERS
+    from launcher.demo.devidp import DEMO_USERS
 
     server, _ = demo_server_sqlite
     staff = next(u for u in DEMO_USERS if u.groups == ("staff",))

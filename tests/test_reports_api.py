@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from launcher import db
-from launcher.auth.devidp import DEMO_USERS
+from launcher.demo.devidp import DEMO_USERS
 from launcher.models import LaunchEvent, SignInEvent
 from launcher.registry import Registry, load_registry
 from launcher.reports import queries, rebuild

@@ -37,10 +37,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from launcher.app import create_app
-from launcher.auth.devidp import DEMO_USERS, DemoUser, DevClient, create_devidp
 from launcher.auth.oidc import BACKCHANNEL_EVENT
 from launcher.auth.session import SessionCodec
-from launcher.cli import demo_settings
+from launcher.demo.command import demo_settings
+from launcher.demo.devidp import DEMO_USERS, DemoUser, DevClient, create_devidp
 from launcher.registry import load_registry
 from launcher.settings import Settings
 from tests.conftest import EXAMPLE_APPS, LiveServer, free_port, sign_in

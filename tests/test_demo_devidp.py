@@ -27,7 +27,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from starlette.testclient import TestClient
 
-from launcher.auth.devidp import DEMO_USERS, DemoUser, DevClient, create_devidp
+from launcher.demo.devidp import DEMO_USERS, DemoUser, DevClient, create_devidp
 
 ISSUER = "http://testserver/_devidp"
 REDIRECT = "http://testserver/auth/callback"

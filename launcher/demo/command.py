@@ -1,0 +1,124 @@
+"""``launcher demo``: the portal with the development identity provider, on loopback only.
+
+The demo keeps its state under ``var/``: a SQLite database, the session key (so a restart
+keeps people signed in) and the provider's signing key. The OIDC client secret is not kept:
+portal and provider are one process, so a fresh random secret each start is all they need,
+and it shares nothing with the session key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from launcher import db
+from launcher.demo import data
+from launcher.errors import LauncherError
+from launcher.registry import load_registry
+from launcher.serve import GRACEFUL_SHUTDOWN
+from launcher.settings import Settings, load_settings
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+DEMO_CLIENT_ID = "launcher-demo"
+
+
+def demo_settings(host: str, port: int, var: Path = Path("var"), **overrides: object) -> Settings:
+    """Settings for ``launcher demo``: SQLite under var/, the development provider, a saved key."""
+    var.mkdir(parents=True, exist_ok=True)
+    key_file = var / "demo-secret"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(48))
+        key_file.chmod(0o600)
+    base = f"http://{'[::1]' if host == '::1' else host}:{port}"
+    values: dict[str, object] = {
+        "base_url": base,
+        "secret_key": key_file.read_text().strip(),
+        "oidc_issuer": f"{base}/_devidp",
+        "oidc_client_id": DEMO_CLIENT_ID,
+        "oidc_client_secret": secrets.token_urlsafe(32),  # per start; see the module docstring
+    }
+    if "LAUNCHER_DATABASE_URL" not in os.environ:
+        values["database_url"] = f"sqlite:///{var}/demo.db"
+    return load_settings(**{**values, **overrides})
+
+
+def build_demo_app(settings: Settings, var: Path = Path("var")) -> object:
+    """The portal with the development provider mounted at /_devidp."""
+    from starlette.routing import Mount
+
+    from launcher.app import create_app
+    from launcher.demo.devidp import DevClient, create_devidp
+
+    assert settings.oidc_issuer and settings.oidc_client_id and settings.oidc_client_secret
+    idp = create_devidp(
+        settings.oidc_issuer,
+        [
+            DevClient(
+                client_id=settings.oidc_client_id,
+                client_secret=settings.oidc_client_secret.get_secret_value(),
+                redirect_uris=(settings.redirect_uri,),
+                post_logout_redirect_uris=(f"{settings.base_url}/signed-out",),
+            )
+        ],
+        key_file=var / "devidp-key.json",
+    )
+    return create_app(settings, extra_routes=[Mount("/_devidp", app=idp)], migrate=True)
+
+
+def demo_history(settings: Settings) -> None:
+    """On the demo's first start, 14 months of history so that every chart has a story."""
+    engine = db.make_engine(settings.database_url)
+    db.upgrade(engine)
+    with engine.connect() as conn:
+        empty = conn.execute(sa.text("SELECT 1 FROM launch_event LIMIT 1")).first() is None
+    if empty:
+        registry = load_registry(settings.apps_file)
+        months = 14
+        go_live = registry.portal.go_live
+        today = dt.datetime.now(dt.UTC).date()
+        if go_live and go_live < today:  # cover go-live, so "vs. go-live" has its baseline
+            months = max(months, (today.year - go_live.year) * 12 + today.month - go_live.month + 1)
+        print(f"  First start: generating {months} months of launch history …", file=sys.stderr)
+        data.generate(
+            engine,
+            registry,
+            months=months,
+            employees=2000,
+            pseudonym_key=settings.pseudonym_secret(),
+            progress=data.progress_bar,
+        )
+    engine.dispose()
+
+
+def run_demo(host: str, port: int) -> None:
+    """Serve the demo on ``host`` (a loopback address) until interrupted."""
+    import uvicorn
+
+    from launcher.demo.users import DEMO_USERS
+
+    if host not in LOOPBACK:
+        raise LauncherError("the demo serves only on a loopback address (127.0.0.1, ::1)")
+    settings = demo_settings(host, port)
+    demo_history(settings)
+    app = build_demo_app(settings)
+    users = "\n".join(f"    {u.name} ({', '.join(u.groups)})" for u in DEMO_USERS)
+    print(
+        f"\n  Launcher demo on {settings.base_url}\n"
+        f"  Sign in as one of the demo users on the development provider's page:\n{users}\n"
+        "  The reviewer sees /reports; the admin sees /admin. Never use the demo in production.\n",
+        flush=True,
+    )
+    uvicorn.run(
+        app,  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+        server_header=False,
+        log_level="info",
+        access_log=settings.access_log,
+    )

@@ -1,0 +1,76 @@
+"""``launcher report``: the reviewer figures as text for a terminal, CSV or JSON.
+
+The tables are the report page's own (``tables.py``), so the terminal, the page and its CSV
+export agree to the unit; this module only chooses the table and formats it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from launcher.registry import Registry
+from launcher.reports import queries, tables
+from launcher.reports.periods import Period
+
+Format = Literal["table", "csv", "json"]
+
+
+def report_text(
+    engine: sa.Engine,
+    registry: Registry,
+    period: Period,
+    today: dt.date,
+    *,
+    by: str = "app",
+    table: str = "launches",
+    fmt: Format = "table",
+    min_group: int,
+) -> str:
+    """The report as the command prints it, ending in a newline.
+
+    ``table`` is ``launches`` (launches broken down ``by`` app, category, department, day or
+    month) or the name of a table of the /reports page; groups under ``min_group`` users show
+    as ``< min_group``.
+    """
+    if table == "launches":
+        rows = queries.launches(engine, registry, period, by, min_group)
+        body: dict[str, Any] = {
+            "from": period.start.isoformat(),
+            "to": period.end.isoformat(),
+            "by": by,
+            "rows": rows,
+        }
+        shown = tables.Table(
+            "launches",
+            f"Launches by {by}",
+            (by, "launches", "users"),
+            [
+                (
+                    r["key"],
+                    *(
+                        (f"< {min_group}",) * 2
+                        if r.get("suppressed")
+                        else (r["launches"], r["users"])
+                    ),
+                )
+                for r in rows
+            ],
+        )
+    else:
+        shown = tables.table(tables.build(engine, registry, period, today, min_group), table)
+        body = {
+            "from": period.start.isoformat(),
+            "to": period.end.isoformat(),
+            "table": shown.name,
+            "columns": list(shown.columns),
+            "rows": [list(r) for r in shown.rows],
+        }
+    if fmt == "json":
+        return json.dumps(body, indent=2, default=str) + "\n"
+    if fmt == "csv":
+        return shown.csv()
+    return f"{shown.title}, {period.start} to {period.end} (UTC)\n{tables.as_text(shown)}\n"
