@@ -565,3 +565,42 @@ def test_text_over_1_mib_is_refused_too() -> None:
     assert one_problem(_sized(MAX_BYTES + 1)).startswith("apps.yaml:1: (file): larger than")
     # counted in bytes, not characters: 600,000 two-byte letters are over the limit
     assert one_problem("apps: []\n# " + "é" * 600_000).startswith("apps.yaml:1: (file): ")
+
+
+SIGNIN_IDS = """
+apps:
+  - id: teams
+    name: Teams
+    url: https://teams.microsoft.com/
+    signin_ids: [1fec8e78-bce4-4aaf-ab1b-5451cc387264, 5e3ce6c0-2b1f-4285-8d4b-75ee78787346]
+  - id: ehr
+    name: EHR
+    url: https://ehr.example.org/
+    signin_ids:
+      - epd-client
+      - 1fec8e78-bce4-4aaf-ab1b-5451cc387264
+"""
+
+
+def test_signin_ids_map_provider_ids_to_apps_and_are_unique_across_apps() -> None:
+    problem = one_problem(SIGNIN_IDS)
+    assert problem.startswith("apps.yaml:12: apps[1] (id: ehr).signin_ids[1]: ")
+    assert "already belongs to app 'teams' (line 6)" in problem
+    registry = parse_registry(SIGNIN_IDS.replace("      - 1fec8e78-bce4-4aaf-ab1b-5451cc387264\n", ""))
+    assert registry.signin_map() == {
+        "1fec8e78-bce4-4aaf-ab1b-5451cc387264": "teams",
+        "5e3ce6c0-2b1f-4285-8d4b-75ee78787346": "teams",
+        "epd-client": "ehr",
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        pytest.param("signin_ids: abc", "expected a list", id="not a list"),
+        pytest.param("signin_ids: ['']", "at least 1 character", id="empty id"),
+        pytest.param("signin_ids: [12]", "valid string", id="a number"),
+    ],
+)
+def test_bad_signin_ids(value: str, message: str) -> None:
+    assert message in one_problem(registry_text("    " + value + "\n"))

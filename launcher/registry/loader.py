@@ -222,6 +222,23 @@ def _cross_checks(
                 report((kind, i, "id"), f"duplicate id {item_id!r} (first defined on line {first})")
             else:
                 first_line[item_id] = _line_for(lines, (kind, i, "id"))
+    signin_first: dict[str, tuple[int, str]] = {}  # signin id -> (line, app id) seen first
+    for i, app in _items(data, "apps"):
+        ids = app.get("signin_ids")
+        for j, signin_id in enumerate(ids if isinstance(ids, list) else []):
+            if not isinstance(signin_id, str):
+                continue  # the schema reports it
+            if signin_id in signin_first:
+                line, owner = signin_first[signin_id]
+                report(
+                    ("apps", i, "signin_ids", j),
+                    f"sign-in id {signin_id!r} already belongs to app {owner!r} (line {line})",
+                )
+            else:
+                signin_first[signin_id] = (
+                    _line_for(lines, ("apps", i, "signin_ids", j)),
+                    str(app.get("id")),
+                )
     categories = {c.get("id") for _, c in _items(data, "categories")}
     for i, app in _items(data, "apps"):
         category, icon = app.get("category"), app.get("icon")

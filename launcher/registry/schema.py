@@ -119,6 +119,9 @@ class App(_Strict):
     hidden: bool = Field(default=False, strict=True)  # strict: only true/false, not "maybe"
     new_until: dt.date | None = None
     initiate_login_uri: str | None = None
+    # the identity provider's ids for this app (Entra appId, Keycloak clientId, Okta app
+    # instance id): imported sign-ins are matched to the app through them
+    signin_ids: tuple[Annotated[str, Field(min_length=1, max_length=200)], ...] = ()
 
     @field_validator("url")
     @classmethod
@@ -210,6 +213,10 @@ class Registry:
 
     def known_groups(self) -> set[str]:
         return {g for app in self.apps for g in (app.groups or ())}
+
+    def signin_map(self) -> dict[str, str]:
+        """The identity provider's app ids (``signin_ids``) -> the registry's app ids."""
+        return {signin_id: app.id for app in self.apps for signin_id in app.signin_ids}
 
 
 def _placeholders(template: str) -> list[str]:
