@@ -81,3 +81,32 @@ def test_holder_without_a_file_at_start_is_not_ready(tmp_path: Path) -> None:
     _write(path, GOOD, 1_700_000_000)
     assert holder.reload_if_changed() is True
     assert holder.ready and holder.errors == []
+
+
+def test_holder_follows_a_configmap_update(tmp_path: Path) -> None:
+    """Kubernetes mounts a ConfigMap as ``apps.yaml -> ..data/apps.yaml`` and updates it by
+    writing a new timestamped folder and swapping the ``..data`` symlink atomically."""
+    mount = tmp_path / "config"
+    mount.mkdir()
+
+    def publish(version: str, text: str) -> None:
+        folder = mount / f"..2026_12_01_{version}"
+        folder.mkdir()
+        _write(folder / "apps.yaml", text, 1_700_000_000)  # the same mtime every time
+        link = mount / "..data_tmp"
+        link.symlink_to(folder.name)
+        link.rename(mount / "..data")  # rename(2) over the old link: the atomic swap
+
+    publish("1", GOOD)
+    (mount / "apps.yaml").symlink_to("..data/apps.yaml")
+    holder = RegistryHolder(mount / "apps.yaml")
+    assert holder.reload_if_changed() is True
+    assert holder.reload_if_changed() is False
+
+    publish("2", GOOD.replace("id: a, name: A", "id: c, name: C"))  # same size, same mtime
+    assert holder.reload_if_changed() is True
+    assert [app.id for app in holder.current.apps] == ["c"]
+
+    publish("3", BROKEN)
+    assert holder.reload_if_changed() is False
+    assert [app.id for app in holder.current.apps] == ["c"] and holder.errors
