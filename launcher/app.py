@@ -27,7 +27,7 @@ from launcher.launches import EventStore
 from launcher.registry import RegistryHolder
 from launcher.reports import rebuild, rollups
 from launcher.settings import Settings
-from launcher.views import admin, auth, ops, portal, reports
+from launcher.views import admin, announcements, auth, ops, portal, reports
 from launcher.views.common import (
     SecurityHeaders,
     error_response,
@@ -122,6 +122,7 @@ def create_app(
         *auth.routes,
         *reports.routes,
         *admin.routes,
+        *announcements.routes,
         *ops.routes,
         Mount("/static", app=StaticFiles(directory=assets.STATIC), name="static"),
         *(extra_routes or []),
