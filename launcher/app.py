@@ -27,7 +27,7 @@ from launcher.launches import EventStore
 from launcher.registry import RegistryHolder
 from launcher.reports import rebuild, rollups
 from launcher.settings import Settings
-from launcher.views import admin, announcements, auth, ops, portal, reports
+from launcher.views import admin, announcements, auth, ops, portal, reports, settings_page
 from launcher.views.common import (
     SecurityHeaders,
     error_response,
@@ -123,6 +123,7 @@ def create_app(
         *reports.routes,
         *admin.routes,
         *announcements.routes,
+        *settings_page.routes,
         *ops.routes,
         Mount("/static", app=StaticFiles(directory=assets.STATIC), name="static"),
         *(extra_routes or []),
@@ -135,7 +136,8 @@ def create_app(
     app.add_middleware(
         CrossOriginGuard,
         origin=origin,
-        exempt=frozenset({"/auth/backchannel-logout"}),
+        # the one-click unsubscribe POST comes from the mail provider, with its signed token
+        exempt=frozenset({"/auth/backchannel-logout", "/unsubscribe/"}),
         on_error=error_response,
     )
     app.add_middleware(SecurityHeaders, headers=headers)
