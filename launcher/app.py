@@ -27,7 +27,16 @@ from launcher.launches import EventStore
 from launcher.registry import RegistryHolder
 from launcher.reports import rebuild, rollups
 from launcher.settings import Settings
-from launcher.views import admin, announcements, auth, ops, portal, reports, settings_page
+from launcher.views import (
+    admin,
+    announcements,
+    auth,
+    display,
+    ops,
+    portal,
+    reports,
+    settings_page,
+)
 from launcher.views.common import (
     SecurityHeaders,
     error_response,
@@ -124,6 +133,7 @@ def create_app(
         *admin.routes,
         *announcements.routes,
         *settings_page.routes,
+        *display.routes,  # its displays: app.state.displays (launcher/views/display.py)
         *ops.routes,
         Mount("/static", app=StaticFiles(directory=assets.STATIC), name="static"),
         *(extra_routes or []),
