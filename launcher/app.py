@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
 import anyio.to_thread
@@ -22,12 +23,23 @@ from launcher.auth.csrf import CrossOriginGuard
 from launcher.auth.oidc import OIDCClient
 from launcher.auth.session import Revocations, SessionCodec
 from launcher.context import Context
+from launcher.engage import displays
+from launcher.engage.displays import Display
 from launcher.errors import ConfigError
 from launcher.launches import EventStore
 from launcher.registry import RegistryHolder
 from launcher.reports import rebuild, rollups
 from launcher.settings import Settings
-from launcher.views import admin, auth, ops, portal, reports
+from launcher.views import (
+    admin,
+    announcements,
+    auth,
+    display,
+    ops,
+    portal,
+    reports,
+    settings_page,
+)
 from launcher.views.common import (
     SecurityHeaders,
     error_response,
@@ -122,6 +134,9 @@ def create_app(
         *auth.routes,
         *reports.routes,
         *admin.routes,
+        *announcements.routes,
+        *settings_page.routes,
+        *display.routes,  # its displays: app.state.displays (launcher/views/display.py)
         *ops.routes,
         Mount("/static", app=StaticFiles(directory=assets.STATIC), name="static"),
         *(extra_routes or []),
@@ -129,16 +144,41 @@ def create_app(
     headers = security_headers(settings.https, _form_targets(settings))
     app = PortalApp(routes=routes, lifespan=lifespan)
     app.state.context = context
+    app.state.displays = _displays(context)
     app.fast_launch = portal.FastLaunch(context, headers)
     install_error_handlers(app)
     app.add_middleware(
         CrossOriginGuard,
         origin=origin,
-        exempt=frozenset({"/auth/backchannel-logout"}),
+        # the one-click unsubscribe POST comes from the mail provider, with its signed token
+        exempt=frozenset({"/auth/backchannel-logout", "/unsubscribe/"}),
         on_error=error_response,
     )
     app.add_middleware(SecurityHeaders, headers=headers)
     return app
+
+
+def _displays(context: Context) -> Callable[[], list[Display]]:
+    """The hallway screens of the registry in use, their tokens read from the environment
+    once per registry (a reload may add or change displays)."""
+    cache: dict[int, list[Display]] = {}
+
+    def current() -> list[Display]:
+        registry = context.registry.current
+        found = cache.get(id(registry))
+        if found is None:
+            found = []
+            for d in registry.displays:
+                entry = {"id": d.id, "name": d.name.get("en"), "token_env": d.token_env}
+                try:
+                    found += displays.from_config([entry | {"groups": d.groups}], os.environ)
+                except ConfigError as exc:  # the other displays keep working
+                    log.error("display %s is off until this is fixed: %s", d.id, exc)
+            cache.clear()
+            cache[id(registry)] = found
+        return found
+
+    return current
 
 
 def _form_targets(settings: Settings) -> tuple[str, ...]:

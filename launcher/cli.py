@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from launcher import __version__, db
 from launcher.demo import command as demo_command
 from launcher.demo import data as demo_data
+from launcher.engage import digest
 from launcher.errors import LauncherError, RegistryError
 from launcher.registry import json_schema, load_registry
 from launcher.reports import output, periods, rebuild
@@ -68,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--employees", type=int, default=2000, help="employees (%(default)s)")
     data.add_argument("--seed", type=int, default=2025, help="random seed (%(default)s)")
 
+    digest = command(sub, "send-digest", "send the weekly digest to those who opted in")
+    digest.add_argument(
+        "--dry-run", action="store_true", help="print who would get what; send nothing"
+    )
+
     report = command(sub, "report", "the reviewer figures in the terminal")
     report.add_argument("--from", dest="start", help="first day, YYYY-MM-DD (30 days ago)")
     report.add_argument("--to", dest="end", help="last day, YYYY-MM-DD (today)")
@@ -108,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo_data(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "send-digest":
+            return _send_digest(args)
     except RegistryError as exc:
         print(f"launcher: error: the app registry is invalid:\n{exc}", file=sys.stderr)
         return 1
@@ -119,6 +127,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"launcher: error: database: {reason}", file=sys.stderr)
         return 1
     return 2
+
+
+def _send_digest(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    engine = db.make_engine(settings.database_url)
+    db.upgrade(engine)
+    report = digest.send_digest(
+        engine, settings, load_registry(settings.apps_file), dry_run=args.dry_run
+    )
+    for line in report.lines():
+        print(line)
+    return 1 if report.failed else 0
 
 
 def _db(args: argparse.Namespace) -> int:

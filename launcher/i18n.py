@@ -65,6 +65,8 @@ _NL: dict[str, str] = {
     "Dismiss": "Afhandelen",
     "No requests.": "Geen verzoeken.",
     "Too many requests": "Te veel verzoeken",
+    "Announcements": "Mededelingen",
+    "Settings": "Instellingen",
 }
 
 

@@ -267,3 +267,52 @@ class UserSpanApp(SQLModel, table=True):
     app_id: str = Field(primary_key=True, max_length=64)
     user_id: str = Field(primary_key=True, max_length=64)
     months: int = 0
+
+
+# --- reasons to come back: announcements and the weekly digest (launcher/engage/) -----------
+
+
+class Announcement(SQLModel, table=True):
+    """News that editors write for the grid, the hallway screens and the digest."""
+
+    __tablename__ = "announcement"
+    __table_args__ = (sa.Index("ix_announcement_window", "ends", "starts"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(_ID, primary_key=True))
+    created_at: dt.datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    title: str = Field(max_length=120)
+    body: str = Field(sa_column=sa.Column(sa.String(1000), nullable=False))
+    link: str | None = Field(default=None, max_length=2000)
+    starts: dt.date
+    ends: dt.date
+    groups: str = Field(default="", max_length=2000)  # comma list; "" = everyone
+    language: str = Field(default="", max_length=2)  # "nl", "en" or "" = both
+    author: str = Field(max_length=64)  # pseudonymous user id of the editor
+
+
+class AnnouncementSeen(SQLModel, table=True):
+    """That one person saw one announcement (its reach), and whether they dismissed it."""
+
+    __tablename__ = "announcement_seen"
+
+    announcement_id: int = Field(
+        sa_column=sa.Column(
+            _ID, sa.ForeignKey("announcement.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    user_id: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
+    dismissed: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False))
+
+
+class DigestSubscriber(SQLModel, table=True):
+    """Someone who opted in to the weekly digest. The row (and with it the e-mail address)
+    goes when they opt out or unsubscribe (docs/PRIVACY.md)."""
+
+    __tablename__ = "digest_subscriber"
+
+    user_id: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
+    email: str = Field(max_length=320)
+    groups: str = Field(default="", max_length=4000)  # comma list, as of the last opt-in
+    language: str = Field(default="", max_length=2)
+    created_at: dt.datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    last_week: str | None = Field(default=None, max_length=8)  # ISO week sent, "2026-W21"

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     department_claim: str = "department"
     reviewer_groups: CommaList = Field(default_factory=lambda: ["launcher-reviewers"])
     admin_groups: CommaList = Field(default_factory=lambda: ["launcher-admins"])
+    # members write announcements (admins may too)
+    editor_groups: CommaList = Field(default_factory=lambda: ["launcher-editors"])
     database_url: str = "sqlite:///var/launcher.db"
     apps_file: Path = Path("config/apps.yaml")
     report_min_group: int = Field(default=5, ge=1)
@@ -58,8 +60,14 @@ class Settings(BaseSettings):
     # launch portal it is a trail of who opened which app when, outside the pseudonymised
     # event store (docs/PRIVACY.md), and the reverse proxy in front usually logs requests.
     access_log: bool = False
+    # the weekly digest (launcher/engage/mail.py); unset = no digest. A secret: it may hold
+    # the SMTP password.
+    smtp_url: SecretStr | None = None
+    mail_from: str | None = None
 
-    @field_validator("oidc_algorithms", "reviewer_groups", "admin_groups", mode="before")
+    @field_validator(
+        "oidc_algorithms", "reviewer_groups", "admin_groups", "editor_groups", mode="before"
+    )
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         return _split_commas(value)
@@ -108,6 +116,30 @@ class Settings(BaseSettings):
             return None
         if urlsplit(value).scheme not in ("http", "https"):
             raise ValueError(f"must be an http(s) URL, got {value!r}")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            # the URL may hold a password: name the shape, never echo the value
+            raise ValueError(
+                "must be smtp://[user:pass@]host:port or smtps://[user:pass@]host:port"
+            )
+        try:
+            parts.port  # noqa: B018 (raises on a bad port)
+        except ValueError:
+            raise ValueError("has an invalid port") from None
+        return value
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from(cls, value: str | None) -> str | None:
+        if value is not None and ("@" not in value or any(c in value for c in "\r\n")):
+            raise ValueError(f"must be an e-mail address, got {value!r}")
         return value
 
     @model_validator(mode="after")

@@ -60,11 +60,17 @@ class CrossOriginGuard:
         self.exempt = exempt
         self.on_error = on_error
 
+    def _exempt(self, path: str) -> bool:
+        """An exact path, or one under an exempt prefix (an entry that ends in "/")."""
+        return path in self.exempt or any(
+            path.startswith(p) for p in self.exempt if p.endswith("/")
+        )
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] == "http"
             and scope["method"] not in SAFE_METHODS
-            and scope["path"] not in self.exempt
+            and not self._exempt(scope["path"])
         ):
             reason = cross_origin_reason(Headers(scope=scope), self.origin)
             if reason is not None:

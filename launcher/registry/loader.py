@@ -127,7 +127,7 @@ def _line_for(lines: Mapping[Path_, int], path: Path_) -> int:
 def _field_name(path: Path_, data: Any) -> str:
     """apps[3].url reads better as apps[3] (id: ehr).url"""
     name = _dotted(path)
-    if len(path) >= 2 and path[0] in ("apps", "categories", "departments"):
+    if len(path) >= 2 and path[0] in ("apps", "categories", "departments", "displays"):
         try:
             item_id = data[path[0]][path[1]].get("id")
         except (KeyError, IndexError, TypeError, AttributeError):
@@ -172,6 +172,7 @@ def parse_registry(
         categories=doc.categories,
         departments=doc.departments,
         apps=_display_order(doc),
+        displays=doc.displays,
         source=source,
         _by_id={app.id: app for app in doc.apps},
         _categories={c.id: c for c in doc.categories},
@@ -211,7 +212,7 @@ def _cross_checks(
     icon_dirs: Sequence[Path],
 ) -> None:
     """Checks across items, on the raw data: they hold whether or not each item is valid."""
-    for kind in ("categories", "departments", "apps"):
+    for kind in ("categories", "departments", "apps", "displays"):
         first_line: dict[str, int] = {}
         for i, item in _items(data, kind):
             item_id = item.get("id")

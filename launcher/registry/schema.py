@@ -180,6 +180,22 @@ class App(_Strict):
         return "".join(w[0] for w in words[:2]).upper() or self.id[:2].upper()
 
 
+class DisplayEntry(_Strict):
+    """A hallway screen (``displays:``); its secret token is read from ``token_env``."""
+
+    id: str = Field(pattern=_ID, max_length=64)
+    name: Text
+    token_env: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$", max_length=100)
+    groups: tuple[str, ...] | None = None
+
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and not value:
+            raise ValueError("an empty list shows no announcement; omit 'groups' instead")
+        return value
+
+
 class Document(_Strict):
     """The whole file, as the schema sees it (the loader adds the checks across items)."""
 
@@ -187,6 +203,7 @@ class Document(_Strict):
     categories: tuple[Category, ...] = ()
     departments: tuple[Department, ...] = ()
     apps: tuple[App, ...]
+    displays: tuple[DisplayEntry, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -197,6 +214,7 @@ class Registry:
     categories: tuple[Category, ...]
     departments: tuple[Department, ...]
     apps: tuple[App, ...]
+    displays: tuple[DisplayEntry, ...] = ()
     source: str = ""
     _by_id: Mapping[str, App] = field(default_factory=dict, repr=False)
     _categories: Mapping[str, Category] = field(default_factory=dict, repr=False)

@@ -18,6 +18,7 @@ from launcher import app_requests, personal
 from launcher.context import Context
 from launcher.errors import NotFound
 from launcher.registry import ICON_DIR, ICON_FILE
+from launcher.views import announcements
 from launcher.views.common import (
     context_of,
     cookie_value,
@@ -67,6 +68,7 @@ async def home(request: Request) -> Response:
             "today": dt.datetime.now(dt.UTC).date(),
             "has_tiles": bool(tiles),
             "asked": request.query_params.get("asked") == "1",
+            **await announcements.banner(request, session),
         },
     )
 

@@ -1,0 +1,161 @@
+"""Announcements: the editors' page, the banner above the grid, and dismissing one."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from typing import Any
+
+import anyio.to_thread
+import sqlalchemy as sa
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from launcher.auth.session import Session
+from launcher.engage import announcements, texts
+from launcher.errors import NotFound
+from launcher.views.common import (
+    context_of,
+    keep_alive,
+    language,
+    login_redirect,
+    member_session,
+    posted_form,
+    render,
+)
+
+log = logging.getLogger(__name__)
+audit = logging.getLogger("launcher.audit")
+FIELDS = ("title", "body", "link", "starts", "ends", "groups", "language")
+
+
+def _audit(event: str, session: Session, **fields: Any) -> None:
+    audit.info(json.dumps({"event": event, "user": session.user.user_id, **fields}))
+
+
+def today(request: Request) -> dt.date:
+    """Today in the portal's time zone: announcement windows are the editor's dates."""
+    return dt.datetime.now(context_of(request).registry.timezone()).date()
+
+
+def is_editor(request: Request, session: Session | None) -> bool:
+    s = context_of(request).settings
+    return bool(session and session.user.in_any([*s.editor_groups, *s.admin_groups]))
+
+
+def _editor_session(request: Request) -> Session | None:
+    s = context_of(request).settings
+    groups = [*s.editor_groups, *s.admin_groups]
+    return member_session(request, groups, "This page is for the portal's editors.")
+
+
+async def banner(request: Request, session: Session) -> dict[str, Any]:
+    """The grid page's announcement block: what this person sees now (recorded as seen).
+    Without a database the grid renders without it."""
+    p = context_of(request)
+    lang = language(request)
+    user = session.user
+    try:
+        shown = await anyio.to_thread.run_sync(
+            announcements.for_user, p.engine, user.user_id, user.groups, lang, today(request)
+        )
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("announcements unavailable: %s", exc)
+        shown = []
+    return {
+        "announcements": shown,
+        "is_editor": is_editor(request, session),
+        "t": texts.translator(lang),
+    }
+
+
+async def _page(
+    request: Request, *, form: dict[str, Any] | None = None, error: Any = None
+) -> Response:
+    p = context_of(request)
+    try:
+        listed = await anyio.to_thread.run_sync(
+            announcements.listing, p.engine, today(request), p.settings.report_min_group
+        )
+        unavailable = False
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("announcements unavailable: %s", exc)
+        listed, unavailable = [], True
+    return render(
+        request,
+        "announcements.html",
+        {
+            "t": texts.translator(language(request)),
+            "listed": listed,
+            "unavailable": unavailable,
+            "min_group": p.settings.report_min_group,
+            "form": form or {},
+            "error": error,
+            "done": request.query_params.get("done"),
+            "today": today(request),
+            "is_editor": True,
+        },
+        status=400 if error else 200,
+    )
+
+
+async def editor_page(request: Request) -> Response:
+    """``GET /admin/announcements``: the list with each one's reach, and the form."""
+    if _editor_session(request) is None:
+        return login_redirect(request)
+    return await _page(request)
+
+
+async def publish(request: Request) -> Response:
+    """``POST /admin/announcements``: store one; bad input is a 400 that names the field."""
+    posted = await posted_form(request, *FIELDS) if _editor_session(request) else None
+    if posted is None:
+        return login_redirect(request)
+    session, form = posted
+    try:
+        draft = announcements.parse(form)
+    except announcements.InvalidField as exc:
+        values = {k: v for k, v in form.items() if isinstance(v, str)}
+        return await _page(request, form=values, error=exc)
+    p = context_of(request)
+    new_id = await anyio.to_thread.run_sync(
+        announcements.create, p.engine, draft, session.user.user_id
+    )
+    _audit("announcement.published", session, id=new_id, groups=list(draft.groups))
+    return keep_alive(RedirectResponse("/admin/announcements?done=published", 303), request)
+
+
+async def delete(request: Request) -> Response:
+    """``POST /admin/announcements/{id}/delete``."""
+    posted = await posted_form(request) if _editor_session(request) else None
+    if posted is None:
+        return login_redirect(request)
+    announcement_id: int = request.path_params["id"]
+    p = context_of(request)
+    if not await anyio.to_thread.run_sync(announcements.delete, p.engine, announcement_id):
+        raise NotFound("There is no such announcement.")
+    _audit("announcement.deleted", posted[0], id=announcement_id)
+    return keep_alive(RedirectResponse("/admin/announcements?done=deleted", 303), request)
+
+
+async def dismiss(request: Request) -> Response:
+    """``POST /announcements/{id}/dismiss``: hide one announcement for this person."""
+    posted = await posted_form(request)
+    if posted is None:
+        return login_redirect(request)
+    user = posted[0].user
+    p = context_of(request)
+    await anyio.to_thread.run_sync(
+        announcements.dismiss, p.engine, request.path_params["id"], user.user_id, user.groups
+    )
+    return keep_alive(RedirectResponse("/", status_code=303), request)
+
+
+routes = [
+    Route("/admin/announcements", editor_page),
+    Route("/admin/announcements", publish, methods=["POST"]),
+    Route("/admin/announcements/{id:int}/delete", delete, methods=["POST"]),
+    Route("/announcements/{id:int}/dismiss", dismiss, methods=["POST"]),
+]
