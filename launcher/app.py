@@ -24,7 +24,7 @@ from launcher.auth.oidc import OIDCClient
 from launcher.auth.session import Revocations, SessionCodec
 from launcher.context import Context
 from launcher.errors import ConfigError
-from launcher.launches import EventStore
+from launcher.events import EventStore
 from launcher.registry import RegistryHolder
 from launcher.reports import rebuild, rollups
 from launcher.settings import Settings
