@@ -28,7 +28,7 @@ from launcher.events import EventStore
 from launcher.registry import RegistryHolder
 from launcher.reports import rebuild, rollups
 from launcher.settings import Settings
-from launcher.views import admin, auth, ops, portal, reports
+from launcher.views import admin, auth, launch, ops, portal, reports
 from launcher.views.common import (
     SecurityHeaders,
     error_response,
@@ -45,7 +45,7 @@ PURGE_EVERY = 24 * 60 * 60  # seconds between purges of raw events past the rete
 class PortalApp(Starlette):
     """The portal's ASGI app: Starlette, with the common launch answered before the rest."""
 
-    fast_launch: portal.FastLaunch | None = None
+    fast_launch: launch.FastLaunch | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.fast_launch is not None and await self.fast_launch(scope, send):
@@ -121,6 +121,7 @@ def create_app(
     origin = settings.base_url
     routes: list[BaseRoute] = [
         *portal.routes,
+        *launch.routes,
         *auth.routes,
         *reports.routes,
         *admin.routes,
@@ -131,7 +132,7 @@ def create_app(
     headers = security_headers(settings.https, _form_targets(settings))
     app = PortalApp(routes=routes, lifespan=lifespan)
     app.state.context = context
-    app.fast_launch = portal.FastLaunch(context, headers)
+    app.fast_launch = launch.FastLaunch(context, headers)
     install_error_handlers(app)
     app.add_middleware(
         CrossOriginGuard,
