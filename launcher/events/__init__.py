@@ -5,14 +5,15 @@ SIGTERM, not when the writer is killed, not while the database is down.
 
 From the 303 to the row
     The launch view (launcher/views/launch.py) answers ``GET /launch/{id}`` with its 303 and
-    calls :meth:`EventStore.record_launch`, which appends a plain tuple to a list in memory
-    (store.py): no I/O, no lock. Every ``flush_interval`` (0.1 s) the store's flush loop moves
-    the buffer, as one batch with an id of its own (``<pid>-<random>-<n>``), to an outbox --
-    before any ``await``, so no cancellation can drop it -- and a worker thread hands the batch
-    to the event writer, a process of its own, through a pipe (the messages: protocol.py). The
-    portal keeps the batch until the writer acknowledges it. The writer (writer.py) writes each
-    batch in one transaction: its id into ``event_batch``, the raw events, and the report rollups
-    (the ``on_flush`` hook, launcher/reports/rollups.py, serialized across workers by
+    calls :meth:`EventStore.record_launch` (a HEAD gets the same 303 and records nothing), which
+    appends a plain tuple to a list in memory (store.py): no I/O, no lock. Every
+    ``flush_interval`` (0.1 s) the store's flush loop moves the buffer, as one batch with an id
+    of its own (``<pid>-<random>-<n>``), to an outbox -- before any ``await``, so no
+    cancellation can drop it -- and a worker thread hands the batch to the event writer, a
+    process of its own, through a pipe (the messages: protocol.py). The portal keeps the batch
+    until the writer acknowledges it. The writer (writer.py) writes each batch in one
+    transaction: its id into ``event_batch``, the raw events, and the report rollups (the
+    ``on_flush`` hook, launcher/reports/rollups.py, serialized across workers by
     :data:`FLUSH_LOCK`); then it answers "done", and the portal forgets the batch. A batch id
     that is already in ``event_batch`` is not written again, so whatever route a batch takes
     twice, it counts once.
