@@ -1,9 +1,10 @@
 """What rollup upkeep adds to writing a batch of launches, measured in the same run.
 
-The event store's writer thread inserts each batch of raw events and folds it into the report
-rollups in the same transaction. This times the writer alone (CPU seconds per event) with and
-without the rollups, for batches of one user and of fifty users, and prints the difference and
-its share of the server CPU a launch costs (pass that figure from bench_launch.py).
+The event writer (launcher/events/writer.py) inserts each batch of raw events and folds it into
+the report rollups in the same transaction. This times the writer alone (CPU seconds per event)
+with and without the rollups, for batches of one user and of fifty users, and prints the
+difference and its share of the server CPU a launch costs (pass that figure from
+bench_launch.py).
 
     python bench/bench_upkeep.py [--launch-cpu-us 140]
 """

@@ -26,7 +26,7 @@ from launcher.context import Context
 from launcher.engage import displays
 from launcher.engage.displays import Display
 from launcher.errors import ConfigError
-from launcher.launches import EventStore
+from launcher.events import EventStore
 from launcher.registry import RegistryHolder
 from launcher.reports import rebuild, rollups
 from launcher.settings import Settings
@@ -35,6 +35,7 @@ from launcher.views import (
     announcements,
     auth,
     display,
+    launch,
     ops,
     portal,
     reports,
@@ -55,7 +56,7 @@ PURGE_EVERY = 24 * 60 * 60  # seconds between purges of raw events past the rete
 class PortalApp(Starlette):
     """The portal's ASGI app: Starlette, with the common launch answered before the rest."""
 
-    fast_launch: portal.FastLaunch | None = None
+    fast_launch: launch.FastLaunch | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.fast_launch is not None and await self.fast_launch(scope, send):
@@ -131,6 +132,7 @@ def create_app(
     origin = settings.base_url
     routes: list[BaseRoute] = [
         *portal.routes,
+        *launch.routes,
         *auth.routes,
         *reports.routes,
         *admin.routes,
@@ -145,7 +147,7 @@ def create_app(
     app = PortalApp(routes=routes, lifespan=lifespan)
     app.state.context = context
     app.state.displays = _displays(context)
-    app.fast_launch = portal.FastLaunch(context, headers)
+    app.fast_launch = launch.FastLaunch(context, headers)
     install_error_handlers(app)
     app.add_middleware(
         CrossOriginGuard,

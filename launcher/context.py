@@ -15,7 +15,7 @@ from starlette.templating import Jinja2Templates
 
 from launcher.auth.oidc import OIDCClient
 from launcher.auth.session import Revocations, SessionCodec
-from launcher.launches import EventStore
+from launcher.events import EventStore
 from launcher.metrics import Metrics
 from launcher.registry import LaunchTargets, RegistryHolder
 from launcher.settings import Settings

@@ -1,20 +1,10 @@
-"""The launch store: launches and sign-ins, written behind the request.
+"""The portal's end of the pipeline: :class:`EventStore`, the write-behind buffer.
 
-A request only appends a tuple to an in-memory buffer. At least every ``flush_interval``
-seconds the buffer becomes a batch with an id of its own and goes to the event writer
-(launcher/events.py), which writes it -- raw events, rollups and the batch id in one
-transaction -- or, while the database is down, spools it to disk and replays it later.
-
-The writer is, by default, a process of its own fed through a pipe. Writing a batch is Python
-work that holds the GIL (rows, rollup keys); in a thread of the portal's process it stalled the
-event loop at every flush, and under load the launch p99 doubled. The portal keeps each batch
-until the writer acknowledges it; if the writer dies, the portal spools the unacknowledged
-batches itself and starts a new writer. The batch ids make a batch that was both written and
-spooled count once. ``writer="thread"`` writes from a thread of this process instead, each
-flush finished when it returns (tools and tests).
-
-Shutdown flushes, lets the writer finish and spools whatever it did not acknowledge, so a
-SIGTERM loses nothing that was answered.
+The story -- from the 303 to the row, SIGTERM, a writer killed, a database outage -- is told in
+launcher/events/__init__.py. This module is one class of about 400 lines: the buffer, the
+in-flight batches and the writer process it hands them to share one set of books (a batch is
+in the outbox, in flight, or settled), and splitting the process handling out would have it
+reach into those books from outside.
 """
 
 from __future__ import annotations
@@ -39,18 +29,22 @@ from zoneinfo import ZoneInfo
 import anyio.to_thread
 import sqlalchemy as sa
 
-from launcher.events import (
-    BatchWriter,
+from launcher.events.protocol import (
+    BATCH,
+    CLOSE,
+    DONE,
+    KEPT,
+    REPLAYED,
     FlushHook,
     LaunchRow,
     SignInRow,
     launches_of,
     new_batch_prefix,
     receive,
-    run_writer,
     send,
     signins_of,
 )
+from launcher.events.writer import BatchWriter, run_writer
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +64,7 @@ class _Batch:
 
 
 class EventStore:
-    """Buffers events and hands them to the writer in batches; see the module docstring.
+    """Buffers events and hands them to the writer in batches (launcher/events/__init__.py).
 
     Threads: the event loop records events and moves full buffers to ``_outbox`` (never
     awaiting in between, so a cancellation cannot drop a batch). One worker thread at a time
@@ -292,7 +286,7 @@ class EventStore:
 
     def _send(self, batch: _Batch) -> bool:
         assert self._conn is not None
-        message = ("batch", batch.batch_id, self.timezone(), batch.launches, batch.signins)
+        message = (BATCH, batch.batch_id, self.timezone(), batch.launches, batch.signins)
         try:
             send(self._conn, message)
         except OSError:
@@ -346,17 +340,17 @@ class EventStore:
 
     def _handle(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
-        if kind == "done":
+        if kind == DONE:
             _, batch_id, written, spooled, self.database_ok = message
             if self._settled(batch_id) is not None:
                 self.written += written
                 self.spooled += spooled
-        elif kind == "kept":  # neither written nor spooled: try again later
+        elif kind == KEPT:  # neither written nor spooled: try again later
             _, batch_id, self.database_ok = message
             if batch_id in self._inflight and batch_id not in self._resend:
                 self._resend.append(batch_id)
                 self._resend_after = time.monotonic() + self.retry_interval
-        elif kind == "replayed":
+        elif kind == REPLAYED:
             _, replayed, self.database_ok = message
             self.written += replayed
 
@@ -389,7 +383,7 @@ class EventStore:
         batch the writer did commit is not written twice by the replay)."""
         for batch in list(self._inflight.values()):
             try:
-                self._local.spool(
+                self._local.spool.put(
                     batch.batch_id, launches_of(batch.launches), signins_of(batch.signins)
                 )
             except OSError:
@@ -406,7 +400,7 @@ class EventStore:
         proc, conn = self._proc, self._conn
         if proc is not None and conn is not None:
             with contextlib.suppress(OSError):
-                send(conn, ("close",))  # may block on a full pipe until the watchdog kills
+                send(conn, (CLOSE,))  # may block on a full pipe until the watchdog kills
             with contextlib.suppress(Exception):  # end of file: it has finished
                 while time.monotonic() < deadline and (proc.is_alive() or conn.poll()):
                     if conn.poll(0.05):
