@@ -19,6 +19,10 @@
       const match = words.every((w) => text.includes(w));
       tile.hidden = !match;
       if (match) shown += 1;
+      // a launch from the results is counted as one from search (launcher/views/launch.py)
+      const link = tile.querySelector("a");
+      link.dataset.href = link.dataset.href || link.getAttribute("href");
+      link.setAttribute("href", link.dataset.href + (words.length ? "?source=search" : ""));
     }
     for (const section of sections) {
       section.hidden = !section.querySelector(".tile:not([hidden])");

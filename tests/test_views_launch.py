@@ -17,7 +17,7 @@ from launcher.auth.session import Session
 from launcher.auth.user import User
 from launcher.context import Context
 from launcher.settings import Settings
-from launcher.views.launch import Grant, Refusal, decide
+from launcher.views.launch import Grant, Refusal, decide, source_of
 
 STAFF = User(
     user_id="p-staff", sub="staff-1", name="Sanne", department="nursing", groups=("staff",)
@@ -99,3 +99,44 @@ def test_refusals_are_answered_alike_for_head_and_get(
     prefetch = asyncio.run(_send(app, method, _cookie(p, session) | {"sec-purpose": "prefetch"}))
     assert prefetch.status_code == 503 and prefetch.headers["cache-control"] == "no-store"
     assert _launches(p) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("fetch_site", "query", "source"),
+    [
+        pytest.param(b"same-origin", b"", "portal", id="a tile"),
+        pytest.param(b"same-origin", b"source=search", "search", id="search"),
+        pytest.param(b"same-origin", b"x=1&source=favourite", "favourite", id="favourite"),
+        pytest.param(b"same-origin", b"source=recent", "recent", id="recent"),
+        pytest.param(b"cross-site", b"source=digest", "digest", id="digest from a mail"),
+        pytest.param(b"none", b"source=digest", "digest", id="digest typed in"),
+        pytest.param(b"cross-site", b"source=search", "direct", id="search from outside"),
+        pytest.param(b"same-origin", b"source=admin", "portal", id="unknown value"),
+        pytest.param(b"none", b"", "direct", id="a bookmark"),
+        pytest.param(b"same-origin", b"source=" + b"x" * 100, "portal", id="long value"),
+    ],
+)
+def test_source_of_a_launch(fetch_site: bytes, query: bytes, source: str) -> None:
+    assert source_of(fetch_site, query) == source
+
+
+@pytest.mark.parametrize("stale", [False, True], ids=["fast path", "routed endpoint"])
+def test_a_digest_link_is_recorded_with_its_source(
+    portal: tuple[Starlette, Context], stale: bool
+) -> None:
+    """Both paths read ``?source=`` (a session to re-issue goes the routed way)."""
+    app, p = portal
+    session = p.sessions.new(STAFF, op_sid=None)
+    if stale:
+        session = dataclasses.replace(session, seen=int(time.time()) - 120)
+
+    async def launch() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:
+            return await client.get(
+                "/launch/teams?source=digest",
+                headers=_cookie(p, session) | {"sec-fetch-site": "cross-site"},
+            )
+
+    assert asyncio.run(launch()).status_code == 303
+    assert [row[-1] for row in p.events._launches] == ["digest"]

@@ -72,10 +72,32 @@ def decide(p: Context, session: Session | None, app_id: str, purpose: bytes) -> 
     return Grant(session, app, p.launch_targets.get(registry, app, session.user, issuer))
 
 
-def record(p: Context, grant: Grant, fetch_site: bytes) -> None:
+# ``?source=`` on a launch link says where in the portal it was clicked; only these values
+# are kept (anything else reads as a plain tile). A digest link comes from a mail client, so
+# it is never same-origin; the others count only when the browser says the click came from
+# our own page (Sec-Fetch-Site), so a hand-made link cannot pass itself off as one.
+_IN_PORTAL = {b"search": "search", b"favourite": "favourite", b"recent": "recent"}
+_FROM_OUTSIDE = {b"digest": "digest"}
+
+
+def source_of(fetch_site: bytes, query_string: bytes) -> str:
+    """The ``source`` of a launch: ``portal`` (a tile), ``search``, ``favourite``,
+    ``recent``, ``digest`` (a link in the weekly mail) or ``direct`` (a bookmark, a link)."""
+    given = b""
+    for pair in query_string.split(b"&"):
+        if pair.startswith(b"source="):
+            given = pair[7:]
+    if given in _FROM_OUTSIDE:
+        return _FROM_OUTSIDE[given]
+    if fetch_site == b"same-origin":
+        return _IN_PORTAL.get(given, "portal")
+    return "direct"
+
+
+def record(p: Context, grant: Grant, fetch_site: bytes, query_string: bytes = b"") -> None:
     """Count the launch: a row (through the event store's buffer) and the metric."""
     user = grant.session.user
-    source = "portal" if fetch_site == b"same-origin" else "direct"
+    source = source_of(fetch_site, query_string)
     p.events.record_launch(grant.app.id, user.user_id, user.department, source)
     p.metrics.launch_counter(grant.app.id).inc()
 
@@ -122,7 +144,7 @@ class LaunchEndpoint:
             return
         assert isinstance(grant, Grant)  # every Refusal is answered above
         if scope["method"] != "HEAD":  # a HEAD sends nobody to the app: nothing to count
-            record(p, grant, fetch_site)
+            record(p, grant, fetch_site, scope.get("query_string", b""))
         headers = grant.headers()
         if p.sessions.needs_touch(grant.session):  # launching is activity: moves the idle clock
             renewed = keep_alive(Response(), request).raw_headers
@@ -168,7 +190,7 @@ class FastLaunch:
                 return False
         except Exception:  # the ordinary path answers it again, with its error handling
             return False
-        record(p, grant, fetch_site)
+        record(p, grant, fetch_site, scope.get("query_string", b""))
         headers = grant.headers() + self.security_headers
         await send({"type": "http.response.start", "status": 303, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
