@@ -1,4 +1,5 @@
-"""Shared fixtures: settings, databases (SQLite and the real PostgreSQL), live servers.
+"""Shared fixtures: settings, databases (SQLite and the real PostgreSQL), portals in process
+and live servers (tests/helpers.py has the helpers behind them).
 
 PostgreSQL tests run against ``LAUNCHER_TEST_POSTGRES`` (default: the local server). When it
 is unreachable they are skipped locally, but fail under CI (``CI=true``), so that CI can never
@@ -8,34 +9,34 @@ pass without them.
 from __future__ import annotations
 
 import os
-import re
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 
 from launcher.settings import Settings, load_settings
+from tests.helpers import (
+    EXAMPLE_APPS,
+    ROOT,
+    SECRET,
+    InProcess,
+    LiveServer,
+    demo_app,
+    demo_settings,
+    free_port,
+    in_process,
+    sign_in,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE_APPS = ROOT / "config" / "apps.yaml"
+# Older tests import these from here; tests/helpers.py is where they live.
+__all__ = ["EXAMPLE_APPS", "ROOT", "SECRET", "LiveServer", "free_port", "sign_in"]
+
 PG_URL = os.environ.get(
     "LAUNCHER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-SECRET = "test-secret-key-that-is-long-enough-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(autouse=True)
@@ -129,32 +130,6 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     return factory
 
 
-class LiveServer:
-    """A real uvicorn server on a free loopback port, in a thread of this process."""
-
-    def __init__(self, app: Any, port: int) -> None:
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("live server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-
-
 @pytest.fixture
 def demo_server(tmp_path: Path, database_url: str) -> Iterator[tuple[LiveServer, Settings]]:
     """The demo portal (portal + development provider) over real HTTP, on both databases."""
@@ -167,8 +142,6 @@ def demo_server_sqlite(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[LiveSe
 
 
 def _demo_server(tmp_path: Path, url: str) -> Iterator[tuple[LiveServer, Settings]]:
-    from launcher.cli import build_demo_app, demo_settings
-
     port = free_port()
     settings = demo_settings(
         "127.0.0.1",
@@ -178,34 +151,21 @@ def _demo_server(tmp_path: Path, url: str) -> Iterator[tuple[LiveServer, Setting
         apps_file=EXAMPLE_APPS,
         spool_dir=tmp_path / "spool",
     )
-    app = build_demo_app(settings, var=tmp_path / "var")
+    app = demo_app(settings, key_file=tmp_path / "var" / "devidp-key.json")
     with LiveServer(app, port) as server:
         yield server, settings
 
 
-def sign_in(client: httpx.Client, base: str, user_sub: str, next_path: str = "/") -> httpx.Response:
-    """Walk the whole authorization code flow through the development provider's page."""
-    resp = client.get(f"{base}/login", params={"next": next_path})
-    assert resp.status_code in (302, 303), resp.text
-    authorize = client.get(resp.headers["location"])
-    assert authorize.status_code == 200, authorize.text
-    fields = dict(
-        re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', authorize.text)
-    )
-    fields = {k: _unescape(v) for k, v in fields.items()}
-    fields["user"] = user_sub
-    granted = client.post(
-        str(authorize.url), data=fields, headers={"Origin": _origin(authorize.url)}
-    )
-    assert granted.status_code == 302, granted.text
-    return client.get(granted.headers["location"])
+@pytest.fixture
+def portal(make_settings: Callable[..., Settings], sqlite_url: str) -> Iterator[InProcess]:
+    """The portal with the development provider, in process on SQLite: for handler tests.
+    ``portal.get(path, STAFF)`` asks as a signed-in user (a minted session cookie)."""
+    with in_process(make_settings(database_url=sqlite_url)) as p:
+        yield p
 
 
-def _origin(url: httpx.URL) -> str:
-    return f"{url.scheme}://{url.netloc.decode()}"
-
-
-def _unescape(value: str) -> str:
-    import html
-
-    return html.unescape(value)
+@pytest.fixture
+def portal_any_db(make_settings: Callable[..., Settings], database_url: str) -> Iterator[InProcess]:
+    """``portal`` on SQLite and on the real PostgreSQL."""
+    with in_process(make_settings(database_url=database_url)) as p:
+        yield p
