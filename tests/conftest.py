@@ -8,20 +8,24 @@ pass without them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from starlette.routing import BaseRoute
 
 from launcher.settings import Settings, load_settings
 from tests.helpers import (
+    DEMO_USERS,
     EXAMPLE_APPS,
     ROOT,
     SECRET,
+    DemoUser,
     InProcess,
     LiveServer,
     demo_app,
@@ -130,18 +134,28 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     return factory
 
 
+@pytest.fixture(scope="session")
+def devidp_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One signing key for every in-process development provider of the session."""
+    return tmp_path_factory.mktemp("devidp") / "key.json"
+
+
 @pytest.fixture
-def demo_server(tmp_path: Path, database_url: str) -> Iterator[tuple[LiveServer, Settings]]:
+def demo_server(
+    tmp_path: Path, database_url: str, devidp_key: Path
+) -> Iterator[tuple[LiveServer, Settings]]:
     """The demo portal (portal + development provider) over real HTTP, on both databases."""
-    yield from _demo_server(tmp_path, database_url)
+    yield from _demo_server(tmp_path, database_url, devidp_key)
 
 
 @pytest.fixture
-def demo_server_sqlite(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[LiveServer, Settings]]:
-    yield from _demo_server(tmp_path, sqlite_url)
+def demo_server_sqlite(
+    tmp_path: Path, sqlite_url: str, devidp_key: Path
+) -> Iterator[tuple[LiveServer, Settings]]:
+    yield from _demo_server(tmp_path, sqlite_url, devidp_key)
 
 
-def _demo_server(tmp_path: Path, url: str) -> Iterator[tuple[LiveServer, Settings]]:
+def _demo_server(tmp_path: Path, url: str, key_file: Path) -> Iterator[tuple[LiveServer, Settings]]:
     port = free_port()
     settings = demo_settings(
         "127.0.0.1",
@@ -151,21 +165,44 @@ def _demo_server(tmp_path: Path, url: str) -> Iterator[tuple[LiveServer, Setting
         apps_file=EXAMPLE_APPS,
         spool_dir=tmp_path / "spool",
     )
-    app = demo_app(settings, key_file=tmp_path / "var" / "devidp-key.json")
+    app = demo_app(settings, key_file=key_file)
     with LiveServer(app, port) as server:
         yield server, settings
 
 
+MakePortal = Callable[..., InProcess]
+
+
 @pytest.fixture
-def portal(make_settings: Callable[..., Settings], sqlite_url: str) -> Iterator[InProcess]:
+def make_portal(
+    make_settings: Callable[..., Settings], sqlite_url: str, devidp_key: Path
+) -> Iterator[MakePortal]:
+    """``make_portal(users=..., extra_routes=..., **settings)``: a portal in process (see
+    tests/helpers.py, InProcess), on SQLite unless ``database_url`` is given."""
+    with contextlib.ExitStack() as stack:
+
+        def factory(
+            *,
+            users: Sequence[DemoUser] = DEMO_USERS,
+            extra_routes: Sequence[BaseRoute] = (),
+            **overrides: Any,
+        ) -> InProcess:
+            settings = make_settings(**{"database_url": sqlite_url, **overrides})
+            return stack.enter_context(
+                in_process(settings, users=users, extra_routes=extra_routes, key_file=devidp_key)
+            )
+
+        yield factory
+
+
+@pytest.fixture
+def portal(make_portal: MakePortal) -> InProcess:
     """The portal with the development provider, in process on SQLite: for handler tests.
     ``portal.get(path, STAFF)`` asks as a signed-in user (a minted session cookie)."""
-    with in_process(make_settings(database_url=sqlite_url)) as p:
-        yield p
+    return make_portal()
 
 
 @pytest.fixture
-def portal_any_db(make_settings: Callable[..., Settings], database_url: str) -> Iterator[InProcess]:
+def portal_any_db(make_portal: MakePortal, database_url: str) -> InProcess:
     """``portal`` on SQLite and on the real PostgreSQL."""
-    with in_process(make_settings(database_url=database_url)) as p:
-        yield p
+    return make_portal(database_url=database_url)

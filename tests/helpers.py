@@ -54,6 +54,7 @@ __all__ = [
     "DevClient",
     "EventStore",
     "InProcess",
+    "Live",
     "Launch",
     "LiveServer",
     "SignIn",
@@ -63,6 +64,11 @@ __all__ = [
     "dev_client",
     "free_port",
     "in_process",
+    "live_demo",
+    "devidp_of",
+    "demo_app",
+    "pick_user",
+    "port_open",
     "sign_in",
     "wait_for_port",
     "wait_until",
@@ -188,6 +194,44 @@ def pick_user(client: httpx.Client, authorize_url: str, user_sub: str) -> httpx.
     return client.get(granted.headers["location"])
 
 
+@dataclass
+class Live:
+    """A portal of our own making (own users, registry or routes), served like ``launcher demo``."""
+
+    server: LiveServer
+    settings: Settings
+    app: Starlette
+    idp: Any  # the development provider's state (keys, tokens, users)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+@contextlib.contextmanager
+def live_demo(
+    tmp_path: Path,
+    database_url: str,
+    *,
+    users: Sequence[DemoUser] = DEMO_USERS,
+    apps_file: Path = EXAMPLE_APPS,
+    extra_routes: Sequence[BaseRoute] = (),
+) -> Iterator[Live]:
+    """The demo app over real HTTP, with our own users, registry or extra routes."""
+    port = free_port()
+    settings = demo_settings(
+        "127.0.0.1",
+        port,
+        var=tmp_path / "var",
+        database_url=database_url,
+        apps_file=apps_file,
+        spool_dir=tmp_path / "spool",
+    )
+    app = demo_app(settings, users=users, extra_routes=extra_routes)
+    with LiveServer(app, port) as server:
+        yield Live(server, settings, app, devidp_of(app))
+
+
 # --- in process: handlers without a socket, a provider round trip or a writer process -----
 @dataclass
 class InProcess:
@@ -260,11 +304,13 @@ def in_process(
     *,
     users: Sequence[DemoUser] = DEMO_USERS,
     extra_routes: Sequence[BaseRoute] = (),
+    key_file: Path | None = None,
 ) -> Iterator[InProcess]:
-    """``settings``' portal (with the development provider) in this process; see InProcess."""
+    """``settings``' portal (with the development provider) in this process; see InProcess.
+    ``key_file`` keeps the provider's signing key between tests (making one takes a while)."""
     from launcher.auth.oidc import OIDCClient
 
-    app = demo_app(settings, users=users, extra_routes=extra_routes)
+    app = demo_app(settings, users=users, extra_routes=extra_routes, key_file=key_file)
     context: Context = app.state.context
     context.oidc = OIDCClient(
         settings,
