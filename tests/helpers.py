@@ -158,7 +158,9 @@ def demo_app(
     """The portal with the development provider at /_devidp, like ``launcher demo``, but with
     the event writer in a thread: only the writer's own tests need its process."""
     assert settings.oidc_issuer
-    idp = create_devidp(settings.oidc_issuer, [dev_client(settings)], users=users, key_file=key_file)
+    idp = create_devidp(
+        settings.oidc_issuer, [dev_client(settings)], users=users, key_file=key_file
+    )
     return create_app(
         settings,
         extra_routes=[Mount("/_devidp", app=idp), *extra_routes],

@@ -98,7 +98,9 @@ def test_logout_refuses_forged_requests(
 ) -> None:
     cookie = portal.cookie(STAFF)
     grid = portal.get("/", cookie)
-    data = {} if token is None else {"csrf_token": csrf_of(grid.text) if token == "right" else token}
+    data = (
+        {} if token is None else {"csrf_token": csrf_of(grid.text) if token == "right" else token}
+    )
     refused = portal.post("/logout", cookie, data=data, headers=headers)
     assert refused.status_code == 403
     assert "text/html" in refused.headers["content-type"]
