@@ -286,13 +286,15 @@ class InProcess:
         self, path: str, who: DemoUser | User | str | None = None, **kwargs: Any
     ) -> httpx.Response:
         headers = self.as_(who) | kwargs.pop("headers", {})
-        return self.client.get(path, headers=headers, **kwargs)
+        response: httpx.Response = self.client.get(path, headers=headers, **kwargs)
+        return response
 
     def post(
         self, path: str, who: DemoUser | User | str | None = None, **kwargs: Any
     ) -> httpx.Response:
         headers = self.as_(who) | kwargs.pop("headers", {})
-        return self.client.post(path, headers=headers, **kwargs)
+        response: httpx.Response = self.client.post(path, headers=headers, **kwargs)
+        return response
 
     def flush(self) -> None:
         """Write the buffered events now (thread writer: written when this returns)."""

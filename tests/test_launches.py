@@ -297,7 +297,11 @@ def test_a_writer_that_dies_loses_nothing_and_is_replaced(
             os.kill(writer.pid or 0, signal.SIGKILL)  # mid-stream: batches in the pipe
             _record(store, launches=50)
             recorded += 50
-            assert await _until(lambda w=writer: store._proc is not None and store._proc is not w)
+
+            def replaced(w: object = writer) -> bool:
+                return store._proc is not None and store._proc is not w
+
+            assert await _until(replaced)
         assert await _until(lambda: _count(engine, "launch_event") == recorded, 15)
         await store.close()
 
