@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -37,6 +38,29 @@ from tests.helpers import (
 
 # Older tests import these from here; tests/helpers.py is where they live.
 __all__ = ["EXAMPLE_APPS", "ROOT", "SECRET", "LiveServer", "free_port", "sign_in"]
+
+# What `make check` leaves to `make test`: live servers over real HTTP and writer processes.
+LIVE_FIXTURES = frozenset({"demo_server", "demo_server_sqlite", "idp_server"})
+SLOW_FILES = frozenset({"test_shutdown.py"})
+SLOW_TESTS = frozenset({"test_python_dash_m_launcher"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` what starts a live server or an event writer process, so that the fast
+    suite (`make check`) is the in-process one. Tests that build a LiveServer themselves are
+    marked where they are written."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        name = item.name.partition("[")[0]
+        writer_process = item.path.name == "test_launches.py" and "[thread" not in item.name
+        if (
+            fixtures & LIVE_FIXTURES
+            or item.path.name in SLOW_FILES
+            or name in SLOW_TESTS
+            or writer_process
+        ):
+            item.add_marker(pytest.mark.slow)
+
 
 PG_URL = os.environ.get(
     "LAUNCHER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -97,22 +121,33 @@ def _reset(url: str) -> None:
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file per session; each test gets a copy (migrating takes a while)."""
+    path = tmp_path_factory.mktemp("template") / "launcher.db"
+    _reset(f"sqlite:///{path}")
+    return path
+
+
+def _fresh_sqlite(template: Path, tmp_path: Path) -> str:
+    target = tmp_path / "launcher.db"
+    shutil.copyfile(template, target)
+    return f"sqlite:///{target}"
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, _sqlite_template: Path) -> str:
     """Each test using this runs twice: on SQLite and on the real PostgreSQL."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/launcher.db"
-    else:
-        url = request.getfixturevalue("postgres_server")
+        return _fresh_sqlite(_sqlite_template, tmp_path)
+    url: str = request.getfixturevalue("postgres_server")
     _reset(url)
     return url
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path}/launcher.db"
-    _reset(url)
-    return url
+def sqlite_url(tmp_path: Path, _sqlite_template: Path) -> str:
+    return _fresh_sqlite(_sqlite_template, tmp_path)
 
 
 @pytest.fixture
@@ -189,7 +224,13 @@ def make_portal(
         ) -> InProcess:
             settings = make_settings(**{"database_url": sqlite_url, **overrides})
             return stack.enter_context(
-                in_process(settings, users=users, extra_routes=extra_routes, key_file=devidp_key)
+                in_process(
+                    settings,
+                    users=users,
+                    extra_routes=extra_routes,
+                    key_file=devidp_key,
+                    migrate=False,  # the database fixtures migrate
+                )
             )
 
         yield factory

@@ -154,6 +154,7 @@ def demo_app(
     users: Sequence[DemoUser] = DEMO_USERS,
     extra_routes: Sequence[BaseRoute] = (),
     key_file: Path | None = None,
+    migrate: bool = True,
 ) -> Starlette:
     """The portal with the development provider at /_devidp, like ``launcher demo``, but with
     the event writer in a thread: only the writer's own tests need its process."""
@@ -164,7 +165,7 @@ def demo_app(
     return create_app(
         settings,
         extra_routes=[Mount("/_devidp", app=idp), *extra_routes],
-        migrate=True,
+        migrate=migrate,
         writer="thread",
     )
 
@@ -309,12 +310,15 @@ def in_process(
     users: Sequence[DemoUser] = DEMO_USERS,
     extra_routes: Sequence[BaseRoute] = (),
     key_file: Path | None = None,
+    migrate: bool = True,
 ) -> Iterator[InProcess]:
     """``settings``' portal (with the development provider) in this process; see InProcess.
     ``key_file`` keeps the provider's signing key between tests (making one takes a while)."""
     from launcher.auth.oidc import OIDCClient
 
-    app = demo_app(settings, users=users, extra_routes=extra_routes, key_file=key_file)
+    app = demo_app(
+        settings, users=users, extra_routes=extra_routes, key_file=key_file, migrate=migrate
+    )
     context: Context = app.state.context
     context.oidc = OIDCClient(
         settings,

@@ -230,6 +230,7 @@ def test_a_tampered_cookie_is_refused(
 
 
 # --- what the sign-in puts in the cookie: the flow over HTTP --------------------------------
+@pytest.mark.slow
 def test_cookie_holds_no_tokens_and_stays_small_with_300_groups(
     tmp_path: Path, sqlite_url: str
 ) -> None:
@@ -295,6 +296,7 @@ def test_cookies_are_httponly_samesite_lax_and_not_secure_on_http(
     assert int(set_cookie(out, settings.session_cookie)[1]["max-age"]) <= 0
 
 
+@pytest.mark.slow
 def test_on_https_the_cookie_is_host_prefixed_and_secure_and_hsts_is_sent(
     tmp_path: Path, sqlite_url: str
 ) -> None:

@@ -9,6 +9,7 @@ import html
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from starlette.requests import Request
 from starlette.responses import Response
@@ -34,6 +35,7 @@ async def _crash(request: Request) -> Response:
     raise RuntimeError("a bug in a handler (deliberate, for the test)")
 
 
+@pytest.mark.slow
 def test_security_headers_on_pages_redirects_and_errors(tmp_path: Path, sqlite_url: str) -> None:
     """Over HTTP: the launch answered before the middleware (FastLaunch) writes its own
     headers, and what uvicorn sends is checked byte by byte."""
@@ -158,6 +160,7 @@ def test_registry_values_are_escaped(tmp_path: Path, make_portal: MakePortal) ->
         assert audit(page.text) == [], what
 
 
+@pytest.mark.slow
 def test_claims_are_escaped_on_every_page(tmp_path: Path, sqlite_url: str) -> None:
     """Over HTTP: the claims travel through the provider's ID token into the cookie."""
     evil = DemoUser(
