@@ -1,10 +1,10 @@
-# One task runner: `make demo`, `make test`, `make lint`, `make bench`.
+# One task runner: `make demo`, `make check`, `make test`, `make lint`, `make bench`.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-reports install test-deps docs clean
+.PHONY: demo check test lint bench bench-reports install test-deps docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,11 +26,17 @@ test-deps: $(STAMP)
 test: test-deps
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
-## lint: ruff (check + format) and mypy --strict
+## lint: ruff (check + format) and mypy --strict, on the code and the tests
 lint: $(STAMP)
 	$(VENV)/bin/ruff check launcher tests bench
 	$(VENV)/bin/ruff format --check launcher tests bench
-	$(VENV)/bin/mypy --strict launcher
+	$(VENV)/bin/mypy --strict launcher tests
+
+## check: lint, then the fast tests (in process; no browser, oidc-provider, PostgreSQL,
+## live server or writer process: those are `make test`)
+FAST := not browser and not interop and not postgres and not slow
+check: lint
+	$(PY) -m pytest -p no:cacheprovider -q -m "$(FAST)" $(PYTEST_ARGS)
 
 ## bench: launch throughput against a bare redirect, and what rollup upkeep adds per launch
 bench: test-deps

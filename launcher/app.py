@@ -8,6 +8,7 @@ import logging
 import os
 import random
 from collections.abc import AsyncIterator, Callable
+from typing import Literal
 from urllib.parse import urlsplit
 
 import anyio.to_thread
@@ -75,10 +76,13 @@ def create_app(
     *,
     extra_routes: list[BaseRoute] | None = None,
     migrate: bool = False,
+    writer: Literal["process", "thread"] = "process",
 ) -> Starlette:
     """Build the portal. ``migrate`` applies pending migrations at start-up (serve on SQLite).
 
     ``extra_routes`` lets ``launcher demo`` mount its development provider next to the portal.
+    ``writer="thread"`` writes events from a thread of this process instead of a writer
+    process (tests and tools that need no process of their own; launcher/launches.py).
     """
     if not settings.oidc_issuer or not settings.oidc_client_id:
         raise ConfigError("LAUNCHER_OIDC_ISSUER and LAUNCHER_OIDC_CLIENT_ID must be set")
@@ -91,7 +95,11 @@ def create_app(
         engine=engine,
         registry=registry,
         events=EventStore(
-            engine, settings.spool_dir, on_flush=rollups.apply, timezone=registry.timezone
+            engine,
+            settings.spool_dir,
+            on_flush=rollups.apply,
+            timezone=registry.timezone,
+            writer=writer,
         ),
         revocations=revocations,
         sessions=SessionCodec(settings, revocations),

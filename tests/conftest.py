@@ -1,4 +1,5 @@
-"""Shared fixtures: settings, databases (SQLite and the real PostgreSQL), live servers.
+"""Shared fixtures: settings, databases (SQLite and the real PostgreSQL), portals in process
+and live servers (tests/helpers.py has the helpers behind them).
 
 PostgreSQL tests run against ``LAUNCHER_TEST_POSTGRES`` (default: the local server). When it
 is unreachable they are skipped locally, but fail under CI (``CI=true``), so that CI can never
@@ -7,35 +8,63 @@ pass without them.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import re
-import socket
-import threading
-import time
+import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
+from starlette.routing import BaseRoute
 
 from launcher.settings import Settings, load_settings
+from tests.helpers import (
+    DEMO_USERS,
+    EXAMPLE_APPS,
+    ROOT,
+    SECRET,
+    DemoUser,
+    InProcess,
+    LiveServer,
+    demo_app,
+    demo_settings,
+    free_port,
+    in_process,
+    sign_in,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE_APPS = ROOT / "config" / "apps.yaml"
+# Older tests import these from here; tests/helpers.py is where they live.
+__all__ = ["EXAMPLE_APPS", "ROOT", "SECRET", "LiveServer", "free_port", "sign_in"]
+
+# What `make check` leaves to `make test`: live servers over real HTTP and writer processes.
+LIVE_FIXTURES = frozenset({"demo_server", "demo_server_sqlite", "idp_server"})
+SLOW_FILES = frozenset({"test_shutdown.py"})
+SLOW_TESTS = frozenset({"test_python_dash_m_launcher"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` what starts a live server or an event writer process, so that the fast
+    suite (`make check`) is the in-process one. Tests that build a LiveServer themselves are
+    marked where they are written."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        name = item.name.partition("[")[0]
+        writer_process = item.path.name.startswith("test_events_") and "[thread" not in item.name
+        if (
+            fixtures & LIVE_FIXTURES
+            or item.path.name in SLOW_FILES
+            or name in SLOW_TESTS
+            or writer_process
+        ):
+            item.add_marker(pytest.mark.slow)
+
+
 PG_URL = os.environ.get(
     "LAUNCHER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-SECRET = "test-secret-key-that-is-long-enough-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(autouse=True)
@@ -92,22 +121,33 @@ def _reset(url: str) -> None:
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file per session; each test gets a copy (migrating takes a while)."""
+    path = tmp_path_factory.mktemp("template") / "launcher.db"
+    _reset(f"sqlite:///{path}")
+    return path
+
+
+def _fresh_sqlite(template: Path, tmp_path: Path) -> str:
+    target = tmp_path / "launcher.db"
+    shutil.copyfile(template, target)
+    return f"sqlite:///{target}"
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, _sqlite_template: Path) -> str:
     """Each test using this runs twice: on SQLite and on the real PostgreSQL."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/launcher.db"
-    else:
-        url = request.getfixturevalue("postgres_server")
+        return _fresh_sqlite(_sqlite_template, tmp_path)
+    url: str = request.getfixturevalue("postgres_server")
     _reset(url)
     return url
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path}/launcher.db"
-    _reset(url)
-    return url
+def sqlite_url(tmp_path: Path, _sqlite_template: Path) -> str:
+    return _fresh_sqlite(_sqlite_template, tmp_path)
 
 
 @pytest.fixture
@@ -129,46 +169,28 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     return factory
 
 
-class LiveServer:
-    """A real uvicorn server on a free loopback port, in a thread of this process."""
-
-    def __init__(self, app: Any, port: int) -> None:
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("live server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
+@pytest.fixture(scope="session")
+def devidp_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One signing key for every in-process development provider of the session."""
+    return tmp_path_factory.mktemp("devidp") / "key.json"
 
 
 @pytest.fixture
-def demo_server(tmp_path: Path, database_url: str) -> Iterator[tuple[LiveServer, Settings]]:
+def demo_server(
+    tmp_path: Path, database_url: str, devidp_key: Path
+) -> Iterator[tuple[LiveServer, Settings]]:
     """The demo portal (portal + development provider) over real HTTP, on both databases."""
-    yield from _demo_server(tmp_path, database_url)
+    yield from _demo_server(tmp_path, database_url, devidp_key)
 
 
 @pytest.fixture
-def demo_server_sqlite(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[LiveServer, Settings]]:
-    yield from _demo_server(tmp_path, sqlite_url)
+def demo_server_sqlite(
+    tmp_path: Path, sqlite_url: str, devidp_key: Path
+) -> Iterator[tuple[LiveServer, Settings]]:
+    yield from _demo_server(tmp_path, sqlite_url, devidp_key)
 
 
-def _demo_server(tmp_path: Path, url: str) -> Iterator[tuple[LiveServer, Settings]]:
-    from launcher.demo.command import build_demo_app, demo_settings
-
+def _demo_server(tmp_path: Path, url: str, key_file: Path) -> Iterator[tuple[LiveServer, Settings]]:
     port = free_port()
     settings = demo_settings(
         "127.0.0.1",
@@ -178,34 +200,50 @@ def _demo_server(tmp_path: Path, url: str) -> Iterator[tuple[LiveServer, Setting
         apps_file=EXAMPLE_APPS,
         spool_dir=tmp_path / "spool",
     )
-    app = build_demo_app(settings, var=tmp_path / "var")
+    app = demo_app(settings, key_file=key_file)
     with LiveServer(app, port) as server:
         yield server, settings
 
 
-def sign_in(client: httpx.Client, base: str, user_sub: str, next_path: str = "/") -> httpx.Response:
-    """Walk the whole authorization code flow through the development provider's page."""
-    resp = client.get(f"{base}/login", params={"next": next_path})
-    assert resp.status_code in (302, 303), resp.text
-    authorize = client.get(resp.headers["location"])
-    assert authorize.status_code == 200, authorize.text
-    fields = dict(
-        re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', authorize.text)
-    )
-    fields = {k: _unescape(v) for k, v in fields.items()}
-    fields["user"] = user_sub
-    granted = client.post(
-        str(authorize.url), data=fields, headers={"Origin": _origin(authorize.url)}
-    )
-    assert granted.status_code == 302, granted.text
-    return client.get(granted.headers["location"])
+MakePortal = Callable[..., InProcess]
 
 
-def _origin(url: httpx.URL) -> str:
-    return f"{url.scheme}://{url.netloc.decode()}"
+@pytest.fixture
+def make_portal(
+    make_settings: Callable[..., Settings], sqlite_url: str, devidp_key: Path
+) -> Iterator[MakePortal]:
+    """``make_portal(users=..., extra_routes=..., **settings)``: a portal in process (see
+    tests/helpers.py, InProcess), on SQLite unless ``database_url`` is given."""
+    with contextlib.ExitStack() as stack:
+
+        def factory(
+            *,
+            users: Sequence[DemoUser] = DEMO_USERS,
+            extra_routes: Sequence[BaseRoute] = (),
+            **overrides: Any,
+        ) -> InProcess:
+            settings = make_settings(**{"database_url": sqlite_url, **overrides})
+            return stack.enter_context(
+                in_process(
+                    settings,
+                    users=users,
+                    extra_routes=extra_routes,
+                    key_file=devidp_key,
+                    migrate=False,  # the database fixtures migrate
+                )
+            )
+
+        yield factory
 
 
-def _unescape(value: str) -> str:
-    import html
+@pytest.fixture
+def portal(make_portal: MakePortal) -> InProcess:
+    """The portal with the development provider, in process on SQLite: for handler tests.
+    ``portal.get(path, STAFF)`` asks as a signed-in user (a minted session cookie)."""
+    return make_portal()
 
-    return html.unescape(value)
+
+@pytest.fixture
+def portal_any_db(make_portal: MakePortal, database_url: str) -> InProcess:
+    """``portal`` on SQLite and on the real PostgreSQL."""
+    return make_portal(database_url=database_url)

@@ -29,7 +29,15 @@ from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
 
 from launcher import i18n
 from launcher.demo.devidp import DEMO_USERS, DemoUser
@@ -60,8 +68,8 @@ CATEGORIES = ["Communicatie", "Zorg", "Planning en HR", "Documenten en kennis", 
 EHR_URL = f"https://epd.zorggroep-noord.example/?user={quote(CLINICIAN.upn, safe='')}"
 ROOSTER_LOGIN = "https://rooster.zorggroep-noord.example/oidc/login?"
 STUB_PAGE = "<!doctype html><html lang=en><title>App</title><h1>An external app</h1></html>"
-DESKTOP = {"width": 1280, "height": 800}
-MOBILE = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+MOBILE: ViewportSize = {"width": 390, "height": 844}
 
 
 def _missing(what: str) -> None:
@@ -117,7 +125,7 @@ class Tab:
 def open_tab(browser: Browser, server: LiveServer) -> Iterator[Callable[..., Tab]]:
     contexts: list[BrowserContext] = []
 
-    def factory(viewport: dict[str, int] = DESKTOP, **options: Any) -> Tab:
+    def factory(viewport: ViewportSize = DESKTOP, **options: Any) -> Tab:
         context = browser.new_context(viewport=viewport, locale="nl-NL", **options)
         context.set_default_timeout(10_000)
         # Runs in every document through the DevTools protocol; the page's CSP cannot block it.
@@ -147,13 +155,17 @@ def sign_in(tab: Tab, user: DemoUser) -> Page:
 
 
 def tile_links(page: Page) -> list[str]:
-    return page.locator(".tile a").evaluate_all("els => els.map(a => a.getAttribute('href'))")
+    links: list[str] = page.locator(".tile a").evaluate_all(
+        "els => els.map(a => a.getAttribute('href'))"
+    )
+    return links
 
 
 def visible_tiles(page: Page) -> list[str]:
-    return page.locator(".tile a:visible").evaluate_all(
+    links: list[str] = page.locator(".tile a:visible").evaluate_all(
         "els => els.map(a => a.getAttribute('href'))"
     )
+    return links
 
 
 def launches_within(

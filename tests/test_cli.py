@@ -168,7 +168,7 @@ def test_check_config_schema_is_json_schema(capsys: pytest.CaptureFixture[str]) 
     assert main(["check-config", "--schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert set(schema["properties"]) == {"portal", "categories", "departments", "apps"}
+    assert set(schema["properties"]) == {"portal", "categories", "departments", "apps", "displays"}
     assert "url" in schema["$defs"]["App"]["required"]
 
 

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from launcher import db
 from launcher.engage import announcements
 from launcher.engage.announcements import T_ANNOUNCEMENT, T_SEEN, InvalidField
+from launcher.errors import NotFound
 from launcher.settings import Settings
 from tests.engage_portal import csrf, portal, post, user
 
@@ -128,9 +129,9 @@ def test_views_are_recorded_once_dismissal_hides_and_reach_is_suppressed(
     assert announcements.listing(engine, TODAY, min_group=3)[0].reach == 4
 
     clinicians = _add(engine, groups="clinicians")
-    with pytest.raises(announcements.NotFound):
+    with pytest.raises(NotFound):
         announcements.dismiss(engine, clinicians, "u1", ("staff",))  # not theirs to see
-    with pytest.raises(announcements.NotFound):
+    with pytest.raises(NotFound):
         announcements.dismiss(engine, 987654, "u1", ())
 
     assert announcements.delete(engine, news) is True

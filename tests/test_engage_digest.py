@@ -169,7 +169,7 @@ def _settings(make_settings: Callable[..., Settings], url: str, database_url: st
 def _weeks(engine: sa.Engine) -> dict[str, str | None]:
     t = subscriptions.T_SUBSCRIBER
     with engine.connect() as conn:
-        return dict(conn.execute(sa.select(t.c.email, t.c.last_week)).all())  # type: ignore[arg-type]
+        return {email: week for email, week in conn.execute(sa.select(t.c.email, t.c.last_week))}
 
 
 def _links(text: str) -> list[str]:

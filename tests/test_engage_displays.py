@@ -28,7 +28,7 @@ OFFICE = Display("office", "Office", OFFICE_TOKEN, ("staff",))
 
 
 def test_displays_from_the_registry_entries_and_the_environment() -> None:
-    entries = [
+    entries: list[dict[str, object]] = [
         {"id": "hall-main", "name": "Main entrance", "token_env": "HALL"},
         {"id": "staff-room", "token_env": "ROOM", "groups": ["clinicians"]},
     ]

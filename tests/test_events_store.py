@@ -120,7 +120,11 @@ def test_a_writer_that_dies_loses_nothing_and_is_replaced(
             os.kill(writer.pid or 0, signal.SIGKILL)  # mid-stream: batches in the pipe
             record(store, launches=50)
             recorded += 50
-            assert await until(lambda w=writer: store._proc is not None and store._proc is not w)
+
+            def replaced(w: object = writer) -> bool:
+                return store._proc is not None and store._proc is not w
+
+            assert await until(replaced)
         assert await until(lambda: count(engine, "launch_event") == recorded, 15)
         await store.close()
 

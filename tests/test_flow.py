@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import sqlalchemy as sa
 
-from launcher.demo.devidp import DEMO_USERS
-from tests.conftest import LiveServer, sign_in
-
-STAFF = next(u for u in DEMO_USERS if u.groups == ("staff",))
-CLINICIAN = next(u for u in DEMO_USERS if "clinicians" in u.groups)
+from launcher.settings import Settings
+from tests.helpers import CLINICIAN, LiveServer, sign_in, wait_until
 
 
-def _wait_for(predicate, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def test_sign_in_grid_launch_sign_out(demo_server: tuple[LiveServer, object]) -> None:
+def test_sign_in_grid_launch_sign_out(demo_server: tuple[LiveServer, Settings]) -> None:
     server, settings = demo_server
     with httpx.Client(follow_redirects=False, timeout=10) as client:
         anonymous = client.get(f"{server.url}/")
@@ -57,7 +43,7 @@ def test_sign_in_grid_launch_sign_out(demo_server: tuple[LiveServer, object]) ->
                         conn.execute(sa.text("SELECT count(*) FROM launch_event")).scalar_one()
                     )
 
-            assert _wait_for(lambda: count() == 2)
+            assert wait_until(lambda: count() == 2)
             with engine.connect() as conn:
                 rows = conn.execute(sa.text("SELECT app_id, user_id FROM launch_event")).all()
                 signins = conn.execute(sa.text("SELECT count(*) FROM signin_event")).scalar_one()

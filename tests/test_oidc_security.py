@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import ssl
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +21,7 @@ from joserfc.jwk import KeySet
 
 from launcher.app import create_app
 from launcher.settings import Settings
-from tests.conftest import LiveServer, free_port
+from tests.helpers import LiveServer, free_port, wait_until
 from tests.hostile_idp import (
     BACKCHANNEL_EVENT,
     CLIENT_ID,
@@ -68,7 +67,7 @@ def settings(idp: HostileIdP, make_settings: Callable[..., Settings], sqlite_url
 def portal(settings: Settings) -> Iterator[str]:
     port = httpx.URL(settings.base_url).port
     assert port is not None
-    with LiveServer(create_app(settings), port) as server:
+    with LiveServer(create_app(settings, writer="thread"), port) as server:
         yield server.url
 
 
@@ -166,12 +165,7 @@ def assert_refused(
 
 def soon(predicate: Callable[[], bool], timeout: float = 2.5) -> bool:
     """True once ``predicate`` holds; workers see revocations within about a second."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
+    return wait_until(predicate, timeout)
 
 
 def home_status(portal: str, session_cookie: str) -> int:
@@ -573,7 +567,7 @@ def test_backchannel_logout_by_sid(idp: HostileIdP, portal: str, settings: Setti
     # a second worker process of the same portal (same database): it learns of the logout
     # only through the revocation table it polls
     port = free_port()
-    with LiveServer(create_app(settings), port) as worker:
+    with LiveServer(create_app(settings, writer="thread"), port) as worker:
         assert home_status(worker.url, ended) == 200
         resp = _backchannel(portal, idp.logout_token(sid=sid, sub="alice"))
         assert resp.status_code == 200, resp.text

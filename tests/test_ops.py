@@ -3,40 +3,49 @@
 from __future__ import annotations
 
 import shutil
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
 from launcher.app import create_app
-from launcher.demo.devidp import DEMO_USERS
-from tests.conftest import EXAMPLE_APPS, LiveServer, free_port, sign_in
-
-ADMIN = next(u for u in DEMO_USERS if "launcher-admins" in u.groups)
+from launcher.settings import Settings
+from tests.conftest import MakePortal
+from tests.helpers import (
+    ADMIN,
+    DEMO_USERS,
+    EXAMPLE_APPS,
+    LiveServer,
+    TestClient,
+    free_port,
+    sign_in,
+    wait_until,
+)
 
 
 def test_readyz_reports_an_unreachable_provider_and_the_portal_still_starts(
-    make_settings,
-    sqlite_url: str,  # type: ignore[no-untyped-def]
+    make_settings: Callable[..., Settings], sqlite_url: str
 ) -> None:
+    """In process; the portal's own HTTP client finds nothing at the provider's address."""
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens here
-    port = free_port()
-    settings = make_settings(
-        oidc_issuer=dead, database_url=sqlite_url, base_url=f"http://127.0.0.1:{port}"
-    )
-    with LiveServer(create_app(settings), port) as server, httpx.Client() as client:
-        assert client.get(f"{server.url}/healthz").text == "ok"
-        ready = client.get(f"{server.url}/readyz")
+    settings = make_settings(oidc_issuer=dead, database_url=sqlite_url)
+    app = create_app(settings, writer="thread")
+    with TestClient(app, base_url=settings.base_url, follow_redirects=False) as client:
+        assert client.get("/healthz").text == "ok"
+        ready = client.get("/readyz")
         assert ready.status_code == 503
         checks = ready.json()["checks"]
         assert checks["database"] == "ok" and checks["registry"] == "ok"
         assert checks["provider"].startswith("error")
-        login = client.get(f"{server.url}/login")
+        login = client.get("/login")
         assert login.status_code == 502
         assert "Traceback" not in login.text and "could not be reached" in login.text
 
 
-def test_readyz_ok_and_metrics_count_launches(demo_server_sqlite) -> None:  # type: ignore[no-untyped-def]
+def test_readyz_ok_and_metrics_count_launches(
+    demo_server_sqlite: tuple[LiveServer, Settings],
+) -> None:
+    """Over HTTP: the sign-in counted is a real one, through the provider."""
     server, _ = demo_server_sqlite
     with httpx.Client(follow_redirects=False) as client:
         assert client.get(f"{server.url}/readyz").json() == {
@@ -51,34 +60,22 @@ def test_readyz_ok_and_metrics_count_launches(demo_server_sqlite) -> None:  # ty
 
 
 def test_broken_edit_keeps_the_last_good_registry_and_admin_sees_why(
-    make_settings,
-    tmp_path: Path,
-    sqlite_url: str,  # type: ignore[no-untyped-def]
+    make_portal: MakePortal, tmp_path: Path
 ) -> None:
-    from launcher.demo.command import build_demo_app, demo_settings
-
     apps = tmp_path / "apps.yaml"
     shutil.copy(EXAMPLE_APPS, apps)
-    port = free_port()
-    settings = demo_settings(
-        "127.0.0.1", port, var=tmp_path / "var", database_url=sqlite_url, apps_file=apps
-    )
-    app = build_demo_app(settings, var=tmp_path / "var")
-    with LiveServer(app, port) as server, httpx.Client(follow_redirects=False) as client:
-        sign_in(client, server.url, ADMIN.sub)
-        text = apps.read_text()
-        apps.write_text(text.replace("  - id: outlook\n", "  - id: teams\n", 1))
-        deadline = time.monotonic() + 10
-        while "duplicate id" not in (page := client.get(f"{server.url}/admin").text):
-            assert time.monotonic() < deadline, "the broken edit was never noticed"
-            time.sleep(0.2)
-        assert "apps.yaml:" in page  # file:line is shown to the admin
-        grid = client.get(f"{server.url}/").text
-        assert 'href="/launch/outlook"' in grid  # the last good registry is still in use
+    portal = make_portal(apps_file=apps)
+    admin = portal.cookie(ADMIN)
+    text = apps.read_text()
+    apps.write_text(text.replace("  - id: outlook\n", "  - id: teams\n", 1))
+    noticed = wait_until(lambda: "duplicate id" in portal.get("/admin", admin).text, 10, 0.2)
+    assert noticed, "the broken edit was never noticed"
+    page = portal.get("/admin", admin).text
+    assert "apps.yaml:" in page  # file:line is shown to the admin
+    grid = portal.get("/", admin).text
+    assert 'href="/launch/outlook"' in grid  # the last good registry is still in use
 
-        apps.write_text(text.replace("name: Outlook", "name: Outlook Web"))
-        deadline = time.monotonic() + 10
-        while "Outlook Web" not in client.get(f"{server.url}/").text:
-            assert time.monotonic() < deadline, "the fixed edit was never loaded"
-            time.sleep(0.2)
-        assert "duplicate id" not in client.get(f"{server.url}/admin").text
+    apps.write_text(text.replace("name: Outlook", "name: Outlook Web"))
+    loaded = wait_until(lambda: "Outlook Web" in portal.get("/", admin).text, 10, 0.2)
+    assert loaded, "the fixed edit was never loaded"
+    assert "duplicate id" not in portal.get("/admin", admin).text

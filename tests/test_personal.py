@@ -14,14 +14,9 @@ import pytest
 import sqlalchemy as sa
 
 from launcher import app_requests, db, personal
-from launcher.demo.devidp import DEMO_USERS
 from launcher.errors import BadRequest, TooManyRequests
-from launcher.events import BatchWriter, Launch
-from launcher.settings import Settings
-from tests.conftest import LiveServer, sign_in
+from tests.helpers import ADMIN, STAFF, BatchWriter, InProcess, Launch
 
-STAFF = next(u for u in DEMO_USERS if u.groups == ("staff",))
-ADMIN = next(u for u in DEMO_USERS if "launcher-admins" in u.groups)
 NOW = dt.datetime(2026, 5, 20, 12, tzinfo=dt.UTC)
 
 
@@ -75,87 +70,76 @@ def _csrf(page: str) -> str:
 def _section(page: str, heading_id: str) -> list[str]:
     """The app ids of the tiles in the section headed by ``heading_id`` (empty if absent)."""
     match = re.search(rf'<section [^>]*aria-labelledby="{heading_id}">(.*?)</section>', page, re.S)
-    return re.findall(r'href="/launch/([^"]+)"', match[1]) if match else []
+    return re.findall(r'href="/launch/([^"?]+)', match[1]) if match else []
 
 
-def _star(client: httpx.Client, base: str, app: str, on: bool, token: str) -> httpx.Response:
-    return client.post(
-        f"{base}/favourites/{app}",
-        data={"csrf_token": token, "favourite": "on" if on else "off"},
+def _star(portal: InProcess, who: str, app: str, on: bool, token: str) -> httpx.Response:
+    return portal.post(
+        f"/favourites/{app}", who, data={"csrf_token": token, "favourite": "on" if on else "off"}
     )
 
 
-def test_star_and_unstar_on_the_grid(demo_server: tuple[LiveServer, Settings]) -> None:
-    server, _ = demo_server
-    with httpx.Client(follow_redirects=False, timeout=10) as client:
-        sign_in(client, server.url, STAFF.sub)
-        grid = client.get(f"{server.url}/")
-        assert _section(grid.text, "cat-favourites") == []
-        token = _csrf(grid.text)
-        # each tile has its own toggle, not pressed yet
-        assert 'action="/favourites/teams"' in grid.text
-        assert 'aria-pressed="true"' not in grid.text
+def test_star_and_unstar_on_the_grid(portal_any_db: InProcess) -> None:
+    portal = portal_any_db
+    staff = portal.cookie(STAFF)
+    grid = portal.get("/", staff)
+    assert _section(grid.text, "cat-favourites") == []
+    token = _csrf(grid.text)
+    # each tile has its own toggle, not pressed yet
+    assert 'action="/favourites/teams"' in grid.text
+    assert 'aria-pressed="true"' not in grid.text
 
-        starred = _star(client, server.url, "teams", True, token)
-        assert starred.status_code == 303 and starred.headers["location"] == "/#app-teams"
-        _star(client, server.url, "outlook", True, token)
-        grid = client.get(f"{server.url}/")
-        assert _section(grid.text, "cat-favourites") == ["teams", "outlook"]
-        assert grid.text.count('aria-pressed="true"') == 4  # in Favourites and in its category
+    starred = _star(portal, staff, "teams", True, token)
+    assert starred.status_code == 303 and starred.headers["location"] == "/#app-teams"
+    _star(portal, staff, "outlook", True, token)
+    grid = portal.get("/", staff)
+    assert _section(grid.text, "cat-favourites") == ["teams", "outlook"]
+    assert 'href="/launch/teams?source=favourite"' in grid.text  # counted as from favourites
+    assert grid.text.count('aria-pressed="true"') == 4  # in Favourites and in its category
 
-        _star(client, server.url, "teams", False, token)
-        grid = client.get(f"{server.url}/")
-        assert _section(grid.text, "cat-favourites") == ["outlook"]
-
-
-def test_starring_needs_the_csrf_token_and_a_visible_app(
-    demo_server: tuple[LiveServer, Settings],
-) -> None:
-    server, _ = demo_server
-    with httpx.Client(follow_redirects=False, timeout=10) as client:
-        sign_in(client, server.url, STAFF.sub)
-        token = _csrf(client.get(f"{server.url}/").text)
-        assert _star(client, server.url, "teams", True, "forged").status_code == 403
-        assert client.post(f"{server.url}/favourites/teams").status_code == 403
-        assert _star(client, server.url, "ehr", True, token).status_code == 404  # clinicians'
-        assert _star(client, server.url, "time-tracking", True, token).status_code == 404  # hidden
-        assert _star(client, server.url, "no-such-app", True, token).status_code == 404
-        grid = client.get(f"{server.url}/")
-        assert _section(grid.text, "cat-favourites") == []
-        assert "ehr" not in grid.text
-    with httpx.Client(follow_redirects=False, timeout=10) as anonymous:
-        refused = anonymous.post(f"{server.url}/favourites/teams", data={"favourite": "on"})
-        assert refused.status_code == 303 and refused.headers["location"].startswith("/login")
+    _star(portal, staff, "teams", False, token)
+    grid = portal.get("/", staff)
+    assert _section(grid.text, "cat-favourites") == ["outlook"]
 
 
-def test_recently_used_follows_launches(demo_server: tuple[LiveServer, Settings]) -> None:
-    server, _ = demo_server
-    with httpx.Client(follow_redirects=False, timeout=10) as client:
-        sign_in(client, server.url, STAFF.sub)
-        assert _section(client.get(f"{server.url}/").text, "cat-recent") == []
-        for app in ("teams", "outlook", "teams"):
-            assert client.get(f"{server.url}/launch/{app}").status_code == 303
-            time.sleep(0.05)
-        client.get(f"{server.url}/launch/time-tracking")  # hidden apps have no tile anywhere
+def test_starring_needs_the_csrf_token_and_a_visible_app(portal_any_db: InProcess) -> None:
+    portal = portal_any_db
+    staff = portal.cookie(STAFF)
+    token = _csrf(portal.get("/", staff).text)
+    assert _star(portal, staff, "teams", True, "forged").status_code == 403
+    assert portal.post("/favourites/teams", staff).status_code == 403
+    assert _star(portal, staff, "ehr", True, token).status_code == 404  # clinicians'
+    assert _star(portal, staff, "time-tracking", True, token).status_code == 404  # hidden
+    assert _star(portal, staff, "no-such-app", True, token).status_code == 404
+    grid = portal.get("/", staff)
+    assert _section(grid.text, "cat-favourites") == []
+    assert "ehr" not in grid.text
+    refused = portal.post("/favourites/teams", data={"favourite": "on"})
+    assert refused.status_code == 303 and refused.headers["location"].startswith("/login")
 
-        deadline = time.monotonic() + 10
-        while _section(client.get(f"{server.url}/").text, "cat-recent") != ["teams", "outlook"]:
-            assert time.monotonic() < deadline, client.get(f"{server.url}/").text
-            time.sleep(0.1)
+
+def test_recently_used_follows_launches(portal_any_db: InProcess) -> None:
+    portal = portal_any_db
+    staff = portal.cookie(STAFF)
+    assert _section(portal.get("/", staff).text, "cat-recent") == []
+    for app in ("teams", "outlook", "teams"):
+        assert portal.get(f"/launch/{app}", staff).status_code == 303
+        portal.flush()  # one batch each: distinct launch times
+    portal.get("/launch/time-tracking", staff)  # hidden apps have no tile anywhere
+    portal.flush()
+    grid = portal.get("/", staff).text
+    assert _section(grid, "cat-recent") == ["teams", "outlook"], grid
 
 
 def test_the_grid_works_when_the_database_does_not(
-    demo_server_sqlite: tuple[LiveServer, Settings], monkeypatch: pytest.MonkeyPatch
+    portal: InProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server, _ = demo_server_sqlite
-
     def down(engine: sa.Engine, user_id: str) -> tuple[list[str], list[str]]:
         raise sa.exc.OperationalError("SELECT", {}, Exception("database is down (deliberate)"))
 
-    with httpx.Client(follow_redirects=False, timeout=10) as client:
-        sign_in(client, server.url, STAFF.sub)
-        monkeypatch.setattr(personal, "for_grid", down)
-        grid = client.get(f"{server.url}/")
+    staff = portal.cookie(STAFF)
+    monkeypatch.setattr(personal, "for_grid", down)
+    grid = portal.get("/", staff)
     assert grid.status_code == 200
     assert 'href="/launch/teams"' in grid.text
     assert _section(grid.text, "cat-favourites") == _section(grid.text, "cat-recent") == []
@@ -187,49 +171,41 @@ def test_requests_are_tidied_grouped_limited_and_dismissed(database_url: str) ->
     engine.dispose()
 
 
-def test_asking_for_an_app_reaches_the_admin_page(
-    demo_server: tuple[LiveServer, Settings],
-) -> None:
-    server, _ = demo_server
-    u = server.url
+def test_asking_for_an_app_reaches_the_admin_page(portal_any_db: InProcess) -> None:
+    portal = portal_any_db
     injected = '<img src=x onerror="alert(1)">Visio'
-    with (
-        httpx.Client(follow_redirects=False, timeout=10) as staff,
-        httpx.Client(follow_redirects=False, timeout=10) as admin,
-    ):
-        sign_in(staff, u, STAFF.sub)
-        sign_in(admin, u, ADMIN.sub)
-        grid = staff.get(f"{u}/")
-        assert 'action="/requests"' in grid.text
-        token = _csrf(grid.text)
-        asked = staff.post(f"{u}/requests", data={"csrf_token": token, "name": "ZorgDomein"})
-        assert asked.status_code == 303 and asked.headers["location"] == "/?asked=1#missing"
-        assert 'role="status"' in staff.get(f"{u}/?asked=1").text
-        staff.post(f"{u}/requests", data={"csrf_token": token, "name": injected})
-        admin.post(f"{u}/requests", data={"csrf_token": _csrf(admin.get(f"{u}/").text),
-                                         "name": " zorgdomein "})  # fmt: skip
+    staff, admin = portal.cookie(STAFF), portal.cookie(ADMIN)
+    grid = portal.get("/", staff)
+    assert 'action="/requests"' in grid.text
+    token = _csrf(grid.text)
+    asked = portal.post("/requests", staff, data={"csrf_token": token, "name": "ZorgDomein"})
+    assert asked.status_code == 303 and asked.headers["location"] == "/?asked=1#missing"
+    assert 'role="status"' in portal.get("/?asked=1", staff).text
+    portal.post("/requests", staff, data={"csrf_token": token, "name": injected})
+    admin_grid_token = _csrf(portal.get("/", admin).text)
+    portal.post("/requests", admin, data={"csrf_token": admin_grid_token, "name": " zorgdomein "})
 
-        assert staff.post(f"{u}/requests", data={"name": "Miro"}).status_code == 403  # no token
-        assert (
-            staff.post(f"{u}/requests", data={"csrf_token": token, "name": " "}).status_code == 400
-        )
-        assert staff.get(f"{u}/admin").status_code == 403
+    assert portal.post("/requests", staff, data={"name": "Miro"}).status_code == 403  # no token
+    assert (
+        portal.post("/requests", staff, data={"csrf_token": token, "name": " "}).status_code == 400
+    )
+    assert portal.get("/admin", staff).status_code == 403
 
-        page = admin.get(f"{u}/admin")
-        assert page.status_code == 200
-        rows = re.findall(r"<tr>\s*<td>(.*?)</td>\s*<td class=\"num\">(\d+)</td>", page.text)
-        assert rows[0] == ("zorgdomein", "2")  # two people, the latest spelling
-        assert injected not in page.text and "&lt;img src=x" in page.text
+    page = portal.get("/admin", admin)
+    assert page.status_code == 200
+    rows = re.findall(r"<tr>\s*<td>(.*?)</td>\s*<td class=\"num\">(\d+)</td>", page.text)
+    assert rows[0] == ("zorgdomein", "2")  # two people, the latest spelling
+    assert injected not in page.text and "&lt;img src=x" in page.text
 
-        # only admins dismiss, with the token
-        form = {"csrf_token": token, "key": "zorgdomein"}
-        assert staff.post(f"{u}/admin/requests/dismiss", data=form).status_code == 403
-        admin_token = _csrf(page.text)
-        refused = admin.post(f"{u}/admin/requests/dismiss", data={"key": "zorgdomein"})
-        assert refused.status_code == 403
-        done = admin.post(
-            f"{u}/admin/requests/dismiss", data={"csrf_token": admin_token, "key": "zorgdomein"}
-        )
-        assert done.status_code == 303 and done.headers["location"] == "/admin#requests"
-        page = admin.get(f"{u}/admin")
-        assert "zorgdomein" not in page.text.lower() and "&lt;img src=x" in page.text
+    # only admins dismiss, with the token
+    form = {"csrf_token": token, "key": "zorgdomein"}
+    assert portal.post("/admin/requests/dismiss", staff, data=form).status_code == 403
+    admin_token = _csrf(page.text)
+    refused = portal.post("/admin/requests/dismiss", admin, data={"key": "zorgdomein"})
+    assert refused.status_code == 403
+    done = portal.post(
+        "/admin/requests/dismiss", admin, data={"csrf_token": admin_token, "key": "zorgdomein"}
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/admin#requests"
+    page = portal.get("/admin", admin)
+    assert "zorgdomein" not in page.text.lower() and "&lt;img src=x" in page.text

@@ -10,23 +10,22 @@ The fixture (go-live 2025-03-01, minimum group 3):
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
 import io
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
 from launcher import db
-from launcher.events import BatchWriter, Launch, SignIn
 from launcher.registry import parse_registry
 from launcher.reports import periods, queries, rebuild, rollups, tables
-from launcher.reports.queries import Period
+from launcher.reports.periods import Period
+from tests.helpers import REVIEWER, STAFF, BatchWriter, InProcess, Launch, SignIn
 
 TZ = ZoneInfo("Europe/Amsterdam")
 MIN = 3
@@ -67,7 +66,9 @@ def _events() -> tuple[list[Launch], list[SignIn]]:
 
 
 @pytest.fixture(params=["incremental", "rebuilt"])
-def engine(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> sa.Engine:
+def engine(
+    request: pytest.FixtureRequest, database_url: str, tmp_path: Path
+) -> Iterator[sa.Engine]:
     """The fixture written through the live flush path, or rebuilt in SQL from raw events."""
     eng = db.make_engine(database_url)
     launches, signins = _events()
@@ -229,15 +230,7 @@ def test_suppression_never_leaves_a_single_hidden_row() -> None:
     assert [r.get("suppressed", False) for r in two_small] == [False, False, True, True]
 
 
-# --- over HTTP: access rules and the page ----------------------------------------------------
-def _signed_in(server_url: str, sub: str) -> httpx.Client:
-    from tests.conftest import sign_in
-
-    client = httpx.Client(follow_redirects=False, timeout=20)
-    sign_in(client, server_url, sub)
-    return client
-
-
+# --- the handlers: access rules and the page (in process) -------------------------------
 REPORT_PATHS = [
     "/reports",
     "/reports/export.csv?table=apps",
@@ -250,37 +243,31 @@ REPORT_PATHS = [
 ]
 
 
-def test_access_staff_403_reviewer_200(demo_server_sqlite) -> None:  # type: ignore[no-untyped-def]
-    from launcher.demo.devidp import DEMO_USERS
-
-    server, _ = demo_server_sqlite
-    staff = next(u for u in DEMO_USERS if u.groups == ("staff",))
-    reviewer = next(u for u in DEMO_USERS if "launcher-reviewers" in u.groups)
-    with httpx.Client(follow_redirects=False) as anonymous:
-        for path in REPORT_PATHS:
-            r = anonymous.get(server.url + path)
-            if path.startswith("/api/"):
-                assert r.status_code == 401 and r.json()["status"] == 401, path
-            else:
-                assert r.status_code in (303, 401), path
-    with contextlib.closing(_signed_in(server.url, staff.sub)) as client:
-        for path in REPORT_PATHS:
-            r = client.get(server.url + path)
-            assert r.status_code == 403, path
-            if path.startswith("/api/"):
-                assert r.json()["status"] == 403
-    with contextlib.closing(_signed_in(server.url, reviewer.sub)) as client:
-        for path in REPORT_PATHS:
-            r = client.get(server.url + path)
-            assert r.status_code == 200, (path, r.text[:300])
-        page = client.get(server.url + "/reports?period=month&month=2025-03").text
-        assert "<script>" not in page and "<svg" in page
-        assert re.search(r'<svg class="chart[^"]*"[^>]*role="img"', page)
-        assert "Adoption since go-live" in page
-        bad = client.get(server.url + "/api/v1/reports/launches?by=user")
-        assert bad.status_code == 400 and "by" in bad.json()["message"]
-        bad = client.get(server.url + "/api/v1/reports/launches?from=2025-13-01")
-        assert bad.status_code == 400
+def test_access_staff_403_reviewer_200(portal: InProcess) -> None:
+    for path in REPORT_PATHS:
+        r = portal.get(path)
+        if path.startswith("/api/"):
+            assert r.status_code == 401 and r.json()["status"] == 401, path
+        else:
+            assert r.status_code in (303, 401), path
+    staff = portal.cookie(STAFF)
+    for path in REPORT_PATHS:
+        r = portal.get(path, staff)
+        assert r.status_code == 403, path
+        if path.startswith("/api/"):
+            assert r.json()["status"] == 403
+    reviewer = portal.cookie(REVIEWER)
+    for path in REPORT_PATHS:
+        r = portal.get(path, reviewer)
+        assert r.status_code == 200, (path, r.text[:300])
+    page = portal.get("/reports?period=month&month=2025-03", reviewer).text
+    assert "<script>" not in page and "<svg" in page
+    assert re.search(r'<svg class="chart[^"]*"[^>]*role="img"', page)
+    assert "Adoption since go-live" in page
+    bad = portal.get("/api/v1/reports/launches?by=user", reviewer)
+    assert bad.status_code == 400 and "by" in bad.json()["message"]
+    bad = portal.get("/api/v1/reports/launches?from=2025-13-01", reviewer)
+    assert bad.status_code == 400
 
 
 def test_quarters_compare_with_the_previous_quarter_and_the_first_three_months() -> None:

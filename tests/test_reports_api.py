@@ -8,25 +8,20 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
 from launcher import db
-from launcher.demo.devidp import DEMO_USERS
-from launcher.models import LaunchEvent, SignInEvent
+from launcher.models import LaunchEvent, SignInEvent, table
 from launcher.registry import Registry, load_registry
 from launcher.reports import queries, rebuild
-from launcher.reports.queries import Period
-from launcher.settings import Settings
-from tests.conftest import EXAMPLE_APPS, LiveServer, sign_in
+from launcher.reports.periods import Period
+from tests.helpers import EXAMPLE_APPS, REVIEWER, InProcess, TestClient
 
-REVIEWER = next(u for u in DEMO_USERS if "launcher-reviewers" in u.groups)
 API = "/api/v1/reports/launches"
 MARCH = Period(dt.date(2025, 3, 1), dt.date(2025, 3, 31))
 BY = ("app", "category", "department", "day", "month")
@@ -66,7 +61,7 @@ def _load(
     """Insert raw events and rebuild the rollups from them."""
     with engine.begin() as conn:
         conn.execute(
-            sa.insert(LaunchEvent.__table__),  # type: ignore[attr-defined]
+            sa.insert(table(LaunchEvent)),
             [
                 {
                     "ts": _ts(ts),
@@ -80,7 +75,7 @@ def _load(
         )
         if signins:
             conn.execute(
-                sa.insert(SignInEvent.__table__),  # type: ignore[attr-defined]
+                sa.insert(table(SignInEvent)),
                 [{"ts": _ts(ts), "user_id": user, "department": None} for ts, user in signins],
             )
     rebuild.rebuild(engine, ZoneInfo(registry.portal.timezone))
@@ -206,34 +201,17 @@ HTTP_EVENTS: list[Event] = [
 
 
 @contextlib.contextmanager
-def _signed_in_reviewer(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, follow_redirects=False, timeout=10) as client:
-        sign_in(client, server.url, REVIEWER.sub)
-        yield client
-
-
-def _wait_for_signin(url: str) -> None:
-    """The sign-in's own event is flushed (and rolled up) before we rebuild the rollups."""
-    engine = sa.create_engine(url)
-    try:
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            with engine.connect() as conn:
-                if conn.execute(sa.text("SELECT count(*) FROM signin_event")).scalar_one():
-                    return
-            time.sleep(0.05)
-        raise AssertionError("the sign-in was never recorded")
-    finally:
-        engine.dispose()
+def _reviewer(portal: InProcess) -> Iterator[TestClient]:
+    """The portal's in-process client, signed in as a reviewer (a minted session cookie)."""
+    portal.client.cookies.set(portal.settings.session_cookie, portal.cookie(REVIEWER))
+    yield portal.client
 
 
 def test_the_endpoint_answers_the_contract(
-    demo_server: tuple[LiveServer, Settings], engine: sa.Engine, registry: Registry
+    portal_any_db: InProcess, engine: sa.Engine, registry: Registry
 ) -> None:
-    server, settings = demo_server
-    assert settings.report_min_group == 5
-    with _signed_in_reviewer(server) as reviewer:
-        _wait_for_signin(settings.database_url)
+    assert portal_any_db.settings.report_min_group == 5
+    with _reviewer(portal_any_db) as reviewer:
         _load(engine, registry, HTTP_EVENTS)
 
         resp = reviewer.get(API, params={"from": "2025-03-01", "to": "2025-03-31", "by": "app"})
@@ -269,11 +247,8 @@ def test_the_endpoint_answers_the_contract(
         assert month.json()["rows"] == [_row("2025-03", 14, 6)]
 
 
-def test_parameters_defaults_and_errors(
-    demo_server_sqlite: tuple[LiveServer, Settings],
-) -> None:
-    server, settings = demo_server_sqlite
-    with _signed_in_reviewer(server) as reviewer:
+def test_parameters_defaults_and_errors(portal: InProcess) -> None:
+    with _reviewer(portal) as reviewer:
         default = reviewer.get(API)
         assert default.status_code == 200
         body = default.json()

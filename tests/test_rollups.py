@@ -68,7 +68,7 @@ def test_incremental_equals_recount_and_rebuild(database_url: str, tmp_path: Pat
     engine = db.make_engine(database_url)
     launches, signins = _events(3000)
     store = _store(engine, tmp_path)
-    events = [*launches, *signins]
+    events: list[Event] = [*launches, *signins]
     random.Random(1).shuffle(events)  # batches arrive out of order, as spool replays do
     for i in range(0, len(events), 137):
         store.write_events(events[i : i + 137])
@@ -109,14 +109,14 @@ def test_incremental_equals_recount_and_rebuild(database_url: str, tmp_path: Pat
     }  # hour,launches,month,users,weekday
     assert {k: len(v) for k, v in cells.items()} == month_cell
 
-    month_app: dict[tuple[dt.date, str], list[object]] = {}
+    app_launches: dict[tuple[dt.date, str], int] = {}
+    app_users: dict[tuple[dt.date, str], set[str]] = {}
     for e in launches:
-        entry = month_app.setdefault((e.ts.date().replace(day=1), e.app_id), [0, set()])
-        entry[0] += 1  # type: ignore[operator]
-        entry[1].add(e.user_id)  # type: ignore[union-attr]
+        key = (e.ts.date().replace(day=1), e.app_id)
+        app_launches[key] = app_launches.get(key, 0) + 1
+        app_users.setdefault(key, set()).add(e.user_id)
     assert {(r[2], r[0]): (r[1], r[3]) for r in incremental["month_app"]} == {
-        k: (n, len(u))
-        for k, (n, u) in month_app.items()  # type: ignore[arg-type]
+        k: (n, len(app_users[k])) for k, n in app_launches.items()
     }  # columns sorted: app_id, launches, month, users
 
     first: dict[str, dt.date] = {}
@@ -152,7 +152,8 @@ def test_purge_keeps_rollups_and_a_rebuild_after_it_loses_nothing(
     deleted = rebuild.purge_raw(engine, retention_days=35, tz=TZ, now=now)
     with engine.connect() as conn:
         left = conn.execute(sa.select(rollups.T_LAUNCH.c.ts)).scalars().all()
-    assert deleted == sum(1 for e in [*launches, *signins] if e.ts < cutoff) > 0
+    everything: list[Event] = [*launches, *signins]
+    assert deleted == sum(1 for e in everything if e.ts < cutoff) > 0
     assert min(utc(ts) for ts in left) >= cutoff
     assert _snapshot(engine) == before  # rollups stay
     rebuild.rebuild(engine, TZ)  # from the partial raw history: older months are kept as is

@@ -9,7 +9,7 @@ import pytest
 
 from launcher.errors import ConfigError
 from launcher.settings import Settings, load_settings
-from tests.conftest import ROOT, SECRET
+from tests.helpers import ROOT, SECRET
 
 # CI keeps the team's shared/ beside the clone; without it, this copy of DESIGN.md's table
 # stands in (variable -> documented default; None where the default is "none").
