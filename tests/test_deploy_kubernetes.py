@@ -351,10 +351,16 @@ def test_jobs_run_real_launcher_commands(overlay: str) -> None:
         "import-signins",
         "send-digest",
     ]
-    for doc in docs:
-        if doc["kind"] == "CronJob":
-            # once per installation: never two runs side by side
-            assert doc["spec"]["concurrencyPolicy"] == "Forbid", doc["metadata"]["name"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_cronjobs_never_run_twice_at_once(overlay: str) -> None:
+    cronjobs = [d for d in _docs(overlay) if d["kind"] == "CronJob"]
+    assert len(cronjobs) == 3
+    for doc in cronjobs:
+        # once per installation: never two runs side by side
+        assert doc["spec"]["concurrencyPolicy"] == "Forbid", doc["metadata"]["name"]
+        assert doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]["restartPolicy"] == "Never"
 
 
 def test_import_signins_reads_what_its_init_container_writes() -> None:
