@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from launcher import db
+from launcher import db, logs
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +328,6 @@ class BatchWriter:
 # Messages, pickled: to the writer ("batch", id, tz, [LaunchRow], [SignInRow]) and ("close",);
 # from it ("done", id, written, spooled, database_ok), ("kept", id, database_ok) when it could
 # neither write nor spool the batch (the portal keeps it), and ("replayed", n, database_ok).
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def send(conn: Connection, message: tuple[Any, ...]) -> None:
@@ -355,8 +354,8 @@ def run_writer(
     # sent to the whole process group must not end it first.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    if not logging.getLogger().handlers:  # a spawned process: the portal's LAUNCHER_LOG_FORMAT
+        logs.configure_from_environment()
     engine = db.make_engine(database_url)
     writer = BatchWriter(engine, spool_dir, on_flush)
     next_replay = 0.0
