@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -162,6 +163,34 @@ def test_the_cli_writes_json_lines_when_asked(
     logging.getLogger("launcher.test").info("after main")
     lines = [line for line in capsys.readouterr().err.splitlines() if "after main" in line]
     assert [json.loads(line)["logger"] for line in lines] == ["launcher.test"]
+
+
+@pytest.mark.parametrize(
+    ("env", "dotenv", "expected"),
+    [
+        pytest.param(None, None, "text", id="default"),
+        pytest.param("json", None, "json", id="environment"),
+        pytest.param(None, "LAUNCHER_LOG_FORMAT=json\n", "json", id=".env"),
+        pytest.param("text", "LAUNCHER_LOG_FORMAT=json\n", "text", id="environment over .env"),
+        pytest.param("xml", None, "text", id="invalid: text, the command reports it"),
+    ],
+)
+def test_configure_from_environment_reads_the_setting(
+    env: str | None,
+    dotenv: str | None,
+    expected: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    restore_logging: None,
+) -> None:
+    if env is not None:
+        monkeypatch.setenv("LAUNCHER_LOG_FORMAT", env)
+    if dotenv is not None:
+        Path(".env").write_text(dotenv, encoding="utf-8")  # the test runs in tmp_path
+    logs.configure_from_environment()
+    logging.getLogger("launcher.test").warning("which format")
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("{") == (expected == "json"), line
 
 
 def test_uvicorn_logs_through_our_handler_in_our_format(
