@@ -42,8 +42,8 @@ EVENTS: dict[str, tuple[str, ...]] = {
     "registry_reload": ("outcome", "path", "apps", "error"),
     # an admin dismissed the requests for one app (POST /admin/requests/dismiss)
     "app_request_dismissed": ("user", "request"),
-    # an editor or admin wrote or deleted an announcement
-    "announcement_written": ("user", "announcement"),
+    # an editor or admin wrote or deleted an announcement; groups = its audience, comma list
+    "announcement_written": ("user", "announcement", "groups"),
     "announcement_deleted": ("user", "announcement"),
     # a `launcher import-signins` run; outcome ok|refused, error names file, record and field
     "signins_imported": (
