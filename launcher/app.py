@@ -30,6 +30,7 @@ from launcher.errors import ConfigError
 from launcher.events import EventStore
 from launcher.registry import RegistryHolder
 from launcher.reports import rebuild, rollups
+from launcher.request_id import SCOPE_KEY, RequestId
 from launcher.settings import Settings
 from launcher.views import (
     admin,
@@ -60,6 +61,11 @@ class PortalApp(Starlette):
     fast_launch: launch.FastLaunch | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and SCOPE_KEY not in scope:
+            # outermost, so that the fast launch and the 500 page carry the id too: RequestId
+            # marks the scope and calls this method again
+            await RequestId(self)(scope, receive, send)
+            return
         if self.fast_launch is not None and await self.fast_launch(scope, send):
             return
         await super().__call__(scope, receive, send)

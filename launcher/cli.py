@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import logging
 import secrets
 import sys
 import time
@@ -15,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from launcher import __version__, db
+from launcher import __version__, db, logs
 from launcher.demo import command as demo_command
 from launcher.demo import data as demo_data
 from launcher.engage import digest
@@ -97,10 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration is noise
+    logs.configure_from_environment()  # LAUNCHER_LOG_FORMAT
     try:
         if args.command == "serve":
             return _serve(args)

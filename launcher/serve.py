@@ -11,7 +11,7 @@ import gc
 import signal
 from typing import Any
 
-from launcher import db
+from launcher import db, logs
 from launcher.errors import LauncherError
 from launcher.registry import load_registry
 from launcher.settings import load_settings
@@ -58,7 +58,9 @@ def serve(host: str, port: int, workers: int) -> None:
         uvicorn.run(
             "launcher.serve:build_serve_app",
             factory=True,
-            **uvicorn_options(host, port, workers, access_log=settings.access_log),
+            **uvicorn_options(
+                host, port, workers, access_log=settings.access_log, log_format=settings.log_format
+            ),
         )
     finally:
         for sig, handler in previous.items():
@@ -66,7 +68,7 @@ def serve(host: str, port: int, workers: int) -> None:
 
 
 def uvicorn_options(
-    host: str, port: int, workers: int = 1, *, access_log: bool = False
+    host: str, port: int, workers: int = 1, *, access_log: bool = False, log_format: str = "text"
 ) -> dict[str, Any]:
     """How ``serve`` runs uvicorn; bench/bare_redirect.py serves its baseline the same way."""
     return {
@@ -78,4 +80,6 @@ def uvicorn_options(
         "server_header": False,
         "log_level": "info",
         "access_log": access_log,  # LAUNCHER_ACCESS_LOG
+        # our handler and format for uvicorn's loggers too, applied in every worker process
+        "log_config": logs.dict_config(log_format),  # LAUNCHER_LOG_FORMAT
     }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -34,6 +34,9 @@ class Settings(BaseSettings):
 
     base_url: str = "http://127.0.0.1:8000"
     secret_key: SecretStr | None = None
+    # Earlier secret keys, still accepted on cookies and CSRF tokens while they age out; new
+    # ones are signed with secret_key only (docs/SECURITY.md, "Rotating the secret key").
+    secret_key_fallbacks: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
     oidc_client_secret: SecretStr | None = None
@@ -64,6 +67,8 @@ class Settings(BaseSettings):
     # the SMTP password.
     smtp_url: SecretStr | None = None
     mail_from: str | None = None
+    # "json": one JSON object per log line, for log shippers (launcher/logs.py)
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator(
         "oidc_algorithms", "reviewer_groups", "admin_groups", "editor_groups", mode="before"
@@ -71,6 +76,19 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         return _split_commas(value)
+
+    @field_validator("secret_key_fallbacks", mode="before")
+    @classmethod
+    def _fallback_list(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+    @field_validator("secret_key_fallbacks")
+    @classmethod
+    def _fallback_length(cls, value: list[SecretStr]) -> list[SecretStr]:
+        # a fallback verifies cookies as well as the current key does: it must be as strong
+        if any(len(key.get_secret_value()) < 32 for key in value):
+            raise ValueError("each key must be at least 32 characters long")
+        return value
 
     @field_validator("oidc_algorithms")
     @classmethod
@@ -171,6 +189,11 @@ class Settings(BaseSettings):
         if self.secret_key is None:
             raise ConfigError("LAUNCHER_SECRET_KEY is not set")
         return self.secret_key.get_secret_value()
+
+    def secret_keys(self) -> list[str]:
+        """Every key a signature may be checked with, oldest first: itsdangerous signs with
+        the last (the current key) and accepts any."""
+        return [key.get_secret_value() for key in self.secret_key_fallbacks] + [self.secret()]
 
     def pseudonym_secret(self) -> bytes:
         if self.pseudonym_key is not None:

@@ -16,7 +16,7 @@ from typing import Any
 from starlette.exceptions import StarletteDeprecationWarning
 
 from launcher.app import create_app
-from launcher.auth.user import User
+from launcher.auth.user import User, pseudonym
 from launcher.context import Context
 from launcher.settings import Settings
 
@@ -30,7 +30,7 @@ BASE = "http://127.0.0.1:8000"
 
 def user(name: str, *groups: str, email: str | None = None) -> User:
     return User(
-        user_id=f"uid-{name}",
+        user_id=pseudonym(b"engage-test-key", "https://idp.example", name),
         sub=name,
         name=name.title(),
         email=email if email is not None else f"{name}@zorg.example",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -29,8 +29,13 @@ def token_for(secret: str, sid: str) -> str:
     return hmac.new(secret.encode(), f"csrf:{sid}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def check_token(secret: str, sid: str, submitted: object) -> None:
-    if not isinstance(submitted, str) or not hmac.compare_digest(token_for(secret, sid), submitted):
+def check_token(secret: str | Sequence[str], sid: str, submitted: object) -> None:
+    """``secret`` may be the list of keys (Settings.secret_keys()): a form rendered before a
+    key rotation still goes through while the old key is a fallback."""
+    keys = [secret] if isinstance(secret, str) else secret
+    if not isinstance(submitted, str) or not any(
+        hmac.compare_digest(token_for(key, sid), submitted) for key in keys
+    ):
         raise CsrfFailed("This form has expired. Go back, reload the page and try again.")
 
 

@@ -187,7 +187,7 @@ class SessionCodec:
 
     def __init__(self, settings: Settings, revocations: Revocations) -> None:
         self._signer = Signer(
-            settings.secret(), salt="launcher.session", digest_method=hashlib.sha256
+            settings.secret_keys(), salt="launcher.session", digest_method=hashlib.sha256
         )
         self.idle = settings.session_idle_timeout
         self.absolute = settings.session_absolute_timeout

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from launcher import db
+from launcher import db, logs
 from launcher.demo import data
 from launcher.errors import LauncherError
 from launcher.registry import load_registry
@@ -121,4 +121,5 @@ def run_demo(host: str, port: int) -> None:
         server_header=False,
         log_level="info",
         access_log=settings.access_log,
+        log_config=logs.dict_config(settings.log_format),
     )

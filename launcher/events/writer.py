@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from launcher import db
+from launcher import db, logs
 from launcher.events.protocol import (
     CLOSE,
     DONE,
@@ -226,7 +226,6 @@ class BatchWriter:
 
 
 # --- the writer process ---------------------------------------------------------------------
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def run_writer(
@@ -242,8 +241,8 @@ def run_writer(
     # sent to the whole process group must not end it first.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    if not logging.getLogger().handlers:  # a spawned process: the portal's LAUNCHER_LOG_FORMAT
+        logs.configure_from_environment()
     engine = db.make_engine(database_url)
     writer = BatchWriter(engine, spool_dir, on_flush)
     next_replay = 0.0

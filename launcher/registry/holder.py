@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from launcher.audit import audit
 from launcher.errors import RegistryError
 from launcher.registry.loader import load_registry
 from launcher.registry.schema import Registry
@@ -56,6 +57,7 @@ class RegistryHolder:
             registry = load_registry(self.path)
         except RegistryError as exc:
             self.errors = exc.problems
+            audit("registry_reload", outcome="refused", path=str(self.path), error=str(exc))
             if self._current is None:
                 log.error("app registry %s is invalid:\n%s", self.path, exc)
             else:
@@ -66,5 +68,6 @@ class RegistryHolder:
         self._current = registry
         self.errors = []
         self.loaded_at = dt.datetime.now(dt.UTC)
+        audit("registry_reload", outcome="ok", path=str(self.path), apps=len(registry.apps))
         log.info("app registry loaded from %s: %d apps", self.path, len(registry.apps))
         return True

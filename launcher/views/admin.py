@@ -12,6 +12,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from launcher import app_requests
+from launcher.audit import audit
 from launcher.auth.session import Session
 from launcher.views.common import (
     context_of,
@@ -65,6 +66,7 @@ async def dismiss_request(request: Request) -> Response:
     p = context_of(request)
     if isinstance(key, str):
         await anyio.to_thread.run_sync(app_requests.dismiss, p.engine, key)
+        audit("app_request_dismissed", user=posted[0].user.user_id, request=key)
     return keep_alive(RedirectResponse("/admin#requests", status_code=303), request)
 
 

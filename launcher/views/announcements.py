@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from typing import Any
 
@@ -13,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from launcher.audit import audit
 from launcher.auth.session import Session
 from launcher.engage import announcements, texts
 from launcher.errors import NotFound
@@ -27,12 +27,7 @@ from launcher.views.common import (
 )
 
 log = logging.getLogger(__name__)
-audit = logging.getLogger("launcher.audit")
 FIELDS = ("title", "body", "link", "starts", "ends", "groups", "language")
-
-
-def _audit(event: str, session: Session, **fields: Any) -> None:
-    audit.info(json.dumps({"event": event, "user": session.user.user_id, **fields}))
 
 
 def today(request: Request) -> dt.date:
@@ -123,7 +118,12 @@ async def publish(request: Request) -> Response:
     new_id = await anyio.to_thread.run_sync(
         announcements.create, p.engine, draft, session.user.user_id
     )
-    _audit("announcement.published", session, id=new_id, groups=list(draft.groups))
+    audit(
+        "announcement_written",
+        user=session.user.user_id,
+        announcement=new_id,
+        groups=",".join(draft.groups),
+    )
     return keep_alive(RedirectResponse("/admin/announcements?done=published", 303), request)
 
 
@@ -136,7 +136,7 @@ async def delete(request: Request) -> Response:
     p = context_of(request)
     if not await anyio.to_thread.run_sync(announcements.delete, p.engine, announcement_id):
         raise NotFound("There is no such announcement.")
-    _audit("announcement.deleted", posted[0], id=announcement_id)
+    audit("announcement_deleted", user=posted[0].user.user_id, announcement=announcement_id)
     return keep_alive(RedirectResponse("/admin/announcements?done=deleted", 303), request)
 
 

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from launcher.audit import audit, session_ref
 from launcher.auth import csrf
 from launcher.auth.session import op_sid_hash
 from launcher.auth.user import pseudonym, user_from_claims
@@ -36,7 +37,7 @@ LOGIN_TTL = 600  # seconds a started login may take at the provider
 
 
 def _serializer(request: Request) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(context_of(request).settings.secret(), salt="launcher.login")
+    return URLSafeTimedSerializer(context_of(request).settings.secret_keys(), salt="launcher.login")
 
 
 def _cookie_name(request: Request, state: str) -> str:
@@ -109,6 +110,7 @@ async def callback(request: Request) -> Response:
         )
     except LauncherError as exc:
         p.metrics.login_failures.labels(type(exc).__name__).inc()
+        audit("sign_in_failed", error=type(exc).__name__, reason=exc.message, status=exc.status)
         exc.retry = "/login?next=/"
         response = error_response(request, exc)
         _forget(response, request, state)  # the used state is gone either way
@@ -134,7 +136,7 @@ async def callback(request: Request) -> Response:
     )
     p.events.record_signin(user.user_id, user.department)
     p.metrics.signins.inc()
-    log.info("sign-in: user %s", user.user_id)
+    audit("sign_in", user=user.user_id, session=session_ref(session.sid))
     response = RedirectResponse(next_path, status_code=303, headers={"Cache-Control": "no-store"})
     set_session_cookie(response, request, session)
     _forget(response, request, state)
@@ -150,8 +152,9 @@ async def logout(request: Request) -> Response:
         clear_session_cookie(response, request)
         return response
     async with request.form() as form:
-        csrf.check_token(p.settings.secret(), session.sid, form.get(csrf.FIELD))
+        csrf.check_token(p.settings.secret_keys(), session.sid, form.get(csrf.FIELD))
     await p.revocations.revoke("sid", session.sid, p.settings.session_absolute_timeout)
+    audit("sign_out", user=session.user.user_id, session=session_ref(session.sid))
     end_session = await p.oidc.end_session_url(f"{p.settings.base_url}/signed-out")
     response = RedirectResponse(end_session or "/signed-out", status_code=303)
     clear_session_cookie(response, request)
@@ -176,14 +179,17 @@ async def backchannel_logout(request: Request) -> Response:
         logout_request = await p.oidc.validate_logout_token(token)
     except LoginFailed as exc:
         log.warning("back-channel logout refused: %s", exc.detail)
+        audit("backchannel_logout", outcome="refused", reason=exc.detail or exc.message)
         return JSONResponse({"error": "invalid_request"}, status_code=400, headers=headers)
     lifetime = p.settings.session_absolute_timeout
     if logout_request.sid is not None:
         await p.revocations.revoke("op_sid", op_sid_hash(logout_request.sid), lifetime)
+        audit("backchannel_logout", outcome="ok", by="sid")
     else:
         assert logout_request.sub is not None
         user_id = pseudonym(p.settings.pseudonym_secret(), p.oidc.issuer, logout_request.sub)
         await p.revocations.revoke("user", user_id, lifetime)
+        audit("backchannel_logout", outcome="ok", by="user", user=user_id)
     return Response(status_code=200, headers=headers)
 
 

@@ -74,7 +74,7 @@ async def posted_form(request: Request, *fields: str) -> tuple[Session, dict[str
         return None
     p = context_of(request)
     async with request.form() as form:
-        csrf.check_token(p.settings.secret(), session.sid, form.get(csrf.FIELD))
+        csrf.check_token(p.settings.secret_keys(), session.sid, form.get(csrf.FIELD))
         return session, {name: form.get(name) for name in fields}
 
 
