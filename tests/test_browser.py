@@ -352,7 +352,7 @@ def test_search_filters_tiles_and_escape_clears(open_tab: Callable[..., Tab]) ->
 
     search.press_sequentially("rooster")
     expect(page.locator(".tile a:visible")).to_have_count(1)
-    assert visible_tiles(page) == ["/launch/rooster"]
+    assert visible_tiles(page) == ["/launch/rooster?source=search"]  # counted as search
     expect(headings).to_have_text(["Planning en HR"])
     expect(status).to_have_text("")
 
@@ -360,10 +360,11 @@ def test_search_filters_tiles_and_escape_clears(open_tab: Callable[..., Tab]) ->
     expect(search).to_have_value("")
     search.press_sequentially("epd")  # a keyword of the EHR, not its name
     expect(page.locator(".tile a:visible")).to_have_count(1)
-    assert visible_tiles(page) == ["/launch/ehr"]
+    assert visible_tiles(page) == ["/launch/ehr?source=search"]
     expect(headings).to_have_text(["Zorg"])
 
-    search.fill("")
+    search.press("Escape")  # no search: a tile is a tile again
+    assert not [href for href in visible_tiles(page) if "source=" in href]
     search.press_sequentially("qwxyzzy")
     expect(page.locator(".tile a:visible")).to_have_count(0)
     expect(headings).to_have_count(0)
@@ -395,7 +396,8 @@ def test_enter_in_search_opens_the_first_match(
     expect(app.get_by_role("heading")).to_have_text("An external app")  # the stub, not the net
     assert tab.external == [EHR_URL]
     expect(page).to_have_url(f"{tab.base}/")  # the portal stays open behind it
-    expected = [("ehr", "portal")]  # "portal": the browser said Sec-Fetch-Site: same-origin
+    # "search": a search result, and the browser said Sec-Fetch-Site: same-origin
+    expected = [("ehr", "search")]
     assert launches_within(demo_server_sqlite[1].database_url, expected) == expected
 
 
@@ -500,7 +502,7 @@ def test_favourites_and_recently_used(
     expect(page).to_have_url(f"{tab.base}/#app-teams")
     page.wait_for_load_state()
     expect(favourites.locator(".tile a")).to_have_count(1)
-    expect(favourites.locator(".tile a")).to_have_attribute("href", "/launch/teams")
+    expect(favourites.locator(".tile a")).to_have_attribute("href", "/launch/teams?source=favourite")
     expect(page.locator("#app-teams .star button")).to_have_attribute("aria-pressed", "true")
     assert run_axe(page) == [], "grid with favourites"
 
@@ -513,14 +515,14 @@ def test_favourites_and_recently_used(
     while recent.count() == 0 and time.monotonic() < deadline:  # the writer is a flush behind
         time.sleep(0.2)
         page.reload()
-    expect(recent.locator(".tile a")).to_have_attribute("href", "/launch/outlook")
+    expect(recent.locator(".tile a")).to_have_attribute("href", "/launch/outlook?source=recent")
 
     # searching: the personal rows step aside, so that each app is found once
     page.get_by_role("searchbox", name=NL("Search apps")).press_sequentially("teams")
     expect(favourites).to_be_hidden()
     expect(recent).to_be_hidden()
     found = visible_tiles(page)
-    assert "/launch/teams" in found and len(found) == len(set(found)), found
+    assert "/launch/teams?source=search" in found and len(found) == len(set(found)), found
     page.get_by_role("searchbox", name=NL("Search apps")).press("Escape")
     expect(favourites).to_be_visible()
 
