@@ -214,6 +214,7 @@ def _store(engine: sa.Engine, provider: str, rows: _Rows) -> Summary:
         if sqlite:
             # one writer at a time: wait for another import rather than fail after 3 s
             conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_WAIT_MS}")
+            conn.commit()
             conn = conn.execution_options(sqlite_immediate=True)
         try:
             with conn.begin():
@@ -223,6 +224,7 @@ def _store(engine: sa.Engine, provider: str, rows: _Rows) -> Summary:
         finally:
             if sqlite:
                 conn.exec_driver_sql("PRAGMA busy_timeout=3000")  # as db.make_engine sets it
+                conn.commit()
     return summary
 
 
