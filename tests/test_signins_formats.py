@@ -175,7 +175,7 @@ def test_a_malformed_record_does_not_read_the_rest_of_the_file(
     monkeypatch.setattr(reader, "MAX_RECORD", 1000)
     monkeypatch.setattr(reader, "BLOCK", 100)
     path = tmp_path / "big.json"
-    path.write_text("[{\"id\": 1, oops}, " + ", ".join(['{"id": 2}'] * 5000) + "]")
+    path.write_text('[{"id": 1, oops}, ' + ", ".join(['{"id": 2}'] * 5000) + "]")
     blocks: list[int] = []
     with pytest.raises(reader.ReadError, match="record 1: malformed"):
         list(reader.records(path, blocks.append))
