@@ -110,8 +110,9 @@ def seed_launches(url: str, n: int) -> None:
     rnd = random.Random(2)
     sqlite = db.is_sqlite(engine)
     rows = []
+    key = _key()
     for _ in range(n):
-        user = pseudonym(_key(), ISSUER, str(uuid.UUID(int=rnd.randrange(USERS) + 10**6)))
+        user = pseudonym(key, ISSUER, str(uuid.UUID(int=rnd.randrange(USERS) + 10**6)))
         at = START + dt.timedelta(seconds=rnd.randrange(DAYS * 86400))
         ts = at.replace(tzinfo=None).isoformat(" ", "microseconds") if sqlite else at
         rows.append((ts, f"app{rnd.randrange(10)}", user, "nursing", "portal"))
