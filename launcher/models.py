@@ -316,3 +316,76 @@ class DigestSubscriber(SQLModel, table=True):
     language: str = Field(default="", max_length=2)
     created_at: dt.datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
     last_week: str | None = Field(default=None, max_length=8)  # ISO week sent, "2026-W21"
+
+
+# --- imported sign-ins: the identity provider's logs, the denominator of the front door -----
+# An app is a registry app id, or for an app without a tile ("unregistered") app_id "" and the
+# provider's display name in provider_app; both are part of the keys below.
+
+
+class ImportedSignIn(SQLModel, table=True):
+    """One successful interactive sign-in from the provider's logs (launcher/signins). The user
+    id is the portal's pseudonym, never the raw id. ``via_portal`` is 1 once a launch of the
+    app by the same person falls in the window around it; ``department`` is the person's
+    department as the portal knows it (user_first), "" when unknown."""
+
+    __tablename__ = "imported_signin"
+    __table_args__ = (
+        # the same record imported twice (overlapping exports) is stored once
+        sa.UniqueConstraint("provider", "record_id", name="uq_imported_signin_record"),
+        sa.Index("ix_imported_signin_user_ts", "user_id", "ts"),  # the join's probes
+        sa.Index("ix_imported_signin_ts", "ts"),  # purge, rebuild, the launch hook's gate
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(_ID, primary_key=True))
+    provider: str = Field(max_length=16)
+    record_id: str = Field(max_length=128)
+    ts: dt.datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    user_id: str = Field(max_length=64)
+    app_id: str = Field(default="", max_length=64)
+    provider_app_id: str = Field(default="", max_length=128)
+    provider_app: str = Field(default="", max_length=200)
+    department: str = Field(default="", max_length=128)
+    via_portal: int = Field(default=0, sa_column=sa.Column(sa.SmallInteger, nullable=False))
+
+
+class SignInDay(SQLModel, table=True):
+    """Imported sign-ins and those through the portal per day x app x department."""
+
+    __tablename__ = "signin_day"
+
+    day: dt.date = Field(primary_key=True)
+    app_id: str = Field(primary_key=True, max_length=64)
+    provider_app: str = Field(primary_key=True, max_length=200)
+    department: str = Field(primary_key=True, max_length=128)
+    signins: int = 0
+    via_portal: int = 0
+
+
+class SignInUserDay(SQLModel, table=True):
+    """One row per user per app per day with imported sign-ins: distinct users over days."""
+
+    __tablename__ = "signin_user_day"
+
+    day: dt.date = Field(primary_key=True)
+    app_id: str = Field(primary_key=True, max_length=64)
+    provider_app: str = Field(primary_key=True, max_length=200)
+    user_id: str = Field(primary_key=True, max_length=64)
+    department: str = Field(default="", max_length=128)
+    signins: int = 0
+    via_portal: int = 0
+
+
+class SignInUserMonth(SQLModel, table=True):
+    """One row per user per app per month with imported sign-ins: distinct users over whole
+    months, without a row per day."""
+
+    __tablename__ = "signin_user_month"
+
+    month: dt.date = Field(primary_key=True)  # first day of the month
+    app_id: str = Field(primary_key=True, max_length=64)
+    provider_app: str = Field(primary_key=True, max_length=200)
+    user_id: str = Field(primary_key=True, max_length=64)
+    department: str = Field(default="", max_length=128)
+    signins: int = 0
+    via_portal: int = 0

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     oidc_algorithms: CommaList = Field(default_factory=lambda: ["RS256"])
     groups_claim: str = "groups"
     department_claim: str = "department"
+    # The claim whose value (with the issuer) becomes the stored pseudonymous user id. It must
+    # be the id the provider's sign-in logs carry, or imported sign-ins never meet the
+    # portal's launches: Entra ID logs the object id (``oid``); its ``sub`` differs per app.
+    subject_claim: str = Field(default="sub", min_length=1)
     reviewer_groups: CommaList = Field(default_factory=lambda: ["launcher-reviewers"])
     admin_groups: CommaList = Field(default_factory=lambda: ["launcher-admins"])
     # members write announcements (admins may too)

@@ -8,11 +8,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from launcher.errors import LoginFailed
+
 
 @dataclass(frozen=True, slots=True)
 class User:
-    user_id: str  # pseudonymous: keyed hash of issuer and sub; what the database stores
-    sub: str
+    # pseudonymous: keyed hash of the issuer and the subject claim (LAUNCHER_SUBJECT_CLAIM,
+    # ``sub`` unless set); what the database stores
+    user_id: str
+    sub: str  # the raw ``sub``, for URL placeholders only
     name: str
     email: str | None = None
     upn: str | None = None
@@ -52,9 +56,14 @@ def user_from_claims(
     pseudonym_key: bytes,
     groups_claim: str,
     department_claim: str,
+    subject_claim: str = "sub",
 ) -> User:
     """The portal's view of a validated, merged set of claims. Lengths are capped: the values
-    go into a cookie and, the department, into the database."""
+    go into a cookie and, the department, into the database.
+
+    ``user_id`` is the pseudonym of ``subject_claim``'s value, so that it matches the user id
+    in the provider's sign-in logs (launcher/signins). A missing or empty subject claim is a
+    failed sign-in: a fallback to ``sub`` would split one person into two pseudonyms."""
     groups = claims.get(groups_claim) or ()
     if isinstance(groups, str):  # some providers send one space- or comma-separated string
         groups = [g for g in groups.replace(",", " ").split() if g]
@@ -64,11 +73,19 @@ def user_from_claims(
     email = claims.get("email")
     upn = claims.get("upn") or claims.get("preferred_username")
     sub = str(claims["sub"])
+    subject = claims.get(subject_claim)
+    if isinstance(subject, bool) or not isinstance(subject, str | int) or subject == "":
+        raise LoginFailed(
+            "The sign-in service did not say who you are in the way this portal expects. "
+            "Please tell your IT department.",
+            detail=f"claim {subject_claim!r} (LAUNCHER_SUBJECT_CLAIM) is missing or not a "
+            "string in the ID token and userinfo",
+        )
     name = claims.get("name") or " ".join(
         str(claims[k]) for k in ("given_name", "family_name") if claims.get(k)
     )
     return User(
-        user_id=pseudonym(pseudonym_key, issuer, sub),
+        user_id=pseudonym(pseudonym_key, issuer, str(subject)),
         sub=sub,
         name=str(name or email or upn or sub)[:200],
         email=email[:320] if isinstance(email, str) else None,

@@ -24,6 +24,7 @@ from launcher.reports.rollups import (
     T_USER_FIRST,
     prune_cell_seen,
 )
+from launcher.signins import join as gateway
 
 
 def month_edge(month: dt.date, tz: ZoneInfo) -> dt.datetime:
@@ -50,7 +51,7 @@ def purge_raw(
     now = now or dt.datetime.now(dt.UTC)
     cutoff = purge_cutoff(now, retention_days, tz)
     deleted = 0
-    for table in (T_LAUNCH, T_SIGNIN):
+    for table in (T_LAUNCH, T_SIGNIN, gateway.T_IMPORTED):
         while True:
             with db.serialized_write(engine, ROLLUP_LOCK) as conn:
                 ids = sa.select(table.c.id).where(table.c.ts < cutoff).limit(20_000)
@@ -64,7 +65,17 @@ def purge_raw(
 
 
 def rebuild(engine: sa.Engine, tz: ZoneInfo) -> int:
-    """Recompute every rollup from the raw events (``launcher db rebuild-rollups``).
+    """Recompute every rollup from the raw events (``launcher db rebuild-rollups``): the
+    launch rollups, then the gateway rollups of imported sign-ins (launcher/signins/join.py),
+    whose departments come from the rebuilt user_first. Returns the raw rows read."""
+    total = _rebuild_launches(engine, tz)
+    with db.serialized_write(engine, ROLLUP_LOCK) as conn:
+        total += gateway.rebuild(conn)
+    return total
+
+
+def _rebuild_launches(engine: sa.Engine, tz: ZoneInfo) -> int:
+    """Recompute the launch rollups from the raw launches and sign-ins.
 
     Set-based SQL, so that millions of events take seconds. Rollup rows for months before the
     oldest raw event are kept: raw events past the retention are gone, and their rollups are

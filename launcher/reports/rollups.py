@@ -46,6 +46,7 @@ from launcher.models import (
     UserSpanApp,
     table,
 )
+from launcher.signins import join as gateway
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +247,8 @@ def apply(
     """Fold one batch of events into the rollups (inside the caller's serialized transaction)."""
     if not launches and not signins:
         return
+    # first: it reads user_first as it was before this batch (see signins/join.py)
+    gateway.on_flush(conn, launches, signins)
     b = _aggregate(launches, signins, tz)
 
     # Totals first: they need to know which users and launchers are new this day or month.

@@ -123,6 +123,7 @@ async def callback(request: Request) -> Response:
         pseudonym_key=s.pseudonym_secret(),
         groups_claim=s.groups_claim,
         department_claim=s.department_claim,
+        subject_claim=s.subject_claim,
     )
     previous = get_session(request)
     if previous is not None:  # a new session at every sign-in; the old one dies everywhere
