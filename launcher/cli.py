@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from launcher import __version__, db, logs
+from launcher.audit import audit
 from launcher.demo import command as demo_command
 from launcher.demo import data as demo_data
 from launcher.engage import digest
@@ -24,6 +25,8 @@ from launcher.reports import output, periods, rebuild
 from launcher.reports.tables import TABLE_NAMES
 from launcher.serve import serve
 from launcher.settings import load_settings
+from launcher.signins import importer
+from launcher.signins import progress as import_progress
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +70,22 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--months", type=int, default=14, help="months of history (%(default)s)")
     data.add_argument("--employees", type=int, default=2000, help="employees (%(default)s)")
     data.add_argument("--seed", type=int, default=2025, help="random seed (%(default)s)")
+
+    signins = command(
+        sub, "import-signins", "import the identity provider's sign-in logs (the front door)"
+    )
+    signins.add_argument(
+        "--format",
+        required=True,
+        choices=["entra", "keycloak", "okta"],
+        help="Entra ID signIn objects, Keycloak admin events, or Okta System Log events",
+    )
+    signins.add_argument(
+        "files", nargs="+", type=Path, metavar="FILE", help="export files (.gz too)"
+    )
+    signins.add_argument(
+        "--dry-run", action="store_true", help="read and check the files; store nothing"
+    )
 
     digest = command(sub, "send-digest", "send the weekly digest to those who opted in")
     digest.add_argument(
@@ -112,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args)
         if args.command == "send-digest":
             return _send_digest(args)
+        if args.command == "import-signins":
+            return _import_signins(args)
     except RegistryError as exc:
         print(f"launcher: error: the app registry is invalid:\n{exc}", file=sys.stderr)
         return 1
@@ -123,6 +144,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"launcher: error: database: {reason}", file=sys.stderr)
         return 1
     return 2
+
+
+def _import_signins(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    engine = db.make_engine(settings.database_url)
+    db.upgrade(engine)
+    registry = load_registry(settings.apps_file)
+    progress = import_progress.Bar() if sys.stderr.isatty() else None
+    try:
+        summary = importer.import_files(
+            engine,
+            settings,
+            registry.signin_map(),
+            args.format,
+            args.files,
+            dry_run=args.dry_run,
+            progress=progress,
+        )
+    except LauncherError as exc:
+        if progress is not None:
+            progress.close()
+        audit(
+            "signins_imported",
+            format=args.format,
+            files=len(args.files),
+            dry_run=args.dry_run,
+            outcome="refused",
+            error=str(exc),
+        )
+        raise
+    audit(
+        "signins_imported",
+        format=args.format,
+        files=summary.files,
+        read=summary.read,
+        new=summary.new,
+        known=summary.already,
+        skipped=sum(summary.skipped.values()),
+        unregistered=len(summary.unregistered),
+        dry_run=args.dry_run,
+        outcome="ok",
+    )
+    if progress is not None:
+        progress.close()
+    print(summary)
+    return 0
 
 
 def _send_digest(args: argparse.Namespace) -> int:
