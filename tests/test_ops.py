@@ -7,12 +7,21 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from launcher.app import create_app
 from launcher.auth.devidp import DEMO_USERS
 from tests.conftest import EXAMPLE_APPS, LiveServer, free_port, sign_in
 
 ADMIN = next(u for u in DEMO_USERS if "launcher-admins" in u.groups)
+METRICS_TOKEN = "metrics-token-for-the-test-0123456789"
+
+
+@pytest.fixture
+def metrics_token(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Set before the demo server starts (list it first): /metrics needs the bearer token."""
+    monkeypatch.setenv("LAUNCHER_METRICS_TOKEN", METRICS_TOKEN)
+    return METRICS_TOKEN
 
 
 def test_readyz_reports_an_unreachable_provider_and_the_portal_still_starts(
@@ -36,7 +45,7 @@ def test_readyz_reports_an_unreachable_provider_and_the_portal_still_starts(
         assert "Traceback" not in login.text and "could not be reached" in login.text
 
 
-def test_readyz_ok_and_metrics_count_launches(demo_server_sqlite) -> None:  # type: ignore[no-untyped-def]
+def test_readyz_ok_and_metrics_count_launches(metrics_token, demo_server_sqlite) -> None:  # type: ignore[no-untyped-def]
     server, _ = demo_server_sqlite
     with httpx.Client(follow_redirects=False) as client:
         assert client.get(f"{server.url}/readyz").json() == {
@@ -45,7 +54,8 @@ def test_readyz_ok_and_metrics_count_launches(demo_server_sqlite) -> None:  # ty
         }
         sign_in(client, server.url, DEMO_USERS[0].sub)
         assert client.get(f"{server.url}/launch/teams").status_code == 303
-        metrics = client.get(f"{server.url}/metrics").text
+        auth = {"Authorization": f"Bearer {metrics_token}"}
+        metrics = client.get(f"{server.url}/metrics", headers=auth).text
     assert 'launcher_launches_total{app="teams"} 1.0' in metrics
     assert "launcher_signins_total 1.0" in metrics
 
