@@ -243,6 +243,7 @@ def period_from_query(get: Callable[[str], str | None], today: dt.date) -> tuple
                 month = dt.date.fromisoformat(value + "-01")
             except ValueError:
                 raise BadRequest(f"'month' must be YYYY-MM, got {value[:20]!r}") from None
+            periods.check_in_range(month, "month")
         else:
             month = month_of(month_of(today) - dt.timedelta(days=1))  # last full month
         return kind, periods.month_period(month)
@@ -254,6 +255,7 @@ def period_from_query(get: Callable[[str], str | None], today: dt.date) -> tuple
                 day = dt.date(int(year), 3 * (int(q) - 1) + 1, 1)
             except ValueError:
                 raise BadRequest(f"'quarter' must be YYYY-Qn, got {value[:20]!r}") from None
+            periods.check_in_range(day, "quarter")
         else:
             day = periods.quarter_period(today).start - dt.timedelta(days=1)
         return kind, periods.quarter_period(day)
