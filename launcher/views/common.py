@@ -57,7 +57,10 @@ def cookie_value(header: bytes, name: str) -> str | None:
 
 
 def get_session(request: Request) -> Session | None:
-    cached = request.state.__dict__.get("session", _NO_SESSION)
+    """The request's live session, decoded and checked once per request (the handler, the
+    page it renders and the cookie refresh all ask)."""
+    # State keeps its attributes in a dict of its own: getattr, not state.__dict__, sees them
+    cached = getattr(request.state, "session", _NO_SESSION)
     if cached is not _NO_SESSION:
         return cached  # type: ignore[no-any-return]
     p = context_of(request)
@@ -198,7 +201,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return error_response(request, NotFound("There is no page at this address."))
     error = LauncherError(exc.detail or "This request could not be handled.")
     error.status = exc.status_code
-    return error_response(request, error)
+    response = error_response(request, error)
+    # what the exception says about itself stays: Allow on a 405 (RFC 9110 15.5.6)
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
 
 
 async def _crash(request: Request, exc: Exception) -> Response:
