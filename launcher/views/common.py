@@ -60,9 +60,10 @@ def get_session(request: Request) -> Session | None:
     """The request's live session, decoded and checked once per request (the handler, the
     page it renders and the cookie refresh all ask)."""
     # State keeps its attributes in a dict of its own: getattr, not state.__dict__, sees them
-    cached = getattr(request.state, "session", _NO_SESSION)
+    cached: Session | None | object = getattr(request.state, "session", _NO_SESSION)
     if cached is not _NO_SESSION:
-        return cached  # type: ignore[no-any-return]
+        assert cached is None or isinstance(cached, Session)
+        return cached
     p = context_of(request)
     session = p.sessions.loads(request.cookies.get(p.settings.session_cookie))
     request.state.session = session
