@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from collections.abc import AsyncIterator
@@ -22,9 +23,12 @@ from launcher import db
 from launcher.auth.csrf import CrossOriginGuard
 from launcher.auth.oidc import OIDCClient
 from launcher.auth.session import Revocations, SessionCodec
+from launcher.auth.spent import SpentTokens
+from launcher.auth.user import pseudonym
 from launcher.context import Context
 from launcher.errors import ConfigError
 from launcher.launches import EventStore
+from launcher.limits import BodyLimit
 from launcher.registry import RegistryHolder
 from launcher.reports import rebuild, rollups
 from launcher.settings import Settings
@@ -74,7 +78,10 @@ def create_app(
         raise ConfigError("LAUNCHER_OIDC_ISSUER and LAUNCHER_OIDC_CLIENT_ID must be set")
     settings.secret()  # fails loudly, naming LAUNCHER_SECRET_KEY
     engine = db.make_engine(settings.database_url)
-    revocations = Revocations(engine)
+    issuer, key = settings.oidc_issuer, settings.pseudonym_secret()
+    # a provider's logout names its raw sub, which need not be what the user id is made of
+    sub_hash = functools.lru_cache(maxsize=4096)(lambda sub: pseudonym(key, issuer, sub))
+    revocations = Revocations(engine, sub_hash=sub_hash)
     registry = RegistryHolder(settings.apps_file)
     context = Context(
         settings=settings,
@@ -87,6 +94,7 @@ def create_app(
         sessions=SessionCodec(settings, revocations),
         oidc=OIDCClient(settings),
         templates=_templates(),
+        spent=SpentTokens(engine),
     )
 
     @contextlib.asynccontextmanager
@@ -134,6 +142,7 @@ def create_app(
     app.state.context = context
     app.fast_launch = portal.FastLaunch(context, headers)
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, on_error=error_response)  # innermost: after the CSRF check
     app.add_middleware(
         CrossOriginGuard,
         origin=origin,

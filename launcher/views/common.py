@@ -263,6 +263,13 @@ class SecurityHeaders:
                 present = {name.lower() for name, _ in headers}
                 # A response that sets its own policy keeps it (the development provider's
                 # pages): browsers enforce every CSP header, so ours would break their styles.
+                # One whose policy says who may frame it (front-channel logout) decides that
+                # alone: X-Frame-Options: DENY would forbid what its frame-ancestors allows.
+                if any(
+                    name.lower() == b"content-security-policy" and b"frame-ancestors" in value
+                    for name, value in headers
+                ):
+                    present.add(b"x-frame-options")
                 message["headers"] = headers + [h for h in self.headers if h[0] not in present]
             await send(message)
 
