@@ -101,7 +101,8 @@ def build(
     comparison = queries.comparison(engine, registry, period, min_group)
     adoption = queries.adoption_curve(engine, first, last, min_group)
     trend_months = periods.months_between(max(first, _months_back(last, 11)), last)
-    app_trends = queries.app_trends(engine, trend_months, min_group)
+    # a period that ends before go-live has no months to trend
+    app_trends = queries.app_trends(engine, trend_months, min_group) if trend_months else {}
     heat = queries.heatmap(engine, period, min_group)
     cohort_rows = queries.cohorts(engine, first, last, min_group)
     dormant = queries.dormant(engine, registry, today, min_group)
