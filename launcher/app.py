@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -23,11 +24,14 @@ from launcher import assets, db
 from launcher.auth.csrf import CrossOriginGuard
 from launcher.auth.oidc import OIDCClient
 from launcher.auth.session import Revocations, SessionCodec
+from launcher.auth.spent import SpentTokens
+from launcher.auth.user import pseudonym
 from launcher.context import Context
 from launcher.engage import displays
 from launcher.engage.displays import Display
 from launcher.errors import ConfigError
 from launcher.events import EventStore
+from launcher.limits import BodyLimit
 from launcher.registry import RegistryHolder
 from launcher.reports import rebuild, rollups
 from launcher.request_id import SCOPE_KEY, RequestId
@@ -53,6 +57,7 @@ from launcher.views.common import (
 log = logging.getLogger(__name__)
 REGISTRY_POLL = 2.0  # seconds between checks of apps.yaml for edits
 PURGE_EVERY = 24 * 60 * 60  # seconds between purges of raw events past the retention
+BACKGROUND_STOP = 5.0  # seconds background loops get to finish at shutdown (of the 10 s)
 
 
 class PortalApp(Starlette):
@@ -94,7 +99,10 @@ def create_app(
         raise ConfigError("LAUNCHER_OIDC_ISSUER and LAUNCHER_OIDC_CLIENT_ID must be set")
     settings.secret()  # fails loudly, naming LAUNCHER_SECRET_KEY
     engine = db.make_engine(settings.database_url)
-    revocations = Revocations(engine)
+    issuer, key = settings.oidc_issuer, settings.pseudonym_secret()
+    # a provider's logout names its raw sub, which need not be what the user id is made of
+    sub_hash = functools.lru_cache(maxsize=4096)(lambda sub: pseudonym(key, issuer, sub))
+    revocations = Revocations(engine, sub_hash=sub_hash)
     registry = RegistryHolder(settings.apps_file)
     context = Context(
         settings=settings,
@@ -111,6 +119,7 @@ def create_app(
         sessions=SessionCodec(settings, revocations),
         oidc=OIDCClient(settings),
         templates=_templates(),
+        spent=SpentTokens(engine),
     )
 
     @contextlib.asynccontextmanager
@@ -126,13 +135,13 @@ def create_app(
             log.error("database unavailable at start-up (events will be spooled): %s", exc)
         p.events.start()
         p.revocations.start()
-        p.background.append(asyncio.create_task(_watch_registry(p), name="launcher-registry"))
-        p.background.append(asyncio.create_task(_purge_daily(p), name="launcher-purge"))
+        stop = asyncio.Event()
+        p.background.append(asyncio.create_task(_watch_registry(p, stop), name="launcher-registry"))
+        p.background.append(asyncio.create_task(_purge_daily(p, stop), name="launcher-purge"))
         try:
             yield
         finally:
-            for task in p.background:
-                task.cancel()
+            await _stop_background(p.background, stop)
             # each step runs even when the one before fails
             async with contextlib.AsyncExitStack() as stack:
                 stack.callback(p.engine.dispose)
@@ -163,6 +172,7 @@ def create_app(
     app.state.displays = _displays(context)
     app.fast_launch = launch.FastLaunch(context, headers)
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, on_error=error_response)  # innermost: after the CSRF check
     app.add_middleware(
         CrossOriginGuard,
         origin=origin,
@@ -204,13 +214,38 @@ def _form_targets(settings: Settings) -> tuple[str, ...]:
     return (f"{parts.scheme}://{parts.netloc}",) if parts.netloc else ()
 
 
-async def _purge_daily(p: Context) -> None:
+async def _stop_background(tasks: list[asyncio.Task[None]], stop: asyncio.Event) -> None:
+    """Let each background loop finish what it is doing, then end; only then may the engine go.
+
+    Cancelling is not enough: a task cancelled while its worker thread reloads the registry or
+    purges ends at once, and the thread goes on using the engine while it is disposed.
+    """
+    stop.set()
+    if not tasks:
+        return
+    _, late = await asyncio.wait(tasks, timeout=BACKGROUND_STOP)
+    for task in late:
+        log.warning("background task %s did not stop in time; cancelled", task.get_name())
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> bool:
+    """Wait ``seconds``, or less when the portal stops; True when it is stopping."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return stop.is_set()
+
+
+async def _purge_daily(p: Context, stop: asyncio.Event) -> None:
     """Raw events past LAUNCHER_RAW_RETENTION_DAYS go; the rollups keep the counts.
 
     Not at start-up: workers starting together would all purge at once. Each waits a random
     while first, and the purge itself is serialized with flushes and done in chunks.
     """
-    await asyncio.sleep(random.uniform(60, 600))  # noqa: S311 (spreading load, not a secret)
+    # spreading load, not a secret:
+    if await _pause(stop, random.uniform(60, 600)):  # noqa: S311
+        return
     while True:
         try:
             deleted = await anyio.to_thread.run_sync(
@@ -220,12 +255,12 @@ async def _purge_daily(p: Context) -> None:
                 log.info("purged %d raw events past the retention", deleted)
         except sa.exc.SQLAlchemyError as exc:
             log.warning("could not purge old raw events (will retry): %s", exc)
-        await asyncio.sleep(PURGE_EVERY)
+        if await _pause(stop, PURGE_EVERY):
+            return
 
 
-async def _watch_registry(p: Context) -> None:
-    while True:
-        await asyncio.sleep(REGISTRY_POLL)
+async def _watch_registry(p: Context, stop: asyncio.Event) -> None:
+    while not await _pause(stop, REGISTRY_POLL):
         try:
             await anyio.to_thread.run_sync(p.registry.reload_if_changed)
             p.metrics.registry_ok.set(0 if p.registry.errors else 1)

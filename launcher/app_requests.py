@@ -4,12 +4,14 @@ admin page shows what is asked for, by how many people, and lets an admin dismis
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
+from launcher import db
 from launcher.dates import utc
 from launcher.errors import BadRequest, TooManyRequests
 from launcher.models import AppRequest, table
@@ -54,7 +56,10 @@ def add(
     """Record that this person misses ``name``; asking again for the same app changes nothing."""
     shown, key = tidy(name)
     now = now or dt.datetime.now(dt.UTC)
-    with engine.begin() as conn:
+    # Count, then insert: two parallel requests of one person would both count 9 and both
+    # insert. One transaction at a time per person (a PostgreSQL advisory lock on a hash of
+    # the user id; SQLite's BEGIN IMMEDIATE) makes the pair atomic.
+    with db.serialized_write(engine, _lock_id(user_id)) as conn:
         mine = T_REQUEST.c.user_id == user_id
         if conn.execute(sa.select(T_REQUEST.c.id).where(mine, T_REQUEST.c.key == key)).first():
             return
@@ -70,6 +75,12 @@ def add(
                 created_at=now, name=shown, key=key, user_id=user_id, department=department
             )
         )
+
+
+def _lock_id(user_id: str) -> int:
+    """A signed 64-bit advisory lock id for this person's requests."""
+    digest = hashlib.sha256(b"launcher.app_request\0" + user_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def summary(engine: sa.Engine) -> list[Summary]:

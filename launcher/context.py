@@ -15,6 +15,7 @@ from starlette.templating import Jinja2Templates
 
 from launcher.auth.oidc import OIDCClient
 from launcher.auth.session import Revocations, SessionCodec
+from launcher.auth.spent import SpentTokens
 from launcher.events import EventStore
 from launcher.metrics import Metrics
 from launcher.registry import LaunchTargets, RegistryHolder
@@ -33,6 +34,7 @@ class Context:
     sessions: SessionCodec
     oidc: OIDCClient
     templates: Jinja2Templates
+    spent: SpentTokens  # used sign-in states and logout-token jtis (launcher/auth/spent.py)
     metrics: Metrics = field(default_factory=Metrics)
     launch_targets: LaunchTargets = field(default_factory=LaunchTargets)
     background: list[asyncio.Task[None]] = field(default_factory=list)

@@ -389,3 +389,17 @@ class SignInUserMonth(SQLModel, table=True):
     department: str = Field(default="", max_length=128)
     signins: int = 0
     via_portal: int = 0
+
+
+class SpentToken(SQLModel, table=True):
+    """A single-use value that has been used: a sign-in ``state`` (kind ``state``) or a logout
+    token's ``jti`` (kind ``jti``), as a hash, kept until it could no longer be presented.
+    The primary key makes a second use fail on insert, whichever worker sees it."""
+
+    __tablename__ = "spent_token"
+
+    kind: str = Field(sa_column=sa.Column(sa.String(8), primary_key=True))
+    value: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
+    expires_at: dt.datetime = Field(
+        sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False, index=True)
+    )

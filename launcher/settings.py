@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     # Key for pseudonymous user ids; defaults to one derived from the secret key. Set it
     # explicitly if you ever rotate the secret key, or pseudonyms (and reports) will split.
     pseudonym_key: SecretStr | None = None
+    # Bearer token Prometheus sends to /metrics; unset, /metrics answers 404 (the figures are
+    # live launch counts per app, group-restricted apps included: not for anonymous eyes).
+    metrics_token: SecretStr | None = None
     spool_dir: Path = Path("var/spool")
     # One line per request (client address, path, status) from uvicorn. Off by default: for a
     # launch portal it is a trail of who opened which app when, outside the pseudonymised
@@ -162,6 +165,15 @@ class Settings(BaseSettings):
     def _mail_from(cls, value: str | None) -> str | None:
         if value is not None and ("@" not in value or any(c in value for c in "\r\n")):
             raise ValueError(f"must be an e-mail address, got {value!r}")
+        return value
+
+    @field_validator("pseudonym_key", "metrics_token")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # A short key can be guessed offline: from the database (pseudonyms) or by trying
+        # tokens against /metrics. Same bar as LAUNCHER_SECRET_KEY.
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters long")
         return value
 
     @model_validator(mode="after")

@@ -155,8 +155,9 @@ class HostileIdP:
         self.published = [self.signing_key, *self.published]
 
     # --- minting ------------------------------------------------------------------------
-    def mint(self, claims: dict[str, Any], signing: str = "good") -> str:
-        """A JWT of ``claims`` (``Now`` resolved, ``REMOVE`` dropped), signed per ``signing``."""
+    def mint(self, claims: dict[str, Any], signing: str = "good", typ: str | None = "JWT") -> str:
+        """A JWT of ``claims`` (``Now`` resolved, ``REMOVE`` dropped), signed per ``signing``,
+        its ``typ`` header ``typ`` (None: no typ header)."""
         now = int(time.time())
         claims = {
             k: now + v.delta if isinstance(v, Now) else v
@@ -180,7 +181,7 @@ class HostileIdP:
         header: dict[str, Any] = {"alg": "RS256", "kid": rsa.kid}
         if signing == "jku":  # "fetch my keys from here": keys come from jwks_uri only
             header["jku"] = f"{self.issuer}/attacker-jwks"
-        return jwt.encode(header, claims, rsa, algorithms=["RS256"])
+        return jwt.encode(header, claims, rsa, algorithms=["RS256"], default_type=typ)
 
     def logout_token(
         self,
@@ -188,9 +189,11 @@ class HostileIdP:
         sub: str | None = None,
         sid: str | None = None,
         signing: str = "good",
+        typ: str | None = "logout+jwt",
         **overrides: Any,
     ) -> str:
-        """A Back-Channel Logout 1.0 logout token; ``overrides`` change or REMOVE claims."""
+        """A Back-Channel Logout 1.0 logout token, explicitly typed (section 2.4) unless ``typ``
+        says otherwise; ``overrides`` change or REMOVE claims."""
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "aud": self.client_id,
@@ -203,7 +206,7 @@ class HostileIdP:
             claims["sub"] = sub
         if sid is not None:
             claims["sid"] = sid
-        return self.mint({**claims, **overrides}, signing)
+        return self.mint({**claims, **overrides}, signing, typ)
 
     # --- endpoints ----------------------------------------------------------------------
     async def discovery(self, request: Request) -> Response:

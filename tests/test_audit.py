@@ -183,7 +183,9 @@ def _logout_token(key: RSAKey, settings: Settings, **claims: Any) -> str:
         "events": {BACKCHANNEL_EVENT: {}},
         **claims,
     }
-    return jwt.encode({"alg": "RS256", "kid": key.kid}, body, key, algorithms=["RS256"])
+    return jwt.encode(
+        {"alg": "RS256", "kid": key.kid, "typ": "logout+jwt"}, body, key, algorithms=["RS256"]
+    )
 
 
 def _devidp(server: LiveServer) -> Any:

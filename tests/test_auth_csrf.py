@@ -170,7 +170,9 @@ def _logout_token(key: RSAKey, settings: Settings, **claims: Any) -> str:
         "events": {BACKCHANNEL_EVENT: {}},
         **claims,
     }
-    return jwt.encode({"alg": "RS256", "kid": key.kid}, body, key, algorithms=["RS256"])
+    return jwt.encode(
+        {"alg": "RS256", "kid": key.kid, "typ": "logout+jwt"}, body, key, algorithms=["RS256"]
+    )
 
 
 def test_backchannel_logout_is_exempt_from_the_origin_check_but_needs_a_valid_token(

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from launcher.app import create_app
 from launcher.settings import Settings
@@ -21,6 +22,15 @@ from tests.helpers import (
     sign_in,
     wait_until,
 )
+
+METRICS_TOKEN = "metrics-token-for-the-test-0123456789"
+
+
+@pytest.fixture
+def metrics_token(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Set before the demo server starts (list it first): /metrics needs the bearer token."""
+    monkeypatch.setenv("LAUNCHER_METRICS_TOKEN", METRICS_TOKEN)
+    return METRICS_TOKEN
 
 
 def test_readyz_reports_an_unreachable_provider_and_the_portal_still_starts(
@@ -43,7 +53,7 @@ def test_readyz_reports_an_unreachable_provider_and_the_portal_still_starts(
 
 
 def test_readyz_ok_and_metrics_count_launches(
-    demo_server_sqlite: tuple[LiveServer, Settings],
+    metrics_token: str, demo_server_sqlite: tuple[LiveServer, Settings]
 ) -> None:
     """Over HTTP: the sign-in counted is a real one, through the provider."""
     server, _ = demo_server_sqlite
@@ -54,7 +64,8 @@ def test_readyz_ok_and_metrics_count_launches(
         }
         sign_in(client, server.url, DEMO_USERS[0].sub)
         assert client.get(f"{server.url}/launch/teams").status_code == 303
-        metrics = client.get(f"{server.url}/metrics").text
+        auth = {"Authorization": f"Bearer {metrics_token}"}
+        metrics = client.get(f"{server.url}/metrics", headers=auth).text
     assert 'launcher_launches_total{app="teams"} 1.0' in metrics
     assert "launcher_signins_total 1.0" in metrics
 

@@ -43,6 +43,10 @@ JWKS_TTL = 60 * 60  # refetch the provider's keys at least hourly
 JWKS_COOLDOWN = 10  # at most one unknown-kid refetch per this many seconds
 METADATA_TTL = 24 * 60 * 60
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+LOGOUT_TOKEN_MAX_AGE = 5 * 60  # seconds: a logout token is sent at once, never kept for later
+# Back-Channel Logout 1.0 section 2.4 types logout tokens explicitly; an untyped one is allowed,
+# a token typed as anything else (an ID token, "JWT") is not one (section 4.1, cross-JWT).
+LOGOUT_TOKEN_TYPES = frozenset({"logout+jwt", "application/logout+jwt"})
 # Authorization error codes (RFC 6749 4.1.2.1, OIDC Core 3.1.2.6) in words a person can read,
 # for providers that send no error_description.
 _AUTHORIZATION_ERRORS = {
@@ -94,6 +98,8 @@ class Identity:
 class LogoutRequest:
     sub: str | None
     sid: str | None
+    jti: str = ""
+    until: float = 0.0  # unix seconds after which the token is refused anyway (remember jti)
 
 
 def _require(metadata: Mapping[str, Any], key: str) -> str:
@@ -448,7 +454,14 @@ class OIDCClient:
         return claims
 
     async def validate_logout_token(self, logout_token: str) -> LogoutRequest:
-        """OIDC Back-Channel Logout 1.0, section 2.6."""
+        """OIDC Back-Channel Logout 1.0, section 2.6. Whether its ``jti`` was seen before is
+        the caller's to check (it takes the database)."""
+        try:
+            typ = jws.extract_compact(logout_token.encode()).headers().get("typ")
+        except (JoseError, ValueError) as exc:
+            raise LoginFailed("not a logout token", detail=f"logout_token: {exc}") from None
+        if typ is not None and (not isinstance(typ, str) or typ.lower() not in LOGOUT_TOKEN_TYPES):
+            raise LoginFailed("not a logout token", detail=f"logout_token typ {typ!r}")
         claims = await self._verify_signature(logout_token, "logout_token")
         self._check_common(claims, "logout_token")
         events = claims.get("events")
@@ -456,17 +469,25 @@ class OIDCClient:
             raise LoginFailed("not a logout token", detail="logout_token events claim missing")
         if "nonce" in claims:
             raise LoginFailed("not a logout token", detail="logout_token must not have a nonce")
-        if not claims.get("jti"):
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not jti:
             raise LoginFailed("not a logout token", detail="logout_token jti missing")
-        exp = claims.get("exp")
-        if isinstance(exp, int | float) and exp + LEEWAY < time.time():
+        now = time.time()
+        exp = claims.get("exp")  # required by Back-Channel Logout 1.0 (final), section 2.4
+        if not isinstance(exp, int | float) or isinstance(exp, bool):
+            raise LoginFailed("not a logout token", detail="logout_token exp missing")
+        if exp + LEEWAY < now:
             raise LoginFailed("expired logout token", detail=f"logout_token expired at {exp}")
+        iat = claims["iat"]  # present and not in the future: _check_common
+        if iat + LOGOUT_TOKEN_MAX_AGE + LEEWAY < now:
+            raise LoginFailed("stale logout token", detail=f"logout_token issued at {iat}")
         sub, sid = claims.get("sub"), claims.get("sid")
         sub = sub if isinstance(sub, str) and sub else None
         sid = sid if isinstance(sid, str) and sid else None
         if sub is None and sid is None:
             raise LoginFailed("not a logout token", detail="logout_token has neither sub nor sid")
-        return LogoutRequest(sub=sub, sid=sid)
+        until = min(exp, iat + LOGOUT_TOKEN_MAX_AGE) + LEEWAY + 1
+        return LogoutRequest(sub=sub, sid=sid, jti=jti, until=until)
 
     # --- logout --------------------------------------------------------------------------
     async def end_session_url(self, post_logout_redirect_uri: str) -> str | None:

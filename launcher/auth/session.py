@@ -6,8 +6,10 @@ timestamps (created, last seen); never a token. Signing uses itsdangerous with t
 Signing out must kill the session on the server too, in every worker, so that a copied cookie
 is useless afterwards. Each sign-out writes a row to the ``revocation`` table; every worker
 keeps the live revocations in memory and polls the table for new rows once a second (one
-indexed query per second per worker, not one per request). A back-channel logout from the
-provider revokes by provider session id or by user.
+indexed query per second per worker, not one per request). A logout from the provider revokes
+by provider session id, or by the provider's raw ``sub`` (kind ``sub``; ``sub_bare`` for only
+the sessions that carry no provider session id). ``sub`` is not the stored user id, which may
+come from another claim: the table holds a keyed hash of it (``sub_hash``), never the value.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -61,13 +63,22 @@ class Revocations:
     # higher id was already read. Each poll therefore also re-reads the last two minutes.
     REREAD = dt.timedelta(seconds=120)
 
-    def __init__(self, engine: sa.Engine, poll_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        poll_interval: float = 1.0,
+        sub_hash: Callable[[str], str] | None = None,
+    ) -> None:
         self.engine = engine
         self.poll_interval = poll_interval
+        # the value a "sub" revocation carries for a raw sub; without it those are ignored
+        self.sub_hash = sub_hash
         # value -> when the revocation expires (unix seconds); entries go when they expire
         self._sids: dict[str, float] = {}
         self._op_sids: dict[str, float] = {}
         self._users: dict[str, tuple[float, float]] = {}  # user id -> (created before, expiry)
+        self._subs: dict[str, tuple[float, float]] = {}  # sub_hash(sub) -> as _users
+        self._bare_subs: dict[str, tuple[float, float]] = {}  # the same, sessions without op_sid
         self._last_id = 0
         self._unsaved: list[dict[str, Any]] = []  # written while the database was down
         self._task: asyncio.Task[None] | None = None
@@ -79,7 +90,15 @@ class Revocations:
         if session.op_sid is not None and session.op_sid in self._op_sids:
             return True
         before = self._users.get(session.user.user_id)
-        return before is not None and session.created < before[0]
+        if before is not None and session.created < before[0]:
+            return True
+        if (self._subs or self._bare_subs) and self.sub_hash is not None:
+            key = self.sub_hash(session.user.sub)
+            before = self._subs.get(key)
+            if session.op_sid is None and key in self._bare_subs:
+                before = max(before or (0.0, 0.0), self._bare_subs[key])
+            return before is not None and session.created < before[0]
+        return False
 
     def _apply(self, kind: str, value: str, created: dt.datetime, expires: dt.datetime) -> None:
         expiry = _epoch(expires)
@@ -87,9 +106,10 @@ class Revocations:
             self._sids[value] = expiry
         elif kind == "op_sid":
             self._op_sids[value] = expiry
-        elif kind == "user":
-            before, old_expiry = self._users.get(value, (0.0, 0.0))
-            self._users[value] = (max(_epoch(created), before), max(expiry, old_expiry))
+        elif kind in ("user", "sub", "sub_bare"):
+            users = {"user": self._users, "sub": self._subs, "sub_bare": self._bare_subs}[kind]
+            before, old_expiry = users.get(value, (0.0, 0.0))
+            users[value] = (max(_epoch(created), before), max(expiry, old_expiry))
 
     async def revoke(self, kind: str, value: str, lifetime: int) -> None:
         """Revoke now in this worker; persist for the others (retried if the database is down)."""
@@ -138,6 +158,8 @@ class Revocations:
         self._sids = {k: v for k, v in self._sids.items() if v >= cutoff}
         self._op_sids = {k: v for k, v in self._op_sids.items() if v >= cutoff}
         self._users = {k: v for k, v in self._users.items() if v[1] >= cutoff}
+        self._subs = {k: v for k, v in self._subs.items() if v[1] >= cutoff}
+        self._bare_subs = {k: v for k, v in self._bare_subs.items() if v[1] >= cutoff}
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="launcher-revocation-poll")

@@ -14,6 +14,11 @@ from launcher.errors import BadRequest
 By = Literal["app", "category", "department", "day", "month"]
 BY_VALUES: tuple[str, ...] = ("app", "category", "department", "day", "month")
 MAX_RANGE_DAYS = 5 * 366
+# Dates a report may ask about. Reports reach back from a period (the one before, a year of
+# trends) and forward (its end + 1 day): near year 1 or 9999 that arithmetic overflows, so the
+# range is bounded well inside what dates (and PostgreSQL) can hold.
+FIRST_DAY = dt.date(1970, 1, 1)
+LAST_DAY = dt.date(2999, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -66,24 +71,35 @@ def quarter_period(day: dt.date) -> Period:
 def parse_period(start: str | None, end: str | None, today: dt.date) -> Period:
     """``from``/``to`` as YYYY-MM-DD (both inclusive); defaults to the last 30 days."""
 
-    def parse(value: str | None, name: str, default: dt.date) -> dt.date:
+    def parse(value: str | None, name: str) -> dt.date | None:
         if value is None or value == "":
-            return default
+            return None
         try:
             date: dt.date | None = dt.date.fromisoformat(value)
         except ValueError:
             date = None
         if date is None or date.isoformat() != value:  # fromisoformat takes 2025-W10-1 too
             raise BadRequest(f"'{name}' must be a date as YYYY-MM-DD, got {value[:40]!r}")
-        return date
+        return check_in_range(date, name)
 
-    end_date = parse(end, "to", today)
-    start_date = parse(start, "from", end_date - dt.timedelta(days=29))
+    given_start, given_end = parse(start, "from"), parse(end, "to")
+    end_date = given_end or today
+    start_date = given_start or end_date - dt.timedelta(days=29)
     if start_date > end_date:
         raise BadRequest("'from' must not be after 'to'")
     if (end_date - start_date).days > MAX_RANGE_DAYS:
         raise BadRequest(f"a report covers at most {MAX_RANGE_DAYS} days")
     return Period(start_date, end_date)
+
+
+def check_in_range(day: dt.date, name: str) -> dt.date:
+    """``day``, or BadRequest naming the parameter when a report cannot cover it."""
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise BadRequest(
+            f"'{name}' must lie between {FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}, "
+            f"got {day.isoformat()}"
+        )
+    return day
 
 
 def parse_by(value: str | None, allowed: Sequence[str] = BY_VALUES) -> str:

@@ -99,7 +99,8 @@ def build(
     comparison = queries.comparison(engine, registry, period, min_group)
     adoption = queries.adoption_curve(engine, first, last, min_group)
     trend_months = periods.months_between(max(first, add_months(last, -11)), last)
-    app_trends = queries.app_trends(engine, trend_months, min_group)
+    # a period that ends before go-live has no months to trend
+    app_trends = queries.app_trends(engine, trend_months, min_group) if trend_months else {}
     heat = queries.heatmap(engine, period, min_group)
     cohort_rows = queries.cohorts(engine, first, last, min_group)
     dormant = queries.dormant(engine, registry, today, min_group)
@@ -235,6 +236,7 @@ def period_from_query(get: Callable[[str], str | None], today: dt.date) -> tuple
                 month = dt.date.fromisoformat(value + "-01")
             except ValueError:
                 raise BadRequest(f"'month' must be YYYY-MM, got {value[:20]!r}") from None
+            periods.check_in_range(month, "month")
         else:
             month = month_of(month_of(today) - dt.timedelta(days=1))  # last full month
         return kind, periods.month_period(month)
@@ -246,6 +248,7 @@ def period_from_query(get: Callable[[str], str | None], today: dt.date) -> tuple
                 day = dt.date(int(year), 3 * (int(q) - 1) + 1, 1)
             except ValueError:
                 raise BadRequest(f"'quarter' must be YYYY-Qn, got {value[:20]!r}") from None
+            periods.check_in_range(day, "quarter")
         else:
             day = periods.quarter_period(today).start - dt.timedelta(days=1)
         return kind, periods.quarter_period(day)

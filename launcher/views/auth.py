@@ -1,17 +1,22 @@
-"""Sign-in, the provider's callback, sign-out and back-channel logout.
+"""Sign-in, the provider's callback, sign-out, and the provider's back- and front-channel logout.
 
 Each login attempt keeps its ``nonce``, PKCE verifier and ``next`` in a short-lived signed cookie
 of its own, named after its ``state``. Tabs that start logins at the same moment (a browser
 restoring its session) therefore never overwrite each other's attempt, and each finishes its own:
-a second tab gets a fresh login, not an error page. A state is used once.
+a second tab gets a fresh login, not an error page. A state is used once, ever: the server
+remembers used states (launcher/auth/spent.py), so a replayed callback -- login cookie and all --
+never reaches the token endpoint a second time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from typing import Any
+from urllib.parse import urlsplit
 
+import anyio.to_thread
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -20,8 +25,9 @@ from starlette.routing import Route
 from launcher.audit import audit, session_ref
 from launcher.auth import csrf
 from launcher.auth.session import op_sid_hash
-from launcher.auth.user import pseudonym, user_from_claims
-from launcher.errors import LauncherError, LoginFailed
+from launcher.auth.user import user_from_claims
+from launcher.context import Context
+from launcher.errors import BadRequest, LauncherError, LoginFailed
 from launcher.views.common import (
     clear_session_cookie,
     context_of,
@@ -94,6 +100,13 @@ async def callback(request: Request) -> Response:
     params = request.query_params
     state = params.get("state")
     attempt = _attempt(request, state)
+    if attempt is not None and state is not None:
+        # the login cookie proves this browser started the attempt; whether the attempt was
+        # already used (in any worker) only the server knows
+        first_use = await anyio.to_thread.run_sync(
+            p.spent.spend, "state", state, time.time() + LOGIN_TTL
+        )
+        attempt = attempt if first_use else None
     try:
         if attempt is None:
             if get_session(request) is not None and not params.get("error"):
@@ -177,21 +190,79 @@ async def backchannel_logout(request: Request) -> Response:
     if not isinstance(token, str) or not token:
         return JSONResponse({"error": "invalid_request"}, status_code=400, headers=headers)
     try:
-        logout_request = await p.oidc.validate_logout_token(token)
+        logout = await p.oidc.validate_logout_token(token)
+        # a jti is unique per issuer; remembered as long as the token would be accepted
+        first_use = await anyio.to_thread.run_sync(
+            p.spent.spend, "jti", f"{p.oidc.issuer}\0{logout.jti}", logout.until
+        )
+        if not first_use:
+            raise LoginFailed("replayed logout token", detail=f"logout_token jti {logout.jti!r}")
     except LoginFailed as exc:
         log.warning("back-channel logout refused: %s", exc.detail)
         audit("backchannel_logout", outcome="refused", reason=exc.detail or exc.message)
         return JSONResponse({"error": "invalid_request"}, status_code=400, headers=headers)
     lifetime = p.settings.session_absolute_timeout
-    if logout_request.sid is not None:
-        await p.revocations.revoke("op_sid", op_sid_hash(logout_request.sid), lifetime)
+    if logout.sid is not None:
+        await p.revocations.revoke("op_sid", op_sid_hash(logout.sid), lifetime)
+        if logout.sub is not None:
+            # sessions that never learnt their provider session id (no sid in the ID token)
+            # may belong to this one: end this user's such sessions too
+            await p.revocations.revoke("sub_bare", _sub_key(p, logout.sub), lifetime)
         audit("backchannel_logout", outcome="ok", by="sid")
     else:
-        assert logout_request.sub is not None
-        user_id = pseudonym(p.settings.pseudonym_secret(), p.oidc.issuer, logout_request.sub)
-        await p.revocations.revoke("user", user_id, lifetime)
-        audit("backchannel_logout", outcome="ok", by="user", user=user_id)
+        assert logout.sub is not None
+        await p.revocations.revoke("sub", _sub_key(p, logout.sub), lifetime)
+        audit("backchannel_logout", outcome="ok", by="sub")
     return Response(status_code=200, headers=headers)
+
+
+def _sub_key(p: Context, sub: str) -> str:
+    """How a revocation names the provider's raw ``sub`` (see launcher/auth/session.py)."""
+    assert p.revocations.sub_hash is not None
+    return p.revocations.sub_hash(sub)
+
+
+_FRONTCHANNEL_PAGE = (
+    b'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Signed out</title>'
+    b"</head><body><p>Signed out of the portal.</p></body></html>"
+)
+
+
+async def frontchannel_logout(request: Request) -> Response:
+    """OIDC Front-Channel Logout 1.0: the provider's logout page loads this in an iframe.
+
+    ``sid`` (with ``iss``) names the provider session: its portal sessions end in every
+    worker. The browser's own session ends too, unless it belongs to another provider session.
+    Entra ID sends ``sid`` without ``iss``; a present ``iss`` must be ours.
+    """
+    p = context_of(request)
+    iss, sid = request.query_params.get("iss"), request.query_params.get("sid")
+    if iss is not None and iss != p.oidc.issuer:
+        log.warning("front-channel logout refused: iss %r is not ours", iss[:200])
+        raise BadRequest("This sign-out request came from another sign-in service.")
+    lifetime = p.settings.session_absolute_timeout
+    op_sid = op_sid_hash(sid) if sid else None
+    if op_sid is not None:
+        await p.revocations.revoke("op_sid", op_sid, lifetime)
+    session = get_session(request)
+    ours = session is None or session.op_sid is None or session.op_sid == op_sid or not sid
+    if session is not None and ours:
+        await p.revocations.revoke("sid", session.sid, lifetime)
+    parts = urlsplit(p.oidc.issuer)
+    response = Response(
+        _FRONTCHANNEL_PAGE,
+        media_type="text/html",
+        headers={
+            "Cache-Control": "no-store",
+            # the one page the provider may frame; this response's own policy replaces the
+            # portal's frame-ancestors 'none' (and X-Frame-Options: DENY) here only
+            "Content-Security-Policy": "default-src 'none'; base-uri 'none'; "
+            f"form-action 'none'; frame-ancestors {parts.scheme}://{parts.netloc}",
+        },
+    )
+    if ours:
+        clear_session_cookie(response, request)
+    return response
 
 
 routes = [
@@ -200,4 +271,5 @@ routes = [
     Route("/logout", logout, methods=["POST"]),
     Route("/signed-out", signed_out),
     Route("/auth/backchannel-logout", backchannel_logout, methods=["POST"]),
+    Route("/auth/frontchannel-logout", frontchannel_logout, methods=["GET"]),
 ]

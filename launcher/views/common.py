@@ -57,9 +57,13 @@ def cookie_value(header: bytes, name: str) -> str | None:
 
 
 def get_session(request: Request) -> Session | None:
-    cached = request.state.__dict__.get("session", _NO_SESSION)
+    """The request's live session, decoded and checked once per request (the handler, the
+    page it renders and the cookie refresh all ask)."""
+    # State keeps its attributes in a dict of its own: getattr, not state.__dict__, sees them
+    cached: Session | None | object = getattr(request.state, "session", _NO_SESSION)
     if cached is not _NO_SESSION:
-        return cached  # type: ignore[no-any-return]
+        assert cached is None or isinstance(cached, Session)
+        return cached
     p = context_of(request)
     session = p.sessions.loads(request.cookies.get(p.settings.session_cookie))
     request.state.session = session
@@ -198,7 +202,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return error_response(request, NotFound("There is no page at this address."))
     error = LauncherError(exc.detail or "This request could not be handled.")
     error.status = exc.status_code
-    return error_response(request, error)
+    response = error_response(request, error)
+    # what the exception says about itself stays: Allow on a 405 (RFC 9110 15.5.6)
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
 
 
 async def _crash(request: Request, exc: Exception) -> Response:
@@ -255,6 +263,13 @@ class SecurityHeaders:
                 present = {name.lower() for name, _ in headers}
                 # A response that sets its own policy keeps it (the development provider's
                 # pages): browsers enforce every CSP header, so ours would break their styles.
+                # One whose policy says who may frame it (front-channel logout) decides that
+                # alone: X-Frame-Options: DENY would forbid what its frame-ancestors allows.
+                if any(
+                    name.lower() == b"content-security-policy" and b"frame-ancestors" in value
+                    for name, value in headers
+                ):
+                    present.add(b"x-frame-options")
                 message["headers"] = headers + [h for h in self.headers if h[0] not in present]
             await send(message)
 
