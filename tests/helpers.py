@@ -218,8 +218,9 @@ def live_demo(
     users: Sequence[DemoUser] = DEMO_USERS,
     apps_file: Path = EXAMPLE_APPS,
     extra_routes: Sequence[BaseRoute] = (),
+    **overrides: Any,
 ) -> Iterator[Live]:
-    """The demo app over real HTTP, with our own users, registry or extra routes."""
+    """The demo app over real HTTP, with our own users, registry, extra routes or settings."""
     port = free_port()
     settings = demo_settings(
         "127.0.0.1",
@@ -228,6 +229,7 @@ def live_demo(
         database_url=database_url,
         apps_file=apps_file,
         spool_dir=tmp_path / "spool",
+        **overrides,
     )
     app = demo_app(settings, users=users, extra_routes=extra_routes)
     with LiveServer(app, port) as server:

@@ -207,7 +207,7 @@ def test_back_channel_logouts_are_audited(demo_server_sqlite: Demo, records: Lin
     assert [by_sub.status_code, by_sid.status_code, refused.status_code] == [200, 200, 400]
     user_id = pseudonym(settings.pseudonym_secret(), settings.oidc_issuer, "x1")
     assert [_fields(r) for r in _events(records, "backchannel_logout")] == [
-        {"outcome": "ok", "by": "user", "user": user_id, "reason": None},
+        {"outcome": "ok", "by": "sub", "user": user_id, "reason": None},
         {"outcome": "ok", "by": "sid", "user": None, "reason": None},
         {
             "outcome": "refused",

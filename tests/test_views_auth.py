@@ -3,12 +3,13 @@ over HTTP, since the flow between browser, portal and provider is what is tested
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
 from launcher.settings import Settings
-from tests.helpers import STAFF, LiveServer, sign_in, wait_until
+from tests.helpers import STAFF, LiveServer, live_demo, sign_in, wait_until
 from tests.web import client, launch_rows, same_site_path
 
 Demo = tuple[LiveServer, Settings]
@@ -74,3 +75,20 @@ def test_anonymous_launch_goes_to_sign_in_and_then_to_the_app(demo_server_sqlite
         assert launched.status_code == 303
         assert launched.headers["location"].startswith("https://teams.microsoft.com/")
     assert wait_until(lambda: launch_rows(settings.database_url) == ["teams"])
+
+
+def test_a_missing_subject_claim_is_a_failed_sign_in_like_any_other(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """LAUNCHER_SUBJECT_CLAIM=oid against a provider whose tokens carry no ``oid``: the
+    callback's error page (400, a way to sign in again), the failure counted, no session, the
+    login attempt's cookie cleared."""
+    with live_demo(tmp_path, sqlite_url, subject_claim="oid") as live, client() as browser:
+        page = sign_in(browser, live.server.url, STAFF.sub)
+        assert page.status_code == 400
+        assert "/login?next=/" in page.text and "Traceback" not in page.text
+        assert not [c for c in browser.cookies.jar if c.name.startswith("launcher_login")]
+        assert browser.get(f"{live.server.url}/", follow_redirects=False).status_code == 303
+        metrics = live.app.state.context.metrics.registry
+        sample = ("launcher_login_failures_total", {"reason": "LoginFailed"})
+        assert metrics.get_sample_value(*sample) == 1

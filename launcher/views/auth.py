@@ -25,7 +25,7 @@ from starlette.routing import Route
 from launcher.audit import audit, session_ref
 from launcher.auth import csrf
 from launcher.auth.session import op_sid_hash
-from launcher.auth.user import user_from_claims
+from launcher.auth.user import pseudonym, user_from_claims
 from launcher.context import Context
 from launcher.errors import BadRequest, LauncherError, LoginFailed
 from launcher.views.common import (
@@ -121,6 +121,15 @@ async def callback(request: Request) -> Response:
         identity = await p.oidc.complete(
             code=code, redirect_uri=p.settings.redirect_uri, nonce=nonce, code_verifier=verifier
         )
+        s = p.settings
+        user = user_from_claims(  # a missing LAUNCHER_SUBJECT_CLAIM is a failed sign-in too
+            identity.claims,
+            issuer=identity.issuer,
+            pseudonym_key=s.pseudonym_secret(),
+            groups_claim=s.groups_claim,
+            department_claim=s.department_claim,
+            subject_claim=s.subject_claim,
+        )
     except LauncherError as exc:
         p.metrics.login_failures.labels(type(exc).__name__).inc()
         audit("sign_in_failed", error=type(exc).__name__, reason=exc.message, status=exc.status)
@@ -129,15 +138,6 @@ async def callback(request: Request) -> Response:
         _forget(response, request, state)  # the used state is gone either way
         return response
 
-    s = p.settings
-    user = user_from_claims(
-        identity.claims,
-        issuer=identity.issuer,
-        pseudonym_key=s.pseudonym_secret(),
-        groups_claim=s.groups_claim,
-        department_claim=s.department_claim,
-        subject_claim=s.subject_claim,
-    )
     previous = get_session(request)
     if previous is not None:  # a new session at every sign-in; the old one dies everywhere
         await p.revocations.revoke("sid", previous.sid, s.session_absolute_timeout)
@@ -212,7 +212,10 @@ async def backchannel_logout(request: Request) -> Response:
     else:
         assert logout.sub is not None
         await p.revocations.revoke("sub", _sub_key(p, logout.sub), lifetime)
-        audit("backchannel_logout", outcome="ok", by="sub")
+        # the person's pseudonym when it is made from `sub` (LAUNCHER_SUBJECT_CLAIM)
+        same = p.settings.subject_claim == "sub"
+        user = pseudonym(p.settings.pseudonym_secret(), p.oidc.issuer, logout.sub) if same else None
+        audit("backchannel_logout", outcome="ok", by="sub", user=user)
     return Response(status_code=200, headers=headers)
 
 
