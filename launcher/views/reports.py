@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from launcher.context import Context
 from launcher.dates import month_of
-from launcher.reports import charts, periods, queries, tables
+from launcher.reports import charts, gateway, periods, queries, tables
 from launcher.views.common import (
     api_session,
     context_of,
@@ -178,6 +178,14 @@ def _departments(request: Request, p: Context, period: periods.Period) -> dict[s
     return {"rows": rows}
 
 
+def _gateway(request: Request, p: Context, period: periods.Period) -> dict[str, Any]:
+    by = periods.parse_by(
+        request.query_params.get("by"), ("app", "department", "month", "unregistered")
+    )
+    rows = gateway.gateway(p.engine, period, by, p.settings.report_min_group)
+    return {"by": by, "rows": rows}
+
+
 routes = [
     Route("/reports", page),
     Route("/reports/export.csv", export_csv),
@@ -187,4 +195,5 @@ routes = [
     Route("/api/v1/reports/cohorts", _api(_cohorts)),
     Route("/api/v1/reports/heatmap", _api(_heatmap)),
     Route("/api/v1/reports/departments", _api(_departments)),
+    Route("/api/v1/reports/gateway", _api(_gateway)),
 ]
