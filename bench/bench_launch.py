@@ -37,7 +37,7 @@ SECRET = "bench-secret-key-" + "x" * 32
 ISSUER = "http://127.0.0.1:9/unreachable-issuer"  # a launch never talks to the provider
 APP_ID = "google-workspace"  # groups: [staff]; its URL has an {email} placeholder
 INSTALL_WRK = "apt-get update && apt-get install -y wrk    (macOS: brew install wrk)"
-EXIT_LIMIT = 10.0  # seconds; DESIGN.md: on SIGTERM the portal exits within 10 s
+EXIT_LIMIT = 10.0  # seconds; README: on SIGTERM the portal exits within 10 s
 
 # Counts responses by status in every wrk thread and prints the totals at the end, so that
 # the bench sees non-303 answers as well as 303s.

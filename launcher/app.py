@@ -93,7 +93,7 @@ def create_app(
 
     ``extra_routes`` lets ``launcher demo`` mount its development provider next to the portal.
     ``writer="thread"`` writes events from a thread of this process instead of a writer
-    process (tests and tools that need no process of their own; launcher/launches.py).
+    process (tests and tools that need no process of their own; launcher/events/store.py).
     """
     if not settings.oidc_issuer or not settings.oidc_client_id:
         raise ConfigError("LAUNCHER_OIDC_ISSUER and LAUNCHER_OIDC_CLIENT_ID must be set")

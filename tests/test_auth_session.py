@@ -1,5 +1,5 @@
 """Sessions (launcher/auth/session.py): new at each sign-in, timeouts, forgery, revocation,
-what the cookie holds. DESIGN.md, "Security".
+what the cookie holds (README, "Security").
 
 Handler tests run in process with minted cookies; a real sign-in over HTTP only where the
 sign-in is what is tested (a new session id, the cookies the flow sets, tokens kept out).

@@ -247,7 +247,7 @@ def test_serve_migrates_sqlite_then_runs_uvicorn(
     [call] = no_server
     assert call["app"] == "launcher.serve:build_serve_app" and call["factory"] is True
     assert (call["host"], call["port"], call["workers"]) == ("0.0.0.0", 8123, 2)
-    assert call["timeout_graceful_shutdown"] < 10  # DESIGN: exits within 10 s of SIGTERM
+    assert call["timeout_graceful_shutdown"] < 10  # README: exits within 10 s of SIGTERM
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "portal.example"])

@@ -174,7 +174,7 @@ def test_environment_names_are_settings_and_secrets_come_from_secrets(overlay: s
             assert launcher_names <= SETTINGS, (workload, launcher_names - SETTINGS)
             for name in launcher_names & SECRET_SETTINGS:
                 assert "secretKeyRef" in env[name], f"{workload}: {name} must come from a Secret"
-    # everything `launcher serve` refuses to start without, and the secrets DESIGN.md names
+    # everything `launcher serve` refuses to start without, and the secrets the README names
     portal = _environment(docs, _deployment_container(docs))
     assert {
         "LAUNCHER_BASE_URL",

@@ -1,4 +1,4 @@
-"""Every OIDC rule of DESIGN.md's Security section, proved over real HTTP against a bad provider.
+"""Every OIDC rule of the README's Security section, proved over real HTTP against a bad provider.
 
 Each test runs a fresh portal (empty JWKS and metadata caches) against the module's
 :class:`tests.hostile_idp.HostileIdP`, reset to good behaviour, sets the one thing the provider

@@ -29,7 +29,7 @@ from tests.conftest import EXAMPLE_APPS, SECRET, free_port
 ISSUER = "http://127.0.0.1:9/issuer"  # never contacted: a launch does not talk to the provider
 CLIENTS = 8  # load generator threads
 LOAD_BEFORE_SIGTERM = 1.5  # seconds
-EXIT_LIMIT = 10  # seconds; DESIGN.md: on SIGTERM the portal exits within 10 s
+EXIT_LIMIT = 10  # seconds; README: on SIGTERM the portal exits within 10 s
 
 
 def _env(base_url: str, database_url: str, tmp_path: Path) -> dict[str, str]:

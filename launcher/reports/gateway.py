@@ -118,7 +118,7 @@ def _row(key: str, f: list[int], min_group: int) -> Row:
 
 
 def gateway(engine: sa.Engine, period: Period, by: str, min_group: int) -> list[Row]:
-    """The gateway report's rows (DESIGN.md, ``/api/v1/reports/gateway``), sorted by key;
+    """The gateway report's rows (``/api/v1/reports/gateway``, README), sorted by key;
     keys without sign-ins are left out."""
     figures = _figures(engine, period, by)
     if by == "unregistered":

@@ -17,7 +17,7 @@ the second: (1) rows go in, each with its department and its match with the laun
 so far; (2) under the rollup lock, the launches written meanwhile are matched too, the
 departments checked again, and the new rows folded into the rollups in a few set-based
 statements. On SQLite the whole import holds the database's one write lock (launch batches
-wait, or are spooled and written afterwards, see launcher/events.py).
+wait, or are spooled and written afterwards, see launcher/events/).
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ def ph(conn: sa.Connection) -> str:
 
 def db_time(conn: sa.Connection, value: dt.datetime) -> object:
     """A timestamp as stored: on SQLite the text form SQLAlchemy's DateTime uses there (as
-    launcher/events.py writes launches), so that the two compare alike."""
+    launcher/events/writer.py writes launches), so that the two compare alike."""
     if conn.dialect.name != "sqlite":
         return value
     if value.tzinfo is not dt.UTC:
