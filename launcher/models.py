@@ -76,6 +76,9 @@ class AppRequest(SQLModel, table=True):
     )
 
 
+_TIME = sa.DateTime(timezone=True)
+
+
 class AppRequestClosed(SQLModel, table=True):
     """The history of requests an admin closed: dismissed, or added as an app. Counts and
     departments only; the askers' pseudonyms are not kept here."""
@@ -90,8 +93,8 @@ class AppRequestClosed(SQLModel, table=True):
     name: str = Field(max_length=120)  # the latest spelling
     people: int
     departments: str = Field(default="", max_length=2000)  # comma list
-    first_asked: dt.datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
-    last_asked: dt.datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    first_asked: dt.datetime = Field(sa_column=sa.Column(_TIME, nullable=False))
+    last_asked: dt.datetime = Field(sa_column=sa.Column(_TIME, nullable=False))
     outcome: str = Field(max_length=10)  # "dismissed" or "added"
     app_id: str | None = Field(default=None, max_length=64)  # with "added"
     closed_by: str = Field(max_length=64)  # the admin's pseudonymous user id
