@@ -309,10 +309,10 @@ def test_an_admin_marks_a_request_added_and_the_askers_see_it(
 
     done = added(admin, csrf_token=admin_token, app_id="rooster")
     assert done.status_code == 303 and done.headers["location"] == "/admin?done=added#requests"
-    page = portal.get("/admin", admin).text
-    assert _open_requests(page) == []
-    assert _history(page)[0][:2] == ("Rooster app", "2")
-    assert "<code>rooster</code>" in _history(page)[0][3]
+    admin_page = portal.get("/admin", admin).text
+    assert _open_requests(admin_page) == []
+    assert _history(admin_page)[0][:2] == ("Rooster app", "2")
+    assert "<code>rooster</code>" in _history(admin_page)[0][3]
     audit = [json.loads(r.getMessage()) for r in caplog.records if r.name == "launcher.audit"]
     assert audit == [
         {
