@@ -20,7 +20,7 @@ from email.charset import QP, Charset
 from email.header import Header
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
+from email.mime.nonmultipart import MIMENonMultipart
 from email.policy import compat32
 from email.utils import format_datetime, make_msgid
 from typing import Any
@@ -158,17 +158,15 @@ def compose(
     message["List-Unsubscribe"] = f"<{unsubscribe}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message["Auto-Submitted"] = "auto-generated"  # no out-of-office replies, please
-    message.attach(
-        MIMEText(
-            env.get_template("digest_mail.txt").render(context), "plain", _UTF8, policy=_POLICY
-        )
-    )
-    message.attach(
-        MIMEText(
-            env.get_template("digest_mail.html").render(context), "html", _UTF8, policy=_POLICY
-        )
-    )
+    message.attach(_text_part(env.get_template("digest_mail.txt").render(context), "plain"))
+    message.attach(_text_part(env.get_template("digest_mail.html").render(context), "html"))
     return message
+
+
+def _text_part(text: str, subtype: str) -> MIMENonMultipart:
+    part = MIMENonMultipart("text", subtype, policy=_POLICY)
+    part.set_payload(text, _UTF8)  # sets charset="utf-8" and quoted-printable
+    return part
 
 
 def send_digest(
