@@ -1,25 +1,40 @@
 """Requests for missing apps: an employee names an app the portal does not offer them; the
-admin page shows what is asked for, by how many people, and lets an admin dismiss it."""
+admin page shows what is asked for, by how many people, and an admin closes the request.
+
+Closing is one of two outcomes, both kept in a history (``app_request_closed``: the name, how
+many people asked, their departments, which admin and when -- counts, not the askers'
+pseudonyms). *Dismissed* deletes the open requests. *Added* (with the id of an app in the
+registry) keeps each asker's row, marked with the app, until their grid has told them the app
+is there: the first grid that shows the notice stamps it, the visit after that (or the notice's
+button) removes it. A notice for an app the person may not see waits until they may.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
 from launcher import db
 from launcher.dates import utc
 from launcher.errors import BadRequest, TooManyRequests
-from launcher.models import AppRequest, table
+from launcher.models import AppRequest, AppRequestClosed, table
 
 MAX_NAME = 120
 PER_DAY = 10  # requests one person may make in 24 hours
+HISTORY_SHOWN = 50  # closed requests on the admin page, latest first
+NOTICE_DAYS = 400  # a notice nobody came back for goes after this (LAUNCHER_RAW_RETENTION_DAYS)
 
 T_REQUEST = table(AppRequest)
+T_CLOSED = table(AppRequestClosed)
+OPEN = T_REQUEST.c.added_app.is_(None)
+
+Outcome = Literal["dismissed", "added"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +44,19 @@ class Summary:
     people: int
     departments: tuple[str, ...]
     last: dt.datetime
+
+
+@dataclass(frozen=True)
+class Closed:
+    """One entry of the history."""
+
+    name: str
+    people: int
+    departments: tuple[str, ...]
+    outcome: Outcome
+    app_id: str | None
+    closed_by: str  # pseudonymous user id of the admin
+    closed_at: dt.datetime
 
 
 def tidy(name: object) -> tuple[str, str]:
@@ -61,7 +89,9 @@ def add(
     # the user id; SQLite's BEGIN IMMEDIATE) makes the pair atomic.
     with db.serialized_write(engine, _lock_id(user_id)) as conn:
         mine = T_REQUEST.c.user_id == user_id
-        if conn.execute(sa.select(T_REQUEST.c.id).where(mine, T_REQUEST.c.key == key)).first():
+        if conn.execute(
+            sa.select(T_REQUEST.c.id).where(mine, T_REQUEST.c.key == key, OPEN)
+        ).first():
             return
         recent = conn.execute(
             sa.select(sa.func.count())
@@ -84,7 +114,7 @@ def _lock_id(user_id: str) -> int:
 
 
 def summary(engine: sa.Engine) -> list[Summary]:
-    """Every requested app once: most people first, then the most recently asked."""
+    """Every open request once: most people first, then the most recently asked."""
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(
@@ -93,7 +123,9 @@ def summary(engine: sa.Engine) -> list[Summary]:
                 T_REQUEST.c.user_id,
                 T_REQUEST.c.department,
                 T_REQUEST.c.created_at,
-            ).order_by(T_REQUEST.c.created_at, T_REQUEST.c.id)
+            )
+            .where(OPEN)
+            .order_by(T_REQUEST.c.created_at, T_REQUEST.c.id)
         ).all()
     grouped: dict[str, list[Any]] = {}
     for row in rows:
@@ -111,7 +143,133 @@ def summary(engine: sa.Engine) -> list[Summary]:
     return sorted(result, key=lambda s: (-s.people, -s.last.timestamp(), s.key))
 
 
-def dismiss(engine: sa.Engine, key: str) -> int:
-    """Forget every request for one app (it was added, or will not be); returns how many."""
+def close(
+    engine: sa.Engine,
+    key: str,
+    outcome: Outcome,
+    closed_by: str,
+    app_id: str | None = None,
+    now: dt.datetime | None = None,
+) -> int:
+    """Close the open requests for one app: ``dismissed`` deletes them, ``added`` (with the
+    ``app_id``, which the caller has checked against the registry) keeps them as notices for
+    their askers. Either way one history entry records it. Returns how many people had asked;
+    0 (and no entry) when nothing was open, so a second click changes nothing."""
+    if (outcome == "added") != (app_id is not None):
+        raise ValueError("an app id goes with 'added', and only with it")
+    now = now or dt.datetime.now(dt.UTC)
     with engine.begin() as conn:
-        return conn.execute(sa.delete(T_REQUEST).where(T_REQUEST.c.key == key)).rowcount
+        rows = conn.execute(
+            sa.select(
+                T_REQUEST.c.name,
+                T_REQUEST.c.user_id,
+                T_REQUEST.c.department,
+                T_REQUEST.c.created_at,
+            )
+            .where(T_REQUEST.c.key == key, OPEN)
+            .order_by(T_REQUEST.c.created_at, T_REQUEST.c.id)
+        ).all()
+        if not rows:
+            return 0
+        people = len({r.user_id for r in rows})
+        conn.execute(
+            sa.insert(T_CLOSED).values(
+                closed_at=now,
+                key=key,
+                name=rows[-1].name,
+                people=people,
+                departments=",".join(sorted({r.department for r in rows if r.department})),
+                first_asked=rows[0].created_at,
+                last_asked=rows[-1].created_at,
+                outcome=outcome,
+                app_id=app_id,
+                closed_by=closed_by,
+            )
+        )
+        selected = (T_REQUEST.c.key == key) & OPEN
+        if outcome == "dismissed":
+            conn.execute(sa.delete(T_REQUEST).where(selected))
+        else:
+            conn.execute(sa.update(T_REQUEST).where(selected).values(added_app=app_id))
+        # Notices whose askers never came back do not stay for ever.
+        conn.execute(
+            sa.delete(T_REQUEST).where(
+                T_REQUEST.c.added_app.is_not(None),
+                T_REQUEST.c.created_at < now - dt.timedelta(days=NOTICE_DAYS),
+            )
+        )
+    return people
+
+
+def dismiss(engine: sa.Engine, key: str, closed_by: str, now: dt.datetime | None = None) -> int:
+    """Dismiss the requests for one app (it will not be offered): see :func:`close`."""
+    return close(engine, key, "dismissed", closed_by, now=now)
+
+
+def mark_added(
+    engine: sa.Engine, key: str, app_id: str, closed_by: str, now: dt.datetime | None = None
+) -> int:
+    """The requested app is in the registry now as ``app_id``: see :func:`close`."""
+    return close(engine, key, "added", closed_by, app_id=app_id, now=now)
+
+
+def history(engine: sa.Engine, limit: int = HISTORY_SHOWN) -> list[Closed]:
+    """The latest closed requests, newest first."""
+    c = T_CLOSED.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(T_CLOSED).order_by(c.closed_at.desc(), c.id.desc()).limit(limit)
+        ).all()
+    return [
+        Closed(
+            name=r.name,
+            people=r.people,
+            departments=tuple(d for d in r.departments.split(",") if d),
+            outcome="added" if r.outcome == "added" else "dismissed",
+            app_id=r.app_id,
+            closed_by=r.closed_by,
+            closed_at=utc(r.closed_at),
+        )
+        for r in rows
+    ]
+
+
+def notices(
+    engine: sa.Engine, user_id: str, visible: Collection[str], now: dt.datetime | None = None
+) -> list[str]:
+    """The ids of apps this person asked for that were added since, to tell them on the grid
+    (each once, in the order asked). Only apps in ``visible`` (the tiles they have) are told;
+    a notice shown on an earlier visit is removed now, so it shows on one visit only."""
+    now = now or dt.datetime.now(dt.UTC)
+    c = T_REQUEST.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(c.id, c.added_app, c.notice_shown_at)
+            .where(c.user_id == user_id, c.added_app.is_not(None))
+            .order_by(c.created_at, c.id)
+        ).all()
+    if not rows:  # the grid's usual case: one indexed read, no write
+        return []
+    seen = [r.id for r in rows if r.notice_shown_at is not None]
+    fresh = [r for r in rows if r.notice_shown_at is None and r.added_app in visible]
+    with engine.begin() as conn:
+        if seen:
+            conn.execute(sa.delete(T_REQUEST).where(c.id.in_(seen)))
+        if fresh:
+            conn.execute(
+                sa.update(T_REQUEST)
+                .where(c.id.in_([r.id for r in fresh]))
+                .values(notice_shown_at=now)
+            )
+    return list(dict.fromkeys(str(r.added_app) for r in fresh))
+
+
+def clear_notices(engine: sa.Engine, user_id: str) -> int:
+    """The notice's button: remove the notices this person has been shown."""
+    c = T_REQUEST.c
+    with engine.begin() as conn:
+        return conn.execute(
+            sa.delete(T_REQUEST).where(
+                c.user_id == user_id, c.added_app.is_not(None), c.notice_shown_at.is_not(None)
+            )
+        ).rowcount

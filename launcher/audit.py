@@ -41,7 +41,9 @@ EVENTS: dict[str, tuple[str, ...]] = {
     # the registry file was (re)loaded; outcome ok|refused, apps when ok, error when refused
     "registry_reload": ("outcome", "path", "apps", "error"),
     # an admin dismissed the requests for one app (POST /admin/requests/dismiss)
-    "app_request_dismissed": ("user", "request"),
+    "app_request_dismissed": ("user", "request", "people"),
+    # an admin marked the requests for one app as added: app = the registry app id now there
+    "app_request_added": ("user", "request", "app", "people"),
     # an editor or admin wrote or deleted an announcement; groups = its audience, comma list
     "announcement_written": ("user", "announcement", "groups"),
     "announcement_deleted": ("user", "announcement"),

@@ -68,6 +68,36 @@ class AppRequest(SQLModel, table=True):
     key: str = Field(sa_column=sa.Column(sa.String(120), nullable=False, index=True))
     user_id: str = Field(sa_column=sa.Column(sa.String(64), nullable=False, index=True))
     department: str | None = Field(default=None, max_length=128)
+    # Set when an admin marked the request as added: the row then only waits to tell its
+    # asker, on their grid, that the app is there (launcher/app_requests.py).
+    added_app: str | None = Field(default=None, max_length=64)
+    notice_shown_at: dt.datetime | None = Field(
+        default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=True)
+    )
+
+
+_TIME = sa.DateTime(timezone=True)
+
+
+class AppRequestClosed(SQLModel, table=True):
+    """The history of requests an admin closed: dismissed, or added as an app. Counts and
+    departments only; the askers' pseudonyms are not kept here."""
+
+    __tablename__ = "app_request_closed"
+
+    id: int | None = Field(default=None, sa_column=sa.Column(_ID, primary_key=True))
+    closed_at: dt.datetime = Field(
+        sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False, index=True)
+    )
+    key: str = Field(max_length=120)
+    name: str = Field(max_length=120)  # the latest spelling
+    people: int
+    departments: str = Field(default="", max_length=2000)  # comma list
+    first_asked: dt.datetime = Field(sa_column=sa.Column(_TIME, nullable=False))
+    last_asked: dt.datetime = Field(sa_column=sa.Column(_TIME, nullable=False))
+    outcome: str = Field(max_length=10)  # "dismissed" or "added"
+    app_id: str | None = Field(default=None, max_length=64)  # with "added"
+    closed_by: str = Field(max_length=64)  # the admin's pseudonymous user id
 
 
 class EventBatch(SQLModel, table=True):

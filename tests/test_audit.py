@@ -238,7 +238,7 @@ def test_an_admin_dismissing_a_request_is_audited(demo_server_sqlite: Demo, reco
         assert done.status_code == 303
     (dismissed,) = _events(records, "app_request_dismissed")
     admin_id = pseudonym(settings.pseudonym_secret(), settings.oidc_issuer, ADMIN.sub)
-    assert _fields(dismissed) == {"user": admin_id, "request": "zorgportaal"}
+    assert _fields(dismissed) == {"user": admin_id, "request": "zorgportaal", "people": 1}
     _names_nobody(records.lines, STAFF, ADMIN)
 
 

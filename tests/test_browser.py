@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -573,4 +574,201 @@ def test_screenshots_of_the_grid(open_tab: Callable[..., Tab], tmp_path: Path) -
         target = Path(SCREENSHOTS) if Path(SCREENSHOTS).is_absolute() else ROOT / SCREENSHOTS
         target.mkdir(parents=True, exist_ok=True)
         for name in shots:
+            shutil.copyfile(tmp_path / name, target / name)
+
+
+# --- announcements, the editors' page, hallway screens, settings (launcher/engage/) -------
+EDITOR = next(u for u in DEMO_USERS if "launcher-editors" in u.groups)
+FULL_HD: ViewportSize = {"width": 1920, "height": 1080}
+DISPLAY_TOKEN = "hall-main-browser-test-token-0123456789"
+NEWS = (  # (title, body, groups, language): what the demo's editor might write
+    (
+        "Nieuwe versie van het EPD op maandag",
+        "Het EPD is maandag tussen 06:00 en 07:00 niet beschikbaar.\n"
+        "Gebruik in die tijd de papieren noodprocedure.",
+        ("clinicians",),
+        "",
+    ),
+    (
+        "Het intranet staat nu ook op je telefoon",
+        "Open het portaal in de browser van je telefoon en log in zoals altijd.",
+        (),
+        "nl",
+    ),
+    (
+        "Griepprik: vanaf 1 oktober op elke locatie",
+        "Maak een afspraak via het rooster; de prik is gratis voor alle medewerkers.",
+        (),
+        "",
+    ),
+)
+
+
+def _seed(settings: Settings, *, news: int = len(NEWS), busy_apps: int = 0) -> list[int]:
+    """Announcements written by the editor, and this week's launches of ``busy_apps`` apps by
+    enough people to pass the minimum group size; returns the announcements' ids."""
+    import datetime as dt
+
+    from launcher import db
+    from launcher.engage import announcements
+    from launcher.models import UserDayApp, table
+    from launcher.registry import load_registry
+
+    registry = load_registry(settings.apps_file)
+    today = dt.datetime.now(ZoneInfo(registry.portal.timezone)).date()
+    engine = db.make_engine(settings.database_url)
+    ids = []
+    for title, body, groups, language in NEWS[:news]:
+        draft = announcements.Draft(
+            title, body, None, today - dt.timedelta(days=1), today + dt.timedelta(days=14),
+            groups, language,
+        )  # fmt: skip
+        ids.append(announcements.create(engine, draft, "editor-pseudonym"))
+    apps = [a.id for a in registry.apps if not a.hidden and not a.groups][:busy_apps]
+    rows = [
+        {"day": today, "app_id": app, "user_id": f"u{n}", "department": "", "launches": 3}
+        for rank, app in enumerate(apps)
+        for n in range(settings.report_min_group + 3 * (len(apps) - rank))
+    ]
+    if rows:
+        with engine.begin() as conn:
+            conn.execute(sa.insert(table(UserDayApp)), rows)
+    engine.dispose()
+    return ids
+
+
+def test_announcement_banner_shows_hides_without_script_and_passes_axe(
+    open_tab: Callable[..., Tab], demo_server_sqlite: tuple[LiveServer, Settings]
+) -> None:
+    _seed(demo_server_sqlite[1], news=2)
+    page = sign_in(open_tab(), CLINICIAN)
+    banner = page.locator("#announcements")
+    expect(banner.locator("article h3")).to_have_text([NEWS[1][0], NEWS[0][0]])  # newest first
+    expect(banner).to_be_in_viewport()  # above the grid, not below the fold
+    expect(banner.locator("article").last.locator(".body")).to_contain_text("noodprocedure")
+    assert run_axe(page) == [], "grid with announcements"
+    assert page.evaluate(LAYOUT_PROBLEMS) == []
+    assert page.evaluate("() => window.__csp || []") == []
+
+    tab = open_tab(java_script_enabled=False)  # hiding one is a plain form post
+    page = sign_in(tab, CLINICIAN)
+    banner = page.locator("#announcements")
+    hide = banner.get_by_role("button", name=re.compile(r"^Verbergen\W+Nieuwe versie"))
+    hide.click()
+    expect(page).to_have_url(f"{tab.base}/")
+    expect(banner.locator("article h3")).to_have_text([NEWS[1][0]])
+    page.reload()  # hidden for good, for this person
+    expect(banner.locator("article h3")).to_have_text([NEWS[1][0]])
+
+
+def test_the_editors_page_passes_axe_and_a_400_shows_the_field(
+    open_tab: Callable[..., Tab], demo_server_sqlite: tuple[LiveServer, Settings]
+) -> None:
+    _seed(demo_server_sqlite[1], news=1)
+    tab = open_tab()
+    page = sign_in(tab, EDITOR)
+    page.get_by_role("link", name=NL("Announcements"), exact=True).click()
+    expect(page).to_have_url(f"{tab.base}/admin/announcements")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Mededelingen")
+    expect(page.get_by_role("cell", name=re.compile("^Nieuwe versie van het EPD"))).to_be_visible()
+    assert run_axe(page) == [], "editors' page"
+
+    page.get_by_label("Titel").fill("Kerstborrel")
+    page.get_by_label("Tekst").fill("Vrijdag om 16:00 in het restaurant.")
+    page.get_by_label("Van").fill("2026-12-20")
+    page.get_by_label("Tot en met").fill("2026-12-01")  # before the start: only the server knows
+    with page.expect_response(f"{tab.base}/admin/announcements") as answer:
+        page.get_by_role("button", name="Publiceren").click()
+    assert answer.value.status == 400
+    ends = page.get_by_label("Tot en met")
+    expect(ends).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_role("alert")).to_contain_text("ends")
+    expect(ends).to_have_accessible_description(re.compile("ends"))
+    expect(page.get_by_label("Titel")).to_have_value("Kerstborrel")  # what was typed stays
+    assert run_axe(page) == [], "editors' page with a 400"
+    # the browser logs the 400 itself, and nothing else
+    assert all("status of 400" in e for e in tab.errors()), tab.errors()
+
+
+def test_the_display_page_is_large_scriptless_cookieless_and_passes_axe(
+    open_tab: Callable[..., Tab],
+    demo_server_sqlite: tuple[LiveServer, Settings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LAUNCHER_DISPLAY_HALL_MAIN", DISPLAY_TOKEN)  # config/apps.yaml's screen
+    _seed(demo_server_sqlite[1], busy_apps=6)
+    tab = open_tab(viewport=FULL_HD)
+    page = tab.page
+    page.clock.install()  # the screen's own timer, run on demand below
+    response = page.goto(f"{tab.base}/display/{DISPLAY_TOKEN}")
+    assert response is not None and response.status == 200
+    assert "set-cookie" not in response.headers
+    assert tab.context.cookies() == []
+    inline = page.evaluate("() => [...document.scripts].filter(s => !s.src).length")
+    assert inline == 0  # the strict CSP holds: the one script is a file
+    body = page.locator("body")
+    expect(body).to_have_attribute("data-refresh", re.compile(r"^\d+$"))
+    expect(body).to_have_attribute("data-next", re.compile(r"^/display/"))
+    expect(page.locator(".display-item h2")).to_have_count(2)  # not the clinicians' one
+    expect(page.locator(".display-apps li")).to_have_count(6)
+    body_px = page.evaluate("() => parseFloat(getComputedStyle(document.body).fontSize)")
+    assert body_px >= 32, body_px
+    smallest = page.evaluate(
+        """() => Math.min(...[...document.querySelectorAll('main *')]
+            .filter(el => [...el.childNodes].some(n => n.nodeType === 3 && n.data.trim()))
+            .map(el => parseFloat(getComputedStyle(el).fontSize)))"""
+    )
+    assert smallest >= 32, f"text of {smallest}px cannot be read from three metres"
+    overflow = page.evaluate(
+        "() => document.documentElement.scrollWidth > innerWidth"
+        " || document.documentElement.scrollHeight > innerHeight"
+    )
+    assert not overflow, "the screen must fit 1920x1080 without scrolling"
+    assert run_axe(page) == [], "display page"
+    assert page.evaluate("() => window.__csp || []") == []
+    next_url = body.get_attribute("data-next")
+    page.clock.run_for(int(body.get_attribute("data-refresh") or 0) * 1000 + 500)
+    expect(page).to_have_url(f"{tab.base}{next_url}")  # it moved on by itself
+    missing = page.goto(f"{tab.base}/display/not-the-token-of-any-screen-at-all")
+    assert missing is not None and missing.status == 404
+
+
+def test_the_settings_page_passes_axe(open_tab: Callable[..., Tab]) -> None:
+    tab = open_tab()
+    page = sign_in(tab, CLINICIAN)
+    page.goto(f"{tab.base}/settings")
+    expect(page.get_by_role("heading", level=1)).to_have_text(NL("Settings"))
+    assert run_axe(page) == [], "settings"
+    page.get_by_label("Stuur mij het wekelijkse overzicht").check()
+    page.get_by_role("button", name="Opslaan").click()
+    expect(page.get_by_role("status")).to_have_text("Opgeslagen.")
+    assert run_axe(page) == [], "settings, opted in"
+
+
+def test_screenshots_of_the_banner_and_the_display(
+    open_tab: Callable[..., Tab],
+    demo_server_sqlite: tuple[LiveServer, Settings],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("LAUNCHER_DISPLAY_HALL_MAIN", DISPLAY_TOKEN)
+    _seed(demo_server_sqlite[1], busy_apps=6)
+    tab = open_tab(device_scale_factor=1)
+    page = sign_in(tab, CLINICIAN)
+    page.evaluate("() => document.fonts.ready.then(() => true)")
+    expect(page.locator("#announcements article")).to_have_count(3)
+    expect(page.locator("img.icon").last).to_be_visible()
+    page.mouse.move(0, 0)
+    page.screenshot(path=tmp_path / "announcement.png", animations="disabled")
+    assert _png_size(tmp_path / "announcement.png") == (DESKTOP["width"], DESKTOP["height"])
+
+    screen = open_tab(viewport=FULL_HD, device_scale_factor=1).page
+    screen.goto(f"{tab.base}/display/{DISPLAY_TOKEN}")
+    screen.evaluate("() => document.fonts.ready.then(() => true)")
+    screen.screenshot(path=tmp_path / "display.png", animations="disabled")
+    assert _png_size(tmp_path / "display.png") == (1920, 1080)
+    if SCREENSHOTS:
+        target = Path(SCREENSHOTS) if Path(SCREENSHOTS).is_absolute() else ROOT / SCREENSHOTS
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("announcement.png", "display.png"):
             shutil.copyfile(tmp_path / name, target / name)

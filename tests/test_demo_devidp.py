@@ -160,9 +160,10 @@ def test_demo_users_cover_the_roles() -> None:
         ("staff", "clinicians"),
         ("staff", "launcher-reviewers"),
         ("staff", "launcher-admins"),
+        ("staff", "launcher-editors"),
     }
     assert all(u.email.endswith("@zorggroep-noord.example") for u in DEMO_USERS)
-    assert len({u.sub for u in DEMO_USERS}) == 4
+    assert len({u.sub for u in DEMO_USERS}) == 5
 
 
 def test_authorize_page_offers_every_demo_user(idp: Idp) -> None:

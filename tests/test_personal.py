@@ -4,6 +4,7 @@ databases, and the grid and admin page over real HTTP (CSRF, who may do what, in
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import time
 from pathlib import Path
@@ -14,8 +15,10 @@ import pytest
 import sqlalchemy as sa
 
 from launcher import app_requests, db, personal
+from launcher.engage import texts
 from launcher.errors import BadRequest, TooManyRequests
-from tests.helpers import ADMIN, STAFF, BatchWriter, InProcess, Launch
+from launcher.logs import AUDIT_ATTRIBUTE
+from tests.helpers import ADMIN, CLINICIAN, STAFF, BatchWriter, InProcess, Launch
 
 NOW = dt.datetime(2026, 5, 20, 12, tzinfo=dt.UTC)
 
@@ -166,7 +169,8 @@ def test_requests_are_tidied_grouped_limited_and_dismissed(database_url: str) ->
         app_requests.add(engine, "u1", None, "one too many")
     tomorrow = dt.datetime.now(dt.UTC) + dt.timedelta(days=1, minutes=1)
     app_requests.add(engine, "u1", None, "one too many", now=tomorrow)
-    assert app_requests.dismiss(engine, "zorgdomein") == 2
+    assert app_requests.dismiss(engine, "zorgdomein", "admin-1") == 2
+    assert app_requests.dismiss(engine, "zorgdomein", "admin-1") == 0  # a second click
     assert "zorgdomein" not in {s.key for s in app_requests.summary(engine)}
     engine.dispose()
 
@@ -206,6 +210,132 @@ def test_asking_for_an_app_reaches_the_admin_page(portal_any_db: InProcess) -> N
     done = portal.post(
         "/admin/requests/dismiss", admin, data={"csrf_token": admin_token, "key": "zorgdomein"}
     )
-    assert done.status_code == 303 and done.headers["location"] == "/admin#requests"
+    assert done.status_code == 303 and done.headers["location"] == "/admin?done=dismissed#requests"
     page = portal.get("/admin", admin)
-    assert "zorgdomein" not in page.text.lower() and "&lt;img src=x" in page.text
+    assert _open_requests(page.text) == ["&lt;img src=x onerror=&#34;alert(1)&#34;&gt;Visio"]
+    assert injected not in page.text
+    # ... and in the history, with who closed it
+    assert _history(page.text)[0][:2] == ("zorgdomein", "2")
+    nl = texts.translator("nl")  # the demo registry's default language
+    assert _history(page.text)[0][3:5] == (nl("dismissed"), nl("you"))
+
+
+def _open_requests(page: str) -> list[str]:
+    match = re.search(r'<table class="data requests">(.*?)</table>', page, re.S)
+    return re.findall(r"<tr>\s*<td>(.*?)</td>", match[1]) if match else []
+
+
+def _history(page: str) -> list[tuple[str, ...]]:
+    match = re.search(r'<table class="data request-history">(.*?)</table>', page, re.S)
+    rows = re.findall(r"<tr>(.*?)</tr>", match[1], re.S) if match else []
+    return [tuple(re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)) for row in rows if "<td" in row]
+
+
+def test_closing_requests_keeps_a_history_and_notices(database_url: str) -> None:
+    engine = _engine(database_url)
+    earlier = NOW - dt.timedelta(days=3)
+    app_requests.add(engine, "u1", "nursing", "Miro", now=earlier)
+    app_requests.add(engine, "u2", "medical", "miro", now=NOW)
+    app_requests.add(engine, "u2", None, "Visio", now=NOW)
+    assert app_requests.mark_added(engine, "miro", "teams", "admin-1", now=NOW) == 2
+    assert app_requests.dismiss(engine, "visio", "admin-2", now=NOW + dt.timedelta(hours=1)) == 1
+    assert app_requests.summary(engine) == []  # nothing open
+    visio, miro = app_requests.history(engine)
+    assert (miro.name, miro.people, miro.departments) == ("miro", 2, ("medical", "nursing"))
+    assert (miro.outcome, miro.app_id, miro.closed_by, miro.closed_at) == (
+        "added",
+        "teams",
+        "admin-1",
+        NOW,
+    )
+    assert (visio.outcome, visio.app_id, visio.closed_by) == ("dismissed", None, "admin-2")
+    with pytest.raises(ValueError):
+        app_requests.close(engine, "x", "added", "admin-1")  # added needs the app
+
+    # u1 is told once: the grid that shows the notice stamps it, the next visit removes it
+    assert app_requests.notices(engine, "u1", {"teams"}) == ["teams"]
+    assert app_requests.notices(engine, "u1", {"teams"}) == []
+    # u2 may not see the app yet: the notice waits for them, unstamped
+    assert app_requests.notices(engine, "u2", {"outlook"}) == []
+    assert app_requests.notices(engine, "u2", {"teams"}) == ["teams"]
+    assert app_requests.clear_notices(engine, "u2") == 1  # the button
+    assert app_requests.notices(engine, "u2", {"teams"}) == []
+
+    # asking again after a dismissal opens a new request
+    app_requests.add(engine, "u2", None, "visio", now=NOW + dt.timedelta(days=2))
+    assert [s.key for s in app_requests.summary(engine)] == ["visio"]
+    engine.dispose()
+
+
+def test_notices_nobody_came_back_for_are_removed(database_url: str) -> None:
+    engine = _engine(database_url)
+    long_ago = NOW - dt.timedelta(days=app_requests.NOTICE_DAYS + 1)
+    app_requests.add(engine, "gone", None, "Miro", now=long_ago)
+    app_requests.mark_added(engine, "miro", "teams", "admin-1", now=long_ago)
+    app_requests.add(engine, "u1", None, "Visio", now=NOW)
+    app_requests.dismiss(engine, "visio", "admin-1", now=NOW)  # any close tidies up
+    assert app_requests.notices(engine, "gone", {"teams"}) == []
+    engine.dispose()
+
+
+def test_an_admin_marks_a_request_added_and_the_askers_see_it(
+    portal_any_db: InProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    portal = portal_any_db
+    caplog.set_level(logging.INFO, logger="launcher.audit")
+    staff, clinician, admin = (portal.cookie(u) for u in (STAFF, CLINICIAN, ADMIN))
+    for who in (staff, clinician):
+        token = _csrf(portal.get("/", who).text)
+        portal.post("/requests", who, data={"csrf_token": token, "name": "Rooster app"})
+    page = portal.get("/admin", admin)
+    assert 'action="/admin/requests/added"' in page.text
+    assert '<option value="teams">' in page.text
+    assert '<option value="time-tracking">' not in page.text  # hidden apps are not offered
+    admin_token = _csrf(page.text)
+    staff_token = _csrf(portal.get("/", staff).text)
+
+    def added(who: str, **form: str) -> httpx.Response:
+        return portal.post("/admin/requests/added", who, data={"key": "rooster app", **form})
+
+    # who may do what: only admins, only with the token, only with an app of the registry
+    assert added(staff, csrf_token=staff_token, app_id="rooster").status_code == 403
+    assert added(admin, app_id="rooster").status_code == 403  # no token
+    assert added(admin, csrf_token="forged", app_id="rooster").status_code == 403
+    refused = portal.post("/admin/requests/added", data={"key": "rooster app"})
+    assert refused.status_code == 303 and refused.headers["location"].startswith("/login")
+    for bad in ("no-such-app", "", "time-tracking"):
+        answer = added(admin, csrf_token=admin_token, app_id=bad)
+        assert answer.status_code == 400 and "app_id" in answer.text, bad
+    assert _open_requests(portal.get("/admin", admin).text) == ["Rooster app"]  # unchanged
+    assert "You asked for" not in portal.get("/", staff).text
+
+    done = added(admin, csrf_token=admin_token, app_id="rooster")
+    assert done.status_code == 303 and done.headers["location"] == "/admin?done=added#requests"
+    admin_page = portal.get("/admin", admin).text
+    assert _open_requests(admin_page) == []
+    assert _history(admin_page)[0][:2] == ("Rooster app", "2")
+    assert "<code>rooster</code>" in _history(admin_page)[0][3]
+    audit = [r.__dict__[AUDIT_ATTRIBUTE] for r in caplog.records if r.name == "launcher.audit"]
+    assert audit == [
+        {
+            "event": "app_request_added",
+            "user": portal.user(ADMIN).user_id,  # pseudonymous
+            "request": "rooster app",
+            "app": "rooster",
+            "people": 2,
+        }
+    ]
+
+    grid = portal.get("/", staff).text
+    notice = re.search(r'<section id="asked-added".*?</section>', grid, re.S)
+    assert notice and 'href="#app-rooster"' in notice[0]
+    assert 'action="/requests/notices/dismiss"' in notice[0]
+    assert 'id="asked-added"' not in portal.get("/", staff).text  # the next visit: gone
+
+    # the clinician dismisses it with the button, which needs the token
+    grid = portal.get("/", clinician).text
+    assert 'id="asked-added"' in grid
+    assert portal.post("/requests/notices/dismiss", clinician).status_code == 403
+    gone = portal.post("/requests/notices/dismiss", clinician, data={"csrf_token": _csrf(grid)})
+    assert gone.status_code == 303 and gone.headers["location"] == "/"
+    assert 'id="asked-added"' not in portal.get("/", clinician).text

@@ -1,7 +1,8 @@
 """``launcher demo``: the portal with the development identity provider, on loopback only.
 
 The demo keeps its state under ``var/``: a SQLite database, the session key (so a restart
-keeps people signed in) and the provider's signing key. The OIDC client secret is not kept:
+keeps people signed in), the provider's signing key and the hallway screens' tokens (so a
+screen's URL survives a restart). The OIDC client secret is not kept:
 portal and provider are one process, so a fresh random secret each start is all they need,
 and it shares nothing with the session key.
 """
@@ -12,14 +13,17 @@ import datetime as dt
 import os
 import secrets
 import sys
+from collections.abc import MutableMapping
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from launcher import db, logs
+from launcher.auth.user import pseudonym
 from launcher.demo import data
+from launcher.engage import announcements
 from launcher.errors import LauncherError
-from launcher.registry import load_registry
+from launcher.registry import Registry, load_registry
 from launcher.serve import GRACEFUL_SHUTDOWN
 from launcher.settings import Settings, load_settings
 
@@ -95,6 +99,89 @@ def demo_history(settings: Settings) -> None:
     engine.dispose()
 
 
+# (title, body, link, days from today to the end, groups, language): the demo's news, written
+# by its editor. Dutch and English for everyone; one for the clinicians only.
+DEMO_NEWS = (
+    (
+        "Het intranet staat nu ook op je telefoon",
+        "Open het portaal in de browser van je telefoon en log in zoals altijd.\n"
+        "Je favorieten reizen mee.",
+        None,
+        30,
+        "",
+        "nl",
+    ),
+    (
+        "The intranet is on your phone now",
+        "Open the portal in your phone's browser and sign in as usual.\n"
+        "Your favourites come along.",
+        None,
+        30,
+        "",
+        "en",
+    ),
+    (
+        "Nieuwe versie van het EPD op maandag",
+        "Het EPD is maandag tussen 06:00 en 07:00 niet beschikbaar.\n"
+        "Gebruik in die tijd de papieren noodprocedure.",
+        "https://www.zorggroep-noord.example/epd-update",
+        10,
+        "clinicians",
+        "",
+    ),
+)
+
+
+def demo_announcements(settings: Settings, editor_sub: str = "demo-eva") -> int:
+    """The demo's announcements, when it has none (its first start); returns how many."""
+    engine = db.make_engine(settings.database_url)
+    db.upgrade(engine)
+    today = dt.date.today()
+    assert settings.oidc_issuer
+    author = pseudonym(settings.pseudonym_secret(), settings.oidc_issuer, editor_sub)
+    created = 0
+    with engine.connect() as conn:
+        empty = conn.execute(sa.text("SELECT 1 FROM announcement LIMIT 1")).first() is None
+    if empty:
+        for title, body, link, days, groups, language in DEMO_NEWS:
+            draft = announcements.parse(
+                {
+                    "title": title,
+                    "body": body,
+                    "link": link or "",
+                    "starts": (today - dt.timedelta(days=1)).isoformat(),
+                    "ends": (today + dt.timedelta(days=days)).isoformat(),
+                    "groups": groups,
+                    "language": language,
+                }
+            )
+            announcements.create(engine, draft, author)
+            created += 1
+    engine.dispose()
+    return created
+
+
+def demo_displays(
+    registry: Registry, var: Path = Path("var"), environ: MutableMapping[str, str] | None = None
+) -> dict[str, str]:
+    """A token for each of the registry's hallway screens whose variable is unset, kept under
+    var/ and set in this process's environment; returns {display id: token}."""
+    env = os.environ if environ is None else environ
+    var.mkdir(parents=True, exist_ok=True)
+    tokens = {}
+    for display in registry.displays:
+        token = env.get(display.token_env)
+        if not token:
+            saved = var / f"display-{display.id}"
+            if not saved.exists():
+                saved.write_text(secrets.token_urlsafe(32))
+                saved.chmod(0o600)
+            token = saved.read_text().strip()
+            env[display.token_env] = token
+        tokens[display.id] = token
+    return tokens
+
+
 def run_demo(host: str, port: int) -> None:
     """Serve the demo on ``host`` (a loopback address) until interrupted."""
     import uvicorn
@@ -105,12 +192,18 @@ def run_demo(host: str, port: int) -> None:
         raise LauncherError("the demo serves only on a loopback address (127.0.0.1, ::1)")
     settings = demo_settings(host, port)
     demo_history(settings)
+    demo_announcements(settings)
+    tokens = demo_displays(load_registry(settings.apps_file))  # before the app reads them
     app = build_demo_app(settings)
     users = "\n".join(f"    {u.name} ({', '.join(u.groups)})" for u in DEMO_USERS)
+    screens = "".join(
+        f"  Hallway screen {d}: {settings.base_url}/display/{t}\n" for d, t in tokens.items()
+    )
     print(
-        f"\n  Launcher demo on {settings.base_url}\n"
+        f"\n  Launcher demo on {settings.base_url}\n{screens}"
         f"  Sign in as one of the demo users on the development provider's page:\n{users}\n"
-        "  The reviewer sees /reports; the admin sees /admin. Never use the demo in production.\n",
+        "  The reviewer sees /reports; the admin sees /admin; the editor writes announcements\n"
+        "  on /admin/announcements. Never use the demo in production.\n",
         flush=True,
     )
     uvicorn.run(

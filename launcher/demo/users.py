@@ -60,4 +60,12 @@ DEMO_USERS: tuple[DemoUser, ...] = (
         groups=("staff", "launcher-admins"),
         upn="jvandenberg@zorggroep-noord.example",
     ),
+    DemoUser(
+        sub="demo-eva",
+        name="Eva Smit",
+        email="eva.smit@zorggroep-noord.example",
+        department="support-office",
+        groups=("staff", "launcher-editors"),
+        upn="esmit@zorggroep-noord.example",
+    ),
 )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-from email.message import EmailMessage
+from email.message import Message
 from types import TracebackType
 from urllib.parse import unquote, urlsplit
 
@@ -79,7 +79,7 @@ class Mailer:
             raise Unavailable(f"cannot use the mail server {self.host}:{self.port}: {exc}") from exc
         return self
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: Message) -> None:
         """Hand one message over; it counts as sent once this returns."""
         if self._smtp is None:
             raise Unavailable("not connected to the mail server")

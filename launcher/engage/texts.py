@@ -1,4 +1,5 @@
-"""The Dutch for the announcement, settings, unsubscribe and display pages and the digest.
+"""The Dutch for the announcement, settings, unsubscribe and display pages, the digest, and
+the "missing an app?" loop (the admin page's requests and the grid's notice).
 
 Kept beside the pages it belongs to; :func:`translator` falls back to launcher/i18n.py for the
 portal's common words (the header, errors), so a page rendered with it needs nothing else.
@@ -72,6 +73,33 @@ _NL: dict[str, str] = {
     "You get this e-mail because you asked for the weekly digest.": (
         "Je krijgt deze e-mail omdat je het wekelijkse overzicht hebt aangevraagd."
     ),
+    # "missing an app?" closes the loop
+    "You asked for it, and it is here now": "Je vroeg erom, en nu is het er",
+    "You asked for this app; it is in the portal now:": (
+        "Je vroeg om deze app; hij staat nu in het portaal:"
+    ),
+    "You asked for these apps; they are in the portal now:": (
+        "Je vroeg om deze apps; ze staan nu in het portaal:"
+    ),
+    "OK, thanks": "OK, bedankt",
+    "Added to the portal as": "Toegevoegd aan het portaal als",
+    "choose the app": "kies de app",
+    "Mark as added": "Markeren als toegevoegd",
+    "Marked as added. The people who asked will see it on their grid.": (
+        "Gemarkeerd als toegevoegd. Wie erom vroeg, ziet het op de startpagina."
+    ),
+    "Dismissed. The request is in the history below.": (
+        "Afgehandeld. Het verzoek staat hieronder in de geschiedenis."
+    ),
+    "No open requests.": "Geen openstaande verzoeken.",
+    "Closed requests": "Afgehandelde verzoeken",
+    "Outcome": "Uitkomst",
+    "By": "Door",
+    "When": "Wanneer",
+    "added as": "toegevoegd als",
+    "dismissed": "afgewezen",
+    "you": "jij",
+    "pseudonymous id, as in the audit log": "gepseudonimiseerde id, zoals in het auditlog",
 }
 
 

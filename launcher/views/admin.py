@@ -1,5 +1,5 @@
 """The admin page: the registry in use, the errors of the file on disk, and the requests for
-apps that employees miss."""
+apps that employees miss -- open ones to dismiss or mark as added, and the history of both."""
 
 from __future__ import annotations
 
@@ -14,9 +14,12 @@ from starlette.routing import Route
 from launcher import app_requests
 from launcher.audit import audit
 from launcher.auth.session import Session
+from launcher.engage import texts
+from launcher.errors import BadRequest
 from launcher.views.common import (
     context_of,
     keep_alive,
+    language,
     login_redirect,
     member_session,
     posted_form,
@@ -38,10 +41,11 @@ async def admin(request: Request) -> Response:
     p = context_of(request)
     try:
         requests = await anyio.to_thread.run_sync(app_requests.summary, p.engine)
+        history = await anyio.to_thread.run_sync(app_requests.history, p.engine)
         requests_error = False
     except sa.exc.SQLAlchemyError as exc:
         log.warning("app requests unavailable: %s", exc)
-        requests, requests_error = [], True
+        requests, history, requests_error = [], [], True
     holder = p.registry
     return render(
         request,
@@ -53,24 +57,60 @@ async def admin(request: Request) -> Response:
             "loaded_at": holder.loaded_at,
             "requests": requests,
             "requests_error": requests_error,
+            "history": history,
+            "me": session.user.user_id,
+            "done": request.query_params.get("done"),
+            "t": texts.translator(language(request)),
         },
     )
 
 
 async def dismiss_request(request: Request) -> Response:
-    """``POST /admin/requests/dismiss``: an admin is done with the requests for one app."""
+    """``POST /admin/requests/dismiss``: an admin will not add the app; the requests go to
+    the history."""
     posted = await posted_form(request, "key") if _admin_session(request) else None
     if posted is None:
         return login_redirect(request)
-    key = posted[1]["key"]
+    session, key = posted[0], posted[1]["key"]
+    if not isinstance(key, str) or not key:
+        raise BadRequest("key: say which request to dismiss.")
     p = context_of(request)
-    if isinstance(key, str):
-        await anyio.to_thread.run_sync(app_requests.dismiss, p.engine, key)
-        audit("app_request_dismissed", user=posted[0].user.user_id, request=key)
-    return keep_alive(RedirectResponse("/admin#requests", status_code=303), request)
+    people = await anyio.to_thread.run_sync(
+        app_requests.dismiss, p.engine, key, session.user.user_id
+    )
+    if people:
+        audit("app_request_dismissed", user=session.user.user_id, request=key, people=people)
+    return keep_alive(RedirectResponse("/admin?done=dismissed#requests", 303), request)
+
+
+async def added_request(request: Request) -> Response:
+    """``POST /admin/requests/added``: the app is in the registry now (form field ``app_id``);
+    the people who asked will see so on their grid."""
+    posted = await posted_form(request, "key", "app_id") if _admin_session(request) else None
+    if posted is None:
+        return login_redirect(request)
+    session, form = posted
+    key, app_id = form["key"], form["app_id"]
+    if not isinstance(key, str) or not key:
+        raise BadRequest("key: say which request was added.")
+    p = context_of(request)
+    app = p.registry.current.app(app_id) if isinstance(app_id, str) else None
+    if app is None:
+        raise BadRequest("app_id: choose an app that is in the registry.")
+    if app.hidden:
+        raise BadRequest(f"app_id: {app.id} is hidden, so nobody would find its tile.")
+    people = await anyio.to_thread.run_sync(
+        app_requests.mark_added, p.engine, key, app.id, session.user.user_id
+    )
+    if people:
+        audit(
+            "app_request_added", user=session.user.user_id, request=key, app=app.id, people=people
+        )
+    return keep_alive(RedirectResponse("/admin?done=added#requests", 303), request)
 
 
 routes = [
     Route("/admin", admin),
     Route("/admin/requests/dismiss", dismiss_request, methods=["POST"]),
+    Route("/admin/requests/added", added_request, methods=["POST"]),
 ]

@@ -1,4 +1,8 @@
-"""Announcements: the editors' page, the banner above the grid, and dismissing one."""
+"""Announcements: the editors' page, the notices above the grid, and dismissing them.
+
+Above the grid stand the announcements for this person and, when an admin has added an app
+they asked for ("missing an app?", launcher/app_requests.py), a short notice that it is there.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from launcher import app_requests
 from launcher.audit import audit
 from launcher.auth.session import Session
 from launcher.engage import announcements, texts
@@ -47,11 +52,13 @@ def _editor_session(request: Request) -> Session | None:
 
 
 async def banner(request: Request, session: Session) -> dict[str, Any]:
-    """The grid page's announcement block: what this person sees now (recorded as seen).
-    Without a database the grid renders without it."""
+    """The grid page's notices: the announcements this person sees now (recorded as seen) and
+    the apps they asked for that were added since. Without a database the grid renders
+    without them."""
     p = context_of(request)
     lang = language(request)
     user = session.user
+    registry = p.registry.current
     try:
         shown = await anyio.to_thread.run_sync(
             announcements.for_user, p.engine, user.user_id, user.groups, lang, today(request)
@@ -59,8 +66,18 @@ async def banner(request: Request, session: Session) -> dict[str, Any]:
     except sa.exc.SQLAlchemyError as exc:
         log.warning("announcements unavailable: %s", exc)
         shown = []
+    tiles = {app.id for app in registry.visible_apps(user.groups) if not app.hidden}
+    try:
+        added_ids = await anyio.to_thread.run_sync(
+            app_requests.notices, p.engine, user.user_id, tiles
+        )
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("request notices unavailable: %s", exc)
+        added_ids = []
+    added = [app for app in map(registry.app, added_ids) if app is not None]
     return {
         "announcements": shown,
+        "added_apps": added,
         "is_editor": is_editor(request, session),
         "t": texts.translator(lang),
     }
@@ -153,9 +170,20 @@ async def dismiss(request: Request) -> Response:
     return keep_alive(RedirectResponse("/", status_code=303), request)
 
 
+async def dismiss_added(request: Request) -> Response:
+    """``POST /requests/notices/dismiss``: the notice that asked-for apps are here, read."""
+    posted = await posted_form(request)
+    if posted is None:
+        return login_redirect(request)
+    p = context_of(request)
+    await anyio.to_thread.run_sync(app_requests.clear_notices, p.engine, posted[0].user.user_id)
+    return keep_alive(RedirectResponse("/", status_code=303), request)
+
+
 routes = [
     Route("/admin/announcements", editor_page),
     Route("/admin/announcements", publish, methods=["POST"]),
     Route("/admin/announcements/{id:int}/delete", delete, methods=["POST"]),
     Route("/announcements/{id:int}/dismiss", dismiss, methods=["POST"]),
+    Route("/requests/notices/dismiss", dismiss_added, methods=["POST"]),
 ]
