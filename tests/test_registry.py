@@ -586,7 +586,9 @@ def test_signin_ids_map_provider_ids_to_apps_and_are_unique_across_apps() -> Non
     problem = one_problem(SIGNIN_IDS)
     assert problem.startswith("apps.yaml:12: apps[1] (id: ehr).signin_ids[1]: ")
     assert "already belongs to app 'teams' (line 6)" in problem
-    registry = parse_registry(SIGNIN_IDS.replace("      - 1fec8e78-bce4-4aaf-ab1b-5451cc387264\n", ""))
+    registry = parse_registry(
+        SIGNIN_IDS.replace("      - 1fec8e78-bce4-4aaf-ab1b-5451cc387264\n", "")
+    )
     assert registry.signin_map() == {
         "1fec8e78-bce4-4aaf-ab1b-5451cc387264": "teams",
         "5e3ce6c0-2b1f-4285-8d4b-75ee78787346": "teams",
