@@ -34,6 +34,7 @@ from launcher.reports.rollups import (
     T_MONTH_STATS,
     T_USAGE_DAY,
     T_USER_DAY,
+    T_USER_DAY_APP,
     T_USER_MONTH,
 )
 from launcher.reports.sql import (
@@ -129,6 +130,55 @@ def launches(
 
 def _count(n: Any, k: Any) -> Count:
     return int(n or 0), int(k or 0) % MOD
+
+
+def app_departments(
+    engine: sa.Engine, period: Period, min_group: int, *, exact: bool = False
+) -> list[Row]:
+    """Launches and distinct launching users per app x department (the decline view's
+    table), protected like every other table: a cell about fewer than the minimum is hidden,
+    and every count carries its cell's noise, so a department's total minus its apps is no
+    exact count."""
+    ud, uda = T_USAGE_DAY, T_USER_DAY_APP
+    department = dept(ud.c.department)
+    launches_q = (
+        sa.select(
+            ud.c.app_id, department, sa.func.sum(ud.c.launches), sa.func.sum(ud.c.launches_key)
+        )
+        .where(between(ud.c.day, period))
+        .group_by(ud.c.app_id, department)
+    )
+    people = (
+        sa.select(
+            uda.c.app_id, dept(uda.c.department).label("dept"), uda.c.user_id, uda.c.person_key
+        )
+        .where(between(uda.c.day, period))
+        .distinct()
+        .subquery()
+    )
+    users_q = sa.select(
+        people.c.app_id, people.c.dept, sa.func.count(), sa.func.sum(people.c.person_key)
+    ).group_by(people.c.app_id, people.c.dept)
+    with connect(engine) as conn:
+        launch_counts = {(a, d): _count(n, k) for a, d, n, k in conn.execute(launches_q)}
+        user_counts = {(a, d): _count(n, k) for a, d, n, k in conn.execute(users_q)}
+    out: list[Row] = []
+    for (app, department_key), n in sorted(launch_counts.items()):
+        if n[0] <= 0:
+            continue
+        users = user_counts.get((app, department_key), NONE)
+        row: Row = {
+            "key": f"{app}/{department_key}",
+            "app": app,
+            "department": department_key,
+            "launches": shown(n, exact),
+            "users": shown(users, exact),
+        }
+        row["launches"] = max(row["launches"], row["users"])
+        if 0 < users[0] < min_group:
+            row = {**_hide(row), "app": app, "department": department_key}
+        out.append(row)
+    return out
 
 
 # --- headline figures and comparisons -----------------------------------------------------
