@@ -164,6 +164,14 @@ def test_purge_keeps_rollups_and_a_rebuild_after_it_loses_nothing(
 ) -> None:
     engine = db.make_engine(database_url)
     launches, signins = _events(800)
+    # people seen only before the retention: after the purge no table may name them
+    launches += [
+        Launch(
+            dt.datetime(2025, 2, 21, 9, i, tzinfo=dt.UTC), "teams", f"gone{i}", "medical", "tile"
+        )
+        for i in range(3)
+    ]
+    signins.append(SignIn(dt.datetime(2025, 2, 22, 9, tzinfo=dt.UTC), "gone-signin", None))
     _store(engine, tmp_path).write_events([*launches, *signins])
     before = _snapshot(engine)
     now = dt.datetime(2025, 4, 20, tzinfo=dt.UTC)
@@ -176,12 +184,45 @@ def test_purge_keeps_rollups_and_a_rebuild_after_it_loses_nothing(
         left = conn.execute(sa.select(rollups.T_LAUNCH.c.ts)).scalars().all()
     assert deleted == sum(1 for e in [*launches, *signins] if e.ts < cutoff) > 0
     assert min(utc(ts) for ts in left) >= cutoff
-    assert _snapshot(engine) == before  # rollups stay
+    after_purge = _snapshot(engine)
+    for name in COUNT_TABLES:  # the counts stay
+        assert after_purge[name] == before[name], name
+    _assert_no_person_before(engine, dt.date(2025, 3, 1), [*launches, *signins])
     rebuild.rebuild(engine, TZ)  # from the partial raw history: older months are kept as is
     after = _snapshot(engine)
     for name in before:
-        assert after[name] == before[name], name
+        assert after[name] == after_purge[name], name
     engine.dispose()
+
+
+COUNT_TABLES = ("usage_day", "day_stats", "month_stats", "month_app", "month_cell", "cohort_month")
+
+
+def _assert_no_person_before(engine: sa.Engine, month: dt.date, events: list[Event]) -> None:
+    """No table holds a user id whose events are all before ``month`` (the retention), and
+    no per-person row is about a day or month before it."""
+    last_seen: dict[str, dt.datetime] = {}
+    for e in events:
+        last_seen[e.user_id] = max(last_seen.get(e.user_id, e.ts), e.ts)
+    gone = {u for u, ts in last_seen.items() if ts.date() < month - dt.timedelta(days=1)}
+    assert gone, "the test needs people who were only active before the retention"
+    md = sa.MetaData()
+    md.reflect(engine)
+    with engine.connect() as conn:
+        for table in md.sorted_tables:
+            if "user_id" in table.c:
+                ids = set(conn.execute(sa.select(table.c.user_id).distinct()).scalars())
+                assert not ids & gone, table.name
+            for col in ("day", "month"):
+                if "user_id" in table.c and col in table.c:
+                    oldest = conn.execute(sa.select(sa.func.min(table.c[col]))).scalar()
+                    assert oldest is None or oldest >= month, table.name
+        spans = conn.execute(sa.select(rollups.T_USER_SPAN)).all()
+        for row in spans:  # no bit of a month before the retention
+            before = (month.year - row.year) * 12 + month.month - 1
+            assert before <= 0 or row.active & ((1 << before) - 1) == 0, row
+        firsts = conn.execute(sa.select(rollups.T_USER_FIRST.c.first_day)).scalars().all()
+        assert all(d >= month or d == rebuild.BEFORE_RETENTION for d in firsts)
 
 
 def test_a_department_change_reads_the_same_after_a_rebuild(

@@ -480,6 +480,18 @@ def dormant(
     )
     with connect(engine) as conn:
         counts = [(k, _count(n, pk)) for k, n, pk in conn.execute(query)]
+        if not counts:
+            # the baseline month's people may be past the retention (rebuild.purge_people):
+            # its count is kept, who was in it is not -- so dormancy is no longer known
+            ms, any_person = T_MONTH_STATS, sa.exists().where(um.c.month == baseline.start)
+            had = conn.execute(sa.select(ms.c.active_users).where(ms.c.month == baseline.start))
+            if (had.scalar() or 0) > 0 and not conn.execute(sa.select(any_person)).scalar():
+                return {
+                    "baseline": baseline.start.isoformat()[:7],
+                    "users": None,
+                    "rows": [],
+                    "past_retention": True,
+                }
     total: Count = NONE
     rows: list[Row] = []
     for key, n in counts:

@@ -15,14 +15,21 @@ from launcher import db
 from launcher.dates import month_of, utc
 from launcher.reports import cellkey
 from launcher.reports.rollups import (
+    BEFORE_RETENTION,
     ROLLUP_LOCK,
     ROLLUP_TABLES,
     SPAN_TABLES,
     T_COHORT_MONTH,
+    T_DAY_STATS,
     T_LAUNCH,
     T_SIGNIN,
     T_USER_DAY,
+    T_USER_DAY_APP,
     T_USER_FIRST,
+    T_USER_MONTH,
+    T_USER_MONTH_APP,
+    T_USER_SPAN,
+    T_USER_SPAN_APP,
     prune_cell_seen,
 )
 
@@ -61,7 +68,42 @@ def purge_raw(
                 break
     with db.serialized_write(engine, ROLLUP_LOCK) as conn:
         prune_cell_seen(conn, now.date())
+        purge_people(conn, month_of((now - dt.timedelta(days=retention_days)).date()))
     return deleted
+
+
+PER_PERSON_DAYS = (T_USER_DAY, T_USER_DAY_APP)
+PER_PERSON_MONTHS = (T_USER_MONTH, T_USER_MONTH_APP)
+
+
+def purge_people(conn: sa.Connection, month: dt.date) -> None:
+    """Per-person rollups go with the raw events (docs/PRIVACY.md: "after 400 days only
+    counts"): rows of days and months before ``month`` are deleted, those months' bits are
+    cleared from the span rows, and a person first seen before it keeps only that fact
+    (cohort :data:`BEFORE_RETENTION`, never shown) -- or nothing, when not seen since.
+    The per-month, per-day and per-cohort counts (with their cell keys) stay."""
+    for table in PER_PERSON_DAYS:
+        conn.execute(sa.delete(table).where(table.c.day < month))
+    for table in PER_PERSON_MONTHS:
+        conn.execute(sa.delete(table).where(table.c.month < month))
+    for table, masks in ((T_USER_SPAN, ("active", "launched")), (T_USER_SPAN_APP, ("months",))):
+        years = conn.execute(sa.select(table.c.year).distinct()).scalars().all()
+        for year in years:
+            before = min(max((month.year - year) * 12 + month.month - 1, 0), 24)
+            if before == 0:
+                continue
+            keep = ((1 << 24) - 1) & ~((1 << before) - 1)
+            conn.execute(
+                sa.update(table)
+                .where(table.c.year == year)
+                .values({c: table.c[c].bitwise_and(keep) for c in masks})
+            )
+            conn.execute(sa.delete(table).where(table.c.year == year, table.c[masks[0]] == 0))
+    uf, ud = T_USER_FIRST, T_USER_DAY
+    seen_since = sa.exists().where(ud.c.user_id == uf.c.user_id)
+    old = sa.and_(uf.c.first_day < month, uf.c.first_day > BEFORE_RETENTION)
+    conn.execute(sa.delete(uf).where(old, ~seen_since))
+    conn.execute(sa.update(uf).where(old).values(first_day=BEFORE_RETENTION))
 
 
 def rebuild(engine: sa.Engine, tz: ZoneInfo) -> int:
@@ -90,7 +132,8 @@ def rebuild(engine: sa.Engine, tz: ZoneInfo) -> int:
         # left may be partial (its edge may precede the cut). Rebuild from the first month
         # whose raw events are all there; older rollups are all that is left of them.
         purged = conn.execute(
-            sa.select(T_USER_DAY.c.day).where(T_USER_DAY.c.day < oldest.date()).limit(1)
+            # day_stats, not user_day: the per-person rows of purged months are gone too
+            sa.select(T_DAY_STATS.c.day).where(T_DAY_STATS.c.day < oldest.date()).limit(1)
         ).first()
     start = min(month_of(oldest.date()), month_of(oldest.astimezone(tz).date()))
     if purged is not None:
@@ -102,8 +145,10 @@ def rebuild(engine: sa.Engine, tz: ZoneInfo) -> int:
                 conn.execute(sa.delete(table))
             elif table is T_USER_FIRST:
                 conn.execute(sa.delete(table).where(table.c.first_day >= start))
-            elif table is T_COHORT_MONTH:
-                conn.execute(sa.delete(table).where(table.c.month >= start))
+            elif table is T_COHORT_MONTH:  # older cohorts' members may be purged: kept
+                conn.execute(
+                    sa.delete(table).where(table.c.month >= start, table.c.cohort >= start)
+                )
             else:
                 col = table.c.month if "month" in table.c else table.c.day
                 conn.execute(sa.delete(table).where(col >= start))
@@ -196,7 +241,7 @@ def _rebuild_sql(conn: sa.Connection, start: dt.date, tz: ZoneInfo) -> None:
     run(f"""INSERT INTO cohort_month (cohort, month, users, users_key)
         SELECT {f}, m.month, COUNT(*), SUM(m.person_key) % {M} FROM user_month AS m
         JOIN user_first AS f ON f.user_id = m.user_id
-        WHERE m.month >= :start GROUP BY {f}, m.month""")
+        WHERE m.month >= :start AND f.first_day >= :start GROUP BY {f}, m.month""")
     cells = _local_cells_sql(conn, tz, local_lo)
     run(f"""INSERT INTO month_cell (month, weekday, hour, launches, users, launches_key)
         SELECT month, weekday, hour, COUNT(*), COUNT(DISTINCT user_id), SUM(rk) % {M}

@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 
 ROLLUP_LOCK = FLUSH_LOCK  # rebuilds and flushes exclude each other
 CELL_SEEN_MONTHS = 2  # months of heatmap membership kept for incremental upkeep
+# user_first's day for a person first seen before the raw retention (rebuild.purge_people):
+# their cohort is no longer known, and their later months count in no cohort
+BEFORE_RETENTION = dt.date(1, 1, 1)
 
 T_USAGE_DAY = table(UsageDay)
 T_USER_DAY = table(UserDay)
@@ -566,6 +569,8 @@ def _cohorts(
                 delta[(new_cohort, month)] += 1
                 key_delta[(old_cohort, month)] -= pk
                 key_delta[(new_cohort, month)] += pk
+        if new_cohort == BEFORE_RETENTION:
+            continue
         for month in new_months[user]:
             delta[(new_cohort, month)] += 1
             key_delta[(new_cohort, month)] += pk
