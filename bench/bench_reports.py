@@ -46,7 +46,13 @@ from launcher.dates import month_of
 from launcher.demo import data as demodata
 from launcher.registry import Registry, load_registry
 from launcher.reports import cellkey, sql
-from launcher.reports.periods import Period, go_live_baseline, month_period, quarter_period
+from launcher.reports.periods import (
+    BY_VALUES,
+    Period,
+    go_live_baseline,
+    month_period,
+    quarter_period,
+)
 from launcher.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -393,7 +399,7 @@ def _rows_check(
 def cases(naive: Naive, today: dt.date) -> list[Case]:
     last_full_month = month_of(month_of(today) - dt.timedelta(days=1))
     quarter = quarter_period(quarter_period(today).start - dt.timedelta(days=1))
-    periods = {
+    ranges = {
         "30 days": Period(today - dt.timedelta(days=29), today),
         "year": Period(dt.date(today.year - 1, 1, 1), dt.date(today.year - 1, 12, 31)),
         "365 days": Period(today - dt.timedelta(days=364), today),
@@ -425,9 +431,9 @@ def cases(naive: Naive, today: dt.date) -> list[Case]:
             lambda: naive.page(month_period(last_full_month), today),
         ),
     ]
-    for label, period in periods.items():
+    for label, period in ranges.items():
         span = {"from": period.start.isoformat(), "to": period.end.isoformat()}
-        for by in periods.BY_VALUES:
+        for by in BY_VALUES:
             key = naive.key("launches by " + by, lo=period.start, hi=_after(period.end))
             fix = dept if by == "department" else same
             out.append(
