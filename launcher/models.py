@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -16,6 +17,12 @@ def table(model: type[SQLModel]) -> sa.Table:
 
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER only
+
+
+def _key() -> Any:
+    """A cell key beside a count: the sum of its records' (or people's) keys modulo 2**32
+    (launcher/reports/cellkey.py). BIGINT: PostgreSQL's INTEGER is signed 32-bit."""
+    return Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
 
 
 class LaunchEvent(SQLModel, table=True):
@@ -141,6 +148,7 @@ class UsageDay(SQLModel, table=True):
     app_id: str = Field(primary_key=True, max_length=64)
     department: str = Field(primary_key=True, max_length=128)
     launches: int = 0
+    launches_key: int = _key()
 
 
 class UserDay(SQLModel, table=True):
@@ -155,6 +163,9 @@ class UserDay(SQLModel, table=True):
     department: str = Field(default="", max_length=128)
     launches: int = 0
     signins: int = 0
+    person_key: int = _key()
+    launches_key: int = _key()
+    signins_key: int = _key()
 
 
 class UserDayApp(SQLModel, table=True):
@@ -168,6 +179,8 @@ class UserDayApp(SQLModel, table=True):
     user_id: str = Field(primary_key=True, max_length=64)
     department: str = Field(default="", max_length=128)
     launches: int = 0
+    person_key: int = _key()
+    launches_key: int = _key()
 
 
 class UserMonth(SQLModel, table=True):
@@ -180,6 +193,9 @@ class UserMonth(SQLModel, table=True):
     department: str = Field(default="", max_length=128)
     launches: int = 0
     signins: int = 0
+    person_key: int = _key()
+    launches_key: int = _key()
+    signins_key: int = _key()
 
 
 class UserFirst(SQLModel, table=True):
@@ -202,6 +218,10 @@ class MonthStats(SQLModel, table=True):
     launchers: int = 0  # launched at least one app
     launches: int = 0
     signins: int = 0
+    active_key: int = _key()
+    launchers_key: int = _key()
+    launches_key: int = _key()
+    signins_key: int = _key()
 
 
 class DayStats(SQLModel, table=True):
@@ -214,6 +234,10 @@ class DayStats(SQLModel, table=True):
     launchers: int = 0
     launches: int = 0
     signins: int = 0
+    active_key: int = _key()
+    launchers_key: int = _key()
+    launches_key: int = _key()
+    signins_key: int = _key()
 
 
 class MonthCell(SQLModel, table=True):
@@ -226,6 +250,7 @@ class MonthCell(SQLModel, table=True):
     hour: int = Field(primary_key=True)
     launches: int = 0
     users: int = 0
+    launches_key: int = _key()
 
 
 class CellSeen(SQLModel, table=True):
@@ -249,6 +274,8 @@ class UserMonthApp(SQLModel, table=True):
     app_id: str = Field(primary_key=True, max_length=64)
     user_id: str = Field(primary_key=True, max_length=64)
     launches: int = 0
+    person_key: int = _key()
+    launches_key: int = _key()
 
 
 class MonthApp(SQLModel, table=True):
@@ -260,6 +287,8 @@ class MonthApp(SQLModel, table=True):
     app_id: str = Field(primary_key=True, max_length=64)
     launches: int = 0
     users: int = 0
+    launches_key: int = _key()
+    users_key: int = _key()
 
 
 class CohortMonth(SQLModel, table=True):
@@ -270,6 +299,7 @@ class CohortMonth(SQLModel, table=True):
     cohort: dt.date = Field(primary_key=True)
     month: dt.date = Field(primary_key=True)
     users: int = 0
+    users_key: int = _key()
 
 
 class UserSpan(SQLModel, table=True):
@@ -286,6 +316,7 @@ class UserSpan(SQLModel, table=True):
     department: str = Field(primary_key=True, max_length=128)
     active: int = 0  # months signed in or launched
     launched: int = 0  # months with a launch
+    person_key: int = _key()
 
 
 class UserSpanApp(SQLModel, table=True):
@@ -297,6 +328,7 @@ class UserSpanApp(SQLModel, table=True):
     app_id: str = Field(primary_key=True, max_length=64)
     user_id: str = Field(primary_key=True, max_length=64)
     months: int = 0
+    person_key: int = _key()
 
 
 # --- reasons to come back: announcements and the weekly digest (launcher/engage/) -----------

@@ -85,37 +85,41 @@ APRIL = Period(dt.date(2025, 4, 1), dt.date(2025, 4, 30))
 
 
 def test_launches_by_app_and_small_group_suppression(engine: sa.Engine) -> None:
-    rows = queries.launches(engine, REGISTRY, MARCH, "app", MIN)
+    rows = queries.launches(engine, REGISTRY, MARCH, "app", MIN, exact=True)
     # ehr: 5 nurses + 2 medics = 7 launches by 7 people; teams: 10 launches by 5 nurses
     assert rows == [
         {"key": "ehr", "launches": 7, "users": 7},
         {"key": "teams", "launches": 10, "users": 5},
     ]
-    by_dept = queries.launches(engine, REGISTRY, MARCH, "department", MIN)
-    # medical is 2 people: hidden; and because it is the only hidden row, the next smallest
-    # (nursing, the only other) is hidden as well, or total minus nursing would reveal it
+    by_dept = queries.launches(engine, REGISTRY, MARCH, "department", MIN, exact=True)
+    # medical is 2 people: hidden. Nursing stays: no second row is hidden beside it, because
+    # every published count carries noise, so "total minus nursing" is no exact count either
     assert by_dept == [
         {"key": "medical", "launches": None, "users": None, "suppressed": True},
-        {"key": "nursing", "launches": None, "users": None, "suppressed": True},
+        {"key": "nursing", "launches": 15, "users": 5},
     ]
-    april = queries.launches(engine, REGISTRY, APRIL, "app", MIN)
+    april = queries.launches(engine, REGISTRY, APRIL, "app", MIN, exact=True)
     assert april == [
-        {"key": "ehr", "launches": None, "users": None, "suppressed": True},
-        {"key": "teams", "launches": None, "users": None, "suppressed": True},
+        {"key": "ehr", "launches": None, "users": None, "suppressed": True},  # m1 alone
+        {"key": "teams", "launches": 3, "users": 3},
     ]
+    # published (with noise): the same rows hidden, the others within the noise's bound
+    noisy = queries.launches(engine, REGISTRY, APRIL, "app", MIN)
+    assert noisy[0] == april[0]
+    assert abs(noisy[1]["users"] - 3) <= 2 and noisy[1]["launches"] >= noisy[1]["users"] >= 1
 
 
 def test_launches_by_category_day_and_month(engine: sa.Engine) -> None:
     both = Period(dt.date(2025, 3, 1), dt.date(2025, 4, 30))
-    assert queries.launches(engine, REGISTRY, both, "category", MIN) == [
+    assert queries.launches(engine, REGISTRY, both, "category", MIN, exact=True) == [
         {"key": "care", "launches": 8, "users": 7},
         {"key": "communication", "launches": 13, "users": 5},
     ]
-    assert queries.launches(engine, REGISTRY, both, "month", MIN) == [
+    assert queries.launches(engine, REGISTRY, both, "month", MIN, exact=True) == [
         {"key": "2025-03", "launches": 17, "users": 7},
         {"key": "2025-04", "launches": 4, "users": 4},
     ]
-    days = queries.launches(engine, REGISTRY, MARCH, "day", 1)
+    days = queries.launches(engine, REGISTRY, MARCH, "day", 1, exact=True)
     assert days == [
         {"key": "2025-03-10", "launches": 11, "users": 5},  # n1, n3, n5 and both medics
         {"key": "2025-03-11", "launches": 6, "users": 2},
@@ -125,20 +129,30 @@ def test_launches_by_category_day_and_month(engine: sa.Engine) -> None:
 def test_dates_are_inclusive_and_utc(engine: sa.Engine) -> None:
     assert (
         queries.launches(
-            engine, REGISTRY, Period(dt.date(2025, 3, 10), dt.date(2025, 3, 10)), "app", 1
+            engine,
+            REGISTRY,
+            Period(dt.date(2025, 3, 10), dt.date(2025, 3, 10)),
+            "app",
+            1,
+            exact=True,
         )[0]["launches"]
         == 5
     )  # ehr that day: n1, n3, n5, m1, m2
     assert (
         queries.launches(
-            engine, REGISTRY, Period(dt.date(2025, 3, 12), dt.date(2025, 4, 14)), "app", 1
+            engine,
+            REGISTRY,
+            Period(dt.date(2025, 3, 12), dt.date(2025, 4, 14)),
+            "app",
+            1,
+            exact=True,
         )
         == []
     )
 
 
 def test_comparison_against_previous_period_and_go_live(engine: sa.Engine) -> None:
-    result = queries.comparison(engine, REGISTRY, APRIL, MIN)
+    result = queries.comparison(engine, REGISTRY, APRIL, MIN, exact=True)
     rows = {r["metric"]: r for r in result["rows"]}
     assert result["go_live"] == {"from": "2025-03-01", "to": "2025-03-31"}
     assert result["previous"] == {"from": "2025-03-01", "to": "2025-03-31"}
@@ -156,13 +170,15 @@ def test_comparison_against_previous_period_and_go_live(engine: sa.Engine) -> No
 
 
 def test_adoption_cohorts_heatmap_dormant_departments(engine: sa.Engine) -> None:
-    curve = queries.adoption_curve(engine, dt.date(2025, 3, 1), dt.date(2025, 5, 1), MIN)
+    curve = queries.adoption_curve(
+        engine, dt.date(2025, 3, 1), dt.date(2025, 5, 1), MIN, exact=True
+    )
     assert curve == [
         {"key": "2025-03", "users": 7, "launches": 17, "signins": 5},
         {"key": "2025-04", "users": 6, "launches": 4, "signins": 2},
         {"key": "2025-05", "users": 0, "launches": 0, "signins": 0},
     ]
-    cohorts = queries.cohorts(engine, dt.date(2025, 3, 1), dt.date(2025, 4, 1), MIN)
+    cohorts = queries.cohorts(engine, dt.date(2025, 3, 1), dt.date(2025, 4, 1), MIN, exact=True)
     assert cohorts == [
         {
             "cohort": "2025-03",
@@ -173,36 +189,35 @@ def test_adoption_cohorts_heatmap_dormant_departments(engine: sa.Engine) -> None
             ],
         }
     ]
-    cells = {(c["weekday"], c["hour"]): c for c in queries.heatmap(engine, MARCH, 2)}
+    cells = {(c["weekday"], c["hour"]): c for c in queries.heatmap(engine, MARCH, 2, exact=True)}
     assert cells[(0, 9)] == {"weekday": 0, "hour": 9, "launches": 11}  # Monday 09:xx local
     assert cells[(1, 9)] == {"weekday": 1, "hour": 9, "launches": 6}  # n2, n4 on Tuesday
     assert cells[(2, 9)] == {"weekday": 2, "hour": 9, "launches": 0}
-    # with a minimum of 3, Tuesday (2 people) is hidden, and Monday with it: the month's
-    # total is on the page, so a single hidden cell would be total minus the rest
-    cells = {(c["weekday"], c["hour"]): c for c in queries.heatmap(engine, MARCH, MIN)}
+    # with a minimum of 3, Tuesday (2 people) is hidden; Monday (5 people) is shown
+    cells = {(c["weekday"], c["hour"]): c for c in queries.heatmap(engine, MARCH, MIN, exact=True)}
     assert cells[(1, 9)] == {"weekday": 1, "hour": 9, "launches": None, "suppressed": True}
-    assert cells[(0, 9)] == {"weekday": 0, "hour": 9, "launches": None, "suppressed": True}
+    assert cells[(0, 9)] == {"weekday": 0, "hour": 9, "launches": 11}
     assert cells[(2, 9)] == {"weekday": 2, "hour": 9, "launches": 0}
     # April alone: n1..n3 and m1 on one Tuesday 14:00 -- 4 people, shown; March + April
     # together: the Tuesday-09 cell exists only in March, where it had 2 people: hidden
     both = {
         (c["weekday"], c["hour"]): c
-        for c in queries.heatmap(engine, Period(MARCH.start, APRIL.end), MIN)
+        for c in queries.heatmap(engine, Period(MARCH.start, APRIL.end), MIN, exact=True)
     }
     assert both[(1, 9)].get("suppressed") is True
     # dormant on 2025-04-20: active in March, not since 2025-03-22 -- only m2 (n4 and n5
     # signed in on 04-15), which is fewer than 3 people; by the end of June all 7 are
-    dormant = queries.dormant(engine, REGISTRY, dt.date(2025, 4, 20), MIN)
+    dormant = queries.dormant(engine, REGISTRY, dt.date(2025, 4, 20), MIN, exact=True)
     assert dormant["baseline"] == "2025-03" and dormant["users"] is None
-    later = queries.dormant(engine, REGISTRY, dt.date(2025, 6, 30), MIN)
+    later = queries.dormant(engine, REGISTRY, dt.date(2025, 6, 30), MIN, exact=True)
     assert later["users"] == 7
-    depts = {r["key"]: r for r in queries.departments(engine, REGISTRY, MARCH, MIN)}
+    depts = {r["key"]: r for r in queries.departments(engine, REGISTRY, MARCH, MIN, exact=True)}
     assert depts["youth-care"]["users"] == 0  # a department that never arrived shows 0
-    assert depts["medical"].get("suppressed") and depts["nursing"].get("suppressed")
+    assert depts["medical"].get("suppressed") and depts["nursing"]["users"] == 5
 
 
 def test_department_share_of_headcount(engine: sa.Engine) -> None:
-    depts = {r["key"]: r for r in queries.departments(engine, REGISTRY, MARCH, 1)}
+    depts = {r["key"]: r for r in queries.departments(engine, REGISTRY, MARCH, 1, exact=True)}
     assert depts["nursing"]["users"] == 5 and depts["nursing"]["share"] == 0.5
     assert depts["medical"]["share"] == 0.5 and depts["medical"]["headcount"] == 4
 
@@ -218,16 +233,16 @@ def test_csv_equals_json_equals_page(engine: sa.Engine) -> None:
     assert "< 3" in dept_csv and ",5," not in dept_csv  # suppressed in the export too
 
 
-def test_suppression_never_leaves_a_single_hidden_row() -> None:
+def test_suppression_hides_small_rows_and_leaves_differences_to_the_noise() -> None:
     rows = [
         {"key": "a", "launches": 50, "users": 20},
         {"key": "b", "launches": 9, "users": 6},
         {"key": "c", "launches": 4, "users": 2},
+        {"key": "d", "launches": 0, "users": 0},  # about nobody: reveals nobody
     ]
     out = queries.suppress_rows(rows, 5)
-    assert [r.get("suppressed", False) for r in out] == [False, True, True]
-    two_small = queries.suppress_rows([*rows, {"key": "d", "launches": 3, "users": 1}], 5)
-    assert [r.get("suppressed", False) for r in two_small] == [False, False, True, True]
+    assert [r.get("suppressed", False) for r in out] == [False, False, True, False]
+    assert out[2] == {"key": "c", "launches": None, "users": None, "suppressed": True}
 
 
 # --- the handlers: access rules and the page (in process) -------------------------------

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from launcher import db
 from launcher.dates import utc
 from launcher.events import BatchWriter, Event, Launch, SignIn
-from launcher.reports import rebuild, rollups
+from launcher.reports import cellkey, rebuild, rollups
 
 TZ = ZoneInfo("Europe/Amsterdam")
 APPS = ["teams", "ehr", "rooster", "outlook"]
@@ -82,53 +82,75 @@ def test_incremental_equals_recount_and_rebuild(database_url: str, tmp_path: Pat
         months.setdefault(m, set()).add(e.user_id)
         if isinstance(e, Launch):
             launchers.setdefault(m, set()).add(e.user_id)
-    expected_stats = sorted(
-        (
-            m,
+
+    def named(table: sa.Table) -> list[dict[str, Any]]:
+        with engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(sa.select(table))]
+
+    M = cellkey.MOD
+    stats = {r["month"]: r for r in named(rollups.T_MONTH_STATS)}
+    assert set(stats) == set(months)
+    for m, r in stats.items():
+        month_launches = [e for e in launches if e.ts.date().replace(day=1) == m]
+        month_signins = [e for e in signins if e.ts.date().replace(day=1) == m]
+        assert (r["active_users"], r["launchers"], r["launches"], r["signins"]) == (
             len(months[m]),
             len(launchers.get(m, ())),
-            sum(1 for e in launches if e.ts.date().replace(day=1) == m),
-            m,
-            sum(1 for e in signins if e.ts.date().replace(day=1) == m),
+            len(month_launches),
+            len(month_signins),
         )
-        for m in months
-    )
-    got = [
-        (r[3], r[0], r[1], r[2], r[3], r[4]) for r in incremental["month_stats"]
-    ]  # columns sorted: active_users, launchers, launches, month, signins
-    assert sorted(got) == expected_stats
+        # the cell keys: sums of the records' and the people's keys, modulo 2**32
+        assert (
+            r["launches_key"]
+            == sum(cellkey.launch_key(e.ts, e.app_id, e.user_id) for e in month_launches) % M
+        )
+        assert (
+            r["signins_key"] == sum(cellkey.signin_key(e.ts, e.user_id) for e in month_signins) % M
+        )
+        assert r["active_key"] == sum(cellkey.person_key(u) for u in months[m]) % M
+        assert r["launchers_key"] == sum(cellkey.person_key(u) for u in launchers.get(m, ())) % M
 
     cells: dict[tuple[dt.date, int, int], set[str]] = {}
+    cell_keys: dict[tuple[dt.date, int, int], int] = {}
     for e in launches:
         local = e.ts.astimezone(TZ)
-        cells.setdefault((local.date().replace(day=1), local.weekday(), local.hour), set()).add(
-            e.user_id
-        )
-    month_cell = {
-        (r[2], r[4], r[0]): r[3] for r in incremental["month_cell"]
-    }  # hour,launches,month,users,weekday
-    assert {k: len(v) for k, v in cells.items()} == month_cell
+        cell = (local.date().replace(day=1), local.weekday(), local.hour)
+        cells.setdefault(cell, set()).add(e.user_id)
+        cell_keys[cell] = (
+            cell_keys.get(cell, 0) + cellkey.launch_key(e.ts, e.app_id, e.user_id)
+        ) % M
+    month_cell = {(r["month"], r["weekday"], r["hour"]): r for r in named(rollups.T_MONTH_CELL)}
+    assert {k: len(v) for k, v in cells.items()} == {k: r["users"] for k, r in month_cell.items()}
+    assert cell_keys == {k: r["launches_key"] for k, r in month_cell.items()}
 
-    app_launches: dict[tuple[dt.date, str], int] = {}
-    app_users: dict[tuple[dt.date, str], set[str]] = {}
+    month_app: dict[tuple[dt.date, str], list[Any]] = {}
     for e in launches:
-        key = (e.ts.date().replace(day=1), e.app_id)
-        app_launches[key] = app_launches.get(key, 0) + 1
-        app_users.setdefault(key, set()).add(e.user_id)
-    assert {(r[2], r[0]): (r[1], r[3]) for r in incremental["month_app"]} == {
-        k: (n, len(app_users[k])) for k, n in app_launches.items()
-    }  # columns sorted: app_id, launches, month, users
+        entry = month_app.setdefault((e.ts.date().replace(day=1), e.app_id), [0, set(), 0])
+        entry[0] += 1
+        entry[1].add(e.user_id)
+        entry[2] = (entry[2] + cellkey.launch_key(e.ts, e.app_id, e.user_id)) % M
+    assert {
+        (r["month"], r["app_id"]): (r["launches"], r["users"], r["launches_key"], r["users_key"])
+        for r in named(rollups.T_MONTH_APP)
+    } == {
+        k: (n, len(u), key, sum(cellkey.person_key(x) for x in u) % M)
+        for k, (n, u, key) in month_app.items()
+    }
 
     first: dict[str, dt.date] = {}
     active: dict[str, set[dt.date]] = {}
     for e in events:
         first[e.user_id] = min(first.get(e.user_id, dt.date.max), e.ts.date().replace(day=1))
         active.setdefault(e.user_id, set()).add(e.ts.date().replace(day=1))
-    cohorts: dict[tuple[dt.date, dt.date], int] = {}
+    cohorts: dict[tuple[dt.date, dt.date], tuple[int, int]] = {}
     for user, months_active in active.items():
         for m in months_active:
-            cohorts[(first[user], m)] = cohorts.get((first[user], m), 0) + 1
-    assert {(r[0], r[1]): r[2] for r in incremental["cohort_month"]} == cohorts
+            n, k = cohorts.get((first[user], m), (0, 0))
+            cohorts[(first[user], m)] = (n + 1, (k + cellkey.person_key(user)) % M)
+    assert {
+        (r["cohort"], r["month"]): (r["users"], r["users_key"])
+        for r in named(rollups.T_COHORT_MONTH)
+    } == cohorts
 
     rebuild.rebuild(engine, TZ)
     rebuilt = _snapshot(engine)
@@ -142,6 +164,14 @@ def test_purge_keeps_rollups_and_a_rebuild_after_it_loses_nothing(
 ) -> None:
     engine = db.make_engine(database_url)
     launches, signins = _events(800)
+    # people seen only before the retention: after the purge no table may name them
+    launches += [
+        Launch(
+            dt.datetime(2025, 2, 21, 9, i, tzinfo=dt.UTC), "teams", f"gone{i}", "medical", "tile"
+        )
+        for i in range(3)
+    ]
+    signins.append(SignIn(dt.datetime(2025, 2, 22, 9, tzinfo=dt.UTC), "gone-signin", None))
     _store(engine, tmp_path).write_events([*launches, *signins])
     before = _snapshot(engine)
     now = dt.datetime(2025, 4, 20, tzinfo=dt.UTC)
@@ -155,12 +185,45 @@ def test_purge_keeps_rollups_and_a_rebuild_after_it_loses_nothing(
     everything: list[Event] = [*launches, *signins]
     assert deleted == sum(1 for e in everything if e.ts < cutoff) > 0
     assert min(utc(ts) for ts in left) >= cutoff
-    assert _snapshot(engine) == before  # rollups stay
+    after_purge = _snapshot(engine)
+    for name in COUNT_TABLES:  # the counts stay
+        assert after_purge[name] == before[name], name
+    _assert_no_person_before(engine, dt.date(2025, 3, 1), [*launches, *signins])
     rebuild.rebuild(engine, TZ)  # from the partial raw history: older months are kept as is
     after = _snapshot(engine)
     for name in before:
-        assert after[name] == before[name], name
+        assert after[name] == after_purge[name], name
     engine.dispose()
+
+
+COUNT_TABLES = ("usage_day", "day_stats", "month_stats", "month_app", "month_cell", "cohort_month")
+
+
+def _assert_no_person_before(engine: sa.Engine, month: dt.date, events: list[Event]) -> None:
+    """No table holds a user id whose events are all before ``month`` (the retention), and
+    no per-person row is about a day or month before it."""
+    last_seen: dict[str, dt.datetime] = {}
+    for e in events:
+        last_seen[e.user_id] = max(last_seen.get(e.user_id, e.ts), e.ts)
+    gone = {u for u, ts in last_seen.items() if ts.date() < month - dt.timedelta(days=1)}
+    assert gone, "the test needs people who were only active before the retention"
+    md = sa.MetaData()
+    md.reflect(engine)
+    with engine.connect() as conn:
+        for table in md.sorted_tables:
+            if "user_id" in table.c:
+                ids = set(conn.execute(sa.select(table.c.user_id).distinct()).scalars())
+                assert not ids & gone, table.name
+            for col in ("day", "month"):
+                if "user_id" in table.c and col in table.c:
+                    oldest = conn.execute(sa.select(sa.func.min(table.c[col]))).scalar()
+                    assert oldest is None or oldest >= month, table.name
+        spans = conn.execute(sa.select(rollups.T_USER_SPAN)).all()
+        for row in spans:  # no bit of a month before the retention
+            before = (month.year - row.year) * 12 + month.month - 1
+            assert before <= 0 or row.active & ((1 << before) - 1) == 0, row
+        firsts = conn.execute(sa.select(rollups.T_USER_FIRST.c.first_day)).scalars().all()
+        assert all(d >= month or d == rollups.BEFORE_RETENTION for d in firsts)
 
 
 def test_a_department_change_reads_the_same_after_a_rebuild(

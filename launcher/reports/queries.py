@@ -2,9 +2,14 @@
 
 Everything reads the rollup tables of :mod:`launcher.reports.rollups`, never raw events;
 distinct users over a period come from the span rollups (:mod:`launcher.reports.spans`).
-Privacy: any figure about fewer distinct users than the minimum group size is suppressed,
-and when a table would have exactly one suppressed row, the next smallest row is suppressed
-too, so that no suppressed figure can be worked out as "total minus the other rows".
+Privacy: every count is published with the cell-key method's small, consistent noise
+(:mod:`launcher.reports.cellkey`), and any figure about fewer distinct users than the minimum
+group size is suppressed. The noise is what stops subtraction across figures and tables
+(total minus the other rows, a category minus its apps, one period minus an overlapping one),
+so a table no longer hides a second row beside a suppressed one: the difference between a
+total and the rows shown is the hidden figure give or take the sum of their noises.
+``exact=True`` skips the noise: for tests of the rollups' arithmetic and the attack tests'
+control run only; no view or command passes it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from launcher.dates import month_end, month_of
 from launcher.errors import BadRequest
 from launcher.registry import Registry
 from launcher.reports import spans
+from launcher.reports.cellkey import MOD, NONE, Count, shown
 from launcher.reports.periods import Period, go_live_baseline, month_period
 from launcher.reports.rollups import (
     T_COHORT_MONTH,
@@ -28,6 +34,7 @@ from launcher.reports.rollups import (
     T_MONTH_STATS,
     T_USAGE_DAY,
     T_USER_DAY,
+    T_USER_DAY_APP,
     T_USER_MONTH,
 )
 from launcher.reports.sql import (
@@ -55,19 +62,20 @@ def suppress(row: Row, min_group: int, users_key: str = "users") -> Row:
 
 
 def suppress_rows(rows: list[Row], min_group: int, users_key: str = "users") -> list[Row]:
-    """Suppress small rows; with exactly one, also the next smallest (no subtraction attack)."""
-    out = [suppress(r, min_group, users_key) for r in rows]
-    hidden = [i for i, r in enumerate(out) if r.get("suppressed")]
-    shown = [i for i, r in enumerate(out) if not r.get("suppressed") and rows[i][users_key]]
-    if len(hidden) == 1 and shown:
-        smallest = min(shown, key=lambda i: (rows[i][users_key], rows[i].get("launches") or 0))
-        out[smallest] = _hide(rows[smallest])
-    return out
+    """Suppress each row about 1 to min_group - 1 users (the decision is made on the true
+    count, before noise). No complementary suppression: see the module docstring."""
+    return [suppress(r, min_group, users_key) for r in rows]
 
 
 # --- the launches report (the Report API in the README) -------------------------------------------
 def launches(
-    engine: sa.Engine, registry: Registry, period: Period, by: str, min_group: int
+    engine: sa.Engine,
+    registry: Registry,
+    period: Period,
+    by: str,
+    min_group: int,
+    *,
+    exact: bool = False,
 ) -> list[Row]:
     """Launches and distinct launching users per key; keys with no launches left out."""
     ud, ds = T_USAGE_DAY, T_DAY_STATS
@@ -85,19 +93,22 @@ def launches(
         count_key = month_key(engine, ds.c.day)
     else:
         raise BadRequest(f"unknown breakdown {by!r}")
-    counts = sa.select(count_key, sa.func.sum(table.c.launches))
+    counts = sa.select(count_key, sa.func.sum(table.c.launches), sa.func.sum(table.c.launches_key))
     counts = counts.where(between(table.c.day, period)).group_by(count_key)
+    user_counts: dict[str, Count]
     with connect(engine) as conn:
-        launch_counts = {key_of(k): int(n) for k, n in conn.execute(counts)}
+        launch_counts = {key_of(k): _count(n, lk) for k, n, lk in conn.execute(counts)}
         if by == "day":
-            query = sa.select(count_key, ds.c.launchers).where(between(ds.c.day, period))
-            user_counts = {key_of(k): int(n) for k, n in conn.execute(query)}
+            query = sa.select(count_key, ds.c.launchers, ds.c.launchers_key)
+            query = query.where(between(ds.c.day, period))
+            user_counts = {key_of(k): _count(n, uk) for k, n, uk in conn.execute(query)}
         elif by == "month":
             user_counts = {k: n for k, (_, n) in spans.monthly_users(conn, period).items()}
         elif by == "app" and period.whole_months == 1:  # a calendar month: counted already
             m = T_MONTH_APP
-            query = sa.select(m.c.app_id, m.c.users).where(m.c.month == period.start)
-            user_counts = {k: int(n) for k, n in conn.execute(query)}
+            query = sa.select(m.c.app_id, m.c.users, m.c.users_key)
+            query = query.where(m.c.month == period.start)
+            user_counts = {k: _count(n, uk) for k, n, uk in conn.execute(query)}
         elif by == "app":
             user_counts = spans.count_users(conn, spans.app_rows(period, lambda w: w.c.app_id))
         elif by == "category":
@@ -105,43 +116,117 @@ def launches(
         else:
             selects = spans.user_rows(period, lambda w: dept(w.c.department), launched=True)
             user_counts = spans.count_users(conn, selects)
-    rows = [
-        {"key": k, "launches": n, "users": user_counts.get(k, 0)}
-        for k, n in sorted(launch_counts.items())
-        if n > 0
-    ]
-    return suppress_rows(rows, min_group)
+    out = []
+    for k, n in sorted(launch_counts.items()):
+        if n[0] <= 0:
+            continue
+        users = user_counts.get(k, NONE)
+        row: Row = {"key": k, "launches": shown(n, exact), "users": shown(users, exact)}
+        # every launch is by one of the users: the published pair keeps that true
+        row["launches"] = max(row["launches"], row["users"])
+        out.append(_hide(row) if 0 < users[0] < min_group else row)
+    return out
+
+
+def _count(n: Any, k: Any) -> Count:
+    return int(n or 0), int(k or 0) % MOD
+
+
+def app_departments(
+    engine: sa.Engine, period: Period, min_group: int, *, exact: bool = False
+) -> list[Row]:
+    """Launches and distinct launching users per app x department (the decline view's
+    table), protected like every other table: a cell about fewer than the minimum is hidden,
+    and every count carries its cell's noise, so a department's total minus its apps is no
+    exact count."""
+    ud, uda = T_USAGE_DAY, T_USER_DAY_APP
+    department = dept(ud.c.department)
+    launches_q = (
+        sa.select(
+            ud.c.app_id, department, sa.func.sum(ud.c.launches), sa.func.sum(ud.c.launches_key)
+        )
+        .where(between(ud.c.day, period))
+        .group_by(ud.c.app_id, department)
+    )
+    people = (
+        sa.select(
+            uda.c.app_id, dept(uda.c.department).label("dept"), uda.c.user_id, uda.c.person_key
+        )
+        .where(between(uda.c.day, period))
+        .distinct()
+        .subquery()
+    )
+    users_q = sa.select(
+        people.c.app_id, people.c.dept, sa.func.count(), sa.func.sum(people.c.person_key)
+    ).group_by(people.c.app_id, people.c.dept)
+    with connect(engine) as conn:
+        launch_counts = {(a, d): _count(n, k) for a, d, n, k in conn.execute(launches_q)}
+        user_counts = {(a, d): _count(n, k) for a, d, n, k in conn.execute(users_q)}
+    out: list[Row] = []
+    for (app, department_key), n in sorted(launch_counts.items()):
+        if n[0] <= 0:
+            continue
+        users = user_counts.get((app, department_key), NONE)
+        row: Row = {
+            "key": f"{app}/{department_key}",
+            "app": app,
+            "department": department_key,
+            "launches": shown(n, exact),
+            "users": shown(users, exact),
+        }
+        row["launches"] = max(row["launches"], row["users"])
+        if 0 < users[0] < min_group:
+            row = {**_hide(row), "app": app, "department": department_key}
+        out.append(row)
+    return out
 
 
 # --- headline figures and comparisons -----------------------------------------------------
 METRICS = ("active_users", "launches", "launches_per_user", "signins", "launcher_share")
 
 
-def summary(engine: sa.Engine, period: Period) -> dict[str, int]:
+def summary(engine: sa.Engine, period: Period) -> dict[str, Count]:
+    """The period's totals, each with its cell key."""
     ds, ms = T_DAY_STATS, T_MONTH_STATS
     with connect(engine) as conn:
         if period.whole_months == 1:
-            query = sa.select(ms.c.active_users, ms.c.launchers, ms.c.launches, ms.c.signins)
+            query = sa.select(
+                ms.c.active_users,
+                ms.c.active_key,
+                ms.c.launchers,
+                ms.c.launchers_key,
+                ms.c.launches,
+                ms.c.launches_key,
+                ms.c.signins,
+                ms.c.signins_key,
+            )
             found = conn.execute(query.where(ms.c.month == period.start)).first()
-            active, launchers, n_launches, signins = found or (0, 0, 0, 0)
+            v = tuple(found) if found else (0,) * 8
+            active, launchers = _count(v[0], v[1]), _count(v[2], v[3])
+            n_launches, signins = _count(v[4], v[5]), _count(v[6], v[7])
         else:
             totals = sa.select(
-                sa.func.coalesce(sa.func.sum(ds.c.launches), 0),
-                sa.func.coalesce(sa.func.sum(ds.c.signins), 0),
+                sa.func.sum(ds.c.launches),
+                sa.func.sum(ds.c.launches_key),
+                sa.func.sum(ds.c.signins),
+                sa.func.sum(ds.c.signins_key),
             ).where(between(ds.c.day, period))
-            n_launches, signins = conn.execute(totals).one()
+            nl, kl, ns, ks = conn.execute(totals).one()
+            n_launches, signins = _count(nl, kl), _count(ns, ks)
             active, launchers = spans.active_and_launchers(conn, period)
     return {
-        "active_users": int(active),
-        "launchers": int(launchers),
-        "launches": int(n_launches),
-        "signins": int(signins),
+        "active_users": active,
+        "launchers": launchers,
+        "launches": n_launches,
+        "signins": signins,
     }
 
 
-def _metrics(raw: dict[str, int], min_group: int) -> dict[str, float | int | None]:
-    active = raw["active_users"]
-    if active == 0:
+def _metrics(
+    raw: dict[str, Count], min_group: int, exact: bool = False
+) -> dict[str, float | int | None]:
+    active_n, launchers_n = raw["active_users"][0], raw["launchers"][0]
+    if active_n == 0:
         return {
             "active_users": 0,
             "launches": 0,
@@ -149,16 +234,19 @@ def _metrics(raw: dict[str, int], min_group: int) -> dict[str, float | int | Non
             "signins": 0,
             "launcher_share": None,
         }
-    if active < min_group:
+    if active_n < min_group:
         return dict.fromkeys(METRICS)
-    launchers, idle = raw["launchers"], active - raw["launchers"]
-    # the share times the active users gives both counts: each must be about enough people
-    share_hidden = 0 < launchers < min_group or 0 < idle < min_group
+    # whether to hide is decided on the true counts; what is shown is the published ones
+    idle = active_n - launchers_n
+    share_hidden = 0 < launchers_n < min_group or 0 < idle < min_group
+    active = shown(raw["active_users"], exact)
+    n_launches = shown(raw["launches"], exact)
+    launchers = min(shown(raw["launchers"], exact), active)
     return {
         "active_users": active,
-        "launches": raw["launches"],
-        "launches_per_user": round(raw["launches"] / active, 2),
-        "signins": raw["signins"],
+        "launches": n_launches,
+        "launches_per_user": round(n_launches / active, 2),
+        "signins": shown(raw["signins"], exact),
         "launcher_share": None if share_hidden else round(launchers / active, 4),
     }
 
@@ -170,14 +258,18 @@ def _change(now: float | int | None, then: float | int | None) -> float | None:
 
 
 def comparison(
-    engine: sa.Engine, registry: Registry, period: Period, min_group: int
+    engine: sa.Engine, registry: Registry, period: Period, min_group: int, *, exact: bool = False
 ) -> dict[str, Any]:
     """Each headline metric with its change against the previous period and against go-live."""
     previous = period.previous()
     baseline = go_live_baseline(registry.portal.go_live, period)
-    now = _metrics(summary(engine, period), min_group)
-    before = _metrics(summary(engine, previous), min_group)
-    base = _metrics(summary(engine, baseline), min_group) if baseline else dict.fromkeys(METRICS)
+    now = _metrics(summary(engine, period), min_group, exact)
+    before = _metrics(summary(engine, previous), min_group, exact)
+    base = (
+        _metrics(summary(engine, baseline), min_group, exact)
+        if baseline
+        else dict.fromkeys(METRICS)
+    )
     rows = []
     for metric in METRICS:
         vs_prev, vs_base = _change(now[metric], before[metric]), _change(now[metric], base[metric])
@@ -204,35 +296,48 @@ def comparison(
 
 
 # --- over time ----------------------------------------------------------------------------
-def active_users(engine: sa.Engine, period: Period, by: str, min_group: int) -> list[Row]:
+def active_users(
+    engine: sa.Engine, period: Period, by: str, min_group: int, *, exact: bool = False
+) -> list[Row]:
     """Distinct users who signed in or launched (and who launched) per day or month."""
     ds = T_DAY_STATS
+    found: dict[str, tuple[Count, Count]]
     with connect(engine) as conn:
         if by == "day":
-            query = sa.select(day_key(engine, ds.c.day), ds.c.active_users, ds.c.launchers)
+            query = sa.select(
+                day_key(engine, ds.c.day),
+                ds.c.active_users,
+                ds.c.active_key,
+                ds.c.launchers,
+                ds.c.launchers_key,
+            )
             found = {
-                key_of(k): (int(n), int(lu))
-                for k, n, lu in conn.execute(query.where(between(ds.c.day, period)))
+                key_of(k): (_count(n, nk), _count(lu, lk))
+                for k, n, nk, lu, lk in conn.execute(query.where(between(ds.c.day, period)))
                 if n
             }
         else:
             found = spans.monthly_users(conn, period)
-    rows: list[Row] = [
-        {"key": k, "users": n, "launchers": lu} for k, (n, lu) in sorted(found.items())
-    ]
     out: list[Row] = []
-    for row in rows:
-        if row["users"] < min_group:
-            out.append({"key": row["key"], "users": None, "launchers": None, "suppressed": True})
-        elif 0 < row["launchers"] < min_group or 0 < row["users"] - row["launchers"] < min_group:
-            out.append({**row, "launchers": None})  # it would tell about fewer than k people
-        else:
-            out.append(row)
+    for key, (users, launchers) in sorted(found.items()):
+        if users[0] < min_group:
+            out.append({"key": key, "users": None, "launchers": None, "suppressed": True})
+            continue
+        active = shown(users, exact)
+        row: Row = {"key": key, "users": active, "launchers": min(shown(launchers, exact), active)}
+        if 0 < launchers[0] < min_group or 0 < users[0] - launchers[0] < min_group:
+            row["launchers"] = None  # it would tell about fewer than k people
+        out.append(row)
     return out
 
 
 def adoption_curve(
-    engine: sa.Engine, first_month: dt.date, last_month: dt.date, min_group: int
+    engine: sa.Engine,
+    first_month: dt.date,
+    last_month: dt.date,
+    min_group: int,
+    *,
+    exact: bool = False,
 ) -> list[Row]:
     """Monthly active users, launches and sign-ins, month by month (months without data: 0)."""
     m = T_MONTH_STATS
@@ -243,21 +348,20 @@ def adoption_curve(
     month = first_month
     while month <= last_month:
         r = found.get(month)
+        users = _count(r.active_users, r.active_key) if r else NONE
         row: Row = {
             "key": month.isoformat()[:7],
-            "users": r.active_users if r else 0,
-            "launches": r.launches if r else 0,
-            "signins": r.signins if r else 0,
+            "users": shown(users, exact),
+            "launches": shown(_count(r.launches, r.launches_key), exact) if r else 0,
+            "signins": shown(_count(r.signins, r.signins_key), exact) if r else 0,
         }
-        rows.append(
-            row if row["users"] >= min_group or row["users"] == 0 else suppress(row, min_group)
-        )
+        rows.append(_hide(row) if 0 < users[0] < min_group else row)
         month = month_end(month) + dt.timedelta(days=1)
     return rows
 
 
 def app_trends(
-    engine: sa.Engine, months: Sequence[dt.date], min_group: int
+    engine: sa.Engine, months: Sequence[dt.date], min_group: int, *, exact: bool = False
 ) -> dict[str, list[Row]]:
     """Per app, launches and distinct users per month (for small multiples)."""
     m = T_MONTH_APP
@@ -267,89 +371,73 @@ def app_trends(
     apps = sorted({app for app, _ in found})
     out: dict[str, list[Row]] = {app: [] for app in apps}
     for month in months:
-        # one month's apps form a table of their own: its total is in the adoption curve
-        rows: list[Row] = []
         for app in apps:
             r = found.get((app, month))
-            rows.append(
-                {
-                    "key": month.isoformat()[:7],
-                    "launches": r.launches if r else 0,
-                    "users": r.users if r else 0,
-                }
-            )
-        for app, row in zip(apps, suppress_rows(rows, min_group), strict=True):
-            out[app].append(row)
+            users = _count(r.users, r.users_key) if r else NONE
+            row: Row = {
+                "key": month.isoformat()[:7],
+                "launches": shown(_count(r.launches, r.launches_key), exact) if r else 0,
+                "users": shown(users, exact),
+            }
+            out[app].append(_hide(row) if 0 < users[0] < min_group else row)
     return out
 
 
-def heatmap(engine: sa.Engine, period: Period, min_group: int) -> list[Row]:
+def heatmap(engine: sa.Engine, period: Period, min_group: int, *, exact: bool = False) -> list[Row]:
     """Launches per weekday (0 = Monday) x hour in the portal's time zone, over the months of
     the period. A cell is shown only when every month that has launches in it had enough
-    distinct users there, and never as the only hidden cell (the period's total is known)."""
+    distinct users there."""
     c = T_MONTH_CELL
     query = (
-        sa.select(c.c.weekday, c.c.hour, sa.func.sum(c.c.launches), sa.func.min(c.c.users))
+        sa.select(
+            c.c.weekday,
+            c.c.hour,
+            sa.func.sum(c.c.launches),
+            sa.func.sum(c.c.launches_key),
+            sa.func.min(c.c.users),
+        )
         .where(c.c.month >= month_of(period.start), c.c.month <= month_of(period.end))
         .group_by(c.c.weekday, c.c.hour)
     )
     with connect(engine) as conn:
-        found = {(w, h): (int(n), int(u)) for w, h, n, u in conn.execute(query)}
-    cells = [(w, h) for w in range(7) for h in range(24)]
-    rows: list[Row] = [
-        {"key": cell, "launches": found.get(cell, (0, 0))[0], "users": found.get(cell, (0, 0))[1]}
-        for cell in cells
-    ]
+        found = {(w, h): (_count(n, k), int(u)) for w, h, n, k, u in conn.execute(query)}
     out: list[Row] = []
-    for (weekday, hour), row in zip(cells, suppress_rows(rows, min_group), strict=True):
-        if row.get("suppressed"):
-            out.append({"weekday": weekday, "hour": hour, "launches": None, "suppressed": True})
-        else:
-            out.append({"weekday": weekday, "hour": hour, "launches": row["launches"]})
+    for weekday in range(7):
+        for hour in range(24):
+            launches_count, users = found.get((weekday, hour), (NONE, 0))
+            if 0 < users < min_group:
+                out.append({"weekday": weekday, "hour": hour, "launches": None, "suppressed": True})
+            else:
+                out.append(
+                    {"weekday": weekday, "hour": hour, "launches": shown(launches_count, exact)}
+                )
     return out
 
 
 def cohorts(
-    engine: sa.Engine, first_month: dt.date, last_month: dt.date, min_group: int
+    engine: sa.Engine,
+    first_month: dt.date,
+    last_month: dt.date,
+    min_group: int,
+    *,
+    exact: bool = False,
 ) -> list[Row]:
-    """Users grouped by the month they were first seen; share still active in later months."""
+    """Users grouped by the month they were first seen; share still active in later months.
+    A cohort of fewer than the minimum is hidden whole; a later month with fewer than the
+    minimum of it active shows no share (both counts carry noise, so the share's complement
+    is no exact count either)."""
     c = T_COHORT_MONTH
     query = sa.select(c).where(
         c.c.cohort >= first_month, c.c.cohort <= last_month, c.c.month <= last_month
     )
     with connect(engine) as conn:
-        found: dict[dt.date, dict[dt.date, int]] = {}
+        found: dict[dt.date, dict[dt.date, Count]] = {}
         for r in conn.execute(query):
-            found.setdefault(r.cohort, {})[r.month] = r.users
-    cohort_list = sorted(found)
-    hidden_cohorts = {c for c in cohort_list if 0 < found[c].get(c, 0) < min_group}
-    # Each month's column is a table of its own (its total is that month's active users, in
-    # the adoption curve): hide small cells, and never leave exactly one hidden.
-    hidden_cells: set[tuple[dt.date, dt.date]] = set()
-    month = first_month
-    while month <= last_month:
-        column = [c for c in cohort_list if c <= month]
-        cells: list[Row] = [
-            {
-                "key": c,
-                "launches": 0,
-                # a hidden cohort's cells are hidden too: its size is in its first cell
-                "users": min(found[c].get(month, 0), 1)
-                if c in hidden_cohorts
-                else found[c].get(month, 0),
-            }
-            for c in column
-        ]
-        hidden_cells |= {
-            (c, month)
-            for c, cell in zip(column, suppress_rows(cells, min_group), strict=True)
-            if cell.get("suppressed")
-        }
-        month = month_end(month) + dt.timedelta(days=1)
+            found.setdefault(r.cohort, {})[r.month] = _count(r.users, r.users_key)
     rows: list[Row] = []
-    for cohort in cohort_list:
-        size = found[cohort].get(cohort, 0)
-        if cohort in hidden_cohorts or (cohort, cohort) in hidden_cells:
+    for cohort in sorted(found):
+        size = found[cohort].get(cohort, NONE)
+        if size[0] < min_group:
             rows.append(
                 {
                     "cohort": cohort.isoformat()[:7],
@@ -359,19 +447,21 @@ def cohorts(
                 }
             )
             continue
+        size_shown = shown(size, exact)
         retention = []
         month, offset = cohort, 0
         while month <= last_month:
-            active = found[cohort].get(month, 0)
-            share = None if (cohort, month) in hidden_cells else round(active / size, 4)
+            active = found[cohort].get(month, NONE)
+            small = 0 < active[0] < min_group
+            share = None if small else round(min(shown(active, exact), size_shown) / size_shown, 4)
             retention.append({"month": month.isoformat()[:7], "offset": offset, "share": share})
             month, offset = month_end(month) + dt.timedelta(days=1), offset + 1
-        rows.append({"cohort": cohort.isoformat()[:7], "size": size, "retention": retention})
+        rows.append({"cohort": cohort.isoformat()[:7], "size": size_shown, "retention": retention})
     return rows
 
 
 def dormant(
-    engine: sa.Engine, registry: Registry, today: dt.date, min_group: int
+    engine: sa.Engine, registry: Registry, today: dt.date, min_group: int, *, exact: bool = False
 ) -> dict[str, Any]:
     """Users active in the first full month after go-live but not in the last 30 days."""
     baseline = go_live_baseline(registry.portal.go_live, month_period(today))
@@ -383,35 +473,54 @@ def dormant(
     active_recently = sa.exists().where(u.c.user_id == um.c.user_id, between(u.c.day, recent))
     department = dept(um.c.department)
     query = (
-        sa.select(department.label("key"), sa.func.count())
+        sa.select(department.label("key"), sa.func.count(), sa.func.sum(um.c.person_key))
         .where(um.c.month == baseline.start, ~active_recently)
         .group_by(department)
         .order_by(department)
     )
     with connect(engine) as conn:
-        rows = [{"key": k, "users": int(n)} for k, n in conn.execute(query)]
-    total = sum(r["users"] for r in rows)
+        counts = [(k, _count(n, pk)) for k, n, pk in conn.execute(query)]
+        if not counts:
+            # the baseline month's people may be past the retention (rebuild.purge_people):
+            # its count is kept, who was in it is not -- so dormancy is no longer known
+            ms, any_person = T_MONTH_STATS, sa.exists().where(um.c.month == baseline.start)
+            had = conn.execute(sa.select(ms.c.active_users).where(ms.c.month == baseline.start))
+            if (had.scalar() or 0) > 0 and not conn.execute(sa.select(any_person)).scalar():
+                return {
+                    "baseline": baseline.start.isoformat()[:7],
+                    "users": None,
+                    "rows": [],
+                    "past_retention": True,
+                }
+    total: Count = NONE
+    rows: list[Row] = []
+    for key, n in counts:
+        total = (total[0] + n[0], (total[1] + n[1]) % MOD)
+        row: Row = {"key": key, "users": shown(n, exact)}
+        rows.append(_hide(row) if 0 < n[0] < min_group else row)
     return {
         "baseline": baseline.start.isoformat()[:7],
-        "users": total if total >= min_group else None,
-        "rows": suppress_rows(rows, min_group),
+        "users": shown(total, exact) if total[0] >= min_group else None,
+        "rows": rows,
     }
 
 
-def departments(engine: sa.Engine, registry: Registry, period: Period, min_group: int) -> list[Row]:
+def departments(
+    engine: sa.Engine, registry: Registry, period: Period, min_group: int, *, exact: bool = False
+) -> list[Row]:
     """Active users per department, and their share of head count where the registry has it."""
     with connect(engine) as conn:
         counts = spans.count_users(conn, spans.user_rows(period, lambda w: dept(w.c.department)))
-    rows: list[Row] = [{"key": k, "users": n} for k, n in sorted(counts.items())]
+    for dep in registry.departments:  # departments that never arrived still get a row
+        counts.setdefault(dep.id, NONE)
     heads = {d.id: d.headcount for d in registry.departments}
     names = {d.id: d.name for d in registry.departments}
-    for dep in registry.departments:  # departments that never arrived still get a row
-        if dep.id not in {r["key"] for r in rows}:
-            rows.append({"key": dep.id, "users": 0})
-    rows.sort(key=lambda r: r["key"])
     out = []
-    for row in suppress_rows(rows, min_group):
-        headcount = heads.get(row["key"])
+    for key, n in sorted(counts.items()):
+        row: Row = {"key": key, "users": shown(n, exact)}
+        if 0 < n[0] < min_group:
+            row = _hide(row)
+        headcount = heads.get(key)
         share = (
             round(row["users"] / headcount, 4)
             if headcount and row.get("users") is not None
@@ -422,7 +531,7 @@ def departments(engine: sa.Engine, registry: Registry, period: Period, min_group
                 **row,
                 "headcount": headcount,
                 "share": share,
-                "name": names[row["key"]].en if row["key"] in names else None,
+                "name": names[key].en if key in names else None,
             }
         )
     return out

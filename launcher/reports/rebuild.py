@@ -13,15 +13,23 @@ import sqlalchemy as sa
 
 from launcher import db
 from launcher.dates import month_of, utc
+from launcher.reports import cellkey
 from launcher.reports.rollups import (
+    BEFORE_RETENTION,
     ROLLUP_LOCK,
     ROLLUP_TABLES,
     SPAN_TABLES,
     T_COHORT_MONTH,
+    T_DAY_STATS,
     T_LAUNCH,
     T_SIGNIN,
     T_USER_DAY,
+    T_USER_DAY_APP,
     T_USER_FIRST,
+    T_USER_MONTH,
+    T_USER_MONTH_APP,
+    T_USER_SPAN,
+    T_USER_SPAN_APP,
     prune_cell_seen,
 )
 from launcher.signins import join as gateway
@@ -61,7 +69,42 @@ def purge_raw(
                 break
     with db.serialized_write(engine, ROLLUP_LOCK) as conn:
         prune_cell_seen(conn, now.date())
+        purge_people(conn, month_of((now - dt.timedelta(days=retention_days)).date()))
     return deleted
+
+
+PER_PERSON_DAYS = (T_USER_DAY, T_USER_DAY_APP)
+PER_PERSON_MONTHS = (T_USER_MONTH, T_USER_MONTH_APP)
+
+
+def purge_people(conn: sa.Connection, month: dt.date) -> None:
+    """Per-person rollups go with the raw events (docs/PRIVACY.md: "after 400 days only
+    counts"): rows of days and months before ``month`` are deleted, those months' bits are
+    cleared from the span rows, and a person first seen before it keeps only that fact
+    (cohort :data:`BEFORE_RETENTION`, never shown) -- or nothing, when not seen since.
+    The per-month, per-day and per-cohort counts (with their cell keys) stay."""
+    for table in PER_PERSON_DAYS:
+        conn.execute(sa.delete(table).where(table.c.day < month))
+    for table in PER_PERSON_MONTHS:
+        conn.execute(sa.delete(table).where(table.c.month < month))
+    for table, masks in ((T_USER_SPAN, ("active", "launched")), (T_USER_SPAN_APP, ("months",))):
+        years = conn.execute(sa.select(table.c.year).distinct()).scalars().all()
+        for year in years:
+            before = min(max((month.year - year) * 12 + month.month - 1, 0), 24)
+            if before == 0:
+                continue
+            keep = ((1 << 24) - 1) & ~((1 << before) - 1)
+            conn.execute(
+                sa.update(table)
+                .where(table.c.year == year)
+                .values({c: table.c[c].bitwise_and(keep) for c in masks})
+            )
+            conn.execute(sa.delete(table).where(table.c.year == year, table.c[masks[0]] == 0))
+    uf, ud = T_USER_FIRST, T_USER_DAY
+    seen_since = sa.exists().where(ud.c.user_id == uf.c.user_id)
+    old = sa.and_(uf.c.first_day < month, uf.c.first_day > BEFORE_RETENTION)
+    conn.execute(sa.delete(uf).where(old, ~seen_since))
+    conn.execute(sa.update(uf).where(old).values(first_day=BEFORE_RETENTION))
 
 
 def rebuild(engine: sa.Engine, tz: ZoneInfo) -> int:
@@ -100,7 +143,8 @@ def _rebuild_launches(engine: sa.Engine, tz: ZoneInfo) -> int:
         # left may be partial (its edge may precede the cut). Rebuild from the first month
         # whose raw events are all there; older rollups are all that is left of them.
         purged = conn.execute(
-            sa.select(T_USER_DAY.c.day).where(T_USER_DAY.c.day < oldest.date()).limit(1)
+            # day_stats, not user_day: the per-person rows of purged months are gone too
+            sa.select(T_DAY_STATS.c.day).where(T_DAY_STATS.c.day < oldest.date()).limit(1)
         ).first()
     start = min(month_of(oldest.date()), month_of(oldest.astimezone(tz).date()))
     if purged is not None:
@@ -112,8 +156,10 @@ def _rebuild_launches(engine: sa.Engine, tz: ZoneInfo) -> int:
                 conn.execute(sa.delete(table))
             elif table is T_USER_FIRST:
                 conn.execute(sa.delete(table).where(table.c.first_day >= start))
-            elif table is T_COHORT_MONTH:
-                conn.execute(sa.delete(table).where(table.c.month >= start))
+            elif table is T_COHORT_MONTH:  # older cohorts' members may be purged: kept
+                conn.execute(
+                    sa.delete(table).where(table.c.month >= start, table.c.cohort >= start)
+                )
             else:
                 col = table.c.month if "month" in table.c else table.c.day
                 conn.execute(sa.delete(table).where(col >= start))
@@ -147,51 +193,70 @@ def _rebuild_sql(conn: sa.Connection, start: dt.date, tz: ZoneInfo) -> None:
 
     # Rows go in in key order, as they would have arrived live: a report reading a range of
     # days (or a year's span rows) then reads few pages.
-    run(f"""INSERT INTO usage_day (day, app_id, department, launches)
-        SELECT {day}, app_id, {dept}, COUNT(*) FROM launch_event WHERE ts >= :lo
+    # Cell keys (cellkey.py): each raw event's record key is derived here as the live upkeep
+    # derives it, so a rebuild reproduces the keys exactly; md5 runs once per event and table.
+    cellkey.register(conn)
+    lk, sk = cellkey.sql_launch_key(conn), cellkey.sql_signin_key(conn)
+    pk = cellkey.sql_person_key(conn, "user_id")
+    M = cellkey.MOD
+    run(f"""INSERT INTO usage_day (day, app_id, department, launches, launches_key)
+        SELECT {day}, app_id, {dept}, COUNT(*), SUM({lk}) % {M} FROM launch_event WHERE ts >= :lo
         GROUP BY {day}, app_id, {dept} ORDER BY {day}, app_id, {dept}""")
-    run(f"""INSERT INTO user_day_app (day, app_id, user_id, department, launches)
-        SELECT {day}, app_id, user_id, MAX({dept}), COUNT(*) FROM launch_event WHERE ts >= :lo
+    run(f"""INSERT INTO user_day_app (day, app_id, user_id, department, launches, person_key,
+            launches_key)
+        SELECT {day}, app_id, user_id, MAX({dept}), COUNT(*), {pk}, SUM({lk}) % {M}
+        FROM launch_event WHERE ts >= :lo
         GROUP BY {day}, app_id, user_id ORDER BY {day}, app_id, user_id""")
-    run(f"""INSERT INTO user_day (day, user_id, department, launches, signins)
-        SELECT d, user_id, MAX(dept), SUM(l), SUM(s) FROM (
-            SELECT {day} AS d, user_id, {dept} AS dept, 1 AS l, 0 AS s
-            FROM launch_event WHERE ts >= :lo
+    # the launches of a user's day are the sum of its apps' (one pass over launch_event less)
+    run(f"""INSERT INTO user_day (day, user_id, department, launches, signins, person_key,
+            launches_key, signins_key)
+        SELECT d, user_id, MAX(dept), SUM(l), SUM(s), {pk}, SUM(lk) % {M}, SUM(sk) % {M} FROM (
+            SELECT day AS d, user_id, department AS dept, launches AS l, 0 AS s,
+                launches_key AS lk, 0 AS sk
+            FROM user_day_app WHERE day >= :start
             UNION ALL
-            SELECT {day} AS d, user_id, {dept} AS dept, 0 AS l, 1 AS s
+            SELECT {day} AS d, user_id, {dept} AS dept, 0 AS l, 1 AS s, 0 AS lk, {sk} AS sk
             FROM signin_event WHERE ts >= :lo
         ) AS e GROUP BY d, user_id ORDER BY d, user_id""")
     m = month_of_day.format("day")
-    run(f"""INSERT INTO user_month (month, user_id, department, launches, signins)
-        SELECT {m}, user_id, MAX(department), SUM(launches), SUM(signins)
+    run(f"""INSERT INTO user_month (month, user_id, department, launches, signins, person_key,
+            launches_key, signins_key)
+        SELECT {m}, user_id, MAX(department), SUM(launches), SUM(signins), MAX(person_key),
+            SUM(launches_key) % {M}, SUM(signins_key) % {M}
         FROM user_day WHERE day >= :start GROUP BY {m}, user_id ORDER BY {m}, user_id""")
-    run(f"""INSERT INTO user_month_app (month, app_id, user_id, launches)
-        SELECT {m}, app_id, user_id, SUM(launches)
+    run(f"""INSERT INTO user_month_app (month, app_id, user_id, launches, person_key,
+            launches_key)
+        SELECT {m}, app_id, user_id, SUM(launches), MAX(person_key), SUM(launches_key) % {M}
         FROM user_day_app WHERE day >= :start GROUP BY {m}, app_id, user_id
         ORDER BY {m}, app_id, user_id""")
     run("""INSERT INTO user_first (user_id, first_day, department)
         SELECT user_id, MIN(day), MAX(department) FROM user_day WHERE day >= :start
         GROUP BY user_id ON CONFLICT (user_id) DO NOTHING""")
-    run("""INSERT INTO month_stats (month, active_users, launchers, launches, signins)
-        SELECT month, COUNT(*), SUM(CASE WHEN launches > 0 THEN 1 ELSE 0 END), SUM(launches),
-               SUM(signins)
-        FROM user_month WHERE month >= :start GROUP BY month""")
-    run("""INSERT INTO day_stats (day, active_users, launchers, launches, signins)
-        SELECT day, COUNT(*), SUM(CASE WHEN launches > 0 THEN 1 ELSE 0 END), SUM(launches),
-               SUM(signins)
-        FROM user_day WHERE day >= :start GROUP BY day""")
+    for stats, per_user, when in (
+        ("month_stats", "user_month", "month"),
+        ("day_stats", "user_day", "day"),
+    ):
+        run(f"""INSERT INTO {stats} ({when}, active_users, launchers, launches, signins,
+                active_key, launchers_key, launches_key, signins_key)
+            SELECT {when}, COUNT(*), SUM(CASE WHEN launches > 0 THEN 1 ELSE 0 END),
+                SUM(launches), SUM(signins), SUM(person_key) % {M},
+                SUM(CASE WHEN launches > 0 THEN person_key ELSE 0 END) % {M},
+                SUM(launches_key) % {M}, SUM(signins_key) % {M}
+            FROM {per_user} WHERE {when} >= :start GROUP BY {when}""")
     _rebuild_spans(run, sqlite)
-    run("""INSERT INTO month_app (month, app_id, launches, users)
-        SELECT month, app_id, SUM(launches), COUNT(*)
+    run(f"""INSERT INTO month_app (month, app_id, launches, users, launches_key, users_key)
+        SELECT month, app_id, SUM(launches), COUNT(*), SUM(launches_key) % {M},
+            SUM(person_key) % {M}
         FROM user_month_app WHERE month >= :start GROUP BY month, app_id""")
     f = month_of_day.format("f.first_day")
-    run(f"""INSERT INTO cohort_month (cohort, month, users)
-        SELECT {f}, m.month, COUNT(*) FROM user_month AS m
+    run(f"""INSERT INTO cohort_month (cohort, month, users, users_key)
+        SELECT {f}, m.month, COUNT(*), SUM(m.person_key) % {M} FROM user_month AS m
         JOIN user_first AS f ON f.user_id = m.user_id
-        WHERE m.month >= :start GROUP BY {f}, m.month""")
+        WHERE m.month >= :start AND f.first_day >= :start GROUP BY {f}, m.month""")
     cells = _local_cells_sql(conn, tz, local_lo)
-    run(f"""INSERT INTO month_cell (month, weekday, hour, launches, users)
-        SELECT month, weekday, hour, COUNT(*), COUNT(DISTINCT user_id) FROM ({cells}) AS c
+    run(f"""INSERT INTO month_cell (month, weekday, hour, launches, users, launches_key)
+        SELECT month, weekday, hour, COUNT(*), COUNT(DISTINCT user_id), SUM(rk) % {M}
+        FROM ({cells}) AS c
         GROUP BY month, weekday, hour""")
     recent = month_of(month_of(dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=1))
     params["recent"] = recent.isoformat() if sqlite else recent
@@ -209,21 +274,25 @@ def _rebuild_spans(run: Callable[[str], None], sqlite: bool) -> None:
         year = "CAST(EXTRACT(YEAR FROM {0}) AS INTEGER)"
         month = "CAST(EXTRACT(MONTH FROM {0}) AS INTEGER)"
     y, mo = year.format("day"), month.format("day")
-    run(f"""INSERT INTO user_span (year, user_id, department, active, launched)
+    run(f"""INSERT INTO user_span (year, user_id, department, active, launched, person_key)
         WITH m AS (
-            SELECT {y} AS y, {mo} AS mo, user_id, department, MAX(launches) AS launches
+            SELECT {y} AS y, {mo} AS mo, user_id, department, MAX(launches) AS launches,
+                MAX(person_key) AS pk
             FROM user_day GROUP BY {y}, {mo}, user_id, department)
-        SELECT y, user_id, department, SUM(bit), SUM(CASE WHEN launches > 0 THEN bit ELSE 0 END)
-        FROM (SELECT y, user_id, department, launches, 1 << (mo - 1) AS bit FROM m
+        SELECT y, user_id, department, SUM(bit), SUM(CASE WHEN launches > 0 THEN bit ELSE 0 END),
+            MAX(pk)
+        FROM (SELECT y, user_id, department, launches, pk, 1 << (mo - 1) AS bit FROM m
               UNION ALL
-              SELECT y - 1, user_id, department, launches, 1 << (mo + 11) FROM m) AS s
+              SELECT y - 1, user_id, department, launches, pk, 1 << (mo + 11) FROM m) AS s
         GROUP BY y, user_id, department ORDER BY y, user_id, department""")
     y, mo = year.format("month"), month.format("month")
-    run(f"""INSERT INTO user_span_app (year, app_id, user_id, months)
-        SELECT y, app_id, user_id, SUM(bit)
-        FROM (SELECT {y} AS y, app_id, user_id, 1 << ({mo} - 1) AS bit FROM user_month_app
+    run(f"""INSERT INTO user_span_app (year, app_id, user_id, months, person_key)
+        SELECT y, app_id, user_id, SUM(bit), MAX(person_key)
+        FROM (SELECT {y} AS y, app_id, user_id, person_key, 1 << ({mo} - 1) AS bit
+              FROM user_month_app
               UNION ALL
-              SELECT {y} - 1, app_id, user_id, 1 << ({mo} + 11) FROM user_month_app) AS s
+              SELECT {y} - 1, app_id, user_id, person_key, 1 << ({mo} + 11)
+              FROM user_month_app) AS s
         GROUP BY y, app_id, user_id ORDER BY y, app_id, user_id""")
 
 
@@ -237,7 +306,8 @@ def _local_cells_sql(conn: sa.Connection, tz: ZoneInfo, since: dt.datetime) -> s
         local = "(ts AT TIME ZONE :tz)"
         return f"""SELECT CAST(date_trunc('month', {local}) AS date) AS month,
             CAST(EXTRACT(ISODOW FROM {local}) AS integer) - 1 AS weekday,
-            CAST(EXTRACT(HOUR FROM {local}) AS integer) AS hour, user_id
+            CAST(EXTRACT(HOUR FROM {local}) AS integer) AS hour, user_id,
+            {cellkey.sql_launch_key(conn)} AS rk
             FROM launch_event WHERE ts >= :local_lo"""
     conn.exec_driver_sql("DROP TABLE IF EXISTS temp.tz_offset")
     conn.exec_driver_sql("CREATE TEMP TABLE tz_offset (start TEXT, stop TEXT, seconds INTEGER)")
@@ -261,6 +331,7 @@ def _local_cells_sql(conn: sa.Connection, tz: ZoneInfo, since: dt.datetime) -> s
     local = "datetime(l.ts, o.seconds || ' seconds')"
     return f"""SELECT strftime('%Y-%m-01', {local}) AS month,
         (CAST(strftime('%w', {local}) AS INTEGER) + 6) % 7 AS weekday,
-        CAST(strftime('%H', {local}) AS INTEGER) AS hour, l.user_id AS user_id
+        CAST(strftime('%H', {local}) AS INTEGER) AS hour, l.user_id AS user_id,
+        {cellkey.sql_launch_key(conn)} AS rk
         FROM launch_event AS l JOIN tz_offset AS o ON l.ts >= o.start AND l.ts < o.stop
         WHERE l.ts >= :local_lo"""

@@ -46,12 +46,16 @@ from launcher.models import (
     UserSpanApp,
     table,
 )
+from launcher.reports import cellkey
 from launcher.signins import join as gateway
 
 log = logging.getLogger(__name__)
 
 ROLLUP_LOCK = FLUSH_LOCK  # rebuilds and flushes exclude each other
 CELL_SEEN_MONTHS = 2  # months of heatmap membership kept for incremental upkeep
+# user_first's day for a person first seen before the raw retention (rebuild.purge_people):
+# their cohort is no longer known, and their later months count in no cohort
+BEFORE_RETENTION = dt.date(1, 1, 1)
 
 T_USAGE_DAY = table(UsageDay)
 T_USER_DAY = table(UserDay)
@@ -96,61 +100,78 @@ def span_bits(month: dt.date) -> tuple[tuple[int, int], tuple[int, int]]:
 
 @dataclass
 class _Batch:
-    """A flush's events, aggregated in memory by every rollup key."""
+    """A flush's events, aggregated in memory by every rollup key. Each count goes with the
+    sum of its records' keys (see cellkey.py), kept modulo 2**32 when written."""
 
-    usage_day: Counter[tuple[dt.date, str, str]]
-    user_day: dict[tuple[dt.date, str], list[Any]]  # [department, launches, signins]
-    user_day_app: dict[tuple[dt.date, str, str], list[Any]]  # [department, launches]
-    user_month: dict[tuple[dt.date, str], list[Any]]  # [department, launches, signins]
+    usage_day: dict[tuple[dt.date, str, str], list[int]]  # [launches, key]
+    # [department, launches, signins, launches key, signins key]
+    user_day: dict[tuple[dt.date, str], list[Any]]
+    user_day_app: dict[tuple[dt.date, str, str], list[Any]]  # [department, launches, key]
+    user_month: dict[tuple[dt.date, str], list[Any]]  # as user_day
     user_first: dict[str, tuple[dt.date, str]]
-    cells: Counter[tuple[dt.date, int, int]]
+    cells: dict[tuple[dt.date, int, int], list[int]]  # [launches, key]
     cell_users: set[tuple[dt.date, int, int, str]]
-    user_month_app: Counter[tuple[dt.date, str, str]]
+    user_month_app: dict[tuple[dt.date, str, str], list[int]]  # [launches, key]
 
 
 def _aggregate(launches: Sequence[Launch], signins: Sequence[SignIn], tz: ZoneInfo) -> _Batch:
     """Fold a batch into every rollup key. Events are first counted per quarter hour, app, user
     and department -- cheap, per event -- and the date and time-zone work is done once per
     group: this runs in the writer thread for every flush, beside the event loop."""
-    groups: Counter[tuple[int, int, int, int, int, str | None, str, str]] = Counter()
+    groups: dict[tuple[int, int, int, int, int, str | None, str, str], list[int]] = {}
     for e in launches:
         ts = e.ts if e.ts.tzinfo is dt.UTC else utc(e.ts)
         # quarter hours: every time zone's offset is a multiple of 15 minutes
         key = (ts.year, ts.month, ts.day, ts.hour, ts.minute // 15)
-        groups[(*key, e.app_id, e.user_id, e.department or "")] += 1
+        g = groups.setdefault((*key, e.app_id, e.user_id, e.department or ""), [0, 0])
+        g[0] += 1
+        g[1] += cellkey.launch_key(ts, e.app_id, e.user_id)
     for s in signins:
         ts = s.ts if s.ts.tzinfo is dt.UTC else utc(s.ts)
         key = (ts.year, ts.month, ts.day, ts.hour, ts.minute // 15)
-        groups[(*key, None, s.user_id, s.department or "")] += 1
+        g = groups.setdefault((*key, None, s.user_id, s.department or ""), [0, 0])
+        g[0] += 1
+        g[1] += cellkey.signin_key(ts, s.user_id)
 
-    b = _Batch(Counter(), {}, {}, {}, {}, Counter(), set(), Counter())
+    b = _Batch({}, {}, {}, {}, {}, {}, set(), {})
     local_cells: dict[tuple[int, int, int, int, int], tuple[dt.date, int, int]] = {}
-    for (y, mo, d, h, q, app, user, dept), n in groups.items():
+    for (y, mo, d, h, q, app, user, dept), (n, k) in groups.items():
         day, month = dt.date(y, mo, d), dt.date(y, mo, 1)
-        ud = b.user_day.setdefault((day, user), [dept, 0, 0])
-        um = b.user_month.setdefault((month, user), [dept, 0, 0])
+        ud = b.user_day.setdefault((day, user), [dept, 0, 0, 0, 0])
+        um = b.user_month.setdefault((month, user), [dept, 0, 0, 0, 0])
         ud[0], um[0] = max(ud[0], dept), max(um[0], dept)  # as the SQL rebuild's MAX()
         first = b.user_first.get(user)
         b.user_first[user] = (min(day, first[0]), max(dept, first[1])) if first else (day, dept)
         if app is None:  # sign-ins
             ud[2] += n
             um[2] += n
+            ud[4] += k
+            um[4] += k
             continue
         ud[1] += n
         um[1] += n
-        b.usage_day[(day, app, dept)] += n
-        uda = b.user_day_app.setdefault((day, app, user), [dept, 0])
+        ud[3] += k
+        um[3] += k
+        _add(b.usage_day, (day, app, dept), n, k)
+        uda = b.user_day_app.setdefault((day, app, user), [dept, 0, 0])
         uda[0] = max(uda[0], dept)
         uda[1] += n
-        b.user_month_app[(month, app, user)] += n
+        uda[2] += k
+        _add(b.user_month_app, (month, app, user), n, k)
         cell = local_cells.get((y, mo, d, h, q))
         if cell is None:
             local = dt.datetime(y, mo, d, h, q * 15, tzinfo=dt.UTC).astimezone(tz)
             cell = (month_of(local.date()), local.weekday(), local.hour)
             local_cells[(y, mo, d, h, q)] = cell
-        b.cells[cell] += n
+        _add(b.cells, cell, n, k)
         b.cell_users.add((*cell, user))
     return b
+
+
+def _add(into: dict[Any, list[int]], key: Any, n: int, k: int) -> None:
+    entry = into.setdefault(key, [0, 0])
+    entry[0] += n
+    entry[1] += k
 
 
 # The upkeep below runs on every flush, so it talks to the driver directly: SQLAlchemy's
@@ -173,14 +194,18 @@ def _upsert_add(
     add: Iterable[str] = (),
     keep_max: Iterable[str] = (),
     bits: Iterable[str] = (),
+    add_keys: Iterable[str] = (),
 ) -> None:
-    """INSERT rows; on a key conflict add the ``add`` columns, keep the greater value of the
-    ``keep_max`` columns and OR the bit masks in ``bits``."""
+    """INSERT rows; on a key conflict add the ``add`` columns, add the cell keys in
+    ``add_keys`` modulo 2**32, keep the greater value of the ``keep_max`` columns and OR the
+    bit masks in ``bits``."""
     if not rows:
         return
     cols = list(rows[0])
     keys = [c.name for c in table.primary_key.columns]
     sets = [f"{c} = {table.name}.{c} + excluded.{c}" for c in add]
+    mod = "%" if conn.dialect.name == "sqlite" else "%%"  # psycopg's placeholders use %
+    sets += [f"{c} = ({table.name}.{c} + excluded.{c}) {mod} {cellkey.MOD}" for c in add_keys]
     # MAX, like the SQL rebuild: the two must agree when someone changes department
     t = table.name
     sets += [
@@ -250,6 +275,8 @@ def apply(
     # first: it reads user_first as it was before this batch (see signins/join.py)
     gateway.on_flush(conn, launches, signins)
     b = _aggregate(launches, signins, tz)
+    M = cellkey.MOD
+    pkeys = {u: cellkey.person_key(u) for u in b.user_first}
 
     # Totals first: they need to know which users and launchers are new this day or month.
     before = _existing(conn, T_USER_MONTH, ("month", "user_id"), b.user_month, ("launches",))
@@ -257,31 +284,51 @@ def apply(
         conn, T_USER_DAY, ("day", "user_id"), b.user_day, ("launches", "department")
     )
     before_app = _existing(conn, T_USER_MONTH_APP, ("month", "app_id", "user_id"), b.user_month_app)
-    _upsert_stats(conn, T_MONTH_STATS, "month", _stats(b.user_month, before))
-    _upsert_stats(conn, T_DAY_STATS, "day", _stats(b.user_day, before_day))
-    left = _spans(conn, b, before_day, before_app)
-    _cohorts(conn, b, {k for k in b.user_month if k not in before})
-    month_app: dict[tuple[dt.date, str], Counter[str]] = defaultdict(Counter)
-    for (month, app, user), n in b.user_month_app.items():
-        month_app[(month, app)]["launches"] += n
-        month_app[(month, app)]["users"] += (month, app, user) not in before_app
+    _upsert_stats(conn, T_MONTH_STATS, "month", _stats(b.user_month, before, pkeys))
+    _upsert_stats(conn, T_DAY_STATS, "day", _stats(b.user_day, before_day, pkeys))
+    left = _spans(conn, b, before_day, before_app, pkeys)
+    _cohorts(conn, b, {k for k in b.user_month if k not in before}, pkeys)
+    month_app: dict[tuple[dt.date, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for (month, app, user), (n, k) in b.user_month_app.items():
+        c = month_app[(month, app)]
+        c[0] += n
+        c[2] += k
+        if (month, app, user) not in before_app:
+            c[1] += 1
+            c[3] += pkeys[user]
     _upsert_add(
         conn,
         T_MONTH_APP,
         [
-            {"month": m, "app_id": a, "launches": c["launches"], "users": c["users"]}
-            for (m, a), c in month_app.items()
+            {
+                "month": m,
+                "app_id": a,
+                "launches": n,
+                "users": nu,
+                "launches_key": k % M,
+                "users_key": ku % M,
+            }
+            for (m, a), (n, nu, k, ku) in month_app.items()
         ],
         add=("launches", "users"),
+        add_keys=("launches_key", "users_key"),
     )
     _upsert_add(
         conn,
         T_USER_MONTH_APP,
         [
-            {"month": m, "app_id": a, "user_id": u, "launches": n}
-            for (m, a, u), n in b.user_month_app.items()
+            {
+                "month": m,
+                "app_id": a,
+                "user_id": u,
+                "launches": n,
+                "person_key": pkeys[u],
+                "launches_key": k % M,
+            }
+            for (m, a, u), (n, k) in b.user_month_app.items()
         ],
         add=("launches",),
+        add_keys=("launches_key",),
     )
     seen = _existing(conn, T_CELL_SEEN, ("month", "weekday", "hour", "user_id"), b.cell_users)
     new_cell_users = Counter(k[:3] for k in b.cell_users if k not in seen)
@@ -289,51 +336,73 @@ def apply(
         conn,
         T_MONTH_CELL,
         [
-            {"month": m, "weekday": w, "hour": h, "launches": n, "users": new_cell_users[(m, w, h)]}
-            for (m, w, h), n in b.cells.items()
+            {
+                "month": m,
+                "weekday": w,
+                "hour": h,
+                "launches": n,
+                "users": new_cell_users[(m, w, h)],
+                "launches_key": k % M,
+            }
+            for (m, w, h), (n, k) in b.cells.items()
         ],
         add=("launches", "users"),
+        add_keys=("launches_key",),
     )
     _insert_ignore(conn, T_CELL_SEEN, [k for k in b.cell_users if k not in seen])
 
-    _upsert_add(
-        conn,
-        T_USER_MONTH,
-        [
-            {"month": m, "user_id": u, "department": d, "launches": nl, "signins": ns}
-            for (m, u), (d, nl, ns) in b.user_month.items()
-        ],
-        add=("launches", "signins"),
-        keep_max=("department",),
-    )
-    _upsert_add(
-        conn,
-        T_USER_DAY,
-        [
-            {"day": day, "user_id": u, "department": d, "launches": nl, "signins": ns}
-            for (day, u), (d, nl, ns) in b.user_day.items()
-        ],
-        add=("launches", "signins"),
-        keep_max=("department",),
-    )
+    for per_user, when, counts in (
+        (T_USER_MONTH, "month", b.user_month),
+        (T_USER_DAY, "day", b.user_day),
+    ):
+        _upsert_add(
+            conn,
+            per_user,
+            [
+                {
+                    when: w,
+                    "user_id": u,
+                    "department": d,
+                    "launches": nl,
+                    "signins": ns,
+                    "person_key": pkeys[u],
+                    "launches_key": kl % M,
+                    "signins_key": ks % M,
+                }
+                for (w, u), (d, nl, ns, kl, ks) in counts.items()
+            ],
+            add=("launches", "signins"),
+            add_keys=("launches_key", "signins_key"),
+            keep_max=("department",),
+        )
     _upsert_add(
         conn,
         T_USER_DAY_APP,
         [
-            {"day": day, "app_id": a, "user_id": u, "department": d, "launches": n}
-            for (day, a, u), (d, n) in b.user_day_app.items()
+            {
+                "day": day,
+                "app_id": a,
+                "user_id": u,
+                "department": d,
+                "launches": n,
+                "person_key": pkeys[u],
+                "launches_key": k % M,
+            }
+            for (day, a, u), (d, n, k) in b.user_day_app.items()
         ],
         add=("launches",),
+        add_keys=("launches_key",),
         keep_max=("department",),
     )
     _upsert_add(
         conn,
         T_USAGE_DAY,
         [
-            {"day": day, "app_id": a, "department": d, "launches": n}
-            for (day, a, d), n in b.usage_day.items()
+            {"day": day, "app_id": a, "department": d, "launches": n, "launches_key": k % M}
+            for (day, a, d), (n, k) in b.usage_day.items()
         ],
         add=("launches",),
+        add_keys=("launches_key",),
     )
     db.insert_rows(
         conn,
@@ -349,28 +418,40 @@ def apply(
 
 
 _STATS = ("active_users", "launchers", "launches", "signins")
+_STAT_KEYS = ("active_key", "launchers_key", "launches_key", "signins_key")
 
 
 def _stats(
-    counts: dict[tuple[dt.date, str], list[Any]], before: dict[tuple[Any, ...], tuple[Any, ...]]
+    counts: dict[tuple[dt.date, str], list[Any]],
+    before: dict[tuple[Any, ...], tuple[Any, ...]],
+    pkeys: dict[str, int],
 ) -> dict[dt.date, Counter[str]]:
-    """Per day or month, the batch's additions to the totals: users and launchers count once."""
+    """Per day or month, the batch's additions to the totals: users and launchers count once,
+    and add their person key to the cell key once."""
     stats: dict[dt.date, Counter[str]] = defaultdict(Counter)
-    for (when, user), (_, n_launch, n_signin) in counts.items():
+    for (when, user), (_, n_launch, n_signin, k_launch, k_signin) in counts.items():
         s = stats[when]
         old = before.get((when, user))
+        new_launcher = n_launch > 0 and (old is None or old[0] == 0)
         s["active_users"] += old is None
-        s["launchers"] += n_launch > 0 and (old is None or old[0] == 0)
+        s["active_key"] += pkeys[user] if old is None else 0
+        s["launchers"] += new_launcher
+        s["launchers_key"] += pkeys[user] if new_launcher else 0
         s["launches"] += n_launch
         s["signins"] += n_signin
+        s["launches_key"] += k_launch
+        s["signins_key"] += k_signin
     return stats
 
 
 def _upsert_stats(
     conn: sa.Connection, table: sa.Table, key: str, stats: dict[dt.date, Counter[str]]
 ) -> None:
-    rows = [{key: when, **{k: c[k] for k in _STATS}} for when, c in stats.items()]
-    _upsert_add(conn, table, rows, add=_STATS)
+    rows = [
+        {key: when, **{k: c[k] for k in _STATS}, **{k: c[k] % cellkey.MOD for k in _STAT_KEYS}}
+        for when, c in stats.items()
+    ]
+    _upsert_add(conn, table, rows, add=_STATS, add_keys=_STAT_KEYS)
 
 
 def _spans(
@@ -378,6 +459,7 @@ def _spans(
     b: _Batch,
     before_day: dict[tuple[Any, ...], tuple[Any, ...]],
     before_app: dict[tuple[Any, ...], tuple[Any, ...]],
+    pkeys: dict[str, int],
 ) -> set[tuple[dt.date, str, str]]:
     """Mirror the batch's new user_day and user_month_app rows (and user_day rows that change
     department or launch for the first time) into the span rollups; the bits of the others
@@ -389,7 +471,7 @@ def _spans(
     """
     sets: dict[tuple[int, str, str], list[int]] = defaultdict(lambda: [0, 0])
     left: set[tuple[dt.date, str, str]] = set()
-    for (day, user), (dept, n_launch, _) in b.user_day.items():
+    for (day, user), (dept, n_launch, *_) in b.user_day.items():
         old = before_day.get((day, user))  # (launches, department)
         launched = n_launch > 0 or (old is not None and old[0] > 0)
         if old is not None:
@@ -406,7 +488,14 @@ def _spans(
         conn,
         T_USER_SPAN,
         [
-            {"year": y, "user_id": u, "department": d, "active": a, "launched": la}
+            {
+                "year": y,
+                "user_id": u,
+                "department": d,
+                "active": a,
+                "launched": la,
+                "person_key": pkeys[u],
+            }
             for (y, u, d), (a, la) in sets.items()
         ],
         bits=("active", "launched"),
@@ -418,7 +507,10 @@ def _spans(
     _upsert_add(
         conn,
         T_USER_SPAN_APP,
-        [{"year": y, "app_id": a, "user_id": u, "months": m} for (y, a, u), m in app_bits.items()],
+        [
+            {"year": y, "app_id": a, "user_id": u, "months": m, "person_key": pkeys[u]}
+            for (y, a, u), m in app_bits.items()
+        ],
         bits=("months",),
     )
     return left
@@ -446,7 +538,12 @@ def _recheck_spans(conn: sa.Connection, left: set[tuple[dt.date, str, str]]) -> 
             )
 
 
-def _cohorts(conn: sa.Connection, b: _Batch, new_user_months: set[tuple[dt.date, str]]) -> None:
+def _cohorts(
+    conn: sa.Connection,
+    b: _Batch,
+    new_user_months: set[tuple[dt.date, str]],
+    pkeys: dict[str, int],
+) -> None:
     """Count new (month, user) rows into the cohort of the user's first month.
 
     When a batch reveals an earlier first day (a late spool replay), the user moves to the
@@ -460,7 +557,9 @@ def _cohorts(conn: sa.Connection, b: _Batch, new_user_months: set[tuple[dt.date,
         conn, T_USER_FIRST, ("user_id",), ((u,) for u in users), ("first_day",)
     )
     delta: Counter[tuple[dt.date, dt.date]] = Counter()
+    key_delta: Counter[tuple[dt.date, dt.date]] = Counter()
     for user in users:
+        pk = pkeys[user]
         old = first_before.get((user,))
         old_cohort = month_of(old[0]) if old else None
         new_cohort = month_of(min(b.user_first[user][0], old[0] if old else dt.date.max))
@@ -471,13 +570,23 @@ def _cohorts(conn: sa.Connection, b: _Batch, new_user_months: set[tuple[dt.date,
             for month in months:
                 delta[(old_cohort, month)] -= 1
                 delta[(new_cohort, month)] += 1
+                key_delta[(old_cohort, month)] -= pk
+                key_delta[(new_cohort, month)] += pk
+        if new_cohort == BEFORE_RETENTION:
+            continue
         for month in new_months[user]:
             delta[(new_cohort, month)] += 1
+            key_delta[(new_cohort, month)] += pk
     _upsert_add(
         conn,
         T_COHORT_MONTH,
-        [{"cohort": c, "month": m, "users": n} for (c, m), n in delta.items() if n],
+        [
+            {"cohort": c, "month": m, "users": n, "users_key": key_delta[(c, m)] % cellkey.MOD}
+            for (c, m), n in delta.items()
+            if n or key_delta[(c, m)] % cellkey.MOD
+        ],
         add=("users",),
+        add_keys=("users_key",),
     )
     if any(n < 0 for n in delta.values()):
         conn.execute(sa.delete(T_COHORT_MONTH).where(T_COHORT_MONTH.c.users == 0))

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from launcher.dates import month_end
 from launcher.registry import Registry
+from launcher.reports.cellkey import MOD, Count
 from launcher.reports.periods import Period
 from launcher.reports.rollups import (
     T_DAY_STATS,
@@ -103,17 +104,24 @@ def _user_in(span: _Span, launched: bool) -> sa.ColumnElement[bool]:
 
 
 def user_rows(period: Period, key: Key, launched: bool = False) -> list[sa.Select[Any]]:
-    """(key, user_id) of the users active in the period (who launched, with ``launched``);
-    a user in several departments has a row in each."""
+    """(key, user_id, person_key) of the users active in the period (who launched, with
+    ``launched``); a user in several departments has a row in each."""
     w = T_USER_SPAN
     return [
-        sa.select(key(w).label("key"), w.c.user_id).where(w.c.year == s.year, _user_in(s, launched))
+        sa.select(key(w).label("key"), w.c.user_id, w.c.person_key).where(
+            w.c.year == s.year, _user_in(s, launched)
+        )
         for s in _spans(period)
     ]
 
 
-def active_and_launchers(conn: sa.Connection, period: Period) -> tuple[int, int]:
-    """Distinct users active in the period, and how many of them launched, in one pass.
+def _count(n: Any, k: Any) -> Count:
+    return int(n or 0), int(k or 0) % MOD
+
+
+def active_and_launchers(conn: sa.Connection, period: Period) -> tuple[Count, Count]:
+    """Distinct users active in the period, and how many of them launched, in one pass, each
+    with its cell key (the sum of the people's keys).
 
     A period without a whole month has at most two months of days: grouping their user_day
     rows by user is cheaper than the span rows and a probe per user (on PostgreSQL, which
@@ -122,34 +130,49 @@ def active_and_launchers(conn: sa.Connection, period: Period) -> tuple[int, int]
     if not any(s.whole for s in spans):
         u = T_USER_DAY
         per_user = (
-            sa.select(u.c.user_id, sa.func.max(u.c.launches).label("launches"))
+            sa.select(
+                sa.func.max(u.c.launches).label("launches"),
+                sa.func.max(u.c.person_key).label("pk"),
+            )
             .where(between(u.c.day, period))
             .group_by(u.c.user_id)
             .subquery()
         )
-        query = sa.select(sa.func.count(), sa.func.count(sa.case((per_user.c.launches > 0, 1))))
-        users, launchers = conn.execute(query).one()
-        return int(users), int(launchers)
-    w = T_USER_SPAN
-    selects = [
-        sa.select(w.c.user_id, sa.case((_user_in(s, True), w.c.user_id)).label("launcher")).where(
-            w.c.year == s.year, _user_in(s, False)
+    else:
+        w = T_USER_SPAN
+        selects = [
+            sa.select(
+                w.c.user_id,
+                w.c.person_key,
+                sa.case((_user_in(s, True), 1), else_=0).label("launched"),
+            ).where(w.c.year == s.year, _user_in(s, False))
+            for s in spans
+        ]
+        rows = sa.union_all(*selects).subquery() if len(selects) > 1 else selects[0].subquery()
+        per_user = (
+            sa.select(
+                sa.func.max(rows.c.launched).label("launches"),
+                sa.func.max(rows.c.person_key).label("pk"),
+            )
+            .group_by(rows.c.user_id)
+            .subquery()
         )
-        for s in spans
-    ]
-    rows = sa.union_all(*selects).subquery() if len(selects) > 1 else selects[0].subquery()
+    launched = per_user.c.launches > 0
     query = sa.select(
-        sa.func.count(sa.distinct(rows.c.user_id)), sa.func.count(sa.distinct(rows.c.launcher))
+        sa.func.count(),
+        sa.func.sum(per_user.c.pk),
+        sa.func.count(sa.case((launched, 1))),
+        sa.func.sum(sa.case((launched, per_user.c.pk), else_=0)),
     )
-    users, launchers = conn.execute(query).one()
-    return int(users), int(launchers)
+    users, users_key, launchers, launchers_key = conn.execute(query).one()
+    return _count(users, users_key), _count(launchers, launchers_key)
 
 
 def app_rows(
     period: Period, key: Key, apps: sa.ColumnElement[bool] | None = None
 ) -> list[sa.Select[Any]]:
-    """(key, user_id) per app (of ``apps``, a condition on ``app_id``) a user launched in the
-    period."""
+    """(key, user_id, person_key) per app (of ``apps``, a condition on ``app_id``) a user
+    launched in the period."""
     w, uda = T_USER_SPAN_APP, T_USER_DAY_APP
 
     def active_on(days: Period) -> sa.ColumnElement[bool]:
@@ -158,7 +181,7 @@ def app_rows(
         )
 
     return [
-        sa.select(key(w).label("key"), w.c.user_id).where(
+        sa.select(key(w).label("key"), w.c.user_id, w.c.person_key).where(
             w.c.year == s.year,
             _active_in(w.c.months, s, active_on),
             sa.true() if apps is None else apps,
@@ -167,7 +190,7 @@ def app_rows(
     ]
 
 
-def category_users(conn: sa.Connection, registry: Registry, period: Period) -> dict[str, int]:
+def category_users(conn: sa.Connection, registry: Registry, period: Period) -> dict[str, Count]:
     """Distinct users per category: a count per category over the rows of its own apps,
     which the span rows' key finds, rather than one count over every row mapped to its
     category (about twice as slow)."""
@@ -181,23 +204,26 @@ def category_users(conn: sa.Connection, registry: Registry, period: Period) -> d
         test = ~app_id.in_(categorized) if category == "other" else app_id.in_(apps[category])
         selects = app_rows(period, lambda w: w.c.app_id, test)
         rows = sa.union_all(*selects).subquery() if len(selects) > 1 else selects[0].subquery()
-        counts.append(sa.select(sa.literal(category), sa.func.count(sa.distinct(rows.c.user_id))))
-    return {k: int(n) for k, n in conn.execute(sa.union_all(*counts)) if n}
+        people = sa.select(rows.c.user_id, rows.c.person_key).distinct().subquery()
+        counts.append(
+            sa.select(sa.literal(category), sa.func.count(), sa.func.sum(people.c.person_key))
+        )
+    return {k: _count(n, pk) for k, n, pk in conn.execute(sa.union_all(*counts)) if n}
 
 
-def count_users(conn: sa.Connection, selects: list[sa.Select[Any]]) -> dict[str, int]:
-    """Distinct users per key of rows keyed by app or department: one span's rows hold each
-    (key, user) once, rows from several spans need deduplicating."""
+def count_users(conn: sa.Connection, selects: list[sa.Select[Any]]) -> dict[str, Count]:
+    """Distinct users per key of rows keyed by app or department, with their cell keys: one
+    span's rows hold each (key, user) once, rows from several spans need deduplicating."""
     rows = selects[0].subquery()
     if len(selects) > 1:
         rows = sa.union(*selects).subquery()
-    query = sa.select(rows.c.key, sa.func.count()).group_by(rows.c.key)
-    return {key_of(k): int(n) for k, n in conn.execute(query)}
+    query = sa.select(rows.c.key, sa.func.count(), sa.func.sum(rows.c.person_key))
+    return {key_of(k): _count(n, pk) for k, n, pk in conn.execute(query.group_by(rows.c.key))}
 
 
-def monthly_users(conn: sa.Connection, period: Period) -> dict[str, tuple[int, int]]:
+def monthly_users(conn: sa.Connection, period: Period) -> dict[str, tuple[Count, Count]]:
     """Per month of the period with activity: (active users, launchers)."""
-    out: dict[str, tuple[int, int]] = {}
+    out: dict[str, tuple[Count, Count]] = {}
     whole = []
     for month in period.months():
         days = Period(max(period.start, month), min(period.end, month_end(month)))
@@ -205,11 +231,16 @@ def monthly_users(conn: sa.Connection, period: Period) -> dict[str, tuple[int, i
             whole.append(month)
             continue
         users, launchers = active_and_launchers(conn, days)
-        if users:
+        if users[0]:
             out[month.isoformat()[:7]] = (users, launchers)
     m = T_MONTH_STATS
-    query = sa.select(m.c.month, m.c.active_users, m.c.launchers).where(m.c.month.in_(whole))
-    for month, users, launchers in conn.execute(query):
+    query = sa.select(
+        m.c.month, m.c.active_users, m.c.active_key, m.c.launchers, m.c.launchers_key
+    ).where(m.c.month.in_(whole))
+    for month, users, users_key, launchers, launchers_key in conn.execute(query):
         if users:
-            out[month.isoformat()[:7]] = (int(users), int(launchers))
+            out[month.isoformat()[:7]] = (
+                _count(users, users_key),
+                _count(launchers, launchers_key),
+            )
     return out
