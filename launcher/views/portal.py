@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from itertools import groupby
 
 import anyio.to_thread
 import sqlalchemy as sa
@@ -13,7 +12,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from launcher import app_requests, personal
+from launcher import app_requests, grid, i18n, personal
+from launcher.auth import csrf
 from launcher.errors import NotFound
 from launcher.registry import ICON_DIR, ICON_FILE
 from launcher.views import announcements
@@ -21,6 +21,7 @@ from launcher.views.common import (
     context_of,
     get_session,
     keep_alive,
+    language,
     login_redirect,
     posted_form,
     render,
@@ -29,14 +30,25 @@ from launcher.views.common import (
 log = logging.getLogger(__name__)
 
 
+def _pieces(request: Request, lang: str) -> grid.Pieces:
+    """The grid's pieces for the registry in use, this language and today: built on the first
+    page after a reload (or at midnight, for the "new" badges), then shared by every page."""
+    p = context_of(request)
+    cache = request.app.state.__dict__.get("grid_pieces")
+    if cache is None:
+        cache = request.app.state.grid_pieces = grid.PiecesCache()
+    today = dt.datetime.now(dt.UTC).date()
+    return cache.get(p.templates.env, p.registry.current, lang, today, i18n.translator(lang))  # type: ignore[no-any-return]
+
+
 async def home(request: Request) -> Response:
     session = get_session(request)
     if session is None:
         return login_redirect(request)
     p = context_of(request)
     registry = p.registry.current
-    tiles = [app for app in registry.visible_apps(session.user.groups) if not app.hidden]
-    by_id = {app.id: app for app in tiles}
+    lang = language(request)
+    allowed = {app.id for app in registry.visible_apps(session.user.groups) if not app.hidden}
     try:
         starred, used = await anyio.to_thread.run_sync(
             personal.for_grid, p.engine, session.user.user_id
@@ -44,22 +56,18 @@ async def home(request: Request) -> Response:
     except sa.exc.SQLAlchemyError as exc:  # the grid works without them
         log.warning("favourites and recent apps unavailable: %s", exc)
         starred, used = [], []
-    favourites = [by_id[a] for a in starred if a in by_id]
-    recent = [by_id[a] for a in used if a in by_id][: personal.RECENT_MAX]
-    sections = [
-        (registry.category(category_id), list(apps))
-        for category_id, apps in groupby(tiles, key=lambda a: a.category)
-    ]
+    recent = [a for a in used if a in allowed][: personal.RECENT_MAX]
+    query = request.query_params.get("q", "")[:200]
+    token = csrf.token_for(p.settings.secret(), session.sid)
+    mine = grid.join(_pieces(request, lang), allowed, starred, recent, token, query)
     return render(
         request,
         "portal.html",
         {
-            "sections": sections,
-            "favourites": favourites,
-            "favourite_ids": {app.id for app in favourites},
-            "recent": recent,
-            "today": dt.datetime.now(dt.UTC).date(),
-            "has_tiles": bool(tiles),
+            "grid": mine.html,
+            "query": query,
+            "shown": mine.shown,
+            "has_tiles": bool(allowed),
             "asked": request.query_params.get("asked") == "1",
             **await announcements.banner(request, session),
         },

@@ -1,0 +1,137 @@
+"""The grid in a real browser: type-anywhere search and the keyboard, favourites in one's own
+order, both themes and both languages, a phone, speed. Same set-up as tests/test_browser.py
+(its fixtures and helpers are imported from there)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from launcher.settings import Settings
+from tests import test_browser as shared
+from tests.conftest import LiveServer
+from tests.test_browser import (
+    CLINICIAN,
+    EHR_URL,
+    NL,
+    Tab,
+    launches_within,
+    sign_in,
+    visible_tiles,
+)
+from tests.test_search import CASES
+
+pytestmark = pytest.mark.browser
+# the fixtures of tests/test_browser.py, under their own names
+playwright, browser, server, open_tab = (
+    shared.playwright,
+    shared.browser,
+    shared.server,
+    shared.open_tab,
+)
+
+
+def focused_href(page: Page) -> str | None:
+    href: str | None = page.evaluate("() => document.activeElement.getAttribute('href')")
+    return href
+
+
+# --- 1. type anywhere and the keyboard ----------------------------------------------------
+def test_the_script_matches_like_the_server(open_tab: Callable[..., Tab]) -> None:
+    """tests/test_search.py's table through static/portal.js's launcherSearch."""
+    page = sign_in(open_tab(), CLINICIAN)
+    found = page.evaluate(
+        "cases => cases.map(([q, texts]) =>"
+        " launcherSearch.matches(q, launcherSearch.haystack(texts)))",
+        [[q, texts] for q, texts, _ in CASES],
+    )
+    assert found == [expected for _, _, expected in CASES]
+
+
+def test_typing_anywhere_searches_and_the_arrows_move_between_results(
+    open_tab: Callable[..., Tab],
+) -> None:
+    tab = open_tab()
+    page = sign_in(tab, CLINICIAN)
+    search = page.get_by_role("searchbox", name=NL("Search apps"))
+    page.locator("main").click(position={"x": 5, "y": 5})  # focus on nothing in particular
+    page.keyboard.type("roostr")  # one typo
+    expect(search).to_be_focused()
+    expect(search).to_have_value("roostr")
+    assert visible_tiles(page) == ["/launch/rooster?source=search"]
+
+    page.keyboard.press("Escape")
+    expect(search).to_have_value("")
+    page.keyboard.press("Tab")  # away from the box: "/" brings you back
+    page.keyboard.press("/")
+    expect(search).to_be_focused()
+
+    page.keyboard.type("dossier")  # keywords, in both languages
+    results = visible_tiles(page)
+    assert results and all(h.endswith("?source=search") for h in results)
+    page.keyboard.press("ArrowDown")
+    assert focused_href(page) == results[0]
+    page.keyboard.press("ArrowUp")  # from the first row back into the box
+    expect(search).to_be_focused()
+
+    page.keyboard.press("Escape")
+    page.keyboard.type("m")  # several results: right and left step through them
+    results = visible_tiles(page)
+    assert len(results) >= 3
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    assert focused_href(page) == results[2]
+    page.keyboard.press("ArrowLeft")
+    assert focused_href(page) == results[1]
+    assert tab.errors() == []
+
+
+def test_enter_on_a_selected_result_opens_it_as_a_search_launch(
+    open_tab: Callable[..., Tab], demo_server_sqlite: tuple[LiveServer, Settings]
+) -> None:
+    tab = open_tab()
+    page = sign_in(tab, CLINICIAN)
+    page.keyboard.type("EPD")
+    page.keyboard.press("ArrowDown")
+    assert focused_href(page) == "/launch/ehr?source=search"
+    with tab.context.expect_page() as opened:
+        page.keyboard.press("Enter")
+    expect(opened.value).to_have_url(EHR_URL)
+    expected = [("ehr", "search")]
+    assert launches_within(demo_server_sqlite[1].database_url, expected) == expected
+
+
+def test_digits_open_the_favourites_in_order(
+    open_tab: Callable[..., Tab], demo_server_sqlite: tuple[LiveServer, Settings]
+) -> None:
+    tab = open_tab()
+    page = sign_in(tab, CLINICIAN)
+    for app in ("outlook", "ehr"):
+        page.locator(f"#app-{app} .star button").click()
+        expect(page.locator(f"#app-{app} .star button")).to_have_attribute("aria-pressed", "true")
+    page.locator("main").click(position={"x": 5, "y": 5})
+    with tab.context.expect_page() as opened:
+        page.keyboard.press("2")  # the second favourite
+    expect(opened.value).to_have_url(EHR_URL)
+    page.keyboard.press("9")  # no ninth favourite: nothing happens
+    expected = [("ehr", "favourite")]
+    assert launches_within(demo_server_sqlite[1].database_url, expected) == expected
+    # typing into a field is typing, not a shortcut
+    page.get_by_label(NL("Which app do you miss?")).type("1")
+    expect(page.get_by_label(NL("Which app do you miss?"))).to_have_value("1")
+    assert len(tab.context.pages) == 2
+
+
+def test_search_without_javascript_is_a_form(open_tab: Callable[..., Tab]) -> None:
+    tab = open_tab(java_script_enabled=False)
+    page = sign_in(tab, CLINICIAN)
+    search = page.get_by_role("searchbox", name=NL("Search apps"))
+    search.fill("roostr")
+    search.press("Enter")
+    expect(page).to_have_url(re.compile(r"/\?q=roostr$"))
+    assert visible_tiles(page) == ["/launch/rooster?source=search"]
+    # (axe-core needs script: the same markup is checked with it in the other tests)
