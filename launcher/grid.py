@@ -30,7 +30,7 @@ SOURCES = ("", "favourite", "recent", "search")
 class _Tile:
     app: App
     text: str  # normalised search text (launcher/search.py)
-    open: dict[bool, str]  # anchor? -> <li …>
+    open: dict[str, str]  # id prefix ("app", "fav" or none) -> <li …>
     link: dict[str, str]  # source -> <a …>…</a>
     star: dict[bool, str]  # starred? -> <form …>
     move: dict[str, str]  # "up"/"down" -> <form …>
@@ -85,7 +85,9 @@ def build(
         tiles[app.id] = _Tile(
             app=app,
             text=text,
-            open={anchor: str(macros.open_tile(app, anchor, text)) for anchor in (True, False)},
+            open={
+                anchor: str(macros.open_tile(app, anchor, text)) for anchor in ("app", "fav", "")
+            },
             link={source: str(macros.link(app, source)) for source in SOURCES},
             star={starred: str(macros.star(app, starred)) for starred in (True, False)},
             move={d: str(macros.move(app, d)) for d in ("up", "down")},
@@ -156,11 +158,14 @@ def join(
         out.append(personal("favourites"))
         for i, app_id in enumerate(fav):
             tile = tiles[app_id]
-            out += [tile.open[False], tile.link["favourite"], tile.star[True]]
-            if i > 0:
-                out.append(tile.move["up"])
-            if i < len(fav) - 1:
-                out.append(tile.move["down"])
+            out += [tile.open["fav"], tile.link["favourite"], tile.star[True]]
+            if len(fav) > 1:
+                out.append('<div class="moves">')
+                if i > 0:
+                    out.append(tile.move["up"])
+                if i < len(fav) - 1:
+                    out.append(tile.move["down"])
+                out.append("</div>")
             out.append("</li>")
         out.append("</ul></section>")
     used = [a for a in recent if a in allowed and a in tiles]
@@ -168,7 +173,7 @@ def join(
         out.append(personal("recent"))
         for app_id in used:
             tile = tiles[app_id]
-            out += [tile.open[False], tile.link["recent"], tile.star[app_id in starred], "</li>"]
+            out += [tile.open[""], tile.link["recent"], tile.star[app_id in starred], "</li>"]
         out.append("</ul></section>")
     shown = 0
     source = "search" if searching else ""
@@ -181,7 +186,7 @@ def join(
         out.append(opening.replace("<section ", "<section hidden ", 1) if hide_section else opening)
         for index, app_id in enumerate(mine):
             tile = tiles[app_id]
-            opening_li = tile.open[True]
+            opening_li = tile.open["app"]
             if found is not None and not found[index]:
                 opening_li = opening_li.replace("<li ", "<li hidden ", 1)
             else:

@@ -67,6 +67,13 @@ _NL: dict[str, str] = {
     "Too many requests": "Te veel verzoeken",
     "Announcements": "Mededelingen",
     "Settings": "Instellingen",
+    "Move up": "Naar voren",
+    "Move down": "Naar achteren",
+    "Start typing anywhere to search; arrow keys move between the apps, Enter opens one, "
+    "Escape clears, 1 to 9 open your favourites.": (
+        "Begin ergens te typen om te zoeken; met de pijltjestoetsen ga je langs de apps, Enter "
+        "opent er een, Escape wist, 1 tot 9 openen je favorieten."
+    ),
 }
 
 

@@ -49,13 +49,17 @@ def move_favourite(engine: sa.Engine, user_id: str, app_id: str, direction: str)
         return True
 
 
-def order_favourites(engine: sa.Engine, user_id: str, app_ids: list[str]) -> None:
-    """Put the favourites in ``app_ids``' order (drag and drop); favourites it leaves out keep
-    their relative order after it, ids that are not favourites are ignored."""
+def place_favourite(engine: sa.Engine, user_id: str, app_id: str, index: int) -> bool:
+    """Move a favourite to ``index`` (0 = first; past the end = last), as drag and drop does;
+    False when it is not a favourite."""
     with engine.begin() as conn:
-        current = favourites(conn, user_id)
-        wanted = [a for a in dict.fromkeys(app_ids) if a in current]
-        _renumber(conn, user_id, wanted + [a for a in current if a not in wanted])
+        order = favourites(conn, user_id)
+        if app_id not in order:
+            return False
+        order.remove(app_id)
+        order.insert(max(0, index), app_id)
+        _renumber(conn, user_id, order)
+        return True
 
 
 def _renumber(conn: sa.Connection, user_id: str, order: list[str]) -> None:

@@ -161,4 +161,57 @@ window.launcherSearch = launcherSearch;
 
   // Someone may have typed before this script ran (it is deferred): catch up.
   if (input.value) filter();
+
+  // Back from moving a favourite with its buttons: the keyboard stays on the moved tile.
+  const moved = location.hash.startsWith("#fav-") && document.getElementById(location.hash.slice(1));
+  const button = moved && moved.querySelector(".moves button");
+  if (button) {
+    // after the browser's own scroll to the fragment, which would take the focus away again
+    window.addEventListener("load", function () {
+      requestAnimationFrame(() => setTimeout(() => button.focus({ preventScroll: true }), 0));
+    });
+  }
+
+  // Drag and drop of favourites where there is a fine pointer (a mouse); the buttons do the
+  // same from the keyboard or a touch screen. Each drop is one form post, as the buttons are.
+  const list = document.querySelector(".favourites .tiles");
+  if (!list || !window.matchMedia("(pointer: fine)").matches) return;
+  let dragged = null;
+  for (const tile of list.querySelectorAll(".tile")) {
+    tile.draggable = true;
+    tile.addEventListener("dragstart", function (event) {
+      dragged = tile;
+      tile.classList.add("dragging");
+      event.dataTransfer.effectAllowed = "move";
+      event.dataTransfer.setData("text/plain", tile.dataset.app);
+    });
+    tile.addEventListener("dragend", function () {
+      tile.classList.remove("dragging");
+      dragged = null;
+    });
+    tile.addEventListener("dragover", function (event) {
+      if (!dragged || dragged === tile) return;
+      event.preventDefault();
+      const r = tile.getBoundingClientRect();
+      const after = event.clientX > r.left + r.width / 2;
+      list.insertBefore(dragged, after ? tile.nextSibling : tile);
+    });
+    tile.addEventListener("drop", function (event) {
+      event.preventDefault();
+    });
+  }
+  list.addEventListener("drop", async function (event) {
+    event.preventDefault();
+    const tile = list.querySelector(".tile.dragging") || dragged;
+    if (!tile) return;
+    const to = Array.from(list.children).indexOf(tile);
+    const token = tile.querySelector("input[name=csrf_token]").value;
+    const body = new URLSearchParams({ csrf_token: token, to: String(to) });
+    const response = await fetch("/favourites/" + tile.dataset.app + "/move", {
+      method: "POST", body, redirect: "manual", credentials: "same-origin",
+    });
+    // the server's order, with the buttons that go with it (on failure: as it was)
+    if (response.type === "opaqueredirect") history.replaceState(null, "", "/#fav-" + tile.dataset.app);
+    location.reload();
+  });
 })();

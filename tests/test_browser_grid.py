@@ -19,6 +19,7 @@ from tests.test_browser import (
     NL,
     Tab,
     launches_within,
+    run_axe,
     sign_in,
     visible_tiles,
 )
@@ -135,3 +136,50 @@ def test_search_without_javascript_is_a_form(open_tab: Callable[..., Tab]) -> No
     expect(page).to_have_url(re.compile(r"/\?q=roostr$"))
     assert visible_tiles(page) == ["/launch/rooster?source=search"]
     # (axe-core needs script: the same markup is checked with it in the other tests)
+
+
+# --- 2. favourites in one's own order -----------------------------------------------------
+def favourite_order(page: Page) -> list[str]:
+    order: list[str] = page.locator(".favourites .tile").evaluate_all(
+        "els => els.map(li => li.dataset.app)"
+    )
+    return order
+
+
+def expect_favourites(page: Page, order: list[str]) -> None:
+    """The favourites in this order, waiting (retrying) through a reload."""
+    tiles = page.locator(".favourites .tile")
+    expect(tiles).to_have_count(len(order))
+    for i, app in enumerate(order):
+        expect(tiles.nth(i)).to_have_attribute("data-app", app)
+
+
+def test_favourites_move_with_the_keyboard_and_by_dragging(open_tab: Callable[..., Tab]) -> None:
+    tab = open_tab()
+    page = sign_in(tab, CLINICIAN)
+    for app in ("teams", "outlook", "ehr"):
+        page.locator(f"#app-{app} .star button").click()
+        expect(page.locator(f"#app-{app} .star button")).to_have_attribute("aria-pressed", "true")
+    assert favourite_order(page) == ["teams", "outlook", "ehr"]
+
+    # keyboard: the "up" button of the EHR, twice; focus stays on the moved tile's buttons
+    up = page.get_by_role("button", name=f"{NL('Move up')}: Elektronisch patiëntendossier")
+    up.focus()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{tab.base}/#fav-ehr")
+    assert favourite_order(page) == ["teams", "ehr", "outlook"]
+    expect(up).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator(".favourites .tile").first).to_have_attribute("data-app", "ehr")
+    assert favourite_order(page) == ["ehr", "teams", "outlook"]
+    assert run_axe(page) == [], "favourites with move buttons"
+
+    # a mouse: drag Outlook onto the first place; the page reloads with the server's order
+    page.locator("#fav-outlook .name").drag_to(
+        page.locator("#fav-ehr"), target_position={"x": 5, "y": 20}
+    )
+    expect(page).to_have_url(f"{tab.base}/#fav-outlook")
+    expect_favourites(page, ["outlook", "ehr", "teams"])
+    page.reload()
+    expect_favourites(page, ["outlook", "ehr", "teams"])  # kept on the server
+    assert tab.errors() == []

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from launcher import app_requests, grid, i18n, personal
 from launcher.auth import csrf
-from launcher.errors import NotFound
+from launcher.errors import BadRequest, NotFound
 from launcher.registry import ICON_DIR, ICON_FILE
 from launcher.views import announcements
 from launcher.views.common import (
@@ -101,6 +101,30 @@ async def favourite(request: Request) -> Response:
     return keep_alive(RedirectResponse(f"/#app-{app.id}", status_code=303), request)
 
 
+async def move_favourite(request: Request) -> Response:
+    """``POST /favourites/{app_id}/move``: ``direction`` = ``up``/``down`` (the buttons), or
+    ``to`` = the new place counted from 0 (drag and drop)."""
+    posted = await posted_form(request, "direction", "to")
+    if posted is None:
+        return login_redirect(request)
+    session, form = posted
+    direction, to = form["direction"], form["to"]
+    if direction not in ("up", "down", None) or (direction is None) == (to is None):
+        raise BadRequest("Say where to: direction=up or down, or to=a place (0, 1, …).")
+    if to is not None and not (isinstance(to, str) and to.isdigit() and len(to) <= 4):
+        raise BadRequest("to must be a whole number from 0.")
+    p = context_of(request)
+    app_id, user_id = request.path_params["app_id"], session.user.user_id
+    if to is not None:
+        await anyio.to_thread.run_sync(personal.place_favourite, p.engine, user_id, app_id, int(to))
+    else:
+        await anyio.to_thread.run_sync(
+            personal.move_favourite, p.engine, user_id, app_id, direction
+        )
+    # back to the moved tile's buttons, so that the next press moves it again
+    return keep_alive(RedirectResponse(f"/#fav-{app_id}", status_code=303), request)
+
+
 async def icon(request: Request) -> Response:
     """App icons: the admin's icons/ beside apps.yaml first, then the shipped ones."""
     name = request.path_params["name"]
@@ -117,6 +141,7 @@ async def icon(request: Request) -> Response:
 routes = [
     Route("/", home),
     Route("/favourites/{app_id}", favourite, methods=["POST"]),
+    Route("/favourites/{app_id}/move", move_favourite, methods=["POST"]),
     Route("/requests", request_app, methods=["POST"]),
     Route("/icons/{name}", icon),
 ]
