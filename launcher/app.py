@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.templating import Jinja2Templates
 from starlette.types import Receive, Scope, Send
 
-from launcher import assets, db, static_files
+from launcher import assets, db, i18n, static_files
 from launcher.auth.csrf import CrossOriginGuard
 from launcher.auth.oidc import OIDCClient
 from launcher.auth.session import Revocations, SessionCodec
@@ -77,6 +77,8 @@ def _templates() -> Jinja2Templates:
     # no stat() of every template per page; `launcher demo` turns it back on for editing
     templates.env.auto_reload = False
     templates.env.globals["static"] = static_files.static_url
+    templates.env.globals["languages"] = i18n.LANGUAGES  # the switch in the header
+    templates.env.globals["language_name"] = i18n.language_name
     return templates
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Page, expect
 
+from launcher import i18n
 from launcher.settings import Settings
 from tests import test_browser as shared
 from tests.conftest import LiveServer
@@ -183,3 +184,46 @@ def test_favourites_move_with_the_keyboard_and_by_dragging(open_tab: Callable[..
     page.reload()
     expect_favourites(page, ["outlook", "ehr", "teams"])  # kept on the server
     assert tab.errors() == []
+
+
+# --- 3 and 4. both themes, both languages ---------------------------------------------------
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_both_themes_and_both_languages_are_axe_clean(
+    open_tab: Callable[..., Tab], scheme: str
+) -> None:
+    tab = open_tab(color_scheme=scheme)
+    page = sign_in(tab, CLINICIAN)
+    background = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+    dark = sum(int(c) for c in re.findall(r"\d+", background)[:3]) < 3 * 64
+    assert dark is (scheme == "dark"), background
+    page.locator("#app-teams .star button").click()  # favourites with their buttons
+    page.locator("#app-ehr .star button").click()
+    expect(page.locator(".favourites .tile")).to_have_count(2)
+    for lang in ("nl", "en"):
+        t = i18n.translator(lang)
+        page.get_by_role("button", name=i18n.language_name(lang), exact=True).click()
+        expect(page.locator("html")).to_have_attribute("lang", lang)
+        expect(page.get_by_role("button", name=t("Sign out"))).to_be_visible()
+        assert run_axe(page) == [], f"grid, {lang}, {scheme}"
+        page.keyboard.type("mail")
+        expect(page.locator(".favourites")).to_be_hidden()
+        assert run_axe(page) == [], f"search in progress, {lang}, {scheme}"
+        page.keyboard.press("Escape")
+        page.keyboard.type("qwxyzzy")
+        expect(page.locator("#search-status")).to_have_text(t("No apps match your search."))
+        assert run_axe(page) == [], f"nothing found, {lang}, {scheme}"
+        page.keyboard.press("Escape")
+        page.locator(".star button").first.focus()  # the focus ring, in this theme
+        assert run_axe(page) == [], f"focus on a star, {lang}, {scheme}"
+        response = page.goto(f"{tab.base}/launch/nope")
+        assert response is not None and response.status == 404
+        assert run_axe(page) == [], f"error page, {lang}, {scheme}"
+        page.goto(f"{tab.base}/")
+    # the choice outlives the page: English stays although the browser asks for Dutch
+    page.reload()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(f"{tab.base}/signed-out")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    assert run_axe(page) == [], f"signed-out page, {scheme}"
+    assert [e for e in tab.errors() if "/launch/nope" not in e] == []  # the 404 we asked for

@@ -88,3 +88,40 @@ def test_search_never_shows_an_app_the_user_may_not_see(portal: InProcess) -> No
     page = portal.get("/", portal.cookie(STAFF), params={"q": "epd"}).text
     assert "/launch/ehr" not in page and "patiëntendossier" not in page
     assert _shown_tiles(page) == []
+
+
+def test_the_language_switch_is_remembered_over_the_browsers_language(portal: InProcess) -> None:
+    cookie = portal.cookie(STAFF)
+    dutch_browser = {"Accept-Language": "nl-NL,nl;q=0.9"}
+    page = portal.get("/", cookie, headers=dutch_browser).text
+    assert '<html lang="nl">' in page
+    assert 'value="en" lang="en" aria-pressed="false">English</button>' in page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token
+    origin = {"Origin": portal.settings.base_url}
+
+    switched = portal.post(
+        "/language",
+        cookie,
+        data={"csrf_token": token[1], "lang": "en", "next": "/?q=mail"},
+        headers=origin,
+    )
+    assert switched.status_code == 303 and switched.headers["location"] == "/?q=mail"
+    set_cookie = switched.headers["set-cookie"]
+    assert set_cookie.startswith("launcher_lang=en;") and "HttpOnly" in set_cookie
+    assert "SameSite=lax" in set_cookie and "Max-Age=31536000" in set_cookie
+    both = f"{portal.settings.session_cookie}={cookie}; launcher_lang=en"
+    english = portal.get("/", headers=dutch_browser | {"Cookie": both}).text
+    assert '<html lang="en">' in english and "Search apps" in english
+
+    # signed in: the token is needed; anyone: a language we have, a same-site next
+    assert portal.post("/language", cookie, data={"lang": "en"}, headers=origin).status_code == 403
+    anonymous = portal.post(
+        "/language", data={"lang": "nl", "next": "//evil.example"}, headers=origin
+    )
+    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/"
+    assert portal.post("/language", data={"lang": "xx"}, headers=origin).status_code == 400
+    cross_site = portal.post(
+        "/language", data={"lang": "en"}, headers={"Origin": "https://evil.example"}
+    )
+    assert cross_site.status_code == 403

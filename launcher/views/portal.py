@@ -25,6 +25,7 @@ from launcher.views.common import (
     login_redirect,
     posted_form,
     render,
+    safe_next,
 )
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,35 @@ async def move_favourite(request: Request) -> Response:
     return keep_alive(RedirectResponse(f"/#fav-{app_id}", status_code=303), request)
 
 
+async def choose_language(request: Request) -> Response:
+    """``POST /language``: ``lang`` (nl, en, …) remembered in a cookie, 303 back to ``next``.
+    Signed in, the form carries the CSRF token; anyone else may switch too (the Origin check
+    on every POST still applies): it changes nothing on the server."""
+    session = get_session(request)
+    if session is not None:
+        posted = await posted_form(request, "lang", "next")
+        assert posted is not None
+        form = posted[1]
+    else:
+        async with request.form() as data:
+            form = {"lang": data.get("lang"), "next": data.get("next")}
+    lang = form["lang"]
+    if lang not in i18n.LANGUAGES:
+        raise BadRequest(f"lang must be one of {', '.join(i18n.LANGUAGES)}.")
+    target = safe_next(form["next"] if isinstance(form["next"], str) else None)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        i18n.COOKIE,
+        lang,
+        max_age=i18n.COOKIE_AGE,
+        path="/",
+        secure=context_of(request).settings.https,
+        httponly=True,
+        samesite="lax",
+    )
+    return keep_alive(response, request) if session is not None else response
+
+
 async def icon(request: Request) -> Response:
     """App icons: the admin's icons/ beside apps.yaml first, then the shipped ones."""
     name = request.path_params["name"]
@@ -143,5 +173,6 @@ routes = [
     Route("/favourites/{app_id}", favourite, methods=["POST"]),
     Route("/favourites/{app_id}/move", move_favourite, methods=["POST"]),
     Route("/requests", request_app, methods=["POST"]),
+    Route("/language", choose_language, methods=["POST"]),
     Route("/icons/{name}", icon),
 ]
