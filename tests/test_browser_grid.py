@@ -17,6 +17,8 @@ from tests.conftest import LiveServer
 from tests.test_browser import (
     CLINICIAN,
     EHR_URL,
+    LAYOUT_PROBLEMS,
+    MOBILE,
     NL,
     Tab,
     launches_within,
@@ -227,3 +229,39 @@ def test_both_themes_and_both_languages_are_axe_clean(
     expect(page.locator("html")).to_have_attribute("lang", "en")
     assert run_axe(page) == [], f"signed-out page, {scheme}"
     assert [e for e in tab.errors() if "/launch/nope" not in e] == []  # the 404 we asked for
+
+
+# --- 7. a phone is not a narrow desktop -----------------------------------------------------
+FIRST_SCREEN = """() => Array.from(document.querySelectorAll('.tile a')).filter(a => {
+    const r = a.getBoundingClientRect();
+    return r.width > 0 && r.top >= 0 && r.bottom <= window.innerHeight;
+}).map(a => a.getAttribute('href'))"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_a_phone_shows_an_icon_grid(open_tab: Callable[..., Tab], scheme: str) -> None:
+    desktop = sign_in(open_tab(), CLINICIAN)
+    desktop_links = desktop.locator(".tile a").evaluate_all("els => els.map(a => a.href)")
+    tab = open_tab(viewport=MOBILE, is_mobile=True, has_touch=True, color_scheme=scheme)
+    page = sign_in(tab, CLINICIAN)
+    page.evaluate("() => document.fonts.ready.then(() => true)")
+    first_screen = page.evaluate(FIRST_SCREEN)
+    assert len(first_screen) >= 12, first_screen
+    columns = page.locator(".tiles").first.evaluate(
+        "ul => getComputedStyle(ul).gridTemplateColumns.split(' ').length"
+    )
+    assert columns == 4
+    # the name under the icon, and the same links in the same order as on a desktop
+    for tile in page.locator(".tile a").all()[:8]:
+        icon, name = tile.locator(".icon").bounding_box(), tile.locator(".name").bounding_box()
+        assert icon and name and name["y"] >= icon["y"] + icon["height"] - 1
+    links = page.locator(".tile a").evaluate_all("els => els.map(a => a.href)")
+    assert links == desktop_links
+    assert page.evaluate(LAYOUT_PROBLEMS) == []
+    assert run_axe(page) == [], f"phone grid, {scheme}"
+    for lang in ("en", "nl"):
+        page.get_by_role("button", name=i18n.language_name(lang), exact=True).click()
+        expect(page.locator("html")).to_have_attribute("lang", lang)
+        assert page.evaluate(LAYOUT_PROBLEMS) == [], lang
+        assert run_axe(page) == [], f"phone grid, {lang}, {scheme}"
+    assert tab.errors() == []
