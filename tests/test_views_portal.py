@@ -125,3 +125,46 @@ def test_the_language_switch_is_remembered_over_the_browsers_language(portal: In
         "/language", data={"lang": "en"}, headers={"Origin": "https://evil.example"}
     )
     assert cross_site.status_code == 403
+
+
+def test_the_web_app_manifest_and_its_icons(portal: InProcess) -> None:
+    response = portal.get("/manifest.webmanifest")  # browsers fetch it without cookies
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/manifest+json")
+    manifest = response.json()
+    assert manifest["name"] == "Zorggroep Noord" and manifest["start_url"] == "/"
+    assert manifest["display"] == "standalone"
+    sizes = {icon["sizes"] for icon in manifest["icons"]}
+    assert {"192x192", "512x512"} <= sizes
+    for icon in manifest["icons"]:
+        image = portal.get(icon["src"])
+        assert image.status_code == 200 and image.headers["content-type"] == icon["type"]
+        assert "immutable" in image.headers["cache-control"]  # a hashed URL
+    page = portal.get("/", STAFF).text
+    assert '<link rel="manifest" href="/manifest.webmanifest">' in page
+    assert (
+        "serviceWorker" not in page and "serviceWorker" not in portal.get("/static/portal.js").text
+    )  # no service worker: it could show a stale grid after sign-out
+
+
+def test_static_files_are_cached_by_content_hash(portal: InProcess) -> None:
+    page = portal.get("/", STAFF).text
+    css = re.search(r'href="(/static/style\.css\?v=[0-9a-f]{12})"', page)
+    js = re.search(r'src="(/static/portal\.js\?v=[0-9a-f]{12})"', page)
+    assert css and js
+    for url in (css[1], js[1]):
+        hashed = portal.get(url)
+        assert hashed.headers["cache-control"] == "public, max-age=31536000, immutable"
+    stale = portal.get("/static/style.css?v=000000000000")
+    assert stale.status_code == 200 and stale.headers["cache-control"] == "no-cache"
+    assert portal.get("/static/style.css").headers["cache-control"] == "no-cache"
+
+
+def test_pages_are_compressed_but_launches_are_not(portal: InProcess) -> None:
+    cookie = portal.cookie(STAFF)
+    gzip = {"Accept-Encoding": "gzip"}
+    page = portal.get("/", cookie, headers=gzip)
+    assert page.headers["content-encoding"] == "gzip"
+    assert portal.get("/static/style.css", headers=gzip).headers["content-encoding"] == "gzip"
+    launch = portal.get("/launch/teams", cookie, headers=gzip)
+    assert launch.status_code == 303 and "content-encoding" not in launch.headers

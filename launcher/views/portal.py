@@ -9,13 +9,14 @@ import logging
 import anyio.to_thread
 import sqlalchemy as sa
 from starlette.requests import Request
-from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from launcher import app_requests, grid, i18n, personal
 from launcher.auth import csrf
 from launcher.errors import BadRequest, NotFound
 from launcher.registry import ICON_DIR, ICON_FILE
+from launcher.static_files import static_url
 from launcher.views import announcements
 from launcher.views.common import (
     context_of,
@@ -155,6 +156,42 @@ async def choose_language(request: Request) -> Response:
     return keep_alive(response, request) if session is not None else response
 
 
+async def manifest(request: Request) -> Response:
+    """``GET /manifest.webmanifest``: "Add to home screen" opens the portal like an app. Anyone
+    may read it (browsers fetch it without cookies); it holds the portal's title, nothing more.
+    There is no service worker: one could show a stale grid after sign-out."""
+    p = context_of(request)
+    title = p.registry.current.portal.title if p.registry.ready else "Launcher"
+    body = {
+        "name": title,
+        "short_name": title if len(title) <= 12 else title.split()[0][:12],
+        "lang": language(request),
+        "start_url": "/",
+        "scope": "/",
+        "display": "standalone",
+        "background_color": "#f4f6f9",
+        "theme_color": "#0b5cad",
+        "icons": [
+            {"src": static_url("app-icon.svg"), "sizes": "any", "type": "image/svg+xml"},
+            *(
+                {"src": static_url(f"app-icon-{n}.png"), "sizes": f"{n}x{n}", "type": "image/png"}
+                for n in (192, 512)
+            ),
+            {
+                "src": static_url("app-icon-512.png"),
+                "sizes": "512x512",
+                "type": "image/png",
+                "purpose": "maskable",
+            },
+        ],
+    }
+    return JSONResponse(
+        body,
+        media_type="application/manifest+json",
+        headers={"Cache-Control": "public, max-age=3600", "Vary": "Accept-Language, Cookie"},
+    )
+
+
 async def icon(request: Request) -> Response:
     """App icons: the admin's icons/ beside apps.yaml first, then the shipped ones."""
     name = request.path_params["name"]
@@ -175,4 +212,5 @@ routes = [
     Route("/requests", request_app, methods=["POST"]),
     Route("/language", choose_language, methods=["POST"]),
     Route("/icons/{name}", icon),
+    Route("/manifest.webmanifest", manifest),
 ]
