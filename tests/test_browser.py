@@ -502,9 +502,7 @@ def test_favourites_and_recently_used(
     expect(page).to_have_url(f"{tab.base}/#app-teams")
     page.wait_for_load_state()
     expect(favourites.locator(".tile a")).to_have_count(1)
-    expect(favourites.locator(".tile a")).to_have_attribute(
-        "href", "/launch/teams?source=favourite"
-    )
+    expect(favourites.locator(".tile a")).to_have_attribute("href", "/launch/teams?source=favourite")
     expect(page.locator("#app-teams .star button")).to_have_attribute("aria-pressed", "true")
     assert run_axe(page) == [], "grid with favourites"
 
