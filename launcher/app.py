@@ -15,12 +15,12 @@ from urllib.parse import urlsplit
 import anyio.to_thread
 import sqlalchemy as sa
 from starlette.applications import Starlette
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.routing import BaseRoute, Mount
-from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import Receive, Scope, Send
 
-from launcher import assets, db
+from launcher import assets, db, i18n, static_files
 from launcher.auth.csrf import CrossOriginGuard
 from launcher.auth.oidc import OIDCClient
 from launcher.auth.session import Revocations, SessionCodec
@@ -79,6 +79,11 @@ class PortalApp(Starlette):
 def _templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(assets.TEMPLATES))
     templates.env.autoescape = True  # also for any template not ending in .html
+    # no stat() of every template per page; `launcher demo` turns it back on for editing
+    templates.env.auto_reload = False
+    templates.env.globals["static"] = static_files.static_url
+    templates.env.globals["languages"] = i18n.LANGUAGES  # the switch in the header
+    templates.env.globals["language_name"] = i18n.language_name
     return templates
 
 
@@ -163,7 +168,7 @@ def create_app(
         *settings_page.routes,
         *display.routes,  # its displays: app.state.displays (launcher/views/display.py)
         *ops.routes,
-        Mount("/static", app=StaticFiles(directory=assets.STATIC), name="static"),
+        Mount("/static", app=static_files.HashedStatic(directory=assets.STATIC), name="static"),
         *(extra_routes or []),
     ]
     headers = security_headers(settings.https, _form_targets(settings))
@@ -181,6 +186,8 @@ def create_app(
         on_error=error_response,
     )
     app.add_middleware(SecurityHeaders, headers=headers)
+    # pages, styles and scripts compressed; the fast launch answers before any middleware
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
     return app
 
 

@@ -1,77 +1,59 @@
-"""Interface text in Dutch and English. English strings are the message ids."""
+"""Interface text, dates and numbers per language, through Babel.
+
+English strings are the message ids. Each other language is a catalogue a translator edits,
+``launcher/locale/<lang>/LC_MESSAGES/messages.po`` (``launcher/locale/messages.pot`` is the
+template for a new one): adding a language is adding a file, not changing code. Catalogues are
+read from the .po the first time a language is used (~100 messages, a few milliseconds once
+per process), so there is no compile step to forget (docs/DECISIONS.md, Translations).
+
+The language of a page: the person's choice (the ``launcher_lang`` cookie, set by the switch in
+the header), else the browser's ``Accept-Language``, else the registry's default.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
+from functools import cache
+from pathlib import Path
 
-LANGUAGES = ("nl", "en")
+from babel import Locale
+from babel.dates import format_date as _format_date
+from babel.dates import format_timedelta as _format_timedelta
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
 
-_NL: dict[str, str] = {
-    "Sign in": "Inloggen",
-    "Sign out": "Uitloggen",
-    "Sign in again": "Opnieuw inloggen",
-    "You are signed out.": "Je bent uitgelogd.",
-    "Signed in as": "Ingelogd als",
-    "Search apps": "Zoek apps",
-    "Type to filter the apps": "Typ om de apps te filteren",
-    "No apps match your search.": "Geen apps gevonden.",
-    "new": "nieuw",
-    "Other": "Overig",
-    "opens in a new tab": "opent in een nieuw tabblad",
-    "You have no apps yet. Ask the service desk if you miss one.": (
-        "Je hebt nog geen apps. Vraag de servicedesk als je er een mist."
-    ),
-    "Reports": "Rapportages",
-    "Admin": "Beheer",
-    "Back to your apps": "Terug naar je apps",
-    "Sign-in failed": "Inloggen mislukt",
-    "Sign-in required": "Inloggen vereist",
-    "Not allowed": "Geen toegang",
-    "Not found": "Niet gevonden",
-    "Request refused": "Verzoek geweigerd",
-    "Bad request": "Ongeldig verzoek",
-    "Something went wrong": "Er ging iets mis",
-    "The sign-in service is not answering": "De inlogdienst reageert niet",
-    "Configuration error": "Configuratiefout",
-    "Invalid app registry": "Ongeldig app-register",
-    "Error code": "Foutcode",
-    "App registry": "App-register",
-    "Loaded from": "Geladen uit",
-    "The registry on disk has errors; the portal keeps using the last valid version.": (
-        "Het register op schijf bevat fouten; het portaal gebruikt de laatste geldige versie."
-    ),
-    "The registry is valid.": "Het register is geldig.",
-    "Visible to": "Zichtbaar voor",
-    "everyone": "iedereen",
-    "hidden": "verborgen",
-    "Skip to apps": "Naar de apps",
-    "Favourites": "Favorieten",
-    "Favourite": "Favoriet",
-    "Recently used": "Recent gebruikt",
-    "Missing an app?": "Mis je een app?",
-    "Which app do you miss?": "Welke app mis je?",
-    "Ask for it": "Vraag erom",
-    "Thank you. The portal's administrators will see your request.": (
-        "Dank je. De beheerders van het portaal zien je verzoek."
-    ),
-    "Requests for missing apps": "Verzoeken om ontbrekende apps",
-    "The requests cannot be read right now: the database does not answer.": (
-        "De verzoeken zijn nu niet te lezen: de database antwoordt niet."
-    ),
-    "App": "App",
-    "People": "Mensen",
-    "Departments": "Afdelingen",
-    "Last asked": "Laatst gevraagd",
-    "Dismiss": "Afhandelen",
-    "No requests.": "Geen verzoeken.",
-    "Too many requests": "Te veel verzoeken",
-    "Announcements": "Mededelingen",
-    "Settings": "Instellingen",
-}
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+SOURCE = "en"  # the language of the message ids
+COOKIE = "launcher_lang"
+COOKIE_AGE = 365 * 24 * 60 * 60  # a year: a choice, not a session
+
+
+def _available() -> tuple[str, ...]:
+    found = sorted(p.parent.parent.name for p in LOCALE_DIR.glob("*/LC_MESSAGES/messages.po"))
+    return tuple(dict.fromkeys(["nl", SOURCE, *found]))  # nl first: the portal's home
+
+
+LANGUAGES = _available()  # a directory listing, not state: the files ship with the package
+
+
+@cache
+def _messages(lang: str) -> dict[str, str]:
+    path = LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po"
+    if lang == SOURCE or not path.is_file():
+        return {}
+    with path.open("rb") as f:
+        catalogue = read_po(f, locale=lang)
+    # untranslated and fuzzy entries fall back to English
+    return {
+        str(m.id): str(m.string)
+        for m in catalogue
+        if m.id and m.string and not m.fuzzy and isinstance(m.id, str)
+    }
 
 
 def negotiate(accept_language: str | None, default: str) -> str:
-    """The first of nl/en that the browser asks for, by quality; else the portal default."""
+    """The first of LANGUAGES that the browser asks for, by quality; else the portal default."""
     if not accept_language:
         return default
     choices: list[tuple[float, int, str]] = []
@@ -89,7 +71,36 @@ def negotiate(accept_language: str | None, default: str) -> str:
     return min(choices)[2] if choices else default
 
 
+def choose(cookie: str | None, accept_language: str | None, default: str) -> str:
+    """The person's choice when it is a language we have, else :func:`negotiate`."""
+    if cookie in LANGUAGES:
+        return cookie
+    return negotiate(accept_language, default)
+
+
 def translator(lang: str) -> Callable[[str], str]:
-    if lang == "nl":
-        return lambda text: _NL.get(text, text)
-    return lambda text: text
+    messages = _messages(lang)
+    if not messages:
+        return lambda text: text
+    return lambda text: messages.get(text, text)
+
+
+def language_name(lang: str) -> str:
+    """A language's name in that language ("Nederlands", "English"), for the switch."""
+    name: str = Locale.parse(lang).get_display_name(lang) or lang
+    return name[:1].upper() + name[1:]
+
+
+def format_date(value: dt.date, lang: str) -> str:
+    """A date as people write it in ``lang`` ("3 mrt 2026", "Mar 3, 2026")."""
+    return str(_format_date(value, format="medium", locale=lang))
+
+
+def format_number(value: float, lang: str) -> str:
+    """A number with the separators of ``lang`` ("12.345,6" in Dutch)."""
+    return str(format_decimal(value, locale=lang))
+
+
+def format_ago(seconds: float, lang: str) -> str:
+    """A time span in words ("5 minuten", "2 hours")."""
+    return str(_format_timedelta(dt.timedelta(seconds=seconds), locale=lang, threshold=1.0))

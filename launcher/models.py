@@ -62,6 +62,10 @@ class Favourite(SQLModel, table=True):
     user_id: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
     app_id: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
     created_at: dt.datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    # the person's order on the grid (migration 0011); ties keep the order of starring
+    position: int = Field(
+        default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0")
+    )
 
 
 class AppRequest(SQLModel, table=True):

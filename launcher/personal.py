@@ -22,13 +22,53 @@ T_LAUNCH = table(LaunchEvent)
 
 
 def favourites(conn: sa.Connection, user_id: str) -> list[str]:
-    """The user's favourite app ids, in the order they were starred."""
+    """The user's favourite app ids in their order (moved, else the order they were starred)."""
     query = (
         sa.select(T_FAVOURITE.c.app_id)
         .where(T_FAVOURITE.c.user_id == user_id)
-        .order_by(T_FAVOURITE.c.created_at, T_FAVOURITE.c.app_id)
+        .order_by(T_FAVOURITE.c.position, T_FAVOURITE.c.created_at, T_FAVOURITE.c.app_id)
     )
     return list(conn.execute(query).scalars())
+
+
+def move_favourite(engine: sa.Engine, user_id: str, app_id: str, direction: str) -> bool:
+    """Swap a favourite with its neighbour above (``up``) or below (``down``); False when it is
+    not a favourite or already at that end. The person's rows are renumbered 0..n-1."""
+    if direction not in ("up", "down"):
+        raise ValueError(f"direction must be 'up' or 'down', got {direction!r}")
+    with engine.begin() as conn:
+        order = favourites(conn, user_id)
+        if app_id not in order:
+            return False
+        i = order.index(app_id)
+        j = i - 1 if direction == "up" else i + 1
+        if not 0 <= j < len(order):
+            return False
+        order[i], order[j] = order[j], order[i]
+        _renumber(conn, user_id, order)
+        return True
+
+
+def place_favourite(engine: sa.Engine, user_id: str, app_id: str, index: int) -> bool:
+    """Move a favourite to ``index`` (0 = first; past the end = last), as drag and drop does;
+    False when it is not a favourite."""
+    with engine.begin() as conn:
+        order = favourites(conn, user_id)
+        if app_id not in order:
+            return False
+        order.remove(app_id)
+        order.insert(max(0, index), app_id)
+        _renumber(conn, user_id, order)
+        return True
+
+
+def _renumber(conn: sa.Connection, user_id: str, order: list[str]) -> None:
+    for position, app_id in enumerate(order):
+        conn.execute(
+            sa.update(T_FAVOURITE)
+            .where(T_FAVOURITE.c.user_id == user_id, T_FAVOURITE.c.app_id == app_id)
+            .values(position=position)
+        )
 
 
 def set_favourite(engine: sa.Engine, user_id: str, app_id: str, favourite: bool) -> None:
@@ -42,7 +82,15 @@ def set_favourite(engine: sa.Engine, user_id: str, app_id: str, favourite: bool)
             )
             return
         insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
-        row = {"user_id": user_id, "app_id": app_id, "created_at": dt.datetime.now(dt.UTC)}
+        last = conn.execute(
+            sa.select(sa.func.max(T_FAVOURITE.c.position)).where(T_FAVOURITE.c.user_id == user_id)
+        ).scalar()
+        row = {
+            "user_id": user_id,
+            "app_id": app_id,
+            "created_at": dt.datetime.now(dt.UTC),
+            "position": 0 if last is None else last + 1,  # a new favourite goes last
+        }
         conn.execute(insert(T_FAVOURITE).values(row).on_conflict_do_nothing())
 
 

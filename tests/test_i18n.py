@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+
 import pytest
 
 from launcher import i18n
@@ -36,5 +39,61 @@ def test_translator_translates_to_dutch_and_leaves_english_and_unknown_text() ->
     assert nl("no such message") == "no such message"
 
 
-def test_every_dutch_string_is_translated() -> None:
-    assert all(i18n._NL.values())
+def test_the_dutch_catalogue_is_read_from_its_po_file() -> None:
+    messages = i18n._messages("nl")
+    assert len(messages) > 50 and all(messages.values())
+    assert i18n.LOCALE_DIR.joinpath("nl", "LC_MESSAGES", "messages.po").is_file()
+
+
+def test_every_message_of_the_template_is_translated_to_dutch() -> None:
+    from babel.messages.pofile import read_po
+
+    with i18n.LOCALE_DIR.joinpath("messages.pot").open("rb") as f:
+        wanted = {m.id for m in read_po(f) if m.id}
+    assert wanted - set(i18n._messages("nl")) == set()
+
+
+def test_a_third_language_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "de" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    (folder / "messages.po").write_text(
+        'msgid ""\nmsgstr ""\n"Language: de\\n"\n\nmsgid "Sign out"\nmsgstr "Abmelden"\n\n'
+        'msgid "Reports"\nmsgstr ""\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(i18n, "LOCALE_DIR", tmp_path)
+    monkeypatch.setattr(i18n, "LANGUAGES", i18n._available())
+    i18n._messages.cache_clear()
+    try:
+        assert "de" in i18n.LANGUAGES
+        assert i18n.negotiate("de-DE,en;q=0.5", "nl") == "de"
+        de = i18n.translator("de")
+        assert de("Sign out") == "Abmelden"
+        assert de("Reports") == "Reports"  # untranslated: English
+        assert i18n.language_name("de") == "Deutsch"
+    finally:
+        i18n._messages.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("cookie", "header", "expected"),
+    [
+        pytest.param("en", "nl-NL", "en", id="the choice wins over the browser"),
+        pytest.param("nl", "en", "nl", id="and the other way round"),
+        pytest.param("xx", "en", "en", id="an unknown choice: the browser"),
+        pytest.param(None, None, "nl", id="nothing: the default"),
+    ],
+)
+def test_choose(cookie: str | None, header: str | None, expected: str) -> None:
+    assert i18n.choose(cookie, header, "nl") == expected
+
+
+def test_dates_numbers_and_spans_per_language() -> None:
+    day = dt.date(2026, 3, 3)
+    assert i18n.format_date(day, "nl") == "3 mrt 2026"
+    assert i18n.format_date(day, "en") == "Mar 3, 2026"
+    assert i18n.format_number(12345.5, "nl") == "12.345,5"
+    assert i18n.format_number(12345.5, "en") == "12,345.5"
+    assert i18n.format_ago(300, "nl") == "5 minuten"
+    assert i18n.format_ago(7200, "en") == "2 hours"
+    assert i18n.language_name("nl") == "Nederlands" and i18n.language_name("en") == "English"

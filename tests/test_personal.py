@@ -90,7 +90,7 @@ def test_star_and_unstar_on_the_grid(portal_any_db: InProcess) -> None:
     token = _csrf(grid.text)
     # each tile has its own toggle, not pressed yet
     assert 'action="/favourites/teams"' in grid.text
-    assert 'aria-pressed="true"' not in grid.text
+    assert 'aria-pressed="true" title=' not in grid.text  # (the language switch has its own)
 
     starred = _star(portal, staff, "teams", True, token)
     assert starred.status_code == 303 and starred.headers["location"] == "/#app-teams"
@@ -98,7 +98,8 @@ def test_star_and_unstar_on_the_grid(portal_any_db: InProcess) -> None:
     grid = portal.get("/", staff)
     assert _section(grid.text, "cat-favourites") == ["teams", "outlook"]
     assert 'href="/launch/teams?source=favourite"' in grid.text  # counted as from favourites
-    assert grid.text.count('aria-pressed="true"') == 4  # in Favourites and in its category
+    # in Favourites and in its category
+    assert grid.text.count('aria-pressed="true" title=') == 4
 
     _star(portal, staff, "teams", False, token)
     grid = portal.get("/", staff)
@@ -339,3 +340,90 @@ def test_an_admin_marks_a_request_added_and_the_askers_see_it(
     gone = portal.post("/requests/notices/dismiss", clinician, data={"csrf_token": _csrf(grid)})
     assert gone.status_code == 303 and gone.headers["location"] == "/"
     assert 'id="asked-added"' not in portal.get("/", clinician).text
+
+
+def test_favourites_move_up_and_down_and_to_a_place(database_url: str) -> None:
+    engine = _engine(database_url)
+    for app in ("teams", "outlook", "ehr", "rooster"):
+        personal.set_favourite(engine, "u1", app, True)
+    personal.set_favourite(engine, "u2", "teams", True)
+
+    def order(user: str = "u1") -> list[str]:
+        with engine.connect() as conn:
+            return personal.favourites(conn, user)
+
+    assert order() == ["teams", "outlook", "ehr", "rooster"]  # the order of starring
+    assert personal.move_favourite(engine, "u1", "ehr", "up")
+    assert order() == ["teams", "ehr", "outlook", "rooster"]
+    assert personal.move_favourite(engine, "u1", "teams", "down")
+    assert order() == ["ehr", "teams", "outlook", "rooster"]
+    assert not personal.move_favourite(engine, "u1", "ehr", "up")  # already first
+    assert not personal.move_favourite(engine, "u1", "rooster", "down")  # already last
+    assert not personal.move_favourite(engine, "u1", "sharepoint", "up")  # not a favourite
+    assert personal.place_favourite(engine, "u1", "rooster", 0)
+    assert order() == ["rooster", "ehr", "teams", "outlook"]
+    assert personal.place_favourite(engine, "u1", "rooster", 99)
+    assert order() == ["ehr", "teams", "outlook", "rooster"]
+    personal.set_favourite(engine, "u1", "sharepoint", True)  # a new one goes last
+    personal.set_favourite(engine, "u1", "teams", False)
+    assert order() == ["ehr", "outlook", "rooster", "sharepoint"]
+    assert order("u2") == ["teams"]  # per person
+    with pytest.raises(ValueError, match="direction"):
+        personal.move_favourite(engine, "u1", "ehr", "sideways")
+    engine.dispose()
+
+
+def test_moving_favourites_on_the_grid(portal_any_db: InProcess) -> None:
+    portal = portal_any_db
+    cookie = portal.cookie(STAFF)
+    token = _csrf(portal.get("/", cookie).text)
+    for app in ("teams", "outlook", "sharepoint"):
+        assert _star(portal, cookie, app, True, token).status_code == 303
+    page = portal.get("/", cookie).text
+    assert _section(page, "cat-favourites") == ["teams", "outlook", "sharepoint"]
+    # the first has no "up", the last no "down"
+    assert 'action="/favourites/teams/move"' in page
+    assert page.count('name="direction" value="up"') == 2
+    assert page.count('name="direction" value="down"') == 2
+
+    def move(app: str, **fields: str) -> httpx.Response:
+        return portal.post(
+            f"/favourites/{app}/move",
+            cookie,
+            data={"csrf_token": token, **fields},
+            headers={"Origin": portal.settings.base_url},
+        )
+
+    moved = move("sharepoint", direction="up")
+    assert moved.status_code == 303 and moved.headers["location"] == "/#fav-sharepoint"
+    assert _section(portal.get("/", cookie).text, "cat-favourites") == [
+        "teams",
+        "sharepoint",
+        "outlook",
+    ]
+    assert move("outlook", to="0").status_code == 303
+    assert _section(portal.get("/", cookie).text, "cat-favourites") == [
+        "outlook",
+        "teams",
+        "sharepoint",
+    ]
+    for bad in (
+        {"direction": "left"},
+        {},
+        {"to": "-1"},
+        {"to": "x"},
+        {"direction": "up", "to": "1"},
+    ):
+        assert move("teams", **bad).status_code == 400, bad
+    no_token = portal.post(
+        "/favourites/teams/move",
+        cookie,
+        data={"direction": "up"},
+        headers={"Origin": portal.settings.base_url},
+    )
+    assert no_token.status_code == 403
+    assert _section(portal.get("/", cookie).text, "cat-favourites") == [
+        "outlook",
+        "teams",
+        "sharepoint",
+    ]

@@ -71,7 +71,9 @@ def build_demo_app(settings: Settings, var: Path = Path("var")) -> object:
         ],
         key_file=var / "devidp-key.json",
     )
-    return create_app(settings, extra_routes=[Mount("/_devidp", app=idp)], migrate=True)
+    app = create_app(settings, extra_routes=[Mount("/_devidp", app=idp)], migrate=True)
+    app.state.context.templates.env.auto_reload = True  # edited templates show at once
+    return app
 
 
 def demo_history(settings: Settings) -> None:

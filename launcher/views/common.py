@@ -133,7 +133,10 @@ def keep_alive(response: Response, request: Request) -> Response:
 def language(request: Request) -> str:
     p = context_of(request)
     default = p.registry.current.portal.default_language if p.registry.ready else "nl"
-    return i18n.negotiate(request.headers.get("accept-language"), default)
+    # the person's choice (the switch in the header) over the browser's
+    return i18n.choose(
+        request.cookies.get(i18n.COOKIE), request.headers.get("accept-language"), default
+    )
 
 
 def render(

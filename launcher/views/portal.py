@@ -5,28 +5,42 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from itertools import groupby
 
 import anyio.to_thread
 import sqlalchemy as sa
 from starlette.requests import Request
-from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from launcher import app_requests, personal
-from launcher.errors import NotFound
+from launcher import app_requests, grid, i18n, personal
+from launcher.auth import csrf
+from launcher.errors import BadRequest, NotFound
 from launcher.registry import ICON_DIR, ICON_FILE
+from launcher.static_files import static_url
 from launcher.views import announcements
 from launcher.views.common import (
     context_of,
     get_session,
     keep_alive,
+    language,
     login_redirect,
     posted_form,
     render,
+    safe_next,
 )
 
 log = logging.getLogger(__name__)
+
+
+def _pieces(request: Request, lang: str) -> grid.Pieces:
+    """The grid's pieces for the registry in use, this language and today: built on the first
+    page after a reload (or at midnight, for the "new" badges), then shared by every page."""
+    p = context_of(request)
+    cache = request.app.state.__dict__.get("grid_pieces")
+    if cache is None:
+        cache = request.app.state.grid_pieces = grid.PiecesCache()
+    today = dt.datetime.now(dt.UTC).date()
+    return cache.get(p.templates.env, p.registry.current, lang, today, i18n.translator(lang))  # type: ignore[no-any-return]
 
 
 async def home(request: Request) -> Response:
@@ -35,8 +49,8 @@ async def home(request: Request) -> Response:
         return login_redirect(request)
     p = context_of(request)
     registry = p.registry.current
-    tiles = [app for app in registry.visible_apps(session.user.groups) if not app.hidden]
-    by_id = {app.id: app for app in tiles}
+    lang = language(request)
+    allowed = {app.id for app in registry.visible_apps(session.user.groups) if not app.hidden}
     try:
         starred, used = await anyio.to_thread.run_sync(
             personal.for_grid, p.engine, session.user.user_id
@@ -44,22 +58,18 @@ async def home(request: Request) -> Response:
     except sa.exc.SQLAlchemyError as exc:  # the grid works without them
         log.warning("favourites and recent apps unavailable: %s", exc)
         starred, used = [], []
-    favourites = [by_id[a] for a in starred if a in by_id]
-    recent = [by_id[a] for a in used if a in by_id][: personal.RECENT_MAX]
-    sections = [
-        (registry.category(category_id), list(apps))
-        for category_id, apps in groupby(tiles, key=lambda a: a.category)
-    ]
+    recent = [a for a in used if a in allowed][: personal.RECENT_MAX]
+    query = request.query_params.get("q", "")[:200]
+    token = csrf.token_for(p.settings.secret(), session.sid)
+    mine = grid.join(_pieces(request, lang), allowed, starred, recent, token, query)
     return render(
         request,
         "portal.html",
         {
-            "sections": sections,
-            "favourites": favourites,
-            "favourite_ids": {app.id for app in favourites},
-            "recent": recent,
-            "today": dt.datetime.now(dt.UTC).date(),
-            "has_tiles": bool(tiles),
+            "grid": mine.html,
+            "query": query,
+            "shown": mine.shown,
+            "has_tiles": bool(allowed),
             "asked": request.query_params.get("asked") == "1",
             **await announcements.banner(request, session),
         },
@@ -93,6 +103,95 @@ async def favourite(request: Request) -> Response:
     return keep_alive(RedirectResponse(f"/#app-{app.id}", status_code=303), request)
 
 
+async def move_favourite(request: Request) -> Response:
+    """``POST /favourites/{app_id}/move``: ``direction`` = ``up``/``down`` (the buttons), or
+    ``to`` = the new place counted from 0 (drag and drop)."""
+    posted = await posted_form(request, "direction", "to")
+    if posted is None:
+        return login_redirect(request)
+    session, form = posted
+    direction, to = form["direction"], form["to"]
+    if direction not in ("up", "down", None) or (direction is None) == (to is None):
+        raise BadRequest("Say where to: direction=up or down, or to=a place (0, 1, …).")
+    if to is not None and not (isinstance(to, str) and to.isdigit() and len(to) <= 4):
+        raise BadRequest("to must be a whole number from 0.")
+    p = context_of(request)
+    app_id, user_id = request.path_params["app_id"], session.user.user_id
+    if to is not None:
+        await anyio.to_thread.run_sync(personal.place_favourite, p.engine, user_id, app_id, int(to))
+    else:
+        await anyio.to_thread.run_sync(
+            personal.move_favourite, p.engine, user_id, app_id, direction
+        )
+    # back to the moved tile's buttons, so that the next press moves it again
+    return keep_alive(RedirectResponse(f"/#fav-{app_id}", status_code=303), request)
+
+
+async def choose_language(request: Request) -> Response:
+    """``POST /language``: ``lang`` (nl, en, …) remembered in a cookie, 303 back to ``next``.
+    Signed in, the form carries the CSRF token; anyone else may switch too (the Origin check
+    on every POST still applies): it changes nothing on the server."""
+    session = get_session(request)
+    if session is not None:
+        posted = await posted_form(request, "lang", "next")
+        assert posted is not None
+        form = posted[1]
+    else:
+        async with request.form() as data:
+            form = {"lang": data.get("lang"), "next": data.get("next")}
+    lang = form["lang"]
+    if lang not in i18n.LANGUAGES:
+        raise BadRequest(f"lang must be one of {', '.join(i18n.LANGUAGES)}.")
+    target = safe_next(form["next"] if isinstance(form["next"], str) else None)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        i18n.COOKIE,
+        lang,
+        max_age=i18n.COOKIE_AGE,
+        path="/",
+        secure=context_of(request).settings.https,
+        httponly=True,
+        samesite="lax",
+    )
+    return keep_alive(response, request) if session is not None else response
+
+
+async def manifest(request: Request) -> Response:
+    """``GET /manifest.webmanifest``: "Add to home screen" opens the portal like an app. Anyone
+    may read it (browsers fetch it without cookies); it holds the portal's title, nothing more.
+    There is no service worker: one could show a stale grid after sign-out."""
+    p = context_of(request)
+    title = p.registry.current.portal.title if p.registry.ready else "Launcher"
+    body = {
+        "name": title,
+        "short_name": title if len(title) <= 12 else title.split()[0][:12],
+        "lang": language(request),
+        "start_url": "/",
+        "scope": "/",
+        "display": "standalone",
+        "background_color": "#f4f6f9",
+        "theme_color": "#0b5cad",
+        "icons": [
+            {"src": static_url("app-icon.svg"), "sizes": "any", "type": "image/svg+xml"},
+            *(
+                {"src": static_url(f"app-icon-{n}.png"), "sizes": f"{n}x{n}", "type": "image/png"}
+                for n in (192, 512)
+            ),
+            {
+                "src": static_url("app-icon-512.png"),
+                "sizes": "512x512",
+                "type": "image/png",
+                "purpose": "maskable",
+            },
+        ],
+    }
+    return JSONResponse(
+        body,
+        media_type="application/manifest+json",
+        headers={"Cache-Control": "public, max-age=3600", "Vary": "Accept-Language, Cookie"},
+    )
+
+
 async def icon(request: Request) -> Response:
     """App icons: the admin's icons/ beside apps.yaml first, then the shipped ones."""
     name = request.path_params["name"]
@@ -109,6 +208,9 @@ async def icon(request: Request) -> Response:
 routes = [
     Route("/", home),
     Route("/favourites/{app_id}", favourite, methods=["POST"]),
+    Route("/favourites/{app_id}/move", move_favourite, methods=["POST"]),
     Route("/requests", request_app, methods=["POST"]),
+    Route("/language", choose_language, methods=["POST"]),
     Route("/icons/{name}", icon),
+    Route("/manifest.webmanifest", manifest),
 ]
