@@ -11,6 +11,7 @@ import random
 from collections.abc import AsyncIterator, Callable
 from typing import Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import anyio.to_thread
 import sqlalchemy as sa
@@ -20,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import Receive, Scope, Send
 
-from launcher import assets, db
+from launcher import assets, db, jobs, partitions
 from launcher.auth.csrf import CrossOriginGuard
 from launcher.auth.oidc import OIDCClient
 from launcher.auth.session import Revocations, SessionCodec
@@ -33,7 +34,7 @@ from launcher.errors import ConfigError
 from launcher.events import EventStore
 from launcher.limits import BodyLimit
 from launcher.registry import RegistryHolder
-from launcher.reports import rebuild, rollups
+from launcher.reports import rollups
 from launcher.request_id import SCOPE_KEY, RequestId
 from launcher.settings import Settings
 from launcher.views import (
@@ -237,19 +238,30 @@ async def _pause(stop: asyncio.Event, seconds: float) -> bool:
     return stop.is_set()
 
 
+def _partitions_ahead(engine: sa.Engine, tz: ZoneInfo) -> None:
+    with jobs.run_once(engine, jobs.PARTITIONS) as mine:
+        if mine:  # else another worker is making them right now
+            partitions.ensure(engine, tz)
+
+
 async def _purge_daily(p: Context, stop: asyncio.Event) -> None:
     """Raw events past LAUNCHER_RAW_RETENTION_DAYS go; the rollups keep the counts.
 
-    Not at start-up: workers starting together would all purge at once. Each waits a random
-    while first, and the purge itself is serialized with flushes and done in chunks.
+    At start-up only the month partitions are made (PostgreSQL), by whichever worker gets
+    there first. The purge waits a random while, so that workers and replicas starting
+    together do not all queue for its lock; the first to take it purges, the others skip.
     """
+    try:
+        await anyio.to_thread.run_sync(_partitions_ahead, p.engine, p.registry.timezone())
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("could not create the month partitions (will retry): %s", exc)
     # spreading load, not a secret:
     if await _pause(stop, random.uniform(60, 600)):  # noqa: S311
         return
     while True:
         try:
             deleted = await anyio.to_thread.run_sync(
-                rebuild.purge_raw, p.engine, p.settings.raw_retention_days, p.registry.timezone()
+                jobs.purge, p.engine, p.settings.raw_retention_days, p.registry.timezone()
             )
             if deleted:
                 log.info("purged %d raw events past the retention", deleted)

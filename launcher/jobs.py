@@ -17,13 +17,16 @@ happen. Each file's transaction takes an advisory lock of its own and waits for 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from launcher import db
+from launcher import db, partitions
+from launcher.reports import rebuild
 
 # The jobs by name. The lock id is derived from the name, so a new job needs no number.
 PURGE = "purge"
@@ -60,3 +63,19 @@ def run_once(engine: sa.Engine, name: str) -> Iterator[bool]:
         finally:
             conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
             conn.commit()
+
+
+def purge(
+    engine: sa.Engine, retention_days: int, tz: ZoneInfo, now: dt.datetime | None = None
+) -> int | None:
+    """The daily purge (and ``launcher db purge``), by one worker of one replica at a time:
+    month partitions are made ahead and those past the retention dropped (PostgreSQL,
+    launcher/partitions.py), then whatever is left past it is deleted (``rebuild.purge_raw``:
+    imported sign-ins, SQLite's rows). Returns the rows deleted, None when another process
+    holds the job."""
+    with run_once(engine, PURGE) as mine:
+        if not mine:
+            return None
+        partitions.ensure(engine, tz, now)
+        partitions.drop_old(engine, retention_days, tz, now)
+        return rebuild.purge_raw(engine, retention_days, tz, now)

@@ -106,8 +106,9 @@ def ensure(
     now = now or dt.datetime.now(dt.UTC)
     created: list[str] = []
     with engine.connect() as conn:
-        if not is_partitioned(conn):
-            return created
+        with conn.begin():
+            if not is_partitioned(conn):
+                return created
         for table in TABLES:
             with conn.begin():
                 months = _months_wanted(conn, table, now, ahead)
@@ -121,9 +122,7 @@ def ensure(
     return created
 
 
-def _months_wanted(
-    conn: sa.Connection, table: str, now: dt.datetime, ahead: int
-) -> list[dt.date]:
+def _months_wanted(conn: sa.Connection, table: str, now: dt.datetime, ahead: int) -> list[dt.date]:
     month = month_of(now.date())
     wanted = {month}
     for _ in range(ahead):
@@ -187,8 +186,9 @@ def drop_old(
     cutoff = purge_cutoff(now, retention_days, tz)
     dropped: list[str] = []
     with engine.connect() as conn:
-        if not is_partitioned(conn):
-            return dropped
+        with conn.begin():
+            if not is_partitioned(conn):
+                return dropped
         for table in TABLES:
             with conn.begin():
                 old = [p for p in partitions(conn, table) if p.hi is not None and p.hi <= cutoff]
