@@ -8,19 +8,21 @@ import functools
 import logging
 import os
 import random
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import anyio.to_thread
 import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.templating import Jinja2Templates
 from starlette.types import Receive, Scope, Send
 
-from launcher import assets, db, i18n, static_files
+from launcher import assets, db, i18n, jobs, partitions, static_files
 from launcher.auth.csrf import CrossOriginGuard
 from launcher.auth.oidc import OIDCClient
 from launcher.auth.session import Revocations, SessionCodec
@@ -32,8 +34,9 @@ from launcher.engage.displays import Display
 from launcher.errors import ConfigError
 from launcher.events import EventStore
 from launcher.limits import BodyLimit
+from launcher.metrics import OTHER_ROUTE, Metrics
 from launcher.registry import RegistryHolder
-from launcher.reports import rebuild, rollups
+from launcher.reports import rollups
 from launcher.request_id import SCOPE_KEY, RequestId
 from launcher.settings import Settings
 from launcher.views import (
@@ -58,12 +61,17 @@ log = logging.getLogger(__name__)
 REGISTRY_POLL = 2.0  # seconds between checks of apps.yaml for edits
 PURGE_EVERY = 24 * 60 * 60  # seconds between purges of raw events past the retention
 BACKGROUND_STOP = 5.0  # seconds background loops get to finish at shutdown (of the 10 s)
+GAUGES_EVERY = 1.0  # seconds between updates of this worker's event gauges (launcher/metrics.py)
+FAST_LAUNCH_ROUTE = "/launch/{app_id}"
 
 
 class PortalApp(Starlette):
     """The portal's ASGI app: Starlette, with the common launch answered before the rest."""
 
     fast_launch: launch.FastLaunch | None = None
+    metrics: Metrics | None = None
+    # endpoint -> its route's template: the latency histogram's label, never the raw path
+    templates_of: dict[object, str] = {}  # noqa: RUF012 (replaced per app in create_app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and SCOPE_KEY not in scope:
@@ -71,9 +79,31 @@ class PortalApp(Starlette):
             # marks the scope and calls this method again
             await RequestId(self)(scope, receive, send)
             return
-        if self.fast_launch is not None and await self.fast_launch(scope, send):
+        if scope["type"] != "http" or self.metrics is None:
+            await super().__call__(scope, receive, send)
             return
-        await super().__call__(scope, receive, send)
+        start = time.perf_counter()
+        if self.fast_launch is not None and await self.fast_launch(scope, send):
+            self.metrics.observe(FAST_LAUNCH_ROUTE, time.perf_counter() - start)
+            return
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # the router leaves the endpoint it chose in the scope
+            route = self.templates_of.get(scope.get("endpoint"), OTHER_ROUTE)
+            self.metrics.observe(route, time.perf_counter() - start)
+
+
+def _route_templates(routes: list[BaseRoute]) -> dict[object, str]:
+    """Each endpoint's path template; Starlette's router leaves the endpoint it chose in the
+    scope, a mount its app."""
+    found: dict[object, str] = {}
+    for route in routes:
+        if isinstance(route, Route):
+            found[route.endpoint] = route.path
+        elif isinstance(route, Mount):
+            found[route.app] = route.path + "/{path}"
+    return found
 
 
 def _templates() -> Jinja2Templates:
@@ -143,6 +173,7 @@ def create_app(
         stop = asyncio.Event()
         p.background.append(asyncio.create_task(_watch_registry(p, stop), name="launcher-registry"))
         p.background.append(asyncio.create_task(_purge_daily(p, stop), name="launcher-purge"))
+        p.background.append(asyncio.create_task(_event_gauges(p, stop), name="launcher-gauges"))
         try:
             yield
         finally:
@@ -176,6 +207,8 @@ def create_app(
     app.state.context = context
     app.state.displays = _displays(context)
     app.fast_launch = launch.FastLaunch(context, headers)
+    app.metrics = context.metrics
+    app.templates_of = _route_templates(routes)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, on_error=error_response)  # innermost: after the CSRF check
     app.add_middleware(
@@ -244,19 +277,30 @@ async def _pause(stop: asyncio.Event, seconds: float) -> bool:
     return stop.is_set()
 
 
+def _partitions_ahead(engine: sa.Engine, tz: ZoneInfo) -> None:
+    with jobs.run_once(engine, jobs.PARTITIONS) as mine:
+        if mine:  # else another worker is making them right now
+            partitions.ensure(engine, tz)
+
+
 async def _purge_daily(p: Context, stop: asyncio.Event) -> None:
     """Raw events past LAUNCHER_RAW_RETENTION_DAYS go; the rollups keep the counts.
 
-    Not at start-up: workers starting together would all purge at once. Each waits a random
-    while first, and the purge itself is serialized with flushes and done in chunks.
+    At start-up only the month partitions are made (PostgreSQL), by whichever worker gets
+    there first. The purge waits a random while, so that workers and replicas starting
+    together do not all queue for its lock; the first to take it purges, the others skip.
     """
+    try:
+        await anyio.to_thread.run_sync(_partitions_ahead, p.engine, p.registry.timezone())
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("could not create the month partitions (will retry): %s", exc)
     # spreading load, not a secret:
     if await _pause(stop, random.uniform(60, 600)):  # noqa: S311
         return
     while True:
         try:
             deleted = await anyio.to_thread.run_sync(
-                rebuild.purge_raw, p.engine, p.settings.raw_retention_days, p.registry.timezone()
+                jobs.purge, p.engine, p.settings.raw_retention_days, p.registry.timezone()
             )
             if deleted:
                 log.info("purged %d raw events past the retention", deleted)
@@ -273,3 +317,10 @@ async def _watch_registry(p: Context, stop: asyncio.Event) -> None:
             p.metrics.registry_ok.set(0 if p.registry.errors else 1)
         except Exception:  # a watcher that dies silently would freeze the registry
             log.exception("registry reload failed")
+
+
+async def _event_gauges(p: Context, stop: asyncio.Event) -> None:
+    """This worker's events waiting and the oldest one's age, for a scrape that another worker
+    of the host answers (launcher/metrics.py): nothing here touches the database."""
+    while not await _pause(stop, GAUGES_EVERY):
+        p.metrics.events(p.events.pending, p.events.oldest_pending, p.events.spooled)

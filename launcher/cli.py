@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from launcher import __version__, db, logs
+from launcher import __version__, db, jobs, logs, partitions
 from launcher.audit import audit
 from launcher.demo import command as demo_command
 from launcher.demo import data as demo_data
@@ -24,7 +24,7 @@ from launcher.registry import json_schema, load_registry
 from launcher.reports import output, periods, rebuild
 from launcher.reports.tables import TABLE_NAMES
 from launcher.serve import serve
-from launcher.settings import load_settings
+from launcher.settings import Settings, load_settings
 from launcher.signins import importer
 from launcher.signins import progress as import_progress
 
@@ -196,9 +196,16 @@ def _send_digest(args: argparse.Namespace) -> int:
     settings = load_settings()
     engine = db.make_engine(settings.database_url)
     db.upgrade(engine)
-    report = digest.send_digest(
-        engine, settings, load_registry(settings.apps_file), dry_run=args.dry_run
-    )
+    registry = load_registry(settings.apps_file)
+    # one run at a time in the cluster (launcher/jobs.py): a second would mail the same people
+    try:
+        with jobs.run_once(engine, jobs.DIGEST) as mine:
+            if not mine:
+                print(f"digest: {jobs.BUSY}; nothing sent")
+                return 0
+            report = digest.send_digest(engine, settings, registry, dry_run=args.dry_run)
+    finally:
+        engine.dispose()  # the commands run in tests too: no connection left for the collector
     for line in report.lines():
         print(line)
     return 1 if report.failed else 0
@@ -207,7 +214,20 @@ def _send_digest(args: argparse.Namespace) -> int:
 def _db(args: argparse.Namespace) -> int:
     settings = load_settings()
     engine = db.make_engine(settings.database_url)
-    db.upgrade(engine)
+    try:
+        return _db_command(args, settings, engine)
+    finally:
+        engine.dispose()
+
+
+def _db_command(args: argparse.Namespace, settings: Settings, engine: sa.Engine) -> int:
+    if args.db_command == "upgrade":
+        # the portal's time zone places the month partitions' edges (migration 0013)
+        tz = _timezone(settings.apps_file)
+        db.upgrade(engine, timezone=tz.key)
+        partitions.ensure(engine, tz)
+    else:
+        db.upgrade(engine)
     if args.db_command == "upgrade":
         print(f"database at {_redacted(settings.database_url)} is up to date")
     elif args.db_command == "rebuild-rollups":
@@ -217,9 +237,21 @@ def _db(args: argparse.Namespace) -> int:
         print(f"rollups rebuilt from {events:,} raw events")
     elif args.db_command == "purge":
         tz = ZoneInfo(load_registry(settings.apps_file).portal.timezone)
-        deleted = rebuild.purge_raw(engine, settings.raw_retention_days, tz)
-        print(f"deleted {deleted:,} raw events older than {settings.raw_retention_days} days")
+        deleted = jobs.purge(engine, settings.raw_retention_days, tz)
+        if deleted is None:
+            print(f"purge: {jobs.BUSY}; nothing deleted")
+        else:
+            print(f"deleted {deleted:,} raw events older than {settings.raw_retention_days} days")
     return 0
+
+
+def _timezone(apps_file: Path) -> ZoneInfo:
+    """The registry's time zone; UTC when there is no valid registry (a migration job need
+    not mount it: the partitions are then cut in UTC, and the purge deletes the slivers)."""
+    try:
+        return ZoneInfo(load_registry(apps_file).portal.timezone)
+    except (RegistryError, OSError):
+        return ZoneInfo("UTC")
 
 
 def _demo_data(args: argparse.Namespace) -> int:

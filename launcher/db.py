@@ -19,6 +19,22 @@ from launcher.errors import ConfigError
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
+# Connections a worker may hold at once on PostgreSQL (docs/SCALING.md). Request handlers reach
+# the database from threads (anyio's), and all but the report pages hold a connection for a
+# few milliseconds: 8 cover hundreds of requests a second; a ninth waits for one (up to the
+# pool's 30 s) rather than open yet another. On top, the worker's own background threads can
+# each hold one: the revocation poll, the registry and partition jobs (a lock connection and a
+# working one, launcher/jobs.py) and /readyz's ping.
+WORKER_DB_THREADS = 8
+BACKGROUND_CONNECTIONS = 4
+
+
+def connections_per_worker(threads: int = WORKER_DB_THREADS) -> int:
+    """The most PostgreSQL connections one worker opens: its pool plus the overflow. With the
+    event writer's one, a host needs ``workers * (this + 1)``, a cluster that times replicas,
+    below the server's max_connections."""
+    return threads + BACKGROUND_CONNECTIONS
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin (see _sqlite_begin).
@@ -33,8 +49,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> sa.Engine:
-    """Create the engine for ``url``; SQLite gets its directory made and WAL switched on."""
+def make_engine(url: str, threads: int = WORKER_DB_THREADS) -> sa.Engine:
+    """Create the engine for ``url``; SQLite gets its directory made and WAL switched on.
+
+    On PostgreSQL the pool holds ``threads`` connections (the threads of a worker that use the
+    database at once) and lets :data:`BACKGROUND_CONNECTIONS` more open for a while."""
     try:
         parsed = sa.make_url(url)
     except sa.exc.ArgumentError:
@@ -51,8 +70,8 @@ def make_engine(url: str) -> sa.Engine:
     return sa.create_engine(
         url,
         pool_pre_ping=True,
-        pool_size=5,
-        max_overflow=5,
+        pool_size=threads,
+        max_overflow=BACKGROUND_CONNECTIONS,
         # a database that does not answer must fail fast: events are spooled meanwhile, and
         # shutdown has to finish within 10 s
         connect_args={"connect_timeout": 2},
@@ -123,9 +142,17 @@ def _alembic_config(engine: sa.Engine) -> Config:
     return config
 
 
-def upgrade(engine: sa.Engine, revision: str = "head") -> None:
-    """Apply pending migrations (``launcher db upgrade``)."""
-    command.upgrade(_alembic_config(engine), revision)
+def upgrade(engine: sa.Engine, revision: str = "head", timezone: str | None = None) -> None:
+    """Apply pending migrations (``launcher db upgrade``). ``timezone``, the portal's, places
+    the month partitions' edges where the purge cuts (migration 0013; UTC when not given)."""
+    config = _alembic_config(engine)
+    config.attributes["timezone"] = timezone
+    command.upgrade(config, revision)
+
+
+def downgrade(engine: sa.Engine, revision: str) -> None:
+    """Undo migrations down to ``revision`` (``base``: an empty database). Tests only."""
+    command.downgrade(_alembic_config(engine), revision)
 
 
 def pending_migrations(engine: sa.Engine) -> bool:

@@ -1,33 +1,97 @@
-"""Prometheus metrics of one portal process, in a registry of its own (no global state)."""
+"""Prometheus metrics of the portal: one process, or every worker of a host.
+
+One worker (``launcher serve``, the tests): the metrics live in a registry of this
+:class:`Metrics` (no global state) and ``/metrics`` shows them.
+
+Several workers (``launcher serve --workers N``): a scrape reaches one worker, so each would
+show only its share. ``serve`` then points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory
+before the workers start (launcher/serve.py); prometheus-client, imported afresh in each worker,
+keeps every value in a memory-mapped file per process there, and the answering worker sums the
+files of all (:func:`exposition`). Counters and histograms of a worker that died stay in the sum
+(a counter must not go down); its gauges go (``serve`` marks the process dead). Each gauge says
+how the workers' values combine (``multiprocess_mode``): events waiting add up, the oldest wait
+is the largest, the registry is valid when it is valid in every worker.
+
+Spool depth is read from the spool directory when scraped: the directory belongs to the host,
+not to a worker.
+"""
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# seconds: a launch takes about a millisecond, a report page up to a few hundred
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+OTHER_ROUTE = "other"  # a path no route matched: never the raw path (unbounded label values)
+
+
+def multiprocess_mode() -> bool:
+    """True when this process writes its values to PROMETHEUS_MULTIPROC_DIR: the variable was
+    set before prometheus-client was imported (it picks its value class then)."""
+    return bool(os.environ.get(MULTIPROC_ENV)) and values.ValueClass is not values.MutexValue
 
 
 class Metrics:
-    """Prometheus metrics of this process, in a registry of its own (no global state)."""
+    """The portal's metrics. In multiprocess mode a second instance in one process (tests that
+    build several apps) shares the first one's values, as prometheus-client keys them by name."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.launches = Counter(
-            "launcher_launches", "Launches answered", ["app"], registry=self.registry
-        )
+        r = self.registry
+        self.launches = Counter("launcher_launches", "Launches answered", ["app"], registry=r)
         self._launch_children: dict[str, Any] = {}
-        self.signins = Counter("launcher_signins", "Completed sign-ins", registry=self.registry)
+        self.signins = Counter("launcher_signins", "Completed sign-ins", registry=r)
         self.login_failures = Counter(
-            "launcher_login_failures", "Failed sign-ins", ["reason"], registry=self.registry
+            "launcher_login_failures", "Failed sign-ins by reason", ["reason"], registry=r
         )
+        self.latency = Histogram(
+            "launcher_request_duration_seconds",
+            "Time to answer a request, by route template",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self._latency_children: dict[str, Any] = {}
         self.pending = Gauge(
-            "launcher_events_pending", "Events waiting to be written", registry=self.registry
+            "launcher_events_pending",
+            "Events answered and not yet written or spooled",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.batch_age = Gauge(
+            "launcher_events_oldest_pending_seconds",
+            "How long the oldest event not yet written or spooled has waited",
+            registry=r,
+            multiprocess_mode="livemax",
         )
         self.spooled = Gauge(
-            "launcher_events_spooled", "Events spooled to disk since start", registry=self.registry
+            "launcher_events_spooled",
+            "Events spooled to disk since the worker started",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.registry_ok = Gauge(
-            "launcher_registry_valid", "1 when apps.yaml on disk is valid", registry=self.registry
+            "launcher_registry_valid",
+            "1 when apps.yaml on disk is valid",
+            registry=r,
+            multiprocess_mode="livemin",
         )
 
     def launch_counter(self, app_id: str) -> Any:
@@ -36,3 +100,55 @@ class Metrics:
         if child is None:
             child = self._launch_children[app_id] = self.launches.labels(app_id)
         return child
+
+    def observe(self, route: str, seconds: float) -> None:
+        """One request's time; ``route`` is a template (``/launch/{app_id}``), never a path."""
+        child = self._latency_children.get(route)
+        if child is None:
+            child = self._latency_children[route] = self.latency.labels(route)
+        child.observe(seconds)
+
+    def events(self, pending: int, oldest: float | None, spooled: int) -> None:
+        """This worker's event store, as of now (set every second and at each scrape)."""
+        self.pending.set(pending)
+        self.batch_age.set(0.0 if oldest is None else max(0.0, time.time() - oldest))
+        self.spooled.set(spooled)
+
+    def exposition(self, spool_dir: Path) -> bytes:
+        """The text a scrape gets: every worker's values when in multiprocess mode."""
+        if multiprocess_mode():
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        else:
+            registry = self.registry
+        spool = SpoolDepth(spool_dir)
+        registry.register(spool)
+        try:
+            return bytes(generate_latest(registry))
+        finally:
+            registry.unregister(spool)
+
+
+class SpoolDepth(Collector):
+    """Batches and events waiting in LAUNCHER_SPOOL_DIR, counted when scraped."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        files = events = 0
+        for path in self.directory.glob("events-*.jsonl*"):  # waiting, or claimed by a writer
+            if path.suffix in (".bad", ".tmp"):  # set aside, or half written
+                continue
+            try:
+                with path.open("rb") as file:
+                    events += sum(1 for line in file if line.strip())
+                files += 1
+            except OSError:  # replayed and removed while we looked
+                continue
+        yield GaugeMetricFamily(
+            "launcher_spool_files", "Batches waiting in the spool directory", value=files
+        )
+        yield GaugeMetricFamily(
+            "launcher_spool_events", "Events waiting in the spool directory", value=events
+        )

@@ -3,21 +3,29 @@
 The command checks what it can before any worker starts (settings, the registry, the
 database's migrations), so a bad start fails once with a clear message instead of once per
 worker; the workers then build the app from the same environment (:func:`build_serve_app`).
+With several workers it sets up the directory where their metrics meet (:class:`_MetricsDir`).
 """
 
 from __future__ import annotations
 
 import gc
+import os
+import shutil
 import signal
+import tempfile
+import threading
+from pathlib import Path
 from typing import Any
 
 from launcher import db, logs
 from launcher.errors import LauncherError
+from launcher.metrics import MULTIPROC_ENV
 from launcher.registry import load_registry
 from launcher.settings import load_settings
 
 GRACEFUL_SHUTDOWN = 5  # seconds for requests in flight; then the last flush (< 4 s): exit < 10 s
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+REAP_EVERY = 5.0  # seconds between looks for workers that died (their metric files)
 
 
 def build_serve_app() -> object:
@@ -51,6 +59,7 @@ def serve(host: str, port: int, workers: int) -> None:
     elif db.pending_migrations(engine):
         raise LauncherError("the database needs migrating: run 'launcher db upgrade' first")
     engine.dispose()
+    metrics_dir = _metrics_dir(settings.spool_dir, workers)
     # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, so one worker would end as
     # "killed by signal" (143) where --workers N exits 0: a finished shutdown exits 0 in both.
     previous = {sig: signal.signal(sig, _exit_after_shutdown) for sig in _STOP_SIGNALS}
@@ -65,6 +74,77 @@ def serve(host: str, port: int, workers: int) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if metrics_dir is not None:
+            metrics_dir.close()
+
+
+class _MetricsDir:
+    """The directory where every worker keeps its metric values (launcher/metrics.py), and
+    a thread that tells prometheus-client about workers that died (uvicorn starts new ones):
+    their gauges must leave the sums, their counters stay."""
+
+    def __init__(self, path: Path, created: bool) -> None:
+        self.path = path
+        self.created = created
+        self.stopping = threading.Event()
+        self.dead: set[int] = set()
+        self.thread = threading.Thread(target=self._reap, name="metrics-reaper", daemon=True)
+        self.thread.start()
+
+    def _reap(self) -> None:
+        from prometheus_client import multiprocess
+
+        while not self.stopping.wait(REAP_EVERY):
+            for pid in self.pids() - self.dead:
+                if not _alive(pid):
+                    multiprocess.mark_process_dead(pid, str(self.path))  # type: ignore[no-untyped-call]
+                    self.dead.add(pid)
+
+    def pids(self) -> set[int]:
+        """The processes with files here (``counter_1234.db``, ``gauge_livesum_1234.db``)."""
+        found = set()
+        for file in self.path.glob("*.db"):
+            tail = file.stem.rpartition("_")[2]
+            if tail.isdigit():
+                found.add(int(tail))
+        return found
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=REAP_EVERY + 1)
+        if self.created:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process now has the number: ours is gone
+        return False
+    return True
+
+
+def _metrics_dir(spool_dir: Path, workers: int) -> _MetricsDir | None:
+    """With several workers, a fresh PROMETHEUS_MULTIPROC_DIR under the spool directory (the
+    host's own writable place, an emptyDir on Kubernetes), set before the workers start so that
+    each imports prometheus-client in multiprocess mode. One given in the environment is used
+    as it is, emptied of an earlier run's files (prometheus-client's rule). One worker needs
+    none: its own registry is the whole host."""
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for old in path.glob("*.db"):
+            old.unlink(missing_ok=True)
+        return _MetricsDir(path, created=False)
+    if workers <= 1:
+        return None
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="metrics-", dir=spool_dir))
+    os.environ[MULTIPROC_ENV] = str(path)  # the workers are spawned: they inherit it
+    return _MetricsDir(path, created=True)
 
 
 def uvicorn_options(

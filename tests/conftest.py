@@ -116,7 +116,8 @@ def _reset(url: str) -> None:
     md.reflect(engine)
     with engine.begin() as conn:
         for table in reversed(md.sorted_tables):
-            conn.execute(sa.text(f'DROP TABLE "{table.name}"'))
+            # IF EXISTS: a month partition goes with its table (launcher/partitions.py)
+            conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table.name}"'))
     db.upgrade(engine)
     engine.dispose()
 

@@ -143,6 +143,18 @@ class EventStore:
         queued = sum(batch.size for batch in list(self._outbox))
         return len(self._launches) + len(self._signins) + queued + self._inflight_events
 
+    @property
+    def oldest_pending(self) -> float | None:
+        """When (time.time()) the oldest event not yet written or spooled was recorded; None
+        when none waits. Each buffer and batch is in recording order, so its first row is its
+        oldest (the metric launcher_events_oldest_pending_seconds)."""
+        batches = [*list(self._outbox), *list(self._inflight.values())]
+        firsts: list[float] = [
+            rows[0][0] for rows in (self._launches, *(b.launches for b in batches)) if rows
+        ]
+        firsts += [rows[0][0] for rows in (self._signins, *(b.signins for b in batches)) if rows]
+        return min(firsts, default=None)
+
     # --- background ---------------------------------------------------------------------
     def start(self) -> None:
         """Start flushing; the writer process starts with the first flush (and replays any

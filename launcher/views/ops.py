@@ -1,9 +1,10 @@
 """Liveness, readiness and Prometheus metrics.
 
-``/metrics`` shows live launch counts per app, group-restricted apps included, outside the
-reports' minimum group size: it answers only a caller with ``LAUNCHER_METRICS_TOKEN`` (and 404
-when none is configured). ``/readyz`` tells anyone whether each check passed; why one failed
-(the registry's errors, the provider's answer) only to that caller or a signed-in admin.
+``/metrics`` covers every worker of the host (launcher/metrics.py). It shows live launch counts
+per app, group-restricted apps included, outside the reports' minimum group size: it answers
+only a caller with ``LAUNCHER_METRICS_TOKEN`` (and 404 when none is configured). ``/readyz``
+tells anyone whether each check passed; why one failed (the registry's errors, the provider's
+answer) only to that caller or a signed-in admin.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import hmac
 
 import anyio.to_thread
 import sqlalchemy as sa
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -86,10 +87,10 @@ async def metrics(request: Request) -> Response:
             status_code=401,
             headers={"WWW-Authenticate": 'Bearer realm="metrics"', "Cache-Control": "no-store"},
         )
-    p.metrics.pending.set(p.events.pending)
-    p.metrics.spooled.set(p.events.spooled)
+    p.metrics.events(p.events.pending, p.events.oldest_pending, p.events.spooled)
+    body = await anyio.to_thread.run_sync(p.metrics.exposition, p.settings.spool_dir)
     return Response(
-        generate_latest(p.metrics.registry),
+        body,
         media_type=CONTENT_TYPE_LATEST,
         headers={"Cache-Control": "no-store"},
     )
