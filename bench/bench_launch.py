@@ -192,9 +192,15 @@ def _start(
             time.sleep(0.1)
 
 
+METRICS_TOKEN = "bench-metrics-token-0123456789abcdef"  # /metrics needs one (>= 32 chars)
+
+
 def _launches_answered(base_url: str) -> int:
     """The portal's own count of the launches it answered (its Prometheus counter)."""
-    text = httpx.get(f"{base_url}/metrics", timeout=5).text
+    auth = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    answer = httpx.get(f"{base_url}/metrics", headers=auth, timeout=5)
+    answer.raise_for_status()  # a 404 would read as "no launches answered"
+    text = answer.text
     values = re.findall(r"^launcher_launches_total\{.*\} (\S+)$", text, re.M)
     return round(sum(float(v) for v in values))
 
@@ -233,6 +239,7 @@ def main() -> int:
         LAUNCHER_OIDC_ISSUER=ISSUER,
         LAUNCHER_OIDC_CLIENT_ID="bench",
         LAUNCHER_OIDC_CLIENT_SECRET="bench-client-secret",
+        LAUNCHER_METRICS_TOKEN=METRICS_TOKEN,
     )
     args.portal_base = portal_base
     py = sys.executable
