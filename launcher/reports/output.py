@@ -29,6 +29,7 @@ def report_text(
     table: str = "launches",
     fmt: Format = "table",
     min_group: int,
+    lang: str = "en",
 ) -> str:
     """The report as the command prints it, ending in a newline.
 
@@ -61,6 +62,8 @@ def report_text(
             ],
         )
     else:
+        if table == "decline" and by == "department":  # --table decline --by department
+            table = "decline-departments"
         shown = tables.table(tables.build(engine, registry, period, today, min_group), table)
         body = {
             "from": period.start.isoformat(),

@@ -263,6 +263,7 @@ def comparison(
     """Each headline metric with its change against the previous period and against go-live."""
     previous = period.previous()
     baseline = go_live_baseline(registry.portal.go_live, period)
+    threshold = registry.portal.decline_threshold
     now = _metrics(summary(engine, period), min_group, exact)
     before = _metrics(summary(engine, previous), min_group, exact)
     base = (
@@ -281,10 +282,12 @@ def comparison(
                 "change_previous": vs_prev,
                 "go_live": base[metric],
                 "change_go_live": vs_base,
-                "decline": bool((vs_prev or 0) < 0 or (vs_base or 0) < 0),
+                # only a drop past the registry's threshold: a flag on every dip means nothing
+                "decline": bool((vs_prev or 0) <= -threshold or (vs_base or 0) <= -threshold),
             }
         )
     return {
+        "threshold": threshold,
         "previous": {"from": previous.start.isoformat(), "to": previous.end.isoformat()},
         "go_live": (
             {"from": baseline.start.isoformat(), "to": baseline.end.isoformat()}
@@ -513,7 +516,8 @@ def departments(
         counts = spans.count_users(conn, spans.user_rows(period, lambda w: dept(w.c.department)))
     for dep in registry.departments:  # departments that never arrived still get a row
         counts.setdefault(dep.id, NONE)
-    heads = {d.id: d.headcount for d in registry.departments}
+    # the headcount in force when the period starts (registry: one number or one per date)
+    heads = {d.id: d.headcount_at(period.start) for d in registry.departments}
     names = {d.id: d.name for d in registry.departments}
     out = []
     for key, n in sorted(counts.items()):

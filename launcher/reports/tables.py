@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from launcher.dates import add_months, month_of
 from launcher.errors import BadRequest, NotFound
 from launcher.registry import Registry
-from launcher.reports import periods, queries
+from launcher.reports import decline, periods, queries
 from launcher.reports.periods import Period
 
 
@@ -56,6 +56,11 @@ def _cell(row: dict[str, Any], key: str, min_group: int) -> Any:
     return row.get(key)
 
 
+def _small(value: int | None, min_group: int) -> Any:
+    """A published figure, or "< k" where the baseline's was suppressed."""
+    return f"< {min_group}" if value is None else value
+
+
 def _percent(value: float | None) -> str | None:
     return None if value is None else f"{value * 100:.1f}%"
 
@@ -72,6 +77,8 @@ class Report:
     cohorts: list[dict[str, Any]]
     dormant: dict[str, Any]
     go_live_month: str | None
+    decline_apps: dict[str, Any] = field(default_factory=dict)
+    decline_departments: dict[str, Any] = field(default_factory=dict)
 
 
 TABLE_NAMES = (
@@ -83,6 +90,9 @@ TABLE_NAMES = (
     "heatmap",
     "cohorts",
     "dormant",
+    "decline",
+    "decline-departments",
+    "app-departments",
 )
 
 
@@ -107,6 +117,9 @@ def build(
     by_app = queries.launches(engine, registry, period, "app", min_group)
     by_category = queries.launches(engine, registry, period, "category", min_group)
     departments = queries.departments(engine, registry, period, min_group)
+    decline_apps = decline.decline(engine, registry, period, "app", min_group)
+    decline_departments = decline.decline(engine, registry, period, "department", min_group)
+    app_departments = queries.app_departments(engine, period, min_group)
 
     names = {app.id: app.name.get("en") for app in registry.apps}
     categories = {c.id: c.name.get("en") for c in registry.categories}
@@ -207,6 +220,72 @@ def build(
             ("department", "users"),
             [(r["key"], g(r, "users")) for r in dormant["rows"]],
         ),
+        "decline": Table(
+            "decline",
+            "Apps: change since the first month after go-live",
+            (
+                "app",
+                "name",
+                "baseline_users",
+                "users",
+                "change",
+                "baseline_launches",
+                "launches",
+                "launches_change",
+                "declined",
+            ),
+            [
+                (
+                    r["key"],
+                    r["name"] or r["key"],
+                    _small(r["baseline_users"], min_group),
+                    g(r, "users"),
+                    _percent(r["change"]),
+                    _small(r["baseline_launches"], min_group),
+                    g(r, "launches"),
+                    _percent(r["launches_change"]),
+                    "yes" if r["declined"] else "no",
+                )
+                for r in decline_apps["rows"]
+            ],
+        ),
+        "decline-departments": Table(
+            "decline-departments",
+            "Departments: change since the first month after go-live",
+            (
+                "department",
+                "name",
+                "baseline_users",
+                "users",
+                "change",
+                "headcount",
+                "baseline_share",
+                "share",
+                "change_of_headcount",
+                "declined",
+            ),
+            [
+                (
+                    r["key"],
+                    r["name"] or r["key"],
+                    _small(r["baseline_users"], min_group),
+                    g(r, "users"),
+                    _percent(r["change"]),
+                    r["headcount"],
+                    _percent(r["baseline_share"]),
+                    _percent(r["share"]),
+                    _percent(r["share_change"]),
+                    "yes" if r["declined"] else "no",
+                )
+                for r in decline_departments["rows"]
+            ],
+        ),
+        "app-departments": Table(
+            "app-departments",
+            "Launches and users per app and department",
+            ("app", "department", "launches", "users"),
+            [(r["app"], r["department"], g(r, "launches"), g(r, "users")) for r in app_departments],
+        ),
     }
     return Report(
         period=period,
@@ -219,6 +298,8 @@ def build(
         cohorts=cohort_rows,
         dormant=dormant,
         go_live_month=go_live.isoformat()[:7] if go_live else None,
+        decline_apps=decline_apps,
+        decline_departments=decline_departments,
     )
 
 

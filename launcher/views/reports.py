@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from launcher.context import Context
 from launcher.dates import month_of
-from launcher.reports import charts, gateway, periods, queries, tables
+from launcher.reports import charts, decline, gateway, periods, queries, tables
 from launcher.views.common import (
     api_session,
     context_of,
@@ -186,6 +186,11 @@ def _gateway(request: Request, p: Context, period: periods.Period) -> dict[str, 
     return {"by": by, "rows": rows}
 
 
+def _decline(request: Request, p: Context, period: periods.Period) -> dict[str, Any]:
+    by = periods.parse_by(request.query_params.get("by"), decline.BY_VALUES)
+    return decline.decline(p.engine, p.registry.current, period, by, p.settings.report_min_group)
+
+
 routes = [
     Route("/reports", page),
     Route("/reports/export.csv", export_csv),
@@ -196,4 +201,5 @@ routes = [
     Route("/api/v1/reports/heatmap", _api(_heatmap)),
     Route("/api/v1/reports/departments", _api(_departments)),
     Route("/api/v1/reports/gateway", _api(_gateway)),
+    Route("/api/v1/reports/decline", _api(_decline)),
 ]
