@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from launcher.dates import add_months, month_of
 from launcher.errors import BadRequest, NotFound
 from launcher.registry import Registry
-from launcher.reports import decline, periods, queries
+from launcher.reports import decline, frontdoor, periods, queries
 from launcher.reports.periods import Period
 
 
@@ -79,6 +79,7 @@ class Report:
     go_live_month: str | None
     decline_apps: dict[str, Any] = field(default_factory=dict)
     decline_departments: dict[str, Any] = field(default_factory=dict)
+    front_door: frontdoor.FrontDoor = field(default_factory=lambda: frontdoor.FrontDoor(None))
 
 
 TABLE_NAMES = (
@@ -93,6 +94,8 @@ TABLE_NAMES = (
     "decline",
     "decline-departments",
     "app-departments",
+    "gateway",
+    "gateway-unregistered",
 )
 
 
@@ -120,6 +123,7 @@ def build(
     decline_apps = decline.decline(engine, registry, period, "app", min_group)
     decline_departments = decline.decline(engine, registry, period, "department", min_group)
     app_departments = queries.app_departments(engine, period, min_group)
+    front = frontdoor.section(engine, registry, period, min_group)
 
     names = {app.id: app.name.get("en") for app in registry.apps}
     categories = {c.id: c.name.get("en") for c in registry.categories}
@@ -287,6 +291,8 @@ def build(
             [(r["app"], r["department"], g(r, "launches"), g(r, "users")) for r in app_departments],
         ),
     }
+    for name, (title, columns, rows) in frontdoor.as_tables(front, min_group).items():
+        tables[name] = Table(name, title, columns, rows)
     return Report(
         period=period,
         min_group=min_group,
@@ -300,6 +306,7 @@ def build(
         go_live_month=go_live.isoformat()[:7] if go_live else None,
         decline_apps=decline_apps,
         decline_departments=decline_departments,
+        front_door=front,
     )
 
 

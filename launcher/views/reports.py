@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from launcher.context import Context
 from launcher.dates import month_of
-from launcher.reports import charts, decline, gateway, periods, queries, tables
+from launcher.reports import charts, decline, frontdoor, gateway, periods, queries, tables
 from launcher.views.common import (
     api_session,
     context_of,
@@ -86,8 +86,27 @@ def _page_context(report: tables.Report, kind: str, request: Request) -> dict[st
             css_id=f"bars-{name}",
         )
 
+    front = report.front_door
+    front_chart = None
+    if front.imported is not None and front.months:
+        front_chart = charts.line_chart(
+            [r["key"] for r in front.months],
+            [
+                (
+                    "Share through the portal (%)",
+                    [None if r.get("share") is None else r["share"] * 100 for r in front.months],
+                )
+            ],
+            title="Share of sign-ins through the portal, per month",
+            desc="The share of sign-ins to apps with a tile that came right after a launch "
+            "from the portal, month by month; the table below has the figures per app.",
+            css_id="front-door",
+        )
     query = request.url.query
     return {
+        "front": front,
+        "front_chart": front_chart,
+        "import_command": frontdoor.IMPORT_COMMAND,
         "report": report,
         "kind": kind,
         "period": report.period,
