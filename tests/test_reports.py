@@ -275,7 +275,8 @@ def test_access_staff_403_reviewer_200(portal: InProcess) -> None:
     for path in REPORT_PATHS:
         r = portal.get(path, reviewer)
         assert r.status_code == 200, (path, r.text[:300])
-    page = portal.get("/reports?period=month&month=2025-03", reviewer).text
+    english = {"Accept-Language": "en"}
+    page = portal.get("/reports?period=month&month=2025-03", reviewer, headers=english).text
     assert "<script>" not in page and "<svg" in page
     assert re.search(r'<svg class="chart[^"]*"[^>]*role="img"', page)
     assert "Adoption since go-live" in page

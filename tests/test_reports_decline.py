@@ -19,6 +19,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -35,6 +36,7 @@ from tests.helpers import REVIEWER, STAFF, BatchWriter, Launch
 
 TZ = ZoneInfo("Europe/Amsterdam")
 MIN = 3
+EN = {"Accept-Language": "en"}  # the registry's default language is Dutch
 REGISTRY_TEXT = """
 portal: {title: Test, go_live: 2025-03-01, decline_threshold: 0.10}
 departments:
@@ -203,6 +205,7 @@ def test_csv_and_cli_rows_are_the_api_rows(
         exported = portal.get(
             "/reports/export.csv",
             REVIEWER,
+            headers=EN,
             params={"period": "custom", **query, "table": name},
         )
         assert exported.status_code == 200
@@ -222,15 +225,59 @@ def test_csv_and_cli_rows_are_the_api_rows(
         monkeypatch.setenv("LAUNCHER_SECRET_KEY", portal.settings.secret())
         monkeypatch.setenv("LAUNCHER_REPORT_MIN_GROUP", str(MIN))
         cli = ["report", "--from", "2025-04-01", "--to", "2025-04-30", "--table", "decline"]
+        cli += ["--lang", "en"]
         assert main([*cli, "--by", by, "--format", "csv"]) == 0
         assert capsys.readouterr().out == exported.text
         assert main([*cli, "--by", by, "--format", "json"]) == 0
         out = json.loads(capsys.readouterr().out)
         assert [r[0] for r in out["rows"]] == [r["key"] for r in body["rows"]]
 
-    page = portal.get("/reports", REVIEWER, params={"period": "month", "month": "2025-04"})
+    page = portal.get(
+        "/reports", REVIEWER, headers=EN, params={"period": "month", "month": "2025-04"}
+    )
     assert page.status_code == 200
-    assert "What fell back since go-live" in page.text and "10%" in page.text
+    assert "What fell back since go-live" in page.text and "10.0%" in page.text
     # the published figures carry noise: teams (-10 % exactly) may or may not be flagged,
     # but the page flags what the API does, and wiki (hidden, -33 % at least) always
     assert flagged >= 1 and page.text.count('class="declined"') == flagged
+
+
+def test_in_dutch_page_csv_and_cli(
+    make_portal: MakePortal,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The registry's default language (Dutch) for the page, the CSV headers and the
+    command; numbers with the Dutch decimal comma."""
+    from launcher.cli import main
+
+    apps = tmp_path / "apps.yaml"
+    apps.write_text(REGISTRY_TEXT)
+    portal = make_portal(database_url=database_url, apps_file=apps, report_min_group=MIN)
+    write_fixture(portal.context.engine, tmp_path / "spool2")
+    query = {"period": "month", "month": "2025-04"}
+    page = portal.get("/reports", REVIEWER, params=query).text
+    assert '<html lang="nl">' in page
+    assert "Wat terugliep sinds de livegang" in page and "10,0%" in page
+    assert "Vergeleken met de eerste maand na de livegang:" in page
+    exported = portal.get("/reports/export.csv", REVIEWER, params={**query, "table": "decline"})
+    header = exported.text.splitlines()[0]
+    assert header.startswith("app,naam,gebruikers na livegang,gebruikers,verandering,")
+    assert all(line.endswith((",ja", ",nee")) for line in exported.text.splitlines()[1:])
+
+    monkeypatch.setenv("LAUNCHER_DATABASE_URL", database_url)
+    monkeypatch.setenv("LAUNCHER_APPS_FILE", str(apps))
+    monkeypatch.setenv("LAUNCHER_SECRET_KEY", portal.settings.secret())
+    monkeypatch.setenv("LAUNCHER_REPORT_MIN_GROUP", str(MIN))
+    cli = ["report", "--from", "2025-04-01", "--to", "2025-04-30", "--table", "decline"]
+    assert main([*cli, "--format", "csv"]) == 0  # --lang defaults to the registry's: nl
+    assert capsys.readouterr().out == exported.text
+    assert main([*cli, "--lang", "en", "--format", "table"]) == 0
+    english = capsys.readouterr().out
+    assert english.startswith("Apps: change since the first month after go-live, Apr 1, 2025")
+    assert main([*cli, "--format", "table"]) == 0
+    dutch = capsys.readouterr().out
+    assert dutch.startswith("Apps: verandering sinds de eerste maand na de livegang, 1 apr 2025")
+    assert re.search(r" -\d+,\d%", dutch) and not re.search(r"\d\.\d%", dutch)  # decimal comma

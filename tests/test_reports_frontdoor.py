@@ -19,6 +19,7 @@ from launcher.signins import importer
 from tests.conftest import EXAMPLE_APPS, MakePortal
 from tests.helpers import ADMIN, CLINICIAN, REVIEWER, STAFF, DemoUser, InProcess
 
+EN = {"Accept-Language": "en"}  # the example registry's default language is Dutch
 TEAMS = "1fec8e78-bce4-4aaf-ab1b-5451cc387264"  # signin_ids in config/apps.yaml
 EHR = "3b9f2d4c-8e71-4a6f-b0c2-5d8e9f1a2b63"
 
@@ -78,7 +79,7 @@ def _cli(
     monkeypatch.setenv("LAUNCHER_SECRET_KEY", portal.settings.secret())
     monkeypatch.setenv("LAUNCHER_REPORT_MIN_GROUP", "1")
     q = _query()
-    assert main(["report", "--from", q["from"], "--to", q["to"], *a]) == 0
+    assert main(["report", "--from", q["from"], "--to", q["to"], "--lang", "en", *a]) == 0
     return capsys.readouterr().out
 
 
@@ -89,14 +90,17 @@ def test_nothing_imported_says_how_to_import(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     portal = _portal(make_portal, database_url)
-    page = portal.get("/reports", REVIEWER, params={"period": "custom", **_query()})
+    page = portal.get("/reports", REVIEWER, headers=EN, params={"period": "custom", **_query()})
     assert page.status_code == 200
     assert "No sign-in logs have been imported yet" in page.text
     assert "launcher import-signins --format entra FILE" in page.text
     assert "Importing sign-in logs" in page.text
     assert "Share of sign-ins through the portal:" not in page.text  # no row of zeros
     exported = portal.get(
-        "/reports/export.csv", REVIEWER, params={"table": "gateway", "period": "custom", **_query()}
+        "/reports/export.csv",
+        REVIEWER,
+        headers=EN,
+        params={"table": "gateway", "period": "custom", **_query()},
     )
     assert exported.status_code == 200, exported.text[-2500:]
     assert exported.text.splitlines() == [
@@ -117,7 +121,7 @@ def test_front_door_section_api_csv_and_cli_agree(
     portal = _portal(make_portal, database_url)
     _import(portal, tmp_path)
     q = _query()
-    page = portal.get("/reports", REVIEWER, params={"period": "custom", **q})
+    page = portal.get("/reports", REVIEWER, headers=EN, params={"period": "custom", **q})
     assert page.status_code == 200
     text = page.text
     assert "No sign-in logs have been imported yet" not in text
@@ -133,7 +137,10 @@ def test_front_door_section_api_csv_and_cli_agree(
     for by, table in (("app", "gateway"), ("unregistered", "gateway-unregistered")):
         api = portal.get("/api/v1/reports/gateway", REVIEWER, params={**q, "by": by}).json()
         exported = portal.get(
-            "/reports/export.csv", REVIEWER, params={"table": table, "period": "custom", **q}
+            "/reports/export.csv",
+            REVIEWER,
+            headers=EN,
+            params={"table": table, "period": "custom", **q},
         )
         assert exported.status_code == 200
         rows = list(csv.DictReader(io.StringIO(exported.text)))
@@ -153,6 +160,9 @@ def test_front_door_section_api_csv_and_cli_agree(
 
 def rows_of(portal: InProcess, table: str) -> list[dict[str, str]]:
     exported = portal.get(
-        "/reports/export.csv", REVIEWER, params={"table": table, "period": "custom", **_query()}
+        "/reports/export.csv",
+        REVIEWER,
+        headers=EN,
+        params={"table": table, "period": "custom", **_query()},
     )
     return list(csv.DictReader(io.StringIO(exported.text)))

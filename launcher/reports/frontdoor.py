@@ -95,7 +95,7 @@ def section(engine: sa.Engine, registry: Registry, period: Period, min_group: in
 
 
 def as_tables(
-    front: FrontDoor, min_group: int
+    front: FrontDoor, min_group: int, names: dict[str, str] | None = None
 ) -> dict[str, tuple[str, tuple[str, ...], list[Any]]]:
     """(title, columns, rows) of the section's two CSV tables: the API's rows and figures
     (``GET /api/v1/reports/gateway?by=app`` and ``by=unregistered``), in the page's order."""
@@ -110,7 +110,7 @@ def as_tables(
             [
                 (
                     r["key"],
-                    r["name"],
+                    (names or {}).get(r["key"]) or r["name"],
                     cell(r, "signins"),
                     cell(r, "via_portal"),
                     cell(r, "share"),
