@@ -107,8 +107,8 @@ def test_adoption_month_labels_stay_apart_at_the_narrowest_layout(
     wide = page.evaluate(
         "() => [...document.querySelectorAll('main *')].filter(e => "
         "e.getBoundingClientRect().right > window.innerWidth + 0.5 && "
-        "!e.closest('.table-wrap, pre')).slice(0, 8).map(e => e.tagName + '.' + e.getAttribute('class')"
-        " + ' ' + Math.round(e.getBoundingClientRect().right))"
+        "!e.closest('.table-wrap, pre')).slice(0, 8).map(e => e.tagName + '.'"
+        " + e.getAttribute('class') + ' ' + Math.round(e.getBoundingClientRect().right))"
     )
     assert wide == [], "wider than the screen: " + " | ".join(wide)
     assert run_axe(page) == []
