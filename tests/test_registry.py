@@ -636,8 +636,9 @@ def test_decline_threshold_lies_between_0_and_1(value: str, message: str) -> Non
 
 
 def test_leaver_days_is_a_whole_positive_number() -> None:
-    [problem] = problems("portal:\n  leaver_days: 0\n" + _APP)
-    assert problem.startswith("apps.yaml:2: portal.leaver_days: ")
+    for days in ("0", "30"):  # not more than the 30 days that make someone dormant
+        [problem] = problems(f"portal:\n  leaver_days: {days}\n" + _APP)
+        assert problem.startswith("apps.yaml:2: portal.leaver_days: ") and "31" in problem
     [problem] = problems("portal:\n  leaver_days: '90'\n" + _APP)
     assert "valid integer" in problem
 

@@ -77,8 +77,9 @@ class PortalSection(_Strict):
     # a drop in distinct users smaller than this (a share, 0.10 = 10 %) is not flagged as a
     # decline: every small dip in red would make the flag mean nothing
     decline_threshold: float = Field(default=0.10, gt=0, lt=1)
-    # no sign-in for this many days: a leaver (left the organisation), not a dormant user
-    leaver_days: int = Field(default=90, ge=1, le=3660, strict=True)
+    # no sign-in for this many days: a leaver (left the organisation), not a dormant user;
+    # more than the 30 days that make someone dormant
+    leaver_days: int = Field(default=90, ge=31, le=3660, strict=True)
 
     @field_validator("timezone")
     @classmethod

@@ -466,24 +466,36 @@ def cohorts(
 def dormant(
     engine: sa.Engine, registry: Registry, today: dt.date, min_group: int, *, exact: bool = False
 ) -> dict[str, Any]:
-    """Users active in the first full month after go-live but not in the last 30 days."""
+    """Users active in the first full month after go-live but not in the last 30 days --
+    people who stopped using the portal. Leavers are left out: no sign-in (no activity) for
+    ``portal.leaver_days`` days means someone who left the organisation, not a lost user;
+    they are counted apart."""
     baseline = go_live_baseline(registry.portal.go_live, month_period(today))
+    leaver_days = registry.portal.leaver_days
     if baseline is None:
-        return {"baseline": None, "users": None, "rows": []}
+        return {"baseline": None, "users": None, "rows": [], "leavers": None}
     recent = Period(today - dt.timedelta(days=29), today)
+    present = Period(today - dt.timedelta(days=leaver_days - 1), today)
     um, u = T_USER_MONTH, T_USER_DAY
-    # one index probe per user of the baseline month
-    active_recently = sa.exists().where(u.c.user_id == um.c.user_id, between(u.c.day, recent))
+
+    def active_in(days: Period) -> sa.ColumnElement[bool]:
+        # one index probe per user of the baseline month
+        return sa.exists().where(u.c.user_id == um.c.user_id, between(u.c.day, days))
+
     department = dept(um.c.department)
     query = (
         sa.select(department.label("key"), sa.func.count(), sa.func.sum(um.c.person_key))
-        .where(um.c.month == baseline.start, ~active_recently)
+        .where(um.c.month == baseline.start, ~active_in(recent), active_in(present))
         .group_by(department)
         .order_by(department)
     )
+    leavers_q = sa.select(sa.func.count(), sa.func.sum(um.c.person_key)).where(
+        um.c.month == baseline.start, ~active_in(present)
+    )
     with connect(engine) as conn:
         counts = [(k, _count(n, pk)) for k, n, pk in conn.execute(query)]
-        if not counts:
+        leavers = _count(*conn.execute(leavers_q).one())
+        if not counts and not leavers[0]:
             # the baseline month's people may be past the retention (rebuild.purge_people):
             # its count is kept, who was in it is not -- so dormancy is no longer known
             ms, any_person = T_MONTH_STATS, sa.exists().where(um.c.month == baseline.start)
@@ -493,6 +505,8 @@ def dormant(
                     "baseline": baseline.start.isoformat()[:7],
                     "users": None,
                     "rows": [],
+                    "leavers": None,
+                    "leaver_days": leaver_days,
                     "past_retention": True,
                 }
     total: Count = NONE
@@ -505,6 +519,8 @@ def dormant(
         "baseline": baseline.start.isoformat()[:7],
         "users": shown(total, exact) if total[0] >= min_group else None,
         "rows": rows,
+        "leavers": shown(leavers, exact) if not 0 < leavers[0] < min_group else None,
+        "leaver_days": leaver_days,
     }
 
 
