@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--by",
         choices=["app", "category", "department", "day", "month"],
         default="app",
-        help="launches broken down by (%(default)s)",
+        help="launches broken down by; app or department for --table decline (%(default)s)",
     )
     report.add_argument(
         "--table",
@@ -109,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument(
         "--format", choices=["table", "csv", "json"], default="table", help="(%(default)s)"
+    )
+    report.add_argument(
+        "--lang",
+        choices=["nl", "en"],
+        help="language of titles, headers and numbers (the registry's portal.default_language)",
     )
     return parser
 
@@ -278,19 +283,23 @@ def _demo_data(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     settings = load_settings()
     registry = load_registry(settings.apps_file)
-    engine = db.make_engine(settings.database_url)
     today = dt.datetime.now(dt.UTC).date()
     period = periods.parse_period(args.start, args.end, today)
-    text = output.report_text(
-        engine,
-        registry,
-        period,
-        today,
-        by=args.by,
-        table=args.table,
-        fmt=args.format,
-        min_group=settings.report_min_group,
-    )
+    engine = db.make_engine(settings.database_url)
+    try:
+        text = output.report_text(
+            engine,
+            registry,
+            period,
+            today,
+            by=args.by,
+            table=args.table,
+            fmt=args.format,
+            min_group=settings.report_min_group,
+            lang=args.lang or registry.portal.default_language,
+        )
+    finally:
+        engine.dispose()
     sys.stdout.write(text)
     return 0
 

@@ -22,6 +22,7 @@ from babel.dates import format_date as _format_date
 from babel.dates import format_timedelta as _format_timedelta
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
+from babel.numbers import format_percent as _format_percent
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 SOURCE = "en"  # the language of the message ids
@@ -104,3 +105,22 @@ def format_number(value: float, lang: str) -> str:
 def format_ago(seconds: float, lang: str) -> str:
     """A time span in words ("5 minuten", "2 hours")."""
     return str(_format_timedelta(dt.timedelta(seconds=seconds), locale=lang, threshold=1.0))
+
+
+MINUS = "\u2212"  # the minus sign, not a hyphen: read as "minus" and as wide as "+"
+
+
+def format_percent(value: float, lang: str, *, signed: bool = False, digits: int = 1) -> str:
+    """A share as a percentage in ``lang`` ("12,5%" in Dutch, "12.5%" in English); ``signed``
+    writes "+" or "−" in front, for a change."""
+    pattern = "#,##0" + ("." + "0" * digits if digits else "") + "%"
+    text = str(_format_percent(abs(value) if signed else value, pattern, locale=lang))
+    if not signed:
+        return text.replace("-", MINUS)
+    return ("+" if value > 0 else MINUS if value < 0 else "±") + text
+
+
+def format_signed(value: float, lang: str, digits: int = 1) -> str:
+    """A change as a signed number in ``lang`` ("−3,2", "+1")."""
+    text = str(format_decimal(abs(value), format="#,##0." + "0" * digits, locale=lang))
+    return ("+" if value > 0 else MINUS if value < 0 else "±") + text

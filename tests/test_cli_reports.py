@@ -37,7 +37,7 @@ def test_demo_data_then_report_agrees_with_the_queries(
 
     today = dt.datetime.now(dt.UTC).date()
     start = (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
-    args = ["report", "--from", start.isoformat(), "--to", today.isoformat()]
+    args = ["report", "--from", start.isoformat(), "--to", today.isoformat(), "--lang", "en"]
     assert main([*args, "--format", "json"]) == 0
     body = json.loads(capsys.readouterr().out)
     engine = db.make_engine(env)

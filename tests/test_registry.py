@@ -606,3 +606,99 @@ def test_signin_ids_map_provider_ids_to_apps_and_are_unique_across_apps() -> Non
 )
 def test_bad_signin_ids(value: str, message: str) -> None:
     assert message in one_problem(registry_text("    " + value + "\n"))
+
+
+# --- reports: portal.decline_threshold, portal.leaver_days, departments -----------------------
+_APP = "apps:\n  - {id: a, name: A, url: 'https://a.example/'}\n"
+
+
+def test_decline_threshold_and_leaver_days_defaults_and_values() -> None:
+    assert parse_registry(_APP).portal.decline_threshold == 0.10
+    assert parse_registry(_APP).portal.leaver_days == 90
+    text = "portal: {decline_threshold: 0.25, leaver_days: 60}\n" + _APP
+    portal = parse_registry(text).portal
+    assert (portal.decline_threshold, portal.leaver_days) == (0.25, 60)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        pytest.param("0", "greater than 0", id="zero"),
+        pytest.param("1", "less than 1", id="one"),
+        pytest.param("-0.1", "greater than 0", id="negative"),
+        pytest.param("10", "less than 1", id="a percentage, not a share"),
+        pytest.param("lots", "valid number", id="text"),
+    ],
+)
+def test_decline_threshold_lies_between_0_and_1(value: str, message: str) -> None:
+    [problem] = problems(f"portal:\n  decline_threshold: {value}\n" + _APP)
+    assert problem.startswith("apps.yaml:2: portal.decline_threshold: ") and message in problem
+
+
+def test_leaver_days_is_a_whole_positive_number() -> None:
+    for days in ("0", "30"):  # not more than the 30 days that make someone dormant
+        [problem] = problems(f"portal:\n  leaver_days: {days}\n" + _APP)
+        assert problem.startswith("apps.yaml:2: portal.leaver_days: ") and "31" in problem
+    [problem] = problems("portal:\n  leaver_days: '90'\n" + _APP)
+    assert "valid integer" in problem
+
+
+def test_department_claim_values_and_dated_headcount() -> None:
+    text = (
+        "departments:\n"
+        "  - id: nursing\n"
+        "    name: Nursing\n"
+        "    claim_values: [VPL, Verpleging]\n"
+        "    headcount: {2025-01-01: 840, 2026-01-01: 810}\n"
+        "  - {id: it, name: IT, headcount: 80}\n" + _APP
+    )
+    registry = parse_registry(text)
+    nursing, it = registry.departments
+    assert registry.department_map() == {
+        "nursing": "nursing",
+        "VPL": "nursing",
+        "Verpleging": "nursing",
+        "it": "it",
+    }
+    assert nursing.headcount_at(dt.date(2024, 6, 1)) == 840  # before every date: the first
+    assert nursing.headcount_at(dt.date(2025, 12, 31)) == 840
+    assert nursing.headcount_at(dt.date(2026, 1, 1)) == 810
+    assert it.headcount_at(dt.date(2026, 1, 1)) == 80
+
+
+@pytest.mark.parametrize(
+    ("department", "expected"),
+    [
+        pytest.param(
+            "  - {id: it, name: IT, claim_values: [VPL]}\n",
+            "apps.yaml:3: departments[1] (id: it).claim_values[0]: claim value 'VPL' already "
+            "belongs to department 'nursing' (line 2)",
+            id="a value of two departments",
+        ),
+        pytest.param(
+            "  - {id: it, name: IT, claim_values: [nursing]}\n",
+            "apps.yaml:3: departments[1] (id: it).claim_values[0]: claim value 'nursing' already "
+            "belongs to department 'nursing' (line 2)",
+            id="another department's id",
+        ),
+        pytest.param(
+            "  - {id: it, name: IT, headcount: {2025-01-01: -3}}\n",
+            "apps.yaml:3: departments[1] (id: it).headcount",
+            id="negative headcount",
+        ),
+        pytest.param(
+            "  - {id: it, name: IT, headcount: {first of may: 3}}\n",
+            "apps.yaml:3: departments[1] (id: it).headcount",
+            id="not a date",
+        ),
+        pytest.param(
+            "  - {id: it, name: IT, headcount: {}}\n",
+            "apps.yaml:3: departments[1] (id: it).headcount: give at least one date",
+            id="no dates",
+        ),
+    ],
+)
+def test_department_errors(department: str, expected: str) -> None:
+    text = "departments:\n  - {id: nursing, name: Nursing, claim_values: [VPL]}\n" + department
+    found = problems(text + _APP)
+    assert found and all(p.startswith(expected) for p in found), found

@@ -49,6 +49,24 @@ def pseudonym(key: bytes, issuer: str, subject: str) -> str:
     return hmac.new(key, f"{issuer}\0{subject}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
+def department_of(value: Any, departments: Mapping[str, str] | None) -> str | None:
+    """The department to record for a department claim's value.
+
+    ``departments`` is the registry's map (``Registry.department_map``: each department's id
+    and ``claim_values`` -> its id). Matching ignores case and surrounding spaces (HR systems
+    write "VPL" and "vpl"). A value no department claims is recorded as no department (the
+    reports' "unknown"), not as itself: an unmapped HR code would otherwise become a
+    department of its own, perhaps of one person (docs/DECISIONS.md). Without any
+    departments in the registry the claim's value is recorded as it is.
+    """
+    if not isinstance(value, str) or not value.strip():
+        return None
+    if not departments:
+        return value[:128]
+    folded = {k.strip().casefold(): v for k, v in departments.items()}
+    return folded.get(value.strip().casefold())
+
+
 def user_from_claims(
     claims: Mapping[str, Any],
     *,
@@ -57,13 +75,15 @@ def user_from_claims(
     groups_claim: str,
     department_claim: str,
     subject_claim: str = "sub",
+    departments: Mapping[str, str] | None = None,
 ) -> User:
     """The portal's view of a validated, merged set of claims. Lengths are capped: the values
     go into a cookie and, the department, into the database.
 
     ``user_id`` is the pseudonym of ``subject_claim``'s value, so that it matches the user id
     in the provider's sign-in logs (launcher/signins). A missing or empty subject claim is a
-    failed sign-in: a fallback to ``sub`` would split one person into two pseudonyms."""
+    failed sign-in: a fallback to ``sub`` would split one person into two pseudonyms.
+    ``departments`` maps the department claim to the registry's ids (:func:`department_of`)."""
     groups = claims.get(groups_claim) or ()
     if isinstance(groups, str):  # some providers send one space- or comma-separated string
         groups = [g for g in groups.replace(",", " ").split() if g]
@@ -90,6 +110,6 @@ def user_from_claims(
         name=str(name or email or upn or sub)[:200],
         email=email[:320] if isinstance(email, str) else None,
         upn=upn[:320] if isinstance(upn, str) else None,
-        department=department[:128] if isinstance(department, str) and department else None,
+        department=department_of(department, departments),
         groups=tuple(g[:256] for g in groups if isinstance(g, str)),
     )

@@ -240,6 +240,7 @@ def _cross_checks(
                     _line_for(lines, ("apps", i, "signin_ids", j)),
                     str(app.get("id")),
                 )
+    _department_claims(data, lines, report)
     categories = {c.get("id") for _, c in _items(data, "categories")}
     for i, app in _items(data, "apps"):
         category, icon = app.get("category"), app.get("icon")
@@ -254,6 +255,32 @@ def _cross_checks(
         ):
             places = "".join(f"{folder}/ or " for folder in icon_dirs)
             report(("apps", i, "icon"), f"no icon file {icon!r} in {places}the built-in icons")
+
+
+def _department_claims(
+    data: Mapping[Any, Any], lines: Mapping[Path_, int], report: Callable[[Path_, str], None]
+) -> None:
+    """A department claim value maps to one department: a value listed twice, or equal to
+    another department's id, would make the stored department depend on the file's order."""
+    owner: dict[str, tuple[int, str]] = {}  # value -> (line, department id)
+    for i, dep in _items(data, "departments"):
+        if isinstance(dep.get("id"), str):
+            owner.setdefault(dep["id"], (_line_for(lines, ("departments", i, "id")), dep["id"]))
+    for i, dep in _items(data, "departments"):
+        values = dep.get("claim_values")
+        for j, value in enumerate(values if isinstance(values, list) else []):
+            if not isinstance(value, str):
+                continue  # the schema reports it
+            line, first = owner.get(value, (0, dep.get("id")))
+            if first != dep.get("id"):
+                report(
+                    ("departments", i, "claim_values", j),
+                    f"claim value {value!r} already belongs to department {first!r} (line {line})",
+                )
+            else:
+                owner.setdefault(
+                    value, (_line_for(lines, ("departments", i, "claim_values", j)), str(first))
+                )
 
 
 def _display_order(doc: Document) -> tuple[App, ...]:

@@ -74,6 +74,12 @@ class PortalSection(_Strict):
     default_language: Literal["en", "nl"] = "nl"
     # reports show hours and weekdays in this time zone (the heatmap); dates stay UTC
     timezone: str = "Europe/Amsterdam"
+    # a drop in distinct users smaller than this (a share, 0.10 = 10 %) is not flagged as a
+    # decline: every small dip in red would make the flag mean nothing
+    decline_threshold: float = Field(default=0.10, gt=0, lt=1)
+    # no sign-in for this many days: a leaver (left the organisation), not a dormant user;
+    # more than the 30 days that make someone dormant
+    leaver_days: int = Field(default=90, ge=31, le=3660, strict=True)
 
     @field_validator("timezone")
     @classmethod
@@ -91,10 +97,50 @@ class Category(_Strict):
     order: int = Field(default=0, strict=True)  # strict: `order: true` is a mistake, not 1
 
 
+Headcount = Annotated[int, Field(ge=0, strict=True)]
+
+
 class Department(_Strict):
     id: str = Field(pattern=_ID)
     name: Text
-    headcount: int | None = Field(default=None, ge=0, strict=True)
+    # what the department claim may say for this department (HR codes, names); the stored
+    # department is always the registry id (launcher/auth/user.py, department_of)
+    claim_values: tuple[Annotated[str, Field(min_length=1, max_length=128)], ...] = ()
+    # one number, or the number from each date on: {2025-01-01: 840, 2026-01-01: 810}
+    headcount: Headcount | dict[dt.date, Headcount] | None = None
+
+    @field_validator("headcount", mode="before")
+    @classmethod
+    def _headcount(cls, value: Any) -> Any:
+        # checked here, so that an error says what is wrong rather than which branch of the
+        # union it failed
+        if not isinstance(value, dict):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError("expected a number, or {date: number, …}")
+            if value is not None and value < 0:
+                raise ValueError("a headcount cannot be negative")
+            return value
+        if not value:
+            raise ValueError("give at least one date: number, or omit 'headcount'")
+        out: dict[dt.date, int] = {}
+        for day, count in value.items():
+            try:
+                date = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
+            except ValueError:
+                raise ValueError(f"{str(day)[:40]!r} is not a date (YYYY-MM-DD)") from None
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                raise ValueError(f"the headcount of {date} must be a whole number ≥ 0")
+            out[date] = count
+        return out
+
+    def headcount_at(self, day: dt.date) -> int | None:
+        """The headcount in force on ``day``: the last dated value on or before it (the
+        first one for a day before every date)."""
+        if not isinstance(self.headcount, dict):
+            return self.headcount
+        dates = sorted(self.headcount)
+        in_force = [d for d in dates if d <= day] or dates[:1]
+        return self.headcount[in_force[-1]]
 
 
 def _check_https(value: str) -> str:
@@ -231,6 +277,13 @@ class Registry:
 
     def known_groups(self) -> set[str]:
         return {g for app in self.apps for g in (app.groups or ())}
+
+    def department_map(self) -> dict[str, str]:
+        """What the department claim may say -> the registry's department id: each id maps
+        to itself, and each of a department's ``claim_values`` to its id."""
+        out = {d.id: d.id for d in self.departments}
+        out.update((value, d.id) for d in self.departments for value in d.claim_values)
+        return out
 
     def signin_map(self) -> dict[str, str]:
         """The identity provider's app ids (``signin_ids``) -> the registry's app ids."""

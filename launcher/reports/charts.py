@@ -6,7 +6,7 @@ numbers in a table beside it. Suppressed values (None) are drawn as gaps, never 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from markupsafe import Markup, escape
 
@@ -26,6 +26,31 @@ def _nice_max(value: float) -> float:
         if value <= step * magnitude:
             return float(step * magnitude)
     return float(10 * magnitude)
+
+
+# The largest size tick labels get, in the chart's own units (static/style.css: 11px, and
+# 18px on narrow screens, where the chart is drawn smaller and its text would be unreadable).
+TICK_FONT = 18
+CHAR_WIDTH = 0.62  # the widest digit of the sans-serif fonts we use, as a share of the size
+
+
+def label_width(label: str) -> float:
+    return len(label) * CHAR_WIDTH * TICK_FONT
+
+
+def tick_indexes(labels: Sequence[str], step: float) -> list[int]:
+    """Which labels to draw along an axis of points ``step`` apart: so that neighbours are at
+    least a label width apart at the largest tick size (centres two widths apart), the first
+    always, the last too when it keeps that distance."""
+    if not labels:
+        return []
+    room = 2 * max(label_width(label) for label in labels)
+    every = max(1, -(-room // max(step, 1e-9)))  # ceil
+    shown = list(range(0, len(labels), int(every)))
+    last = len(labels) - 1
+    if shown[-1] != last and (last - shown[-1]) * step >= room:
+        shown.append(last)
+    return shown
 
 
 def _open(width: int, height: int, title: str, desc: str, cls: str) -> str:
@@ -58,15 +83,12 @@ def line_chart(
         f'<line class="axis" x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" '
         f'y2="{top + plot_h}"/>'
     )
-    every = max(1, n // 8)
-    for i, label in enumerate(labels):
-        # every few months, and the last one unless it would collide with the one before
-        if i % every == 0 or (i == n - 1 and i % every > every // 2):
-            x = left + i * step
-            parts.append(
-                f'<text class="tick" x="{x:.1f}" y="{height - 18}" text-anchor="middle">'
-                f"{escape(label)}</text>"
-            )
+    for i in tick_indexes(labels, step):
+        x = left + i * step
+        parts.append(
+            f'<text class="tick" x="{x:.1f}" y="{height - 18}" text-anchor="middle">'
+            f"{escape(labels[i])}</text>"
+        )
     if marker is not None and 0 <= marker < n:
         x = left + marker * step
         parts.append(
@@ -99,28 +121,56 @@ def line_chart(
     return Markup("".join(parts))
 
 
-def sparkline(values: Sequence[float | None], *, title: str, css_id: str) -> Markup:
-    width, height, pad = 160, 36, 3
+def sparkline(
+    values: Sequence[float | None],
+    labels: Sequence[str],
+    *,
+    title: str,
+    axis_label: str,
+    css_id: str,
+    fmt: Callable[[float], str] = _fmt,
+    suppressed: str = "suppressed",
+) -> Markup:
+    """A small line with its first and last value at its ends and an axis label under it
+    (what it counts, from the first to the last label)."""
+    width, height, side, pad, axis = 260, 52, 44, 4, 14
+    plot_h = height - axis - 2 * pad
     top_value = max((v for v in values if v is not None), default=0) or 1
-    step = (width - 2 * pad) / max(len(values) - 1, 1)
+    step = (width - 2 * side) / max(len(values) - 1, 1)
     points, pen_down = [], False
+    ys: list[float | None] = []
     for i, value in enumerate(values):
         if value is None:
             pen_down = False
+            ys.append(None)
             continue
-        y = height - pad - (height - 2 * pad) * value / top_value
-        points.append(f"{'L' if pen_down else 'M'}{pad + i * step:.1f},{y:.1f}")
+        y = pad + plot_h - plot_h * value / top_value
+        ys.append(y)
+        points.append(f"{'L' if pen_down else 'M'}{side + i * step:.1f},{y:.1f}")
         pen_down = True
-    desc = ", ".join("suppressed" if v is None else _fmt(v) for v in values)
-    return Markup(
-        _open(width, height, title, desc, css_id)
-        + (
-            f'<path d="{" ".join(points)}" stroke="#0b5cad" fill="none" stroke-width="2"/>'
-            if points
-            else ""
-        )
-        + "</svg>"
+    desc = ", ".join(
+        f"{label}: {suppressed if v is None else fmt(v)}"
+        for label, v in zip(labels, values, strict=True)
     )
+    parts = [_open(width, height, title, desc, css_id)]
+    if points:
+        parts.append(
+            f'<path d="{" ".join(points)}" stroke="#0b5cad" fill="none" stroke-width="2"/>'
+        )
+    if values:
+        first, last = values[0], values[-1]
+        mid = pad + plot_h / 2
+        parts.append(
+            f'<text class="spark-end" x="{side - 4}" y="{(ys[0] or mid) + 4:.1f}" '
+            f'text-anchor="end">{escape("–" if first is None else fmt(first))}</text>'
+            f'<text class="spark-end" x="{width - side + 4}" y="{(ys[-1] or mid) + 4:.1f}">'
+            f"{escape('–' if last is None else fmt(last))}</text>"
+        )
+    parts.append(
+        f'<text class="spark-axis" x="{width / 2:.1f}" y="{height - 3}" text-anchor="middle">'
+        f"{escape(axis_label)}</text></svg>"
+    )
+    return Markup("".join(parts))
 
 
 def bar_chart(
@@ -154,7 +204,12 @@ def bar_chart(
 
 
 def heatmap(
-    cells: Sequence[dict[str, object]], *, title: str, desc: str, css_id: str = "heatmap"
+    cells: Sequence[dict[str, object]],
+    *,
+    title: str,
+    desc: str,
+    css_id: str = "heatmap",
+    weekdays: Sequence[str] = WEEKDAYS,
 ) -> Markup:
     """Weekday rows x hour columns; darker is more launches; hatched is suppressed."""
     cell, left, top = 26, 40, 22
@@ -172,10 +227,10 @@ def heatmap(
             f'<text class="tick" x="{left + hour * cell + cell / 2}" y="14" '
             f'text-anchor="middle">{hour:02d}</text>'
         )
-    for day, name in enumerate(WEEKDAYS):
+    for day, name in enumerate(weekdays):
         parts.append(
             f'<text class="tick" x="{left - 6}" y="{top + day * cell + cell * 0.65:.1f}" '
-            f'text-anchor="end">{name}</text>'
+            f'text-anchor="end">{escape(name)}</text>'
         )
     for c in cells:
         wd, hr, value = c["weekday"], c["hour"], c.get("launches")

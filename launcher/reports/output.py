@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from launcher import i18n
 from launcher.registry import Registry
 from launcher.reports import queries, tables
 from launcher.reports.periods import Period
@@ -29,13 +30,16 @@ def report_text(
     table: str = "launches",
     fmt: Format = "table",
     min_group: int,
+    lang: str = "en",
 ) -> str:
     """The report as the command prints it, ending in a newline.
 
+    ``lang`` (nl or en) is the language of the title, the headers and the numbers.
     ``table`` is ``launches`` (launches broken down ``by`` app, category, department, day or
     month) or the name of a table of the /reports page; groups under ``min_group`` users show
     as ``< min_group``.
     """
+    t = i18n.translator(lang)
     if table == "launches":
         rows = queries.launches(engine, registry, period, by, min_group)
         body: dict[str, Any] = {
@@ -46,7 +50,7 @@ def report_text(
         }
         shown = tables.Table(
             "launches",
-            f"Launches by {by}",
+            t("Launches by {by}").format(by=t(by)),
             (by, "launches", "users"),
             [
                 (
@@ -59,9 +63,13 @@ def report_text(
                 )
                 for r in rows
             ],
+            (t(by), t("launches"), t("users")),
         )
     else:
-        shown = tables.table(tables.build(engine, registry, period, today, min_group), table)
+        if table == "decline" and by == "department":  # --table decline --by department
+            table = "decline-departments"
+        report = tables.build(engine, registry, period, today, min_group, lang)
+        shown = tables.table(report, table)
         body = {
             "from": period.start.isoformat(),
             "to": period.end.isoformat(),
@@ -73,4 +81,8 @@ def report_text(
         return json.dumps(body, indent=2, default=str) + "\n"
     if fmt == "csv":
         return shown.csv()
-    return f"{shown.title}, {period.start} to {period.end} (UTC)\n{tables.as_text(shown)}\n"
+    dates = t("{start} to {end} (UTC)").format(
+        start=i18n.format_date(period.start, lang), end=i18n.format_date(period.end, lang)
+    )
+    text = tables.as_text(shown, lambda v: i18n.format_number(v, lang))
+    return f"{shown.title}, {dates}\n{text}\n"

@@ -4,7 +4,7 @@ periods reports compare it with (the one before, the months just after go-live).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -123,3 +123,34 @@ def go_live_baseline(go_live: dt.date | None, period: Period) -> Period | None:
 
 def months_between(first: dt.date, last: dt.date) -> list[dt.date]:
     return Period(month_of(first), last).months()
+
+
+def period_from_query(get: Callable[[str], str | None], today: dt.date) -> tuple[str, Period]:
+    """The period selector: month=YYYY-MM, quarter=YYYY-Qn, or from/to (custom)."""
+    kind = get("period") or ("custom" if get("from") or get("to") else "month")
+    if kind == "month":
+        value = get("month")
+        if value:
+            try:
+                month = dt.date.fromisoformat(value + "-01")
+            except ValueError:
+                raise BadRequest(f"'month' must be YYYY-MM, got {value[:20]!r}") from None
+            check_in_range(month, "month")
+        else:
+            month = month_of(month_of(today) - dt.timedelta(days=1))  # last full month
+        return kind, month_period(month)
+    if kind == "quarter":
+        value = get("quarter")
+        if value:
+            try:
+                year, q = value.upper().split("-Q")
+                day = dt.date(int(year), 3 * (int(q) - 1) + 1, 1)
+            except ValueError:
+                raise BadRequest(f"'quarter' must be YYYY-Qn, got {value[:20]!r}") from None
+            check_in_range(day, "quarter")
+        else:
+            day = quarter_period(today).start - dt.timedelta(days=1)
+        return kind, quarter_period(day)
+    if kind == "custom":
+        return kind, parse_period(get("from"), get("to"), today)
+    raise BadRequest("'period' must be month, quarter or custom")

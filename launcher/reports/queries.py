@@ -263,6 +263,7 @@ def comparison(
     """Each headline metric with its change against the previous period and against go-live."""
     previous = period.previous()
     baseline = go_live_baseline(registry.portal.go_live, period)
+    threshold = registry.portal.decline_threshold
     now = _metrics(summary(engine, period), min_group, exact)
     before = _metrics(summary(engine, previous), min_group, exact)
     base = (
@@ -281,10 +282,12 @@ def comparison(
                 "change_previous": vs_prev,
                 "go_live": base[metric],
                 "change_go_live": vs_base,
-                "decline": bool((vs_prev or 0) < 0 or (vs_base or 0) < 0),
+                # only a drop past the registry's threshold: a flag on every dip means nothing
+                "decline": bool((vs_prev or 0) <= -threshold or (vs_base or 0) <= -threshold),
             }
         )
     return {
+        "threshold": threshold,
         "previous": {"from": previous.start.isoformat(), "to": previous.end.isoformat()},
         "go_live": (
             {"from": baseline.start.isoformat(), "to": baseline.end.isoformat()}
@@ -463,24 +466,36 @@ def cohorts(
 def dormant(
     engine: sa.Engine, registry: Registry, today: dt.date, min_group: int, *, exact: bool = False
 ) -> dict[str, Any]:
-    """Users active in the first full month after go-live but not in the last 30 days."""
+    """Users active in the first full month after go-live but not in the last 30 days --
+    people who stopped using the portal. Leavers are left out: no sign-in (no activity) for
+    ``portal.leaver_days`` days means someone who left the organisation, not a lost user;
+    they are counted apart."""
     baseline = go_live_baseline(registry.portal.go_live, month_period(today))
+    leaver_days = registry.portal.leaver_days
     if baseline is None:
-        return {"baseline": None, "users": None, "rows": []}
+        return {"baseline": None, "users": None, "rows": [], "leavers": None}
     recent = Period(today - dt.timedelta(days=29), today)
+    present = Period(today - dt.timedelta(days=leaver_days - 1), today)
     um, u = T_USER_MONTH, T_USER_DAY
-    # one index probe per user of the baseline month
-    active_recently = sa.exists().where(u.c.user_id == um.c.user_id, between(u.c.day, recent))
+
+    def active_in(days: Period) -> sa.ColumnElement[bool]:
+        # one index probe per user of the baseline month
+        return sa.exists().where(u.c.user_id == um.c.user_id, between(u.c.day, days))
+
     department = dept(um.c.department)
     query = (
         sa.select(department.label("key"), sa.func.count(), sa.func.sum(um.c.person_key))
-        .where(um.c.month == baseline.start, ~active_recently)
+        .where(um.c.month == baseline.start, ~active_in(recent), active_in(present))
         .group_by(department)
         .order_by(department)
     )
+    leavers_q = sa.select(sa.func.count(), sa.func.sum(um.c.person_key)).where(
+        um.c.month == baseline.start, ~active_in(present)
+    )
     with connect(engine) as conn:
         counts = [(k, _count(n, pk)) for k, n, pk in conn.execute(query)]
-        if not counts:
+        leavers = _count(*conn.execute(leavers_q).one())
+        if not counts and not leavers[0]:
             # the baseline month's people may be past the retention (rebuild.purge_people):
             # its count is kept, who was in it is not -- so dormancy is no longer known
             ms, any_person = T_MONTH_STATS, sa.exists().where(um.c.month == baseline.start)
@@ -490,6 +505,8 @@ def dormant(
                     "baseline": baseline.start.isoformat()[:7],
                     "users": None,
                     "rows": [],
+                    "leavers": None,
+                    "leaver_days": leaver_days,
                     "past_retention": True,
                 }
     total: Count = NONE
@@ -502,6 +519,8 @@ def dormant(
         "baseline": baseline.start.isoformat()[:7],
         "users": shown(total, exact) if total[0] >= min_group else None,
         "rows": rows,
+        "leavers": shown(leavers, exact) if not 0 < leavers[0] < min_group else None,
+        "leaver_days": leaver_days,
     }
 
 
@@ -513,7 +532,8 @@ def departments(
         counts = spans.count_users(conn, spans.user_rows(period, lambda w: dept(w.c.department)))
     for dep in registry.departments:  # departments that never arrived still get a row
         counts.setdefault(dep.id, NONE)
-    heads = {d.id: d.headcount for d in registry.departments}
+    # the headcount in force when the period starts (registry: one number or one per date)
+    heads = {d.id: d.headcount_at(period.start) for d in registry.departments}
     names = {d.id: d.name for d in registry.departments}
     out = []
     for key, n in sorted(counts.items()):

@@ -129,6 +129,7 @@ async def callback(request: Request) -> Response:
             groups_claim=s.groups_claim,
             department_claim=s.department_claim,
             subject_claim=s.subject_claim,
+            departments=p.registry.current.department_map() if p.registry.ready else None,
         )
     except LauncherError as exc:
         p.metrics.login_failures.labels(type(exc).__name__).inc()

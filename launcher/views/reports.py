@@ -13,10 +13,12 @@ from starlette.routing import Route
 
 from launcher.context import Context
 from launcher.dates import month_of
-from launcher.reports import charts, gateway, periods, queries, tables
+from launcher.reports import decline, gateway, periods, queries, tables
+from launcher.reports import page as page_words
 from launcher.views.common import (
     api_session,
     context_of,
+    language,
     login_redirect,
     member_session,
     render,
@@ -34,6 +36,7 @@ async def page(request: Request) -> Response:
     if member_session(request, p.settings.reviewer_groups, "Reports are for reviewers.") is None:
         return login_redirect(request)
     kind, period = tables.period_from_query(request.query_params.get, _today())
+    lang = language(request)
     report = await anyio.to_thread.run_sync(
         tables.build,
         p.engine,
@@ -41,70 +44,10 @@ async def page(request: Request) -> Response:
         period,
         _today(),
         p.settings.report_min_group,
+        lang,
     )
-    return render(request, "reports.html", _page_context(report, kind, request))
-
-
-def _page_context(report: tables.Report, kind: str, request: Request) -> dict[str, Any]:
-    adoption = report.adoption
-    labels = [r["key"] for r in adoption]
-    marker = labels.index(report.go_live_month) if report.go_live_month in labels else None
-    curve = charts.line_chart(
-        labels,
-        [
-            ("Monthly active users", [r["users"] for r in adoption]),
-            ("Launches", [r["launches"] for r in adoption]),
-        ],
-        title="Adoption since go-live",
-        desc="Monthly active users and launches per month; the vertical line marks go-live.",
-        marker=marker,
-        marker_label="go-live",
-        css_id="adoption",
-    )
-    sparklines = [
-        (
-            app,
-            charts.sparkline(
-                [r["launches"] for r in series],
-                title=f"Launches of {app} per month",
-                css_id=f"spark-{app}",
-            ),
-            series,
-        )
-        for app, series in report.app_trends.items()
-    ]
-
-    def bars(name: str, label_col: int, value_col: int, title: str) -> Any:
-        t = report.tables[name]
-        return charts.bar_chart(
-            [
-                (str(r[label_col]), r[value_col] if isinstance(r[value_col], int) else None)
-                for r in t.rows
-            ],
-            title=title,
-            desc=f"{title}, as listed in the table beside the chart.",
-            css_id=f"bars-{name}",
-        )
-
-    query = request.url.query
-    return {
-        "report": report,
-        "kind": kind,
-        "period": report.period,
-        "query": query,
-        "curve": curve,
-        "sparklines": sparklines,
-        "apps_chart": bars("apps", 1, 2, "Launches per app"),
-        "categories_chart": bars("categories", 1, 2, "Launches per category"),
-        "departments_chart": bars("departments", 1, 2, "Active users per department"),
-        "heatmap_chart": charts.heatmap(
-            report.heatmap,
-            title="When people use the portal",
-            desc="Launches per weekday and hour; darker is more, hatched cells have too few "
-            "users to show.",
-        ),
-        "min_group": report.min_group,
-    }
+    shown = page_words.context(report, p.registry.current, kind, request.url.query, lang)
+    return render(request, "reports.html", shown)
 
 
 async def export_csv(request: Request) -> Response:
@@ -113,7 +56,13 @@ async def export_csv(request: Request) -> Response:
     _, period = tables.period_from_query(request.query_params.get, _today())
     name = request.query_params.get("table") or "apps"
     report = await anyio.to_thread.run_sync(
-        tables.build, p.engine, p.registry.current, period, _today(), p.settings.report_min_group
+        tables.build,
+        p.engine,
+        p.registry.current,
+        period,
+        _today(),
+        p.settings.report_min_group,
+        language(request),  # the headers in the reviewer's language, like the page
     )
     table = tables.table(report, name)
     filename = f"launcher-{name}-{period.start}-{period.end}.csv"
@@ -186,6 +135,11 @@ def _gateway(request: Request, p: Context, period: periods.Period) -> dict[str, 
     return {"by": by, "rows": rows}
 
 
+def _decline(request: Request, p: Context, period: periods.Period) -> dict[str, Any]:
+    by = periods.parse_by(request.query_params.get("by"), decline.BY_VALUES)
+    return decline.decline(p.engine, p.registry.current, period, by, p.settings.report_min_group)
+
+
 routes = [
     Route("/reports", page),
     Route("/reports/export.csv", export_csv),
@@ -196,4 +150,5 @@ routes = [
     Route("/api/v1/reports/heatmap", _api(_heatmap)),
     Route("/api/v1/reports/departments", _api(_departments)),
     Route("/api/v1/reports/gateway", _api(_gateway)),
+    Route("/api/v1/reports/decline", _api(_decline)),
 ]
