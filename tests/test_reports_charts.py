@@ -94,7 +94,9 @@ def test_a_sparkline_shows_its_first_and_last_value_and_an_axis_label() -> None:
             fmt=lambda v: f"{v:,.0f}".replace(",", "."),
         )
     )
-    texts = {t.get("class"): [] for t in root.iter(f"{SVG}text")}
+    texts: dict[str | None, list[str | None]] = {
+        t.get("class"): [] for t in root.iter(f"{SVG}text")
+    }
     for t in root.iter(f"{SVG}text"):
         texts[t.get("class")].append(t.text)
     assert texts["spark-end"] == ["1.200", "640"]  # formatted as the caller's language

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -58,7 +59,7 @@ def test_without_departments_in_the_registry_the_claim_is_kept() -> None:
 
 def test_sign_in_records_the_mapped_department() -> None:
     claims = {"sub": "s1", "name": "N", "department": "VPL"}
-    common = {
+    common: dict[str, Any] = {
         "issuer": "https://idp.example",
         "pseudonym_key": b"k" * 32,
         "groups_claim": "groups",
