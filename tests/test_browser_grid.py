@@ -267,6 +267,8 @@ def test_a_phone_shows_an_icon_grid(open_tab: Callable[..., Tab], scheme: str) -
     for lang in ("en", "nl"):
         page.get_by_role("button", name=i18n.language_name(lang), exact=True).click()
         expect(page.locator("html")).to_have_attribute("lang", lang)
+        page.wait_for_load_state()  # a form post: the new page's stylesheet may still load
+        page.evaluate("() => document.fonts.ready.then(() => true)")
         assert page.evaluate(LAYOUT_PROBLEMS) == [], lang
         assert run_axe(page) == [], f"phone grid, {lang}, {scheme}"
     assert tab.errors() == []

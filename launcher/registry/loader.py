@@ -11,6 +11,7 @@ refused before it is read, and anchors and aliases (which expand without limit) 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -93,21 +94,28 @@ def _scalar(loader: _LineLoader, node: yaml.Node) -> Any:
 
 
 def _load_yaml(text: str, source: str, lines: dict[Path_, int], problems: list[_Problem]) -> Any:
-    loader = _LineLoader(text)
+    loader: _LineLoader | None = None
     try:
+        loader = _LineLoader(text)  # the reader refuses control characters already here
         node = loader.get_single_node()
         return _to_python(loader, node, (), lines, problems) if node is not None else None
     except _AliasRefused as exc:
         raise RegistryError([f"{source}:{exc.line}: (YAML): {_NO_ALIASES}"]) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        char = exc.character
+        problem = f"{exc.reason} (U+{char:04X})" if isinstance(char, int) else str(exc.reason)
+        raise RegistryError([f"{source}:{line}: (YAML): {problem}"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise RegistryError([f"{source}:{line}: (YAML): {problem}"]) from None
     except RecursionError:  # [[[[… a few hundred thousand deep
         raise RegistryError([f"{source}:1: (YAML): the document is nested too deeply"]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _dotted(path: Sequence[str | int]) -> str:
@@ -115,6 +123,20 @@ def _dotted(path: Sequence[str | int]) -> str:
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
+
+
+_NAME = re.compile(r"[a-z_]+\Z")  # every key of the format
+
+
+def _problem(source: str, line: int, at: Path_, message: str, data: Any) -> str:
+    """``file:line: field: message``. A key that is no name of the format (a typo with a
+    space, a colon, a capital) ends the field path and is quoted in the message instead, so
+    that the field is always a plain dotted path an editor can find."""
+    for i, part in enumerate(at):
+        if isinstance(part, str) and not _NAME.match(part):
+            shown = part if len(part) <= 40 else part[:40] + "…"
+            return f"{source}:{line}: {_field_name(at[:i], data)}: {message} ({shown!r})"
+    return f"{source}:{line}: {_field_name(at, data)}: {message}"
 
 
 def _line_for(lines: Mapping[Path_, int], path: Path_) -> int:
@@ -165,7 +187,7 @@ def parse_registry(
     if problems or doc is None:
         ordered = sorted(problems, key=lambda problem: problem[0])  # stable: same line, same order
         raise RegistryError(
-            _unique([f"{source}:{ln}: {_field_name(at, data)}: {msg}" for ln, at, msg in ordered])
+            _unique([_problem(source, ln, at, msg, data) for ln, at, msg in ordered])
         )
     return Registry(
         portal=doc.portal,
