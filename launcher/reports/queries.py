@@ -10,6 +10,10 @@ so a table no longer hides a second row beside a suppressed one: the difference 
 total and the rows shown is the hidden figure give or take the sum of their noises.
 ``exact=True`` skips the noise: for tests of the rollups' arithmetic and the attack tests'
 control run only; no view or command passes it.
+
+Longer than the house's ~400 lines: one function per table of the reports page, each a few
+dozen lines over the same rollups, noise and suppression; a module per table would scatter
+the one privacy rule they all follow.
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ over long periods read one row per user, not one per user and month.
 
 :func:`apply` reads rollups and then updates them, so it runs under
 :func:`launcher.db.serialized_write`: one flush at a time across all workers.
+
+Longer than the house's ~400 lines: the upkeep of every rollup (with its cell keys, see
+cellkey.py) must run in one transaction per batch and share one in-memory aggregation of the
+batch; the rebuild from raw events and the purge live in rebuild.py.
 """
 
 from __future__ import annotations
