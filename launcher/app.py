@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.templating import Jinja2Templates
 from starlette.types import Receive, Scope, Send
 
-from launcher import assets, db, i18n, static_files
+from launcher import assets, db, i18n, static_files, status
 from launcher.auth.csrf import CrossOriginGuard
 from launcher.auth.oidc import OIDCClient
 from launcher.auth.session import Revocations, SessionCodec
@@ -143,6 +143,8 @@ def create_app(
         stop = asyncio.Event()
         p.background.append(asyncio.create_task(_watch_registry(p, stop), name="launcher-registry"))
         p.background.append(asyncio.create_task(_purge_daily(p, stop), name="launcher-purge"))
+        board: status.Board = app.state.app_status
+        p.background.append(asyncio.create_task(board.run(stop), name="launcher-status"))
         try:
             yield
         finally:
@@ -175,6 +177,8 @@ def create_app(
     app = PortalApp(routes=routes, lifespan=lifespan)
     app.state.context = context
     app.state.displays = _displays(context)
+    # the checks of the apps' status_url (launcher/status.py), read by the grid and /admin
+    app.state.app_status = status.Board(engine, registry, context.metrics.app_up)
     app.fast_launch = launch.FastLaunch(context, headers)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, on_error=error_response)  # innermost: after the CSRF check

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from launcher import app_requests, grid, i18n, personal
+from launcher import app_requests, grid, i18n, personal, status
 from launcher.auth import csrf
 from launcher.errors import BadRequest, NotFound
 from launcher.registry import ICON_DIR, ICON_FILE
@@ -61,7 +61,9 @@ async def home(request: Request) -> Response:
     recent = [a for a in used if a in allowed][: personal.RECENT_MAX]
     query = request.query_params.get("q", "")[:200]
     token = csrf.token_for(p.settings.secret(), session.sid)
-    mine = grid.join(_pieces(request, lang), allowed, starred, recent, token, query)
+    board: status.Board | None = getattr(request.app.state, "app_status", None)
+    down = board.down() if board is not None else None  # memory only: read every 15 s
+    mine = grid.join(_pieces(request, lang), allowed, starred, recent, token, query, down)
     return render(
         request,
         "portal.html",
