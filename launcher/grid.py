@@ -11,7 +11,7 @@ in with one ``str.replace`` over the finished grid.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
@@ -121,6 +121,20 @@ class PiecesCache:
         self._registry: Registry | None = None
         self._day: dt.date | None = None
         self._pieces: dict[str, Pieces] = {}
+        self._groups_of: Registry | None = None
+        self._allowed: dict[frozenset[str], frozenset[str]] = {}
+
+    def allowed(self, registry: Registry, groups: Iterable[str]) -> frozenset[str]:
+        """The ids of the tiles people with these ``groups`` see (not the hidden apps): the
+        same for everyone in the same groups, so worked out once per registry and groups."""
+        key = frozenset(groups)
+        if registry is not self._groups_of or len(self._allowed) > 1000:
+            self._groups_of, self._allowed = registry, {}
+        found = self._allowed.get(key)
+        if found is None:
+            visible = registry.visible_apps(key)
+            found = self._allowed[key] = frozenset(a.id for a in visible if not a.hidden)
+        return found
 
     def get(
         self,
@@ -140,7 +154,7 @@ class PiecesCache:
 
 def join(
     pieces: Pieces,
-    allowed: set[str],
+    allowed: Set[str],
     favourites: Sequence[str],
     recent: Sequence[str],
     csrf_token: str,

@@ -32,15 +32,23 @@ from launcher.views.common import (
 log = logging.getLogger(__name__)
 
 
+def _cache(request: Request) -> grid.PiecesCache:
+    # Starlette's State keeps its attributes in a dict of its own: getattr, not __dict__
+    # (a lookup in State.__dict__ never found the cache, so every page rebuilt every tile)
+    cache: grid.PiecesCache | None = getattr(request.app.state, "grid_pieces", None)
+    if cache is None:
+        cache = request.app.state.grid_pieces = grid.PiecesCache()
+    return cache
+
+
 def _pieces(request: Request, lang: str) -> grid.Pieces:
     """The grid's pieces for the registry in use, this language and today: built on the first
     page after a reload (or at midnight, for the "new" badges), then shared by every page."""
     p = context_of(request)
-    cache = request.app.state.__dict__.get("grid_pieces")
-    if cache is None:
-        cache = request.app.state.grid_pieces = grid.PiecesCache()
     today = dt.datetime.now(dt.UTC).date()
-    return cache.get(p.templates.env, p.registry.current, lang, today, i18n.translator(lang))  # type: ignore[no-any-return]
+    return _cache(request).get(
+        p.templates.env, p.registry.current, lang, today, i18n.translator(lang)
+    )
 
 
 async def home(request: Request) -> Response:
@@ -50,7 +58,7 @@ async def home(request: Request) -> Response:
     p = context_of(request)
     registry = p.registry.current
     lang = language(request)
-    allowed = {app.id for app in registry.visible_apps(session.user.groups) if not app.hidden}
+    allowed = _cache(request).allowed(registry, session.user.groups)
     try:
         starred, used = await anyio.to_thread.run_sync(
             personal.for_grid, p.engine, session.user.user_id
