@@ -157,6 +157,8 @@ def seed(url: str, user_id: str) -> None:
                 for n in range(FAVOURITES)
             ],
         )
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("ANALYZE")  # as autovacuum would have by now
     engine.dispose()
 
 

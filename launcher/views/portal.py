@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
+import anyio
 import anyio.to_thread
 import sqlalchemy as sa
 from starlette.requests import Request
@@ -59,13 +61,26 @@ async def home(request: Request) -> Response:
     registry = p.registry.current
     lang = language(request)
     allowed = _cache(request).allowed(registry, session.user.groups)
-    try:
-        starred, used = await anyio.to_thread.run_sync(
-            personal.for_grid, p.engine, session.user.user_id
-        )
-    except sa.exc.SQLAlchemyError as exc:  # the grid works without them
-        log.warning("favourites and recent apps unavailable: %s", exc)
-        starred, used = [], []
+    personal_rows: tuple[list[str], list[str]] = ([], [])
+    notices: dict[str, Any] = {}
+
+    async def read_personal() -> None:
+        nonlocal personal_rows
+        try:
+            personal_rows = await anyio.to_thread.run_sync(
+                personal.for_grid, p.engine, session.user.user_id
+            )
+        except sa.exc.SQLAlchemyError as exc:  # the grid works without them
+            log.warning("favourites and recent apps unavailable: %s", exc)
+
+    async def read_banner() -> None:
+        notices.update(await announcements.banner(request, session))
+
+    # the page's database reads at the same time: on PostgreSQL each is a few round trips
+    async with anyio.create_task_group() as reads:
+        reads.start_soon(read_personal)
+        reads.start_soon(read_banner)
+    starred, used = personal_rows
     recent = [a for a in used if a in allowed][: personal.RECENT_MAX]
     query = request.query_params.get("q", "")[:200]
     token = csrf.token_for(p.settings.secret(), session.sid)
@@ -81,7 +96,7 @@ async def home(request: Request) -> Response:
             "shown": mine.shown,
             "has_tiles": bool(allowed),
             "asked": request.query_params.get("asked") == "1",
-            **await announcements.banner(request, session),
+            **notices,
         },
     )
 
