@@ -245,6 +245,8 @@ class Board:
                 if self.targets():
                     await self.check_due()
                     await self.refresh()
+                elif self._labelled:  # the last status_url went: no gauge left behind
+                    self._set_gauge({})
             except sa.exc.SQLAlchemyError as exc:
                 log.warning("app status unavailable (will retry): %s", exc)
             except Exception:  # a loop that dies silently would freeze every tile's status
