@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.templating import Jinja2Templates
 from starlette.types import Receive, Scope, Send
 
-from launcher import assets, db, i18n, jobs, partitions, static_files
+from launcher import assets, db, i18n, jobs, partitions, static_files, status
 from launcher.auth.csrf import CrossOriginGuard
 from launcher.auth.oidc import OIDCClient
 from launcher.auth.session import Revocations, SessionCodec
@@ -174,6 +174,8 @@ def create_app(
         p.background.append(asyncio.create_task(_watch_registry(p, stop), name="launcher-registry"))
         p.background.append(asyncio.create_task(_purge_daily(p, stop), name="launcher-purge"))
         p.background.append(asyncio.create_task(_event_gauges(p, stop), name="launcher-gauges"))
+        board: status.Board = app.state.app_status
+        p.background.append(asyncio.create_task(board.run(stop), name="launcher-status"))
         try:
             yield
         finally:
@@ -206,6 +208,8 @@ def create_app(
     app = PortalApp(routes=routes, lifespan=lifespan)
     app.state.context = context
     app.state.displays = _displays(context)
+    # the checks of the apps' status_url (launcher/status.py), read by the grid and /admin
+    app.state.app_status = status.Board(engine, registry, context.metrics.app_up)
     app.fast_launch = launch.FastLaunch(context, headers)
     app.metrics = context.metrics
     app.templates_of = _route_templates(routes)

@@ -11,7 +11,7 @@ in with one ``str.replace`` over the finished grid.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
@@ -19,10 +19,11 @@ from typing import Any
 from jinja2 import Environment
 from markupsafe import Markup, escape
 
-from launcher import search
+from launcher import i18n, search
 from launcher.registry.schema import App, Registry
 
 CSRF = "\x00csrf\x00"  # stands for the person's token in the pre-rendered forms
+AGO = "\x00ago\x00"  # stands for "5 minutes" in the pre-rendered "may be down" mark
 SOURCES = ("", "favourite", "recent", "search")
 
 
@@ -43,6 +44,8 @@ class Pieces:
     tiles: dict[str, _Tile]
     sections: list[tuple[str, list[str]]]  # (opening markup, app ids) per category, in order
     personal: dict[str, str]  # "favourites"/"recent" -> opening markup
+    lang: str = "en"
+    down: str = ""  # "may be down for AGO", put into a tile's link (launcher/status.py)
     empty: Markup = field(default_factory=Markup)
 
 
@@ -64,7 +67,7 @@ def build(
 ) -> Pieces:
     """Render every tile piece of ``registry`` in ``lang`` (slow: once per registry and day)."""
     macros: Any = env.get_template("tile.html").make_module(
-        {"lang": lang, "t": translate, "today": today, "csrf": CSRF}
+        {"lang": lang, "t": translate, "today": today, "csrf": CSRF, "ago": AGO}
     )
     tiles: dict[str, _Tile] = {}
     for app in registry.apps:
@@ -105,7 +108,9 @@ def build(
         ),
         "recent": str(macros.open_section("cat-recent", translate("Recently used"), "recent")),
     }
-    return Pieces(tiles=tiles, sections=sections, personal=personal)
+    down = str(macros.down())
+    assert all(link.endswith("</a>") for t in tiles.values() for link in t.link.values())
+    return Pieces(tiles=tiles, sections=sections, personal=personal, lang=lang, down=down)
 
 
 class PiecesCache:
@@ -116,6 +121,20 @@ class PiecesCache:
         self._registry: Registry | None = None
         self._day: dt.date | None = None
         self._pieces: dict[str, Pieces] = {}
+        self._groups_of: Registry | None = None
+        self._allowed: dict[frozenset[str], frozenset[str]] = {}
+
+    def allowed(self, registry: Registry, groups: Iterable[str]) -> frozenset[str]:
+        """The ids of the tiles people with these ``groups`` see (not the hidden apps): the
+        same for everyone in the same groups, so worked out once per registry and groups."""
+        key = frozenset(groups)
+        if registry is not self._groups_of or len(self._allowed) > 1000:
+            self._groups_of, self._allowed = registry, {}
+        found = self._allowed.get(key)
+        if found is None:
+            visible = registry.visible_apps(key)
+            found = self._allowed[key] = frozenset(a.id for a in visible if not a.hidden)
+        return found
 
     def get(
         self,
@@ -135,18 +154,28 @@ class PiecesCache:
 
 def join(
     pieces: Pieces,
-    allowed: set[str],
+    allowed: Set[str],
     favourites: Sequence[str],
     recent: Sequence[str],
     csrf_token: str,
     query: str = "",
+    down: Mapping[str, dt.datetime] | None = None,
+    now: dt.datetime | None = None,
 ) -> Grid:
     """One person's grid: their apps (``allowed``), favourites in their order, recently used;
-    with a ``query``, the tiles that do not match are hidden (the server's search, ``/?q=``)."""
+    with a ``query``, the tiles that do not match are hidden (the server's search, ``/?q=``).
+    ``down``: app id -> since when it may be down (launcher/status.py), marked on its tiles."""
     tiles = pieces.tiles
     starred = set(favourites)
     searching = bool(search.normalise(query))
     out: list[str] = []
+    marks = _down_marks(pieces, down or {}, now)
+
+    def link(app_id: str, source: str) -> str:
+        html = pieces.tiles[app_id].link[source]
+        mark = marks.get(app_id)
+        # the mark goes inside the link (before its "</a>"), so that its name says it too
+        return html if mark is None else html[:-4] + mark + html[-4:]
 
     def personal(name: str) -> str:
         # while searching the personal rows step aside, so that each app is found once
@@ -158,7 +187,7 @@ def join(
         out.append(personal("favourites"))
         for i, app_id in enumerate(fav):
             tile = tiles[app_id]
-            out += [tile.open["fav"], tile.link["favourite"], tile.star[True]]
+            out += [tile.open["fav"], link(app_id, "favourite"), tile.star[True]]
             if len(fav) > 1:
                 out.append('<div class="moves">')
                 if i > 0:
@@ -173,7 +202,7 @@ def join(
         out.append(personal("recent"))
         for app_id in used:
             tile = tiles[app_id]
-            out += [tile.open[""], tile.link["recent"], tile.star[app_id in starred], "</li>"]
+            out += [tile.open[""], link(app_id, "recent"), tile.star[app_id in starred], "</li>"]
         out.append("</ul></section>")
     shown = 0
     source = "search" if searching else ""
@@ -191,8 +220,23 @@ def join(
                 opening_li = opening_li.replace("<li ", "<li hidden ", 1)
             else:
                 shown += 1
-            out += [opening_li, tile.link[source], tile.star[app_id in starred], "</li>"]
+            out += [opening_li, link(app_id, source), tile.star[app_id in starred], "</li>"]
         out.append("</ul></section>")
     html = "".join(out).replace(CSRF, str(escape(csrf_token)))
     # every piece is the output of autoescaped templates; the token is escaped above
     return Grid(html=Markup(html), shown=shown, favourites=fav)  # noqa: S704
+
+
+def _down_marks(
+    pieces: Pieces, down: Mapping[str, dt.datetime], now: dt.datetime | None
+) -> dict[str, str]:
+    """App id -> its "may be down for 5 minutes" mark, for the apps on this grid that may be."""
+    if not down:
+        return {}
+    now = now or dt.datetime.now(dt.UTC)
+    marks = {}
+    for app_id, since in down.items():
+        if app_id in pieces.tiles:
+            ago = i18n.format_ago(max(0.0, (now - since).total_seconds()), pieces.lang)
+            marks[app_id] = pieces.down.replace(AGO, str(escape(ago)))
+    return marks

@@ -86,6 +86,7 @@ def translator(lang: str) -> Callable[[str], str]:
     return lambda text: messages.get(text, text)
 
 
+@cache  # every page's header asks; Babel parses the locale each time
 def language_name(lang: str) -> str:
     """A language's name in that language ("Nederlands", "English"), for the switch."""
     name: str = Locale.parse(lang).get_display_name(lang) or lang

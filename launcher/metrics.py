@@ -93,6 +93,15 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemin",
         )
+        # every worker reads the same app_status table (launcher/status.py), so with several
+        # workers the most recent value of a live one is the answer
+        self.app_up = Gauge(
+            "launcher_app_up",
+            "1 when the app's status_url answered 2xx/3xx at its last check, 0 when not",
+            ["app"],
+            registry=self.registry,
+            multiprocess_mode="livemostrecent",
+        )
 
     def launch_counter(self, app_id: str) -> Any:
         """The launch counter of one app; labels() is too slow to call on every launch."""

@@ -73,6 +73,24 @@ class Favourite(SQLModel, table=True):
     )
 
 
+class AppStatus(SQLModel, table=True):
+    """The last background check of an app's ``status_url`` (launcher/status.py). One row per
+    app, shared by every worker and replica: a worker claims a check by moving
+    ``last_checked`` forward with a conditional UPDATE, so an app is checked once a minute."""
+
+    __tablename__ = "app_status"
+
+    app_id: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
+    last_checked: dt.datetime = Field(
+        sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False)
+    )
+    ok: bool | None = Field(default=None, sa_column=sa.Column(sa.Boolean, nullable=True))
+    status_code: int | None = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
+    # when ``ok`` last changed (or the first check): "may be down for 5 minutes"
+    since: dt.datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    detail: str = Field(default="", sa_column=sa.Column(sa.String(200), nullable=False))
+
+
 class AppRequest(SQLModel, table=True):
     """An employee's request for an app the portal does not offer them, for the admin page."""
 

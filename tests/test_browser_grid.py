@@ -5,6 +5,7 @@ order, both themes and both languages, a phone, speed. Same set-up as tests/test
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,8 @@ from playwright.sync_api import Browser, Page, expect
 from launcher import i18n
 from launcher.settings import Settings
 from tests import test_browser as shared
-from tests.conftest import LiveServer
-from tests.helpers import EXAMPLE_APPS, live_demo
+from tests.conftest import ROOT, LiveServer
+from tests.helpers import EXAMPLE_APPS, live_demo, wait_until
 from tests.test_browser import (
     CLINICIAN,
     DESKTOP,
@@ -379,3 +380,73 @@ def test_installable_with_a_manifest_and_no_service_worker(
     assert (
         page.evaluate("() => navigator.serviceWorker.getRegistrations().then(r => r.length)") == 0
     )
+
+
+# --- 5. app status, and the README's screenshots: dark, phone, search in progress -----------
+STATUS_MARK_INSIDE = """() => Array.from(document.querySelectorAll('.app-status')).filter(m => {
+    const r = m.getBoundingClientRect(), box = m.closest('a').getBoundingClientRect();
+    return r.width > 0 && !(r.left >= box.left - 0.5 && r.right <= box.right + 0.5
+        && r.top >= box.top - 0.5 && r.bottom <= box.bottom + 0.5);
+}).map(m => m.closest('a').getAttribute('href'))"""
+
+
+def test_screenshots_dark_phone_search_with_an_app_that_may_be_down(
+    browser: Browser, tmp_path: Path, sqlite_url: str
+) -> None:
+    """The grid with Roosterplanning's status_url failing (nothing listens on port 9): the mark
+    on its tiles in both themes, on a phone and while searching, axe clean; the pictures go to
+    ``LAUNCHER_SCREENSHOTS`` (docs/screenshots) for the README."""
+    text = EXAMPLE_APPS.read_text(encoding="utf-8")
+    apps = tmp_path / "apps.yaml"
+    apps.write_text(
+        text.replace(
+            "  - id: rooster\n", "  - id: rooster\n    status_url: https://127.0.0.1:9/\n"
+        ),
+        encoding="utf-8",
+    )
+    shots: dict[str, dict[str, Any]] = {
+        "grid-dark.png": {"viewport": DESKTOP, "device_scale_factor": 1, "color_scheme": "dark"},
+        "grid-phone.png": {
+            "viewport": MOBILE, "device_scale_factor": 2, "is_mobile": True, "has_touch": True
+        },
+        "grid-search.png": {"viewport": DESKTOP, "device_scale_factor": 1},
+    }  # fmt: skip
+    down = NL("May be down for %s").split("%s")[0].strip()
+    with live_demo(tmp_path, sqlite_url, apps_file=apps) as live:
+        board = live.app.state.app_status
+        assert wait_until(lambda: "rooster" in board.down(), timeout=20), board.states()
+        for n, (name, options) in enumerate(shots.items()):
+            context = browser.new_context(locale="nl-NL", **options)
+            try:
+                tab = Tab(context, live.url)
+                page = sign_in(tab, CLINICIAN)
+                if n == 0:  # a grid in use: two favourites above the categories
+                    for app in ("ehr", "rooster"):
+                        page.locator(f"#app-{app} .star button").click()
+                        star = page.locator(f"#app-{app} .star button")
+                        expect(star).to_have_attribute("aria-pressed", "true")
+                if name == "grid-search.png":
+                    page.locator("main").click(position={"x": 5, "y": 5})
+                    page.keyboard.type("plan")
+                    expect(page.locator("#app-rooster")).to_be_visible()
+                    expect(page.locator(".favourites")).to_be_hidden()
+                mark = page.locator("#app-rooster .app-status")
+                expect(mark).to_contain_text(down)
+                expect(page.locator("#fav-rooster .app-status")).to_have_count(1)
+                expect(page.locator("#app-teams .app-status")).to_have_count(0)
+                page.evaluate("() => document.fonts.ready.then(() => window.scrollTo(0, 0))")
+                page.mouse.move(0, 0)  # no hover effect in the picture
+                page.screenshot(path=tmp_path / name, animations="disabled")
+                assert page.evaluate(STATUS_MARK_INSIDE) == [], name
+                if name != "grid-search.png":  # (it measures hidden tiles as misplaced)
+                    assert page.evaluate(LAYOUT_PROBLEMS) == [], name
+                assert run_axe(page) == [], name
+                assert tab.errors() == []
+            finally:
+                context.close()
+    if shared.SCREENSHOTS:
+        target = Path(shared.SCREENSHOTS)
+        target = target if target.is_absolute() else ROOT / target
+        target.mkdir(parents=True, exist_ok=True)
+        for name in shots:
+            shutil.copyfile(tmp_path / name, target / name)

@@ -168,6 +168,8 @@ class App(_Strict):
     # the identity provider's ids for this app (Entra appId, Keycloak clientId, Okta app
     # instance id): imported sign-ins are matched to the app through them
     signin_ids: tuple[Annotated[str, Field(min_length=1, max_length=200)], ...] = ()
+    # checked by the server in the background (launcher/status.py): "may be down" on the tile
+    status_url: str | None = None
 
     @field_validator("url")
     @classmethod
@@ -192,6 +194,17 @@ class App(_Strict):
             _check_https(value)
             if _placeholders(value):
                 raise ValueError("initiate_login_uri takes no placeholders")
+        return value
+
+    @field_validator("status_url")
+    @classmethod
+    def _status_url(cls, value: str | None) -> str | None:
+        # the server itself fetches this URL, so it is the admin's literal https URL: no
+        # placeholder could ever let a claim choose what the server connects to
+        if value is not None:
+            _check_https(value)
+            if _placeholders(value) or "{" in value or "}" in value:
+                raise ValueError("status_url takes no placeholders")
         return value
 
     @field_validator("icon")

@@ -3,6 +3,7 @@ apps that employees miss -- open ones to dismiss or mark as added, and the histo
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import anyio.to_thread
@@ -11,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from launcher import app_requests
+from launcher import app_requests, i18n, status
 from launcher.audit import audit
 from launcher.auth.session import Session
 from launcher.engage import texts
@@ -47,6 +48,14 @@ async def admin(request: Request) -> Response:
         log.warning("app requests unavailable: %s", exc)
         requests, history, requests_error = [], [], True
     holder = p.registry
+    board: status.Board = request.app.state.app_status
+    try:  # fresh from the table: what every worker and replica found
+        states = await anyio.to_thread.run_sync(status.read, p.engine)
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("app status unavailable: %s", exc)
+        states = board.states()
+    lang = language(request)
+    now = dt.datetime.now(dt.UTC)
     return render(
         request,
         "admin.html",
@@ -60,7 +69,9 @@ async def admin(request: Request) -> Response:
             "history": history,
             "me": session.user.user_id,
             "done": request.query_params.get("done"),
-            "t": texts.translator(language(request)),
+            "t": texts.translator(lang),
+            "checks": status.overview(board.targets(), states),
+            "ago": lambda since: i18n.format_ago((now - since).total_seconds(), lang),
         },
     )
 

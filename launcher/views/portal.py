@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
+import anyio
 import anyio.to_thread
 import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from launcher import app_requests, grid, i18n, personal
+from launcher import app_requests, grid, i18n, personal, status
 from launcher.auth import csrf
 from launcher.errors import BadRequest, NotFound
 from launcher.registry import ICON_DIR, ICON_FILE
@@ -32,15 +34,23 @@ from launcher.views.common import (
 log = logging.getLogger(__name__)
 
 
+def _cache(request: Request) -> grid.PiecesCache:
+    # Starlette's State keeps its attributes in a dict of its own: getattr, not __dict__
+    # (a lookup in State.__dict__ never found the cache, so every page rebuilt every tile)
+    cache: grid.PiecesCache | None = getattr(request.app.state, "grid_pieces", None)
+    if cache is None:
+        cache = request.app.state.grid_pieces = grid.PiecesCache()
+    return cache
+
+
 def _pieces(request: Request, lang: str) -> grid.Pieces:
     """The grid's pieces for the registry in use, this language and today: built on the first
     page after a reload (or at midnight, for the "new" badges), then shared by every page."""
     p = context_of(request)
-    cache = request.app.state.__dict__.get("grid_pieces")
-    if cache is None:
-        cache = request.app.state.grid_pieces = grid.PiecesCache()
     today = dt.datetime.now(dt.UTC).date()
-    return cache.get(p.templates.env, p.registry.current, lang, today, i18n.translator(lang))  # type: ignore[no-any-return]
+    return _cache(request).get(
+        p.templates.env, p.registry.current, lang, today, i18n.translator(lang)
+    )
 
 
 async def home(request: Request) -> Response:
@@ -50,18 +60,33 @@ async def home(request: Request) -> Response:
     p = context_of(request)
     registry = p.registry.current
     lang = language(request)
-    allowed = {app.id for app in registry.visible_apps(session.user.groups) if not app.hidden}
-    try:
-        starred, used = await anyio.to_thread.run_sync(
-            personal.for_grid, p.engine, session.user.user_id
-        )
-    except sa.exc.SQLAlchemyError as exc:  # the grid works without them
-        log.warning("favourites and recent apps unavailable: %s", exc)
-        starred, used = [], []
+    allowed = _cache(request).allowed(registry, session.user.groups)
+    personal_rows: tuple[list[str], list[str]] = ([], [])
+    notices: dict[str, Any] = {}
+
+    async def read_personal() -> None:
+        nonlocal personal_rows
+        try:
+            personal_rows = await anyio.to_thread.run_sync(
+                personal.for_grid, p.engine, session.user.user_id
+            )
+        except sa.exc.SQLAlchemyError as exc:  # the grid works without them
+            log.warning("favourites and recent apps unavailable: %s", exc)
+
+    async def read_banner() -> None:
+        notices.update(await announcements.banner(request, session))
+
+    # the page's database reads at the same time: on PostgreSQL each is a few round trips
+    async with anyio.create_task_group() as reads:
+        reads.start_soon(read_personal)
+        reads.start_soon(read_banner)
+    starred, used = personal_rows
     recent = [a for a in used if a in allowed][: personal.RECENT_MAX]
     query = request.query_params.get("q", "")[:200]
     token = csrf.token_for(p.settings.secret(), session.sid)
-    mine = grid.join(_pieces(request, lang), allowed, starred, recent, token, query)
+    board: status.Board | None = getattr(request.app.state, "app_status", None)
+    down = board.down() if board is not None else None  # memory only: read every 15 s
+    mine = grid.join(_pieces(request, lang), allowed, starred, recent, token, query, down)
     return render(
         request,
         "portal.html",
@@ -71,7 +96,7 @@ async def home(request: Request) -> Response:
             "shown": mine.shown,
             "has_tiles": bool(allowed),
             "asked": request.query_params.get("asked") == "1",
-            **await announcements.banner(request, session),
+            **notices,
         },
     )
 
