@@ -68,12 +68,17 @@ PG_URL = os.environ.get(
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No LAUNCHER_* variable or .env file of the developer's leaks into a test."""
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No LAUNCHER_* variable or .env file of the developer's leaks into a test, and none a
+    test sets leaks into the next: ``launcher serve --workers N`` points the process's
+    PROMETHEUS_MULTIPROC_DIR at a folder under the test's own, relative, spool directory."""
     for name in list(os.environ):
         if name.startswith("LAUNCHER_") and name != "LAUNCHER_TEST_POSTGRES":
             monkeypatch.delenv(name)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")  # undone (removed) after the test
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
     monkeypatch.chdir(tmp_path)
+    yield
 
 
 def _postgres_available() -> bool:
