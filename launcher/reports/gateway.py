@@ -7,9 +7,13 @@ the apps people sign in to that have no tile, by the provider's app name.
 
 Read from the gateway rollups only (signin_day for counts; for distinct users
 signin_user_month over the months the period covers whole and signin_user_day over the rest).
-Privacy as in launcher/reports/queries.py: a row about fewer than the minimum group is
-suppressed, never as the only one in its table; and ``via_portal`` and ``share`` are left out
-when the people who came through the portal, or those who never did, are fewer than that.
+Privacy: a row about fewer than the minimum group is suppressed, never as the only one in its
+table (the next smallest goes with it, so that a total minus the rows shown does not give it
+away); and ``via_portal`` and ``share`` are left out when the people who came through the
+portal, or those who never did, are fewer than that. These figures are exact: the cell-key
+noise the launch reports carry (launcher/reports/cellkey.py) needs record keys in the gateway
+rollups, which they do not keep yet -- so this table keeps the complementary suppression the
+launch tables gave up (docs/PRIVACY.md).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import sqlalchemy as sa
 from launcher.dates import month_end
 from launcher.errors import BadRequest
 from launcher.reports.periods import Period
-from launcher.reports.queries import Row, suppress_rows
+from launcher.reports.queries import Row, suppress
 from launcher.reports.sql import between, connect, dept, key_of, month_key
 from launcher.signins.join import T_SIGNIN_DAY, T_SIGNIN_USER_DAY, T_SIGNIN_USER_MONTH
 
@@ -117,6 +121,19 @@ def _row(key: str, f: list[int], min_group: int) -> Row:
     }
 
 
+def _suppress_with_complement(rows: list[Row], min_group: int) -> list[Row]:
+    """Hide rows about 1 to min_group - 1 people; with exactly one hidden, the next smallest
+    too, so that no hidden row is a total minus the others."""
+    out = [suppress(r, min_group) for r in rows]
+    hidden = [i for i, r in enumerate(out) if r.get("suppressed")]
+    shown = [i for i, r in enumerate(out) if not r.get("suppressed") and rows[i]["users"]]
+    if len(hidden) == 1 and shown:
+        smallest = min(shown, key=lambda i: (rows[i]["users"], rows[i].get("signins") or 0))
+        out[smallest] = {**dict.fromkeys(rows[smallest]), "key": rows[smallest]["key"]}
+        out[smallest]["suppressed"] = True
+    return out
+
+
 def gateway(engine: sa.Engine, period: Period, by: str, min_group: int) -> list[Row]:
     """The gateway report's rows (``/api/v1/reports/gateway``, README), sorted by key;
     keys without sign-ins are left out."""
@@ -127,7 +144,7 @@ def gateway(engine: sa.Engine, period: Period, by: str, min_group: int) -> list[
         ]
     else:
         rows = [_row(k, f, min_group) for k, f in sorted(figures.items())]
-    out = suppress_rows(rows, min_group)
+    out = _suppress_with_complement(rows, min_group)
     return [({**r, "share": None} if r.get("suppressed") and "share" in r else r) for r in out]
 
 

@@ -337,15 +337,17 @@ def fold(conn: sa.Connection, where: str, params: dict[str, Any]) -> None:
 
 def correct_departments(conn: sa.Connection, where: str, params: dict[str, Any]) -> None:
     """Set the department of the imported rows ``where`` selects from user_first (writing
-    only the rows that differ)."""
+    only the rows that differ). A person user_first no longer holds (the purge deleted
+    everyone seen only before the retention) keeps the department their rows have."""
     current = (
         "COALESCE((SELECT f.department FROM user_first f "
         "WHERE f.user_id = imported_signin.user_id), '')"
     )
+    known = "EXISTS (SELECT 1 FROM user_first f WHERE f.user_id = imported_signin.user_id)"
     conn.execute(
         sa.text(
             f"UPDATE imported_signin SET department = {current} "
-            f"WHERE {where} AND department <> {current}"
+            f"WHERE {where} AND {known} AND department <> {current}"
         ),
         params,
     )
