@@ -223,6 +223,43 @@ def test_launches_first_or_import_first_give_the_same_figures(
     engine.dispose()
 
 
+def test_the_window_is_exact_to_the_microsecond_in_either_order(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The import matches inside the database (SQLite: shifting the stored text by whole
+    seconds), a launch flush in Python: both draw the window's edges at the same microsecond."""
+    launch = T + dt.timedelta(microseconds=250_001)
+    us = dt.timedelta(microseconds=1)
+    edges = {  # sign-in time -> through the portal
+        launch + join.BEFORE: True,
+        launch + join.BEFORE + us: False,
+        launch - join.AFTER: True,
+        launch - join.AFTER - us: False,
+    }
+    records = [_entra(f"e{i}", "alice", "app-teams", at) for i, at in enumerate(edges)]
+    alice = _uid(settings, "alice")
+    for order in ("launch first", "import first"):
+        engine = db.make_engine(settings.database_url)
+        with engine.begin() as conn:
+            for t in [*join.GATEWAY_TABLES, join.T_IMPORTED, *rollups.ROLLUP_TABLES]:
+                conn.execute(sa.delete(t))
+            for name in ("launch_event", "signin_event", "event_batch"):
+                conn.execute(sa.text(f"DELETE FROM {name}"))
+        writer = BatchWriter(engine, tmp_path / order / "spool", on_flush=rollups.apply)
+        if order == "launch first":
+            writer.write("b", [Launch(launch, "teams", alice, "nursing", "portal")], [], TZ)
+        _import(engine, settings, _file(tmp_path, records))
+        if order == "import first":
+            writer.write("b", [Launch(launch, "teams", alice, "nursing", "portal")], [], TZ)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(join.T_IMPORTED.c.record_id, join.T_IMPORTED.c.via_portal)
+            )
+            got = {str(r): int(v) for r, v in rows}
+        assert got == {f"e{i}": int(via) for i, via in enumerate(edges.values())}, order
+        engine.dispose()
+
+
 def test_each_sign_in_matches_once(settings: Settings, tmp_path: Path) -> None:
     """Two launches around one sign-in, arriving in two batches after the import."""
     engine = db.make_engine(settings.database_url)

@@ -44,10 +44,16 @@ from launcher.signins.record import FieldError, ImportRefused, Record
 
 FORMATS: dict[str, ModuleType] = {m.NAME: m for m in (entra, keycloak, okta)}
 IMPORT_LOCK = 0x4C53494D  # PostgreSQL advisory lock id held by an import ("LSIM")
-CHUNK = 5000  # records per INSERT (or COPY)
-FOLD_ROWS = 50_000  # new rows folded into the rollups per statement
+CHUNK = 10_000  # rows staged and moved into imported_signin at a time
+FOLD_ROWS = 20_000  # new rows folded into the rollups per statement
 MAX_ID = 128
+MAX_CACHED_USERS = 50_000  # pseudonyms kept while reading a file (a few MB), then forgotten
 SQLITE_WAIT_MS = 10 * 60 * 1000  # an import waits this long for another import on SQLite
+# SQLite's page cache is most of an import's memory, and what makes its inserts fast (the
+# indexes of imported_signin take records in random order): 48 MiB keeps a 2 GB import under
+# 200 MB resident (bench/bench_import.py, bench/README.md)
+SQLITE_CACHE_KB = 48 * 1024
+SQLITE_TEMP_CACHE_KB = 8 * 1024
 
 Progress = Callable[[Path, int, int, int], None]  # file, records read, bytes read, file size
 
@@ -85,14 +91,11 @@ class Summary:
                 setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
-@dataclass(frozen=True, slots=True)
-class _Row:
-    record_id: str
-    ts: dt.datetime
-    user_id: str  # the pseudonym
-    app_id: str  # "" when unregistered
-    provider_app_id: str
-    provider_app: str  # the provider's name, for an unregistered app only
+# One row to store: record id, time (as the database stores it, see join.db_time), pseudonym,
+# registry app id ("" when unregistered), the provider's app id, the provider's app name (for
+# an unregistered app only). Plain tuples: nothing per record outlives its chunk.
+_Row = tuple[str, object, str, str, str, str]
+_COLUMNS = "record_id, ts, user_id, app_id, provider_app_id, provider_app"
 
 
 def import_files(
@@ -120,8 +123,9 @@ def import_files(
     key = hmac.new(settings.pseudonym_secret(), digestmod=hashlib.sha256)
     key.update(f"{settings.oidc_issuer}\0".encode())
     total = Summary(dry_run=dry_run)
+    sqlite = db.is_sqlite(engine)
     for path in paths:
-        rows = _rows(module, path, key, mapping, progress)
+        rows = _rows(module, path, key, mapping, progress, sqlite)
         summary = _check(engine, fmt, rows) if dry_run else _store(engine, fmt, rows)
         total.add(summary)
     return total
@@ -136,11 +140,11 @@ def _pseudonym(key: Any, subject: str) -> str:
 
 
 class _Rows:
-    """The file's records as rows to store, counting what it reads and skips."""
+    """The file's records as rows to store, in chunks, counting what it reads and skips."""
 
-    def __init__(self, summary: Summary, rows: Iterator[_Row]) -> None:
+    def __init__(self, summary: Summary, chunks: Iterator[list[_Row]]) -> None:
         self.summary = summary
-        self.rows = rows
+        self.chunks = chunks
 
 
 def _rows(
@@ -149,6 +153,7 @@ def _rows(
     key: Any,
     mapping: Mapping[str, str],
     progress: Progress | None,
+    sqlite: bool,
 ) -> _Rows:
     summary = Summary(files=1)
     size = path.stat().st_size if path.exists() else 0
@@ -157,55 +162,68 @@ def _rows(
         if progress is not None:
             progress(path, summary.read, position, size)
 
-    def generate() -> Iterator[_Row]:
+    def generate() -> Iterator[list[_Row]]:
         n = 0
+        chunk: list[_Row] = []
+        skipped = summary.skipped
+        users: dict[str, str] = {}  # raw id -> pseudonym: people sign in many times
         try:
             for n, obj in reader.records(path, block):  # noqa: B007 (n: in the error)
                 record: Record = module.parse(obj)
-                summary.read += 1
                 if record.skip is not None:
-                    summary.skipped[record.skip] += 1
+                    skipped[record.skip] += 1
                     continue
-                yield _row(record, key, mapping, summary)
+                chunk.append(_row(record, key, mapping, summary, sqlite, users))
+                if len(chunk) >= CHUNK:
+                    if len(users) > MAX_CACHED_USERS:
+                        users.clear()
+                    summary.read = n
+                    yield chunk
+                    chunk = []
         except reader.ReadError as exc:
             raise ImportRefused(f"{path}: {exc}") from None
         except FieldError as exc:
             raise ImportRefused(f"{path}: record {n}: field {exc}") from None
         except OSError as exc:
             raise ImportRefused(f"{path}: cannot be read ({exc.strerror or exc})") from None
+        summary.read = n
+        if chunk:
+            yield chunk
         if progress is not None:
             progress(path, n, size, size)
 
-    return _Rows(summary, generate())
+    return _Rows(summary, reader.ahead(generate()))
 
 
-def _row(record: Record, key: Any, mapping: Mapping[str, str], summary: Summary) -> _Row:
-    user = _pseudonym(key, record.user)
-    if len(record.app) > MAX_ID:
+def _row(
+    record: Record,
+    key: Any,
+    mapping: Mapping[str, str],
+    summary: Summary,
+    sqlite: bool,
+    users: dict[str, str],
+) -> _Row:
+    user = users.get(record.user)
+    if user is None:
+        user = users[record.user] = _pseudonym(key, record.user)
+    app = record.app
+    if len(app) > MAX_ID:
         raise FieldError("app id", f"is longer than {MAX_ID} characters")
-    app_id = mapping.get(record.app, "")
+    app_id = mapping.get(app, "")
     name = ""
     if not app_id:
-        name = (record.app_name.strip() or record.app)[:200]
+        name = (record.app_name.strip() or app)[:200]
         summary.unregistered[name] += 1
     record_id = record.record_id
+    ts = record.ts  # UTC (record.py)
     if record_id is None:  # Keycloak without event ids: the event's own fields, keyed
-        raw = f"{user}\0{record.ts.isoformat()}\0{record.app}"
+        raw = f"{user}\0{ts.isoformat()}\0{app}"
         record_id = hashlib.sha256(raw.encode()).hexdigest()[:32]
     elif len(record_id) > MAX_ID:
         raise FieldError("id", f"is longer than {MAX_ID} characters")
-    return _Row(record_id, record.ts, user, app_id, record.app, name)
-
-
-def _batches(rows: _Rows) -> Iterator[list[_Row]]:
-    batch: list[_Row] = []
-    for row in rows.rows:
-        batch.append(row)
-        if len(batch) >= CHUNK:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+    # SQLite: the text form of join.db_time, without its checks (ts is UTC already)
+    stored: object = ts.isoformat(" ", "microseconds")[:26] if sqlite else ts
+    return (record_id, stored, user, app_id, app, name)
 
 
 def _store(engine: sa.Engine, provider: str, rows: _Rows) -> Summary:
@@ -215,6 +233,10 @@ def _store(engine: sa.Engine, provider: str, rows: _Rows) -> Summary:
         if sqlite:
             # one writer at a time: wait for another import rather than fail after 3 s
             conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_WAIT_MS}")
+            # bounded memory (see SQLITE_CACHE_KB); the temporary database (the staged chunk,
+            # the rollups' GROUP BY sorts) is in memory, and a few MB of cache do for it
+            conn.exec_driver_sql(f"PRAGMA main.cache_size=-{SQLITE_CACHE_KB}")
+            conn.exec_driver_sql(f"PRAGMA temp.cache_size=-{SQLITE_TEMP_CACHE_KB}")
             conn.commit()
             conn = conn.execution_options(sqlite_immediate=True)
         try:
@@ -225,6 +247,8 @@ def _store(engine: sa.Engine, provider: str, rows: _Rows) -> Summary:
         finally:
             if sqlite:
                 conn.exec_driver_sql("PRAGMA busy_timeout=3000")  # as db.make_engine sets it
+                conn.exec_driver_sql("PRAGMA main.cache_size=-65536")  # as db.make_engine
+                conn.exec_driver_sql("PRAGMA temp.cache_size=-65536")
                 conn.commit()
     return summary
 
@@ -239,46 +263,11 @@ def _write(conn: sa.Connection, provider: str, rows: _Rows) -> None:
     fresh_above = _max_id(conn, "imported_signin")
     launches_above = _max_id(conn, "launch_event")
     signins_above = _max_id(conn, "signin_event")
-    launches = join.launch_range(conn)
-    departments: dict[str, str] = {}
-    p = join.ph(conn)
-    head = (
-        "INSERT INTO imported_signin (provider, record_id, ts, user_id, app_id, "
-        "provider_app_id, provider_app, department, via_portal)"
-    )
-    for batch in _batches(rows):
-        unknown = {r.user_id for r in batch} - departments.keys()
-        if unknown:
-            found = join.departments_of(conn, unknown)
-            departments.update((u, found.get(u, "")) for u in unknown)
-        matched = join.match_signins(conn, [(r.user_id, r.app_id, r.ts) for r in batch], launches)
-        values = [
-            (
-                provider,
-                r.record_id,
-                join.db_time(conn, r.ts),
-                r.user_id,
-                r.app_id,
-                r.provider_app_id,
-                r.provider_app,
-                departments[r.user_id],
-                int(i in matched),
-            )
-            for i, r in enumerate(batch)
-        ]
-        if conn.dialect.name == "postgresql":
-            new = _copy_in(conn, head, values)
-        else:
-            row = "(" + ", ".join([p] * 9) + ")"
-            new = 0
-            for part in join.chunks(values, 3000):  # SQLite takes 32,766 parameters at most
-                new += conn.exec_driver_sql(
-                    f"{head} VALUES {', '.join([row] * len(part))} "
-                    "ON CONFLICT (provider, record_id) DO NOTHING",
-                    tuple(v for r in part for v in r),
-                ).rowcount
+    stage = _Stage(conn, provider)
+    for chunk in rows.chunks:
+        new = stage.store(chunk)
         summary.new += new
-        summary.already += len(batch) - new
+        summary.already += len(chunk) - new
 
     # phase 2: hold off the launch writer while the new rows meet what it wrote meanwhile
     if conn.dialect.name == "postgresql":
@@ -304,8 +293,14 @@ def _write(conn: sa.Connection, provider: str, rows: _Rows) -> None:
         people = [_Launch(dt.datetime.now(dt.UTC), "", r[2], r[3]) for r in late]
         people += [_Launch(dt.datetime.now(dt.UTC), "", r[0], r[1]) for r in late_signins]
         join.sync_departments(conn, people, [], fresh_above=fresh_above)
-    params = {"above": fresh_above}
-    join.correct_departments(conn, "id > :above", params)
+        # the rows went in with the departments of before: those of the people the launch
+        # writer saw meanwhile may have changed (nobody else's can have)
+        join.correct_departments(
+            conn,
+            "id > :above AND user_id IN (SELECT user_id FROM launch_event WHERE id > :l "
+            "UNION SELECT user_id FROM signin_event WHERE id > :s)",
+            {"above": fresh_above, "l": launches_above, "s": signins_above},
+        )
     # in slices: SQLite sorts a GROUP BY in memory (temp_store), and a 2 GB file's rows at
     # once would cost hundreds of MB; the rollups' upserts add, so slices sum up the same
     last = _max_id(conn, "imported_signin")
@@ -313,28 +308,73 @@ def _write(conn: sa.Connection, provider: str, rows: _Rows) -> None:
         join.fold(conn, "id > :lo AND id <= :hi", {"lo": lo, "hi": lo + FOLD_ROWS})
 
 
-def _copy_in(conn: sa.Connection, head: str, values: list[tuple[Any, ...]]) -> int:
-    """PostgreSQL: COPY the rows into a staging table, then insert those not there yet --
-    several times faster than a multi-row INSERT of the same rows. Returns the rows added."""
-    conn.exec_driver_sql(
-        "CREATE TEMP TABLE IF NOT EXISTS imported_signin_stage "
-        "(LIKE imported_signin INCLUDING DEFAULTS) ON COMMIT DROP"
-    )
-    conn.exec_driver_sql("TRUNCATE imported_signin_stage")
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    columns = head.removeprefix("INSERT INTO imported_signin ")
-    with (
-        driver.cursor() as cursor,
-        cursor.copy(f"COPY imported_signin_stage {columns} FROM STDIN") as copy,
-    ):
-        for row in values:
-            copy.write_row(row)
-    result = conn.exec_driver_sql(
-        f"{head} SELECT {columns.strip('()')} FROM imported_signin_stage "
-        "ON CONFLICT (provider, record_id) DO NOTHING"
-    )
-    return int(result.rowcount)
+class _Stage:
+    """Stores chunks of rows set-based: a chunk goes into a temporary table (COPY on
+    PostgreSQL, one prepared INSERT run for every row on SQLite), then one statement moves it
+    into imported_signin with each row's department (user_first) and its match with the
+    launches (one probe of ix_launch_event_user_ts per row, inside the database), leaving out
+    the records stored before."""
+
+    def __init__(self, conn: sa.Connection, provider: str) -> None:
+        self.conn = conn
+        self.sqlite = conn.dialect.name == "sqlite"
+        if self.sqlite:
+            conn.exec_driver_sql(
+                "CREATE TEMP TABLE IF NOT EXISTS signin_stage (record_id TEXT, ts TEXT, "
+                "user_id TEXT, app_id TEXT, provider_app_id TEXT, provider_app TEXT)"
+            )
+            conn.exec_driver_sql("DELETE FROM signin_stage")
+            # the stored text form keeps its fraction of a second when shifted by whole
+            # seconds, so the window is exact to the microsecond, as on PostgreSQL
+            lo = f"strftime('%Y-%m-%d %H:%M:%S', substr(s.ts, 1, 19), '-{join.BEFORE_S} seconds')"
+            hi = f"strftime('%Y-%m-%d %H:%M:%S', substr(s.ts, 1, 19), '+{join.AFTER_S} seconds')"
+            lo, hi = f"{lo} || substr(s.ts, 20)", f"{hi} || substr(s.ts, 20)"
+        else:
+            conn.exec_driver_sql(
+                "CREATE TEMP TABLE IF NOT EXISTS signin_stage (record_id text, "
+                "ts timestamptz, user_id text, app_id text, provider_app_id text, "
+                "provider_app text) ON COMMIT DROP"
+            )
+            lo = f"s.ts - interval '{join.BEFORE_S} seconds'"
+            hi = f"s.ts + interval '{join.AFTER_S} seconds'"
+        p = join.ph(conn)
+        self.move = (
+            f"INSERT INTO imported_signin (provider, {_COLUMNS}, department, via_portal) "
+            f"SELECT {p}, s.record_id, s.ts, s.user_id, s.app_id, s.provider_app_id, "
+            "s.provider_app, COALESCE(f.department, ''), "
+            "CASE WHEN s.app_id <> '' AND EXISTS (SELECT 1 FROM launch_event l "
+            f"WHERE l.user_id = s.user_id AND l.ts >= {lo} AND l.ts <= {hi} "
+            "AND l.app_id = s.app_id) THEN 1 ELSE 0 END "
+            "FROM signin_stage s LEFT JOIN user_first f ON f.user_id = s.user_id "
+            "WHERE true ON CONFLICT (provider, record_id) DO NOTHING"  # WHERE: SQLite's parser
+        )
+        self.provider = provider
+
+    def store(self, chunk: list[_Row]) -> int:
+        """Store the chunk's rows; returns how many were new."""
+        conn = self.conn
+        if self.sqlite:
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            cursor = driver.cursor()
+            try:
+                cursor.executemany(
+                    f"INSERT INTO signin_stage ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", chunk
+                )
+            finally:
+                cursor.close()
+        else:
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            with (
+                driver.cursor() as cursor,
+                cursor.copy(f"COPY signin_stage ({_COLUMNS}) FROM STDIN") as copy,
+            ):
+                for row in chunk:
+                    copy.write_row(row)
+        new = int(conn.exec_driver_sql(self.move, (self.provider,)).rowcount)
+        conn.exec_driver_sql("DELETE FROM signin_stage" if self.sqlite else "TRUNCATE signin_stage")
+        return new
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,15 +390,15 @@ def _check(engine: sa.Engine, provider: str, rows: _Rows) -> Summary:
     summary = rows.summary
     with engine.connect() as conn:
         p = join.ph(conn)
-        for batch in _batches(rows):
-            ids = sorted({r.record_id for r in batch})
+        for chunk in rows.chunks:
+            ids = sorted({r[0] for r in chunk})
             known = 0
-            for chunk in join.chunks(ids):
+            for part in join.chunks(ids):
                 known += conn.exec_driver_sql(
                     f"SELECT COUNT(*) FROM imported_signin WHERE provider = {p} "
-                    f"AND record_id IN ({', '.join([p] * len(chunk))})",
-                    (provider, *chunk),
+                    f"AND record_id IN ({', '.join([p] * len(part))})",
+                    (provider, *part),
                 ).scalar_one()
             summary.already += known
-            summary.new += len(batch) - known
+            summary.new += len(chunk) - known
     return summary

@@ -37,8 +37,9 @@ import sqlalchemy as sa
 from launcher import db
 from launcher.models import ImportedSignIn, SignInDay, SignInUserDay, SignInUserMonth, table
 
-BEFORE = dt.timedelta(seconds=120)  # a launch up to this long before the sign-in counts
-AFTER = dt.timedelta(seconds=10)  # and up to this long after it: clocks differ
+BEFORE_S, AFTER_S = 120, 10  # whole seconds (the import's SQL shifts stored times by them)
+BEFORE = dt.timedelta(seconds=BEFORE_S)  # a launch up to this long before the sign-in counts
+AFTER = dt.timedelta(seconds=AFTER_S)  # and up to this long after it: clocks differ
 CHUNK = 300  # keys per VALUES list: well below every driver's parameter limit
 
 T_IMPORTED = table(ImportedSignIn)
