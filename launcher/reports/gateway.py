@@ -5,8 +5,11 @@ interactive sign-ins at the identity provider to apps that have a tile, how many
 the portal (``via_portal``), their ``share`` and the distinct users; ``by=unregistered`` lists
 the apps people sign in to that have no tile, by the provider's app name.
 
-Read from the gateway rollups only (signin_day for counts; for distinct users
-signin_user_month over the months the period covers whole and signin_user_day over the rest).
+Read from the gateway rollups only (launcher/signins/rollups.py): signin_day for counts; for
+distinct users the span rows (months as bits) for the months the period covers whole, and the
+month rows (days as bits) for a month it covers in part -- per user and app for the apps, per
+person for the organisation, the departments and the months. A year thus reads about one row
+per person (and app), not one per day.
 Privacy as in launcher/reports/queries.py: a row about fewer than the minimum group is
 suppressed, never as the only one in its table; and ``via_portal`` and ``share`` are left out
 when the people who came through the portal, or those who never did, are fewer than that.
@@ -24,7 +27,13 @@ from launcher.errors import BadRequest
 from launcher.reports.periods import Period
 from launcher.reports.queries import Row, suppress_rows
 from launcher.reports.sql import between, connect, dept, key_of, month_key
-from launcher.signins.join import T_SIGNIN_DAY, T_SIGNIN_USER_DAY, T_SIGNIN_USER_MONTH
+from launcher.signins.rollups import (
+    T_PERSON_MONTH,
+    T_PERSON_SPAN,
+    T_SIGNIN_DAY,
+    T_USER_MONTH,
+    T_USER_SPAN,
+)
 
 BY_VALUES: tuple[str, ...] = ("app", "department", "month", "unregistered")
 
@@ -45,33 +54,80 @@ def _registered(t: sa.Table, by: str) -> sa.ColumnElement[bool]:
     return t.c.app_id == "" if by == "unregistered" else t.c.app_id != ""
 
 
-def _user_rows(engine: sa.Engine, period: Period, by: str | None) -> sa.Subquery:
-    """(key, user_id, via) of each user's rows in the period: whole months from the monthly
-    rollup, the other days from the daily one."""
-    whole: list[Period] = []
-    parts: list[Period] = []
+def _parts(period: Period) -> tuple[dict[int, list[dt.date]], list[tuple[dt.date, int]]]:
+    """The period's whole months by the span row that holds them (a span row of year Y holds
+    Y and Y + 1), and (month, mask of its days) for each month it covers in part."""
+    whole: dict[int, list[dt.date]] = {}
+    parts: list[tuple[dt.date, int]] = []
     for month in period.months():
         days = Period(max(period.start, month), min(period.end, month_end(month)))
-        (whole if days.whole_months else parts).append(days)
-    um, ud = T_SIGNIN_USER_MONTH, T_SIGNIN_USER_DAY
+        if days.whole_months:
+            span = period.start.year + (month.year - period.start.year) // 2 * 2
+            whole.setdefault(span, []).append(month)
+        else:
+            mask = sum(1 << (d - 1) for d in range(days.start.day, days.end.day + 1))
+            parts.append((month, mask))
+    return whole, parts
+
+
+def _bit(span: int, month: dt.date) -> int:
+    return 1 << ((month.year - span) * 12 + month.month - 1)
+
+
+def _user_rows(engine: sa.Engine, period: Period, by: str | None) -> list[sa.Select[Any]]:
+    """Selects of (key, user_id, via) from the span and month rows the period reads: per user
+    and app for ``by`` app and unregistered, else per person (apps with a tile)."""
+    person = by in (None, "department", "month")
+    st, mt = (T_PERSON_SPAN, T_PERSON_MONTH) if person else (T_USER_SPAN, T_USER_MONTH)
+
+    def key(t: sa.Table, month: dt.date) -> sa.ColumnElement[Any]:
+        if by is None:
+            return sa.literal("all")
+        if by == "month":
+            return sa.literal(month.strftime("%Y-%m"))
+        return _key(engine, by, t)
+
+    def select(
+        t: sa.Table, month: dt.date, where: sa.ColumnElement[bool], bits: Any, via: Any, mask: int
+    ) -> sa.Select[Any]:
+        stmt = sa.select(
+            key(t, month).label("key"),
+            t.c.user_id,
+            sa.case((via.op("&")(mask) != 0, 1), else_=0).label("via"),
+        ).where(where, bits.op("&")(mask) != 0)
+        return stmt if person else stmt.where(_registered(t, by or "app"))
+
+    whole, parts = _parts(period)
     selects = []
-
-    def key(t: sa.Table) -> sa.ColumnElement[Any]:
-        return sa.literal("all") if by is None else _key(engine, by, t)
-
-    if whole:
-        selects.append(
-            sa.select(key(um).label("key"), um.c.user_id, um.c.via_portal.label("via")).where(
-                um.c.month.in_([p.start for p in whole]), _registered(um, by or "app")
+    for span, months in whole.items():
+        mask = sum(_bit(span, m) for m in months)
+        if by != "month":
+            selects.append(
+                select(st, months[0], st.c.year == span, st.c.months, st.c.via_months, mask)
             )
-        )
-    for days in parts:
-        selects.append(
-            sa.select(key(ud).label("key"), ud.c.user_id, ud.c.via_portal.label("via")).where(
-                between(ud.c.day, days), _registered(ud, by or "app")
+            continue
+        # by month: one pass over the span rows, joined with the months' (key, bit)
+        bits = sa.union_all(
+            *(
+                sa.select(
+                    sa.literal(m.strftime("%Y-%m")).label("key"),
+                    sa.literal(_bit(span, m)).label("bit"),
+                )
+                for m in months
             )
+        ).subquery()
+        selects.append(
+            sa.select(
+                bits.c.key,
+                st.c.user_id,
+                sa.case((st.c.via_months.op("&")(bits.c.bit) != 0, 1), else_=0).label("via"),
+            )
+            .join_from(st, bits, st.c.months.op("&")(bits.c.bit) != 0)
+            .where(st.c.year == span, st.c.months.op("&")(mask) != 0)
         )
-    return sa.union_all(*selects).subquery() if len(selects) > 1 else selects[0].subquery()
+    for month, mask in parts:
+        selects.append(select(mt, month, mt.c.month == month, mt.c.days, mt.c.via_days, mask))
+    return selects
 
 
 def _figures(engine: sa.Engine, period: Period, by: str | None) -> dict[str, list[int]]:
@@ -83,17 +139,18 @@ def _figures(engine: sa.Engine, period: Period, by: str | None) -> dict[str, lis
         .where(between(d.c.day, period), _registered(d, by or "app"))
         .group_by(key)
     )
-    rows = _user_rows(engine, period, by)
-    per_user = (
-        sa.select(rows.c.key, rows.c.user_id, sa.func.max(rows.c.via).label("via"))
-        .group_by(rows.c.key, rows.c.user_id)
-        .subquery()
-    )
-    users = sa.select(
-        per_user.c.key,
-        sa.func.count(),
-        sa.func.count(sa.case((per_user.c.via > 0, 1))),
-    ).group_by(per_user.c.key)
+    selects = _user_rows(engine, period, by)
+    rows = (sa.union_all(*selects) if len(selects) > 1 else selects[0]).subquery()
+    if by != "month" and len(selects) > 1:
+        # a person may be in several of the selects: once per key
+        rows = (
+            sa.select(rows.c.key, rows.c.user_id, sa.func.max(rows.c.via).label("via"))
+            .group_by(rows.c.key, rows.c.user_id)
+            .subquery()
+        )
+    # else each (key, person) is in one row: a span or month row is one person's (and app's),
+    # and by month each select has a key of its own
+    users = sa.select(rows.c.key, sa.func.count(), sa.func.sum(rows.c.via)).group_by(rows.c.key)
     out: dict[str, list[int]] = {}
     with connect(engine) as conn:
         for k, n, via in conn.execute(counts):
@@ -101,7 +158,7 @@ def _figures(engine: sa.Engine, period: Period, by: str | None) -> dict[str, lis
                 out[key_of(k)] = [int(n), int(via or 0), 0, 0]
         for k, n, via_users in conn.execute(users):
             if key_of(k) in out:
-                out[key_of(k)][2:] = [int(n), int(via_users)]
+                out[key_of(k)][2:] = [int(n), int(via_users or 0)]
     return out
 
 

@@ -306,6 +306,11 @@ def _write(conn: sa.Connection, provider: str, rows: _Rows) -> None:
     last = _max_id(conn, "imported_signin")
     for lo in range(fresh_above, last, FOLD_ROWS):
         join.fold(conn, "id > :lo AND id <= :hi", {"lo": lo, "hi": lo + FOLD_ROWS})
+    if last > fresh_above:  # then the months the file touched into the span rows
+        lo, hi = conn.exec_driver_sql(
+            f"SELECT MIN(ts), MAX(ts) FROM imported_signin WHERE id > {fresh_above}"
+        ).one()
+        join.spans(conn, join.from_db_time(lo).date(), join.from_db_time(hi).date())
 
 
 class _Stage:
