@@ -3,11 +3,12 @@
 Generates ``--rows`` launches and as many imported sign-ins (default 10 million each) straight
 into the tables with set-based SQL (a recursive CTE on SQLite, ``generate_series`` on
 PostgreSQL): two years of a 10,000-employee organisation in ten departments, 20 apps with a
-tile and 10 without, each person using six of them. A sign-in to an app with a tile came through the portal, with a launch
-30 s before it, at a share that falls month by month for some apps (bookmarks); every other
-launch lies an hour away from any sign-in. ``via_portal`` is written as generated (the join's
-own speed is bench_import.py's and bench_upkeep.py's business), then the gateway rollups are
-built from the raw rows by ``launcher.signins.join.fold``, in slices, as an import does.
+tile and 10 without, each person using six of them. A sign-in to an app with a tile came
+through the portal, with a launch 30 s before it, at a share that falls month by month for
+some apps (bookmarks); every other launch lies an hour away from any sign-in. ``via_portal``
+is written as generated (the join's own speed is bench_import.py's and bench_upkeep.py's
+business), then the gateway rollups are built from the raw rows by
+``launcher.signins.join.fold`` in slices and ``join.spans``, as an import does.
 
 Then it times ``gateway.gateway(by=app|department|month|unregistered)`` and
 ``gateway.front_door`` over the last 30 days, the last whole quarter, the last calendar year and
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import statistics
 import sys
 import tempfile
@@ -136,10 +138,10 @@ def measure(engine: sa.Engine, runs: int) -> list[tuple[str, str, float, int]]:
     out = []
     for label, period in periods().items():
         calls: dict[str, Callable[[], Any]] = {
-            f"by={by}": (lambda by=by: gateway.gateway(engine, period, by, 5))  # type: ignore[misc]
+            f"by={by}": functools.partial(gateway.gateway, engine, period, by, 5)
             for by in gateway.BY_VALUES
         }
-        calls["front_door"] = lambda: gateway.front_door(engine, period, 5)
+        calls["front_door"] = functools.partial(gateway.front_door, engine, period, 5)
         for name, call in calls.items():
             result = call()  # warm
             times = []

@@ -100,28 +100,35 @@ _COLUMNS = "record_id, ts, user_id, app_id, provider_app_id, provider_app"
 
 def import_files(
     engine: sa.Engine,
-    settings: Settings,
+    settings: Settings | None,
     mapping: Mapping[str, str],
     fmt: str,
     paths: Sequence[Path],
     dry_run: bool = False,
     progress: Progress | None = None,
+    *,
+    pseudonym: tuple[bytes, str] | None = None,
 ) -> Summary:
     """Import sign-in log files of format ``fmt`` (entra, keycloak, okta); ``mapping`` maps
-    the provider's app ids to registry app ids (the registry's ``signin_ids``).
+    the provider's app ids to registry app ids (the registry's ``signin_ids``). User ids are
+    pseudonymised with the settings' key and issuer, as at sign-in; ``pseudonym`` (key,
+    issuer) stands in for them where the people were not made by sign-in (the demo's).
 
     Files are imported one by one, each in its own transaction; the first refused file stops
     the import with :class:`ImportRefused` (the files before it are stored)."""
     module = FORMATS.get(fmt)
     if module is None:
         raise ConfigError(f"unknown sign-in log format {fmt!r}: use one of {', '.join(FORMATS)}")
-    if not settings.oidc_issuer:
-        raise ConfigError(
-            "LAUNCHER_OIDC_ISSUER is not set: imported user ids are pseudonymised with the "
-            "issuer, as at sign-in"
-        )
-    key = hmac.new(settings.pseudonym_secret(), digestmod=hashlib.sha256)
-    key.update(f"{settings.oidc_issuer}\0".encode())
+    if pseudonym is None:
+        if settings is None or not settings.oidc_issuer:
+            raise ConfigError(
+                "LAUNCHER_OIDC_ISSUER is not set: imported user ids are pseudonymised with the "
+                "issuer, as at sign-in"
+            )
+        pseudonym = (settings.pseudonym_secret(), settings.oidc_issuer)
+    secret, issuer = pseudonym
+    key = hmac.new(secret, digestmod=hashlib.sha256)
+    key.update(f"{issuer}\0".encode())
     total = Summary(dry_run=dry_run)
     sqlite = db.is_sqlite(engine)
     for path in paths:
