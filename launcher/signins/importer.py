@@ -44,7 +44,7 @@ from launcher.signins.record import FieldError, ImportRefused, Record
 
 FORMATS: dict[str, ModuleType] = {m.NAME: m for m in (entra, keycloak, okta)}
 IMPORT_LOCK = 0x4C53494D  # PostgreSQL advisory lock id held by an import ("LSIM")
-CHUNK = 10_000  # rows staged and moved into imported_signin at a time
+CHUNK = 5000  # rows staged and moved into imported_signin at a time (a few MB)
 FOLD_ROWS = 20_000  # new rows folded into the rollups per statement
 MAX_ID = 128
 MAX_CACHED_USERS = 50_000  # pseudonyms kept while reading a file (a few MB), then forgotten

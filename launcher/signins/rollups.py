@@ -116,33 +116,30 @@ def fold(conn: sa.Connection, where: str, params: dict[str, Any]) -> None:
 
 
 def spans(conn: sa.Connection, first: dt.date, last: dt.date | None = None) -> None:
-    """OR the months from ``first`` (to ``last``) of the month tables into the span tables."""
-    if _sqlite(conn):
-        year, mon = "CAST(substr(month, 1, 4) AS INTEGER)", "CAST(substr(month, 6, 2) AS INTEGER)"
-    else:
-        year, mon = (
-            "CAST(EXTRACT(YEAR FROM month) AS integer)",
-            "CAST(EXTRACT(MONTH FROM month) AS integer)",
-        )
-    where = "month >= :lo" + ("" if last is None else " AND month <= :hi")
-    params = {"lo": _db_date(conn, first.replace(day=1))}
-    if last is not None:
-        params["hi"] = _db_date(conn, last.replace(day=1))
-    for months, span, who in _SPAN_OF:
-        for span_year, bit in (
-            (year, _bit(conn, f"{mon} - 1")),
-            (f"{year} - 1", _bit(conn, f"{mon} + 11")),
-        ):
-            conn.execute(
-                sa.text(f"""INSERT INTO {span} (year, {who}, department, months, via_months)
-                    SELECT {span_year}, {who}, MAX(department), {_or(conn, bit)},
-                    {_or(conn, f"CASE WHEN via_days <> 0 THEN {bit} ELSE 0 END")}
-                    FROM {months} WHERE {where} AND days <> 0 GROUP BY {span_year}, {who}
-                    ON CONFLICT (year, {who}) DO UPDATE SET department = excluded.department,
-                    months = {span}.months | excluded.months,
-                    via_months = {span}.via_months | excluded.via_months"""),
-                params,
-            )
+    """OR the months from ``first`` (to ``last``, else the last there is) of the month tables
+    into the span tables. Month by month: a month row is one person's (and app's), so each
+    goes into its two span rows without a GROUP BY -- nothing to sort, whatever the size."""
+    if last is None:
+        newest = conn.execute(sa.select(sa.func.max(T_USER_MONTH.c.month))).scalar()
+        if newest is None:
+            return
+        last = dt.date.fromisoformat(newest) if isinstance(newest, str) else newest
+    month = first.replace(day=1)
+    while month <= last:
+        for months, span, who in _SPAN_OF:
+            for span_year, bit in _span_bits(month):
+                conn.execute(
+                    sa.text(f"""INSERT INTO {span} (year, {who}, department, months, via_months)
+                        SELECT :year, {who}, department, :bit,
+                        CASE WHEN via_days <> 0 THEN :bit ELSE 0 END
+                        FROM {months} WHERE month = :month AND days <> 0
+                        ON CONFLICT (year, {who}) DO UPDATE SET
+                        department = excluded.department,
+                        months = {span}.months | excluded.months,
+                        via_months = {span}.via_months | excluded.via_months"""),
+                    {"year": span_year, "bit": bit, "month": _db_date(conn, month)},
+                )
+        month = (month + dt.timedelta(days=32)).replace(day=1)
 
 
 def _span_bits(month: dt.date) -> tuple[tuple[int, int], tuple[int, int]]:
