@@ -77,15 +77,11 @@ def _bit(span: int, month: dt.date) -> int:
 def _user_rows(engine: sa.Engine, period: Period, by: str | None) -> list[sa.Select[Any]]:
     """Selects of (key, user_id, via) from the span and month rows the period reads: per user
     and app for ``by`` app and unregistered, else per person (apps with a tile)."""
-    person = by in (None, "department", "month")
+    person = by in (None, "department")
     st, mt = (T_PERSON_SPAN, T_PERSON_MONTH) if person else (T_USER_SPAN, T_USER_MONTH)
 
     def key(t: sa.Table, month: dt.date) -> sa.ColumnElement[Any]:
-        if by is None:
-            return sa.literal("all")
-        if by == "month":
-            return sa.literal(month.strftime("%Y-%m"))
-        return _key(engine, by, t)
+        return sa.literal("all") if by is None else _key(engine, by, t)
 
     def select(
         t: sa.Table, month: dt.date, where: sa.ColumnElement[bool], bits: Any, via: Any, mask: int
@@ -101,33 +97,38 @@ def _user_rows(engine: sa.Engine, period: Period, by: str | None) -> list[sa.Sel
     selects = []
     for span, months in whole.items():
         mask = sum(_bit(span, m) for m in months)
-        if by != "month":
-            selects.append(
-                select(st, months[0], st.c.year == span, st.c.months, st.c.via_months, mask)
-            )
-            continue
-        # by month: one pass over the span rows, joined with the months' (key, bit)
-        bits = sa.union_all(
-            *(
-                sa.select(
-                    sa.literal(m.strftime("%Y-%m")).label("key"),
-                    sa.literal(_bit(span, m)).label("bit"),
-                )
-                for m in months
-            )
-        ).subquery()
-        selects.append(
-            sa.select(
-                bits.c.key,
-                st.c.user_id,
-                sa.case((st.c.via_months.op("&")(bits.c.bit) != 0, 1), else_=0).label("via"),
-            )
-            .join_from(st, bits, st.c.months.op("&")(bits.c.bit) != 0)
-            .where(st.c.year == span, st.c.months.op("&")(mask) != 0)
-        )
+        selects.append(select(st, months[0], st.c.year == span, st.c.months, st.c.via_months, mask))
     for month, mask in parts:
         selects.append(select(mt, month, mt.c.month == month, mt.c.days, mt.c.via_days, mask))
     return selects
+
+
+def _month_users(engine: sa.Engine, period: Period) -> dict[str, tuple[int, int]]:
+    """Per month of the period, the people (apps with a tile) with a sign-in, and with one
+    through the portal: for the whole months one pass over the span rows summing a bit test
+    per month, for a month in part one count over its month rows."""
+    st, mt = T_PERSON_SPAN, T_PERSON_MONTH
+
+    def has(column: Any, mask: int) -> sa.ColumnElement[Any]:
+        return sa.func.sum(sa.case((column.op("&")(mask) != 0, 1), else_=0))
+
+    whole, parts = _parts(period)
+    out: dict[str, tuple[int, int]] = {}
+    with connect(engine) as conn:
+        for span, months in whole.items():
+            bits = [_bit(span, m) for m in months]
+            columns = [has(c, b) for b in bits for c in (st.c.months, st.c.via_months)]
+            sums = conn.execute(sa.select(*columns).where(st.c.year == span)).one()
+            for i, m in enumerate(months):
+                out[m.strftime("%Y-%m")] = (int(sums[2 * i] or 0), int(sums[2 * i + 1] or 0))
+        for month, mask in parts:
+            n, via = conn.execute(
+                sa.select(sa.func.count(), has(mt.c.via_days, mask)).where(
+                    mt.c.month == month, mt.c.days.op("&")(mask) != 0
+                )
+            ).one()
+            out[month.strftime("%Y-%m")] = (int(n), int(via or 0))
+    return out
 
 
 def _figures(engine: sa.Engine, period: Period, by: str | None) -> dict[str, list[int]]:
@@ -139,27 +140,33 @@ def _figures(engine: sa.Engine, period: Period, by: str | None) -> dict[str, lis
         .where(between(d.c.day, period), _registered(d, by or "app"))
         .group_by(key)
     )
+    out: dict[str, list[int]] = {}
+    with connect(engine) as conn:
+        for k, n, via in conn.execute(counts):
+            if n:
+                out[key_of(k)] = [int(n), int(via or 0), 0, 0]
+    users = _month_users(engine, period) if by == "month" else _users(engine, period, by)
+    for k, (n, via_users) in users.items():
+        if k in out:
+            out[k][2:] = [n, via_users]
+    return out
+
+
+def _users(engine: sa.Engine, period: Period, by: str | None) -> dict[str, tuple[int, int]]:
+    """key -> (people, people who came through the portal) from the span and month rows."""
     selects = _user_rows(engine, period, by)
     rows = (sa.union_all(*selects) if len(selects) > 1 else selects[0]).subquery()
-    if by != "month" and len(selects) > 1:
+    if len(selects) > 1:
         # a person may be in several of the selects: once per key
         rows = (
             sa.select(rows.c.key, rows.c.user_id, sa.func.max(rows.c.via).label("via"))
             .group_by(rows.c.key, rows.c.user_id)
             .subquery()
         )
-    # else each (key, person) is in one row: a span or month row is one person's (and app's),
-    # and by month each select has a key of its own
-    users = sa.select(rows.c.key, sa.func.count(), sa.func.sum(rows.c.via)).group_by(rows.c.key)
-    out: dict[str, list[int]] = {}
+    # else each (key, person) is in one row: a span or month row is one person's (and app's)
+    query = sa.select(rows.c.key, sa.func.count(), sa.func.sum(rows.c.via)).group_by(rows.c.key)
     with connect(engine) as conn:
-        for k, n, via in conn.execute(counts):
-            if n:
-                out[key_of(k)] = [int(n), int(via or 0), 0, 0]
-        for k, n, via_users in conn.execute(users):
-            if key_of(k) in out:
-                out[key_of(k)][2:] = [int(n), int(via_users or 0)]
-    return out
+        return {key_of(k): (int(n), int(via or 0)) for k, n, via in conn.execute(query)}
 
 
 def _row(key: str, f: list[int], min_group: int) -> Row:
