@@ -41,6 +41,7 @@ from launcher.reports.rollups import ROLLUP_LOCK
 from launcher.settings import Settings
 from launcher.signins import entra, join, keycloak, okta, reader
 from launcher.signins.record import FieldError, ImportRefused, Record
+from launcher.signins.stage import Row, Stage
 
 FORMATS: dict[str, ModuleType] = {m.NAME: m for m in (entra, keycloak, okta)}
 IMPORT_LOCK = 0x4C53494D  # PostgreSQL advisory lock id held by an import ("LSIM")
@@ -91,13 +92,6 @@ class Summary:
                 setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
-# One row to store: record id, time (as the database stores it, see join.db_time), pseudonym,
-# registry app id ("" when unregistered), the provider's app id, the provider's app name (for
-# an unregistered app only). Plain tuples: nothing per record outlives its chunk.
-_Row = tuple[str, object, str, str, str, str]
-_COLUMNS = "record_id, ts, user_id, app_id, provider_app_id, provider_app"
-
-
 def import_files(
     engine: sa.Engine,
     settings: Settings | None,
@@ -146,10 +140,10 @@ def _pseudonym(key: Any, subject: str) -> str:
     return str(h.hexdigest()[:32])
 
 
-class _Rows:
+class Rows:
     """The file's records as rows to store, in chunks, counting what it reads and skips."""
 
-    def __init__(self, summary: Summary, chunks: Iterator[list[_Row]]) -> None:
+    def __init__(self, summary: Summary, chunks: Iterator[list[Row]]) -> None:
         self.summary = summary
         self.chunks = chunks
 
@@ -161,7 +155,7 @@ def _rows(
     mapping: Mapping[str, str],
     progress: Progress | None,
     sqlite: bool,
-) -> _Rows:
+) -> Rows:
     summary = Summary(files=1)
     size = path.stat().st_size if path.exists() else 0
 
@@ -169,9 +163,9 @@ def _rows(
         if progress is not None:
             progress(path, summary.read, position, size)
 
-    def generate() -> Iterator[list[_Row]]:
+    def generate() -> Iterator[list[Row]]:
         n = 0
-        chunk: list[_Row] = []
+        chunk: list[Row] = []
         skipped = summary.skipped
         users: dict[str, str] = {}  # raw id -> pseudonym: people sign in many times
         try:
@@ -199,7 +193,7 @@ def _rows(
         if progress is not None:
             progress(path, n, size, size)
 
-    return _Rows(summary, reader.ahead(generate()))
+    return Rows(summary, reader.ahead(generate()))
 
 
 def _row(
@@ -209,7 +203,7 @@ def _row(
     summary: Summary,
     sqlite: bool,
     users: dict[str, str],
-) -> _Row:
+) -> Row:
     user = users.get(record.user)
     if user is None:
         user = users[record.user] = _pseudonym(key, record.user)
@@ -233,7 +227,7 @@ def _row(
     return (record_id, stored, user, app_id, app, name)
 
 
-def _store(engine: sa.Engine, provider: str, rows: _Rows) -> Summary:
+def _store(engine: sa.Engine, provider: str, rows: Rows) -> Summary:
     summary = rows.summary
     with engine.connect() as conn:
         sqlite = db.is_sqlite(engine)
@@ -264,13 +258,13 @@ def _max_id(conn: sa.Connection, table: str) -> int:
     return int(conn.exec_driver_sql(f"SELECT COALESCE(MAX(id), 0) FROM {table}").scalar_one())
 
 
-def _write(conn: sa.Connection, provider: str, rows: _Rows) -> None:
+def _write(conn: sa.Connection, provider: str, rows: Rows) -> None:
     summary = rows.summary
     # imports exclude each other, so this import's rows are exactly those above these ids
     fresh_above = _max_id(conn, "imported_signin")
     launches_above = _max_id(conn, "launch_event")
     signins_above = _max_id(conn, "signin_event")
-    stage = _Stage(conn, provider)
+    stage = Stage(conn, provider)
     for chunk in rows.chunks:
         new = stage.store(chunk)
         summary.new += new
@@ -320,75 +314,6 @@ def _write(conn: sa.Connection, provider: str, rows: _Rows) -> None:
         join.spans(conn, join.from_db_time(lo).date(), join.from_db_time(hi).date())
 
 
-class _Stage:
-    """Stores chunks of rows set-based: a chunk goes into a temporary table (COPY on
-    PostgreSQL, one prepared INSERT run for every row on SQLite), then one statement moves it
-    into imported_signin with each row's department (user_first) and its match with the
-    launches (one probe of ix_launch_event_user_ts per row, inside the database), leaving out
-    the records stored before."""
-
-    def __init__(self, conn: sa.Connection, provider: str) -> None:
-        self.conn = conn
-        self.sqlite = conn.dialect.name == "sqlite"
-        if self.sqlite:
-            conn.exec_driver_sql(
-                "CREATE TEMP TABLE IF NOT EXISTS signin_stage (record_id TEXT, ts TEXT, "
-                "user_id TEXT, app_id TEXT, provider_app_id TEXT, provider_app TEXT)"
-            )
-            conn.exec_driver_sql("DELETE FROM signin_stage")
-            # the stored text form keeps its fraction of a second when shifted by whole
-            # seconds, so the window is exact to the microsecond, as on PostgreSQL
-            lo = f"strftime('%Y-%m-%d %H:%M:%S', substr(s.ts, 1, 19), '-{join.BEFORE_S} seconds')"
-            hi = f"strftime('%Y-%m-%d %H:%M:%S', substr(s.ts, 1, 19), '+{join.AFTER_S} seconds')"
-            lo, hi = f"{lo} || substr(s.ts, 20)", f"{hi} || substr(s.ts, 20)"
-        else:
-            conn.exec_driver_sql(
-                "CREATE TEMP TABLE IF NOT EXISTS signin_stage (record_id text, "
-                "ts timestamptz, user_id text, app_id text, provider_app_id text, "
-                "provider_app text) ON COMMIT DROP"
-            )
-            lo = f"s.ts - interval '{join.BEFORE_S} seconds'"
-            hi = f"s.ts + interval '{join.AFTER_S} seconds'"
-        p = join.ph(conn)
-        self.move = (
-            f"INSERT INTO imported_signin (provider, {_COLUMNS}, department, via_portal) "
-            f"SELECT {p}, s.record_id, s.ts, s.user_id, s.app_id, s.provider_app_id, "
-            "s.provider_app, COALESCE(f.department, ''), "
-            "CASE WHEN s.app_id <> '' AND EXISTS (SELECT 1 FROM launch_event l "
-            f"WHERE l.user_id = s.user_id AND l.ts >= {lo} AND l.ts <= {hi} "
-            "AND l.app_id = s.app_id) THEN 1 ELSE 0 END "
-            "FROM signin_stage s LEFT JOIN user_first f ON f.user_id = s.user_id "
-            "WHERE true ON CONFLICT (provider, record_id) DO NOTHING"  # WHERE: SQLite's parser
-        )
-        self.provider = provider
-
-    def store(self, chunk: list[_Row]) -> int:
-        """Store the chunk's rows; returns how many were new."""
-        conn = self.conn
-        if self.sqlite:
-            driver = conn.connection.driver_connection
-            assert driver is not None
-            cursor = driver.cursor()
-            try:
-                cursor.executemany(
-                    f"INSERT INTO signin_stage ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", chunk
-                )
-            finally:
-                cursor.close()
-        else:
-            driver = conn.connection.driver_connection
-            assert driver is not None
-            with (
-                driver.cursor() as cursor,
-                cursor.copy(f"COPY signin_stage ({_COLUMNS}) FROM STDIN") as copy,
-            ):
-                for row in chunk:
-                    copy.write_row(row)
-        new = int(conn.exec_driver_sql(self.move, (self.provider,)).rowcount)
-        conn.exec_driver_sql("DELETE FROM signin_stage" if self.sqlite else "TRUNCATE signin_stage")
-        return new
-
-
 @dataclass(frozen=True, slots=True)
 class _Launch:
     ts: dt.datetime
@@ -397,7 +322,7 @@ class _Launch:
     department: str | None
 
 
-def _check(engine: sa.Engine, provider: str, rows: _Rows) -> Summary:
+def _check(engine: sa.Engine, provider: str, rows: Rows) -> Summary:
     """A dry run: read and check everything, count what is new; write nothing."""
     summary = rows.summary
     with engine.connect() as conn:
