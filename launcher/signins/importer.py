@@ -51,9 +51,10 @@ MAX_ID = 128
 MAX_CACHED_USERS = 50_000  # pseudonyms kept while reading a file (a few MB), then forgotten
 SQLITE_WAIT_MS = 10 * 60 * 1000  # an import waits this long for another import on SQLite
 # SQLite's page cache is most of an import's memory, and what makes its inserts fast (the
-# indexes of imported_signin take records in random order): 48 MiB keeps a 2 GB import under
-# 200 MB resident (bench/bench_import.py, bench/README.md)
-SQLITE_CACHE_KB = 48 * 1024
+# indexes of imported_signin take records in random order); SQLite goes past it for a while
+# now and then (tens of MB). 32 MiB keeps a 2 GB import under 200 MB resident
+# (bench/bench_import.py --memory, bench/README.md)
+SQLITE_CACHE_KB = 32 * 1024
 SQLITE_TEMP_CACHE_KB = 8 * 1024
 
 Progress = Callable[[Path, int, int, int], None]  # file, records read, bytes read, file size
