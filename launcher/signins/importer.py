@@ -7,17 +7,19 @@ the field) with nothing stored from it. The raw user id is turned into the porta
 (the keyed hash of issuer and id that sign-in gives the same person, see
 launcher/auth/user.py) as soon as a record is read; it is never stored, logged or printed.
 
-Idempotent: ``(provider, record_id)`` is unique, and rows go in with ``ON CONFLICT DO
-NOTHING``, so a record seen before (the same file twice, overlapping exports) is stored once.
+Idempotent: ``(provider, record_id)`` is unique, and a row that is there already is left out
+(``ON CONFLICT DO NOTHING``; ``OR IGNORE`` on SQLite), so a record seen before (the same file
+twice, overlapping exports) is stored once.
 Imports exclude each other (SQLite: one writer; PostgreSQL: an advisory lock), so two imports
 at once count each record once too, one after the other.
 
 Two phases in the file's transaction, so that a large file holds up the launch writer only for
-the second: (1) rows go in, each with its department and its match with the launches stored
-so far; (2) under the rollup lock, the launches written meanwhile are matched too, the
-departments checked again, and the new rows folded into the rollups in a few set-based
-statements. On SQLite the whole import holds the database's one write lock (launch batches
-wait, or are spooled and written afterwards, see launcher/events.py).
+the second: (1) rows go in chunk by chunk (launcher/signins/stage.py), each with its
+department and its match with the launches stored so far, set-based; (2) under the rollup
+lock, the launches written meanwhile are matched too, the departments checked again, and the
+new rows folded into the rollups in a few set-based statements. On SQLite the whole import
+holds the database's one write lock (launch batches wait, or are spooled and written
+afterwards, see launcher/events.py).
 """
 
 from __future__ import annotations

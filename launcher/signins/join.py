@@ -1,4 +1,4 @@
-"""The join: which imported sign-ins came through the portal, and the gateway rollups.
+"""The join: which imported sign-ins came through the portal (rollups: launcher/signins/rollups.py).
 
 A sign-in counts as *through the portal* when the same person launched that app from the
 portal in the 120 s before it, or up to 10 s after it (the provider's clock and ours differ).
@@ -8,7 +8,8 @@ imported row (``via_portal``) and each sign-in is counted at most once.
 
 Either side may arrive second, and both give the same figures:
 
-- an import probes the launches already stored (:func:`match_signins`);
+- an import probes the launches already stored, inside the database, one statement per chunk
+  of rows (launcher/signins/stage.py);
 - each flush of launches probes the imported sign-ins not yet matched in its launches'
   windows (:func:`on_flush`, called by ``launcher.reports.rollups.apply`` in the batch's
   transaction). On the launch path this is one indexed look at the newest and oldest imported
@@ -100,43 +101,6 @@ def _values(conn: sa.Connection, width: int, n: int) -> str:
 
 
 # --- the import's side ----------------------------------------------------------------------
-def launch_range(conn: sa.Connection) -> tuple[dt.datetime, dt.datetime] | None:
-    """The first and last stored launch (two index probes), or None without launches."""
-    lo, hi = conn.exec_driver_sql(
-        "SELECT (SELECT MIN(ts) FROM launch_event), (SELECT MAX(ts) FROM launch_event)"
-    ).one()
-    return None if lo is None else (from_db_time(lo), from_db_time(hi))
-
-
-def match_signins(
-    conn: sa.Connection,
-    signins: Sequence[tuple[str, str, dt.datetime]],
-    launches: tuple[dt.datetime, dt.datetime] | None,
-) -> set[int]:
-    """Indexes of the (user id, app id, time) sign-ins that a stored launch matches."""
-    if launches is None:
-        return set()
-    first, last = launches
-    probes = [
-        (i, user, app, db_time(conn, ts - BEFORE), db_time(conn, ts + AFTER))
-        for i, (user, app, ts) in enumerate(signins)
-        if app and first - AFTER <= ts <= last + BEFORE
-    ]
-    found: set[int] = set()
-    for chunk in chunks(probes, 1000):  # one statement per 1,000: round trips count here
-        # one probe of ix_launch_event_user_ts per sign-in (see rollups._existing on why a
-        # join with a VALUES list rather than IN)
-        sql = (
-            f"WITH k (i, user_id, app_id, lo, hi) AS (VALUES {_values(conn, 5, len(chunk))}) "
-            "SELECT k.i FROM k WHERE EXISTS (SELECT 1 FROM launch_event l "
-            "WHERE l.user_id = k.user_id AND l.ts >= k.lo AND l.ts <= k.hi "
-            "AND l.app_id = k.app_id)"
-        )
-        params = tuple(v for probe in chunk for v in probe)
-        found.update(int(i) for (i,) in conn.exec_driver_sql(sql, params))
-    return found
-
-
 def departments_of(conn: sa.Connection, users: Iterable[str]) -> dict[str, str]:
     """The portal's department of each user that has one (user_first)."""
     wanted = sorted(set(users))
