@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -101,7 +102,9 @@ def _run(with_rollups: bool, users: int, imported: str) -> float:
     for _ in range(BATCHES):
         writer.write(f"bench-{next(batches)}", batch(), [], TZ)
     engine.dispose()
-    return (time.process_time() - started) / (BATCH * BATCHES) * 1e6
+    seconds = time.process_time() - started
+    shutil.rmtree(tmp, ignore_errors=True)
+    return seconds / (BATCH * BATCHES) * 1e6
 
 
 def main() -> None:
