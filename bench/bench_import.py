@@ -8,25 +8,33 @@ lines), then in the same run times:
   ``LAUNCHER_TEST_POSTGRES``, default the local server), into a database that already holds
   launches of the same people in the same weeks, so that the join's probes run too.
 
-Each import runs in a child process of its own, so that its peak resident memory (``ru_maxrss``)
-is the import's. Target: at least 50,000 records/s; memory independent of the file's size.
+Records come in time order, as Graph returns them (``--shuffled``: in random order, which
+costs the database more). Each import runs in a child process of its own, so that its peak
+resident memory (``VmHWM``) is the import's. Target: at least 50,000 records/s; memory
+independent of the file's size, at most 200 MB: ``--memory 500000,1000000,2000000`` imports
+the first 0.5, 1 and 2 million records of one file (2 M records are about 2.2 GB) into a fresh
+database each and prints the peak resident memory of each.
 
     python bench/bench_import.py [--records 500000] [--launches 100000] [--no-postgres]
+    python bench/bench_import.py --memory 500000,1000000,2000000
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -39,6 +47,7 @@ from launcher.signins import importer
 PG_URL = os.environ.get(
     "LAUNCHER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
+ADMIN = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
 ISSUER = "https://login.microsoftonline.com/tenant/v2.0"
 SECRET = "bench-secret-key-that-is-long-enough-0123456789"
 APPS = [str(uuid.UUID(int=i + 1)) for i in range(12)]  # the last two have no tile
@@ -48,9 +57,8 @@ START = dt.datetime(2025, 3, 1, tzinfo=dt.UTC)
 DAYS = 30
 
 
-def _record(rnd: random.Random, i: int) -> dict[str, object]:
+def _record(rnd: random.Random, i: int, at: dt.datetime) -> dict[str, object]:
     user = rnd.randrange(USERS)
-    at = START + dt.timedelta(seconds=rnd.randrange(DAYS * 86400))
     app = rnd.choice(APPS)
     return {
         "id": str(uuid.UUID(int=rnd.getrandbits(128))),
@@ -96,11 +104,19 @@ def _record(rnd: random.Random, i: int) -> dict[str, object]:
     }
 
 
-def generate(path: Path, n: int) -> None:
+def generate(path: Path, n: int, shuffled: bool = False) -> None:
     rnd = random.Random(1)
     with path.open("w") as f:
         for i in range(n):
-            f.write(json.dumps(_record(rnd, i)) + "\n")
+            second = rnd.randrange(DAYS * 86400) if shuffled else i * DAYS * 86400 // n
+            f.write(json.dumps(_record(rnd, i, START + dt.timedelta(seconds=second))) + "\n")
+
+
+def head(path: Path, n: int, into: Path) -> None:
+    """The first ``n`` lines of ``path``."""
+    with path.open("rb") as src, into.open("wb") as out:
+        for _, line in zip(range(n), src, strict=False):
+            out.write(line)
 
 
 def seed_launches(url: str, n: int) -> None:
@@ -140,8 +156,17 @@ def child(url: str, path: Path) -> None:
     started = time.perf_counter()
     summary = importer.import_files(engine, settings, MAPPING, "entra", [path])
     seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = _peak_rss_kb() / 1024
     print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, "summary": str(summary)}))
+
+
+def _peak_rss_kb() -> int:
+    """The process's peak resident memory since exec: /proc's VmHWM (``ru_maxrss`` would
+    include the benchmark's own memory, which Linux carries over into the child)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # not Linux: an upper bound
 
 
 def bare(path: Path) -> float:
@@ -163,10 +188,77 @@ def run_child(url: str, path: Path) -> dict[str, object]:
     return result
 
 
+def _databases(tmp: Path, postgres: bool) -> Iterator[tuple[str, Callable[[], str]]]:
+    """(label, a function making a fresh database and returning its URL) per database."""
+    made = itertools.count()
+    yield "SQLite", lambda: f"sqlite:///{tmp}/import-{next(made)}.db"
+    if postgres:
+        names: list[str] = []
+
+        def fresh() -> str:
+            name = f"launcher_bench_{uuid.uuid4().hex[:8]}"
+            with ADMIN.connect() as conn:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            names.append(name)
+            return sa.make_url(PG_URL).set(database=name).render_as_string()
+
+        try:
+            yield "PostgreSQL", fresh
+        finally:
+            with ADMIN.connect() as conn:
+                for name in names:
+                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def speed(tmp: Path, args: argparse.Namespace) -> None:
+    path = tmp / "signins.jsonl"
+    generate(path, args.records, args.shuffled)
+    size_mb = path.stat().st_size / 2**20
+    order = "in random order" if args.shuffled else "in time order"
+    print(f"{args.records:,} Entra sign-in records {order}, {size_mb:,.0f} MiB of JSON lines")
+    for label, fresh in _databases(tmp, not args.no_postgres):
+        base = min(bare(path) for _ in range(2))  # each time: the machine's load changes
+        url = fresh()
+        seed_launches(url, args.launches)
+        r = run_child(url, path)
+        rate = args.records / float(r["seconds"])  # type: ignore[arg-type]
+        print(
+            f"import {label + ':':<12}{rate:>9,.0f} records/s, bare json.loads "
+            f"{args.records / base:>9,.0f} records/s: ratio {rate * base / args.records:.2f}; "
+            f"peak RSS {r['peak_mb']:.0f} MB  ({r['summary']})"
+        )
+
+
+def memory(tmp: Path, args: argparse.Namespace) -> None:
+    sizes = sorted(int(n) for n in args.memory.split(","))
+    full = tmp / "signins-full.jsonl"
+    generate(full, sizes[-1], args.shuffled)
+    for label, fresh in _databases(tmp, not args.no_postgres):
+        for n in sizes:
+            path = full if n == sizes[-1] else tmp / f"signins-{n}.jsonl"
+            if not path.exists():
+                head(full, n, path)
+            url = fresh()
+            seed_launches(url, args.launches)
+            r = run_child(url, path)
+            rate = n / float(r["seconds"])  # type: ignore[arg-type]
+            print(
+                f"{label + ':':<12}{n:>10,} records, {path.stat().st_size / 2**30:5.2f} GiB: "
+                f"peak RSS {r['peak_mb']:4.0f} MB, {rate:,.0f} records/s",
+                flush=True,
+            )
+            if path != full:
+                path.unlink()
+            if url.startswith("sqlite"):
+                Path(url.removeprefix("sqlite:///")).unlink()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=500_000)
     parser.add_argument("--launches", type=int, default=100_000)
+    parser.add_argument("--shuffled", action="store_true", help="records in random time order")
+    parser.add_argument("--memory", help="comma list of record counts: peak memory of each")
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -174,37 +266,11 @@ def main() -> None:
         child(args.child[0], Path(args.child[1]))
         return
     tmp = Path(tempfile.mkdtemp())
-    path = tmp / "signins.jsonl"
-    generate(path, args.records)
-    size_mb = path.stat().st_size / 2**20
-    print(f"{args.records:,} Entra sign-in records, {size_mb:,.0f} MiB of JSON lines")
-    base = min(bare(path) for _ in range(2))
-    print(f"bare json.loads:  {args.records / base:>9,.0f} records/s")
-
-    targets = [("SQLite", f"sqlite:///{tmp}/import.db")]
-    admin = None
-    if not args.no_postgres:
-        name = f"launcher_bench_{uuid.uuid4().hex[:8]}"
-        admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        targets.append(("PostgreSQL", sa.make_url(PG_URL).set(database=name).render_as_string()))
     try:
-        for label, url in targets:
-            seed_launches(url, args.launches)
-            r = run_child(url, path)
-            seconds = float(r["seconds"])  # type: ignore[arg-type]
-            rate = args.records / seconds
-            print(
-                f"import {label + ':':<12}{rate:>9,.0f} records/s  ratio to bare json "
-                f"{rate * base / args.records:.2f}  peak RSS {r['peak_mb']:.0f} MB  "
-                f"({r['summary']})"
-            )
+        (memory if args.memory else speed)(tmp, args)
     finally:
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+        shutil.rmtree(tmp, ignore_errors=True)
+        ADMIN.dispose()
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from launcher import __version__, db, jobs, logs, partitions
 from launcher.audit import audit
 from launcher.demo import command as demo_command
 from launcher.demo import data as demo_data
+from launcher.demo.signins import FILE as DEMO_SIGNINS
 from launcher.engage import digest
 from launcher.errors import LauncherError, RegistryError
 from launcher.registry import json_schema, load_registry
@@ -275,6 +276,7 @@ def _demo_data(args: argparse.Namespace) -> int:
         pseudonym_key=key or secrets.token_bytes(32),
         seed=args.seed,
         progress=demo_data.progress_bar,
+        signins=Path("var") / DEMO_SIGNINS,  # the provider's log too, imported (README)
     )
     print(f"{events:,} events written in {time.monotonic() - started:.0f} s")
     return 0

@@ -451,23 +451,10 @@ class SignInDay(SQLModel, table=True):
     via_portal: int = 0
 
 
-class SignInUserDay(SQLModel, table=True):
-    """One row per user per app per day with imported sign-ins: distinct users over days."""
-
-    __tablename__ = "signin_user_day"
-
-    day: dt.date = Field(primary_key=True)
-    app_id: str = Field(primary_key=True, max_length=64)
-    provider_app: str = Field(primary_key=True, max_length=200)
-    user_id: str = Field(primary_key=True, max_length=64)
-    department: str = Field(default="", max_length=128)
-    signins: int = 0
-    via_portal: int = 0
-
-
 class SignInUserMonth(SQLModel, table=True):
-    """One row per user per app per month with imported sign-ins: distinct users over whole
-    months, without a row per day."""
+    """One row per user per app per month with imported sign-ins: the days of the month with
+    one (bit 0 = the 1st) and those with one through the portal, for distinct users over the
+    days of a month the period covers in part; and the counts, for the department's moves."""
 
     __tablename__ = "signin_user_month"
 
@@ -478,6 +465,49 @@ class SignInUserMonth(SQLModel, table=True):
     department: str = Field(default="", max_length=128)
     signins: int = 0
     via_portal: int = 0
+    days: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
+    via_days: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
+
+
+class SignInPersonMonth(SQLModel, table=True):
+    """As SignInUserMonth over all apps with a tile: one row per person per month, for the
+    organisation's and the departments' distinct users (one row per person, not per app)."""
+
+    __tablename__ = "signin_person_month"
+
+    month: dt.date = Field(primary_key=True)
+    user_id: str = Field(primary_key=True, max_length=64)
+    department: str = Field(default="", max_length=128)
+    days: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
+    via_days: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
+
+
+class SignInUserSpan(SQLModel, table=True):
+    """Per user and app, the months of two calendar years with imported sign-ins (and with
+    one through the portal) as bit masks, laid out as UserSpan: distinct users over whole
+    months from one row per user and app, however many months the period has."""
+
+    __tablename__ = "signin_user_span"
+
+    year: int = Field(primary_key=True)
+    app_id: str = Field(primary_key=True, max_length=64)
+    provider_app: str = Field(primary_key=True, max_length=200)
+    user_id: str = Field(primary_key=True, max_length=64)
+    department: str = Field(default="", max_length=128)
+    months: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
+    via_months: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
+
+
+class SignInPersonSpan(SQLModel, table=True):
+    """As SignInUserSpan over all apps with a tile: one row per person."""
+
+    __tablename__ = "signin_person_span"
+
+    year: int = Field(primary_key=True)
+    user_id: str = Field(primary_key=True, max_length=64)
+    department: str = Field(default="", max_length=128)
+    months: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
+    via_months: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
 
 
 class SpentToken(SQLModel, table=True):

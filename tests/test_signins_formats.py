@@ -123,6 +123,16 @@ LAYOUTS = {
     "graph page": json.dumps({"@odata.context": "c", "value": RECORDS, "@odata.nextLink": "n"}),
     "graph page, pretty": json.dumps({"@odata.count": 123456, "value": RECORDS}, indent=1),
     "json lines": "\n".join(json.dumps(r) for r in RECORDS) + "\n",
+    # the fast path for lines hands over to the standard decoder where a line is not a record
+    "json lines, a BOM and blank lines": "\ufeff"
+    + "\n\n".join(json.dumps(r) for r in RECORDS)
+    + "\n \n",
+    "json lines, then pretty": "\n".join(json.dumps(r) for r in RECORDS[:30])
+    + "\n"
+    + "\n".join(json.dumps(r, indent=2) for r in RECORDS[30:]),
+    "json lines, then two on a line": "\n".join(json.dumps(r) for r in RECORDS[:30])
+    + "\n"
+    + " ".join(json.dumps(r) for r in RECORDS[30:]),
 }
 
 
@@ -151,6 +161,11 @@ def test_every_layout_streams_every_record(
         pytest.param("id,time\n1,2\n", "is not JSON", id="a CSV file"),
         pytest.param(LAYOUTS["array"] + "]", "after the end", id="text after the array"),
         pytest.param('[{"id": 1}, {"id": 2,}]', "record 2: malformed JSON", id="malformed"),
+        pytest.param(
+            '{"id": 1}\n{"id": 2}\n{"id": 3,}\n{"id": 4}\n',
+            "record 3: malformed JSON",
+            id="a malformed line",
+        ),
     ],
 )
 def test_unreadable_files_are_refused_with_the_record_number(

@@ -25,6 +25,7 @@ from launcher.reports import gateway, rebuild, rollups
 from launcher.reports.periods import Period
 from launcher.settings import Settings
 from launcher.signins import importer, join
+from launcher.signins import rollups as signin_rollups
 from launcher.signins.record import ImportRefused
 
 TZ = ZoneInfo("Europe/Amsterdam")
@@ -223,6 +224,43 @@ def test_launches_first_or_import_first_give_the_same_figures(
     engine.dispose()
 
 
+def test_the_window_is_exact_to_the_microsecond_in_either_order(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The import matches inside the database (SQLite: shifting the stored text by whole
+    seconds), a launch flush in Python: both draw the window's edges at the same microsecond."""
+    launch = T + dt.timedelta(microseconds=250_001)
+    us = dt.timedelta(microseconds=1)
+    edges = {  # sign-in time -> through the portal
+        launch + join.BEFORE: True,
+        launch + join.BEFORE + us: False,
+        launch - join.AFTER: True,
+        launch - join.AFTER - us: False,
+    }
+    records = [_entra(f"e{i}", "alice", "app-teams", at) for i, at in enumerate(edges)]
+    alice = _uid(settings, "alice")
+    for order in ("launch first", "import first"):
+        engine = db.make_engine(settings.database_url)
+        with engine.begin() as conn:
+            for t in [*join.GATEWAY_TABLES, join.T_IMPORTED, *rollups.ROLLUP_TABLES]:
+                conn.execute(sa.delete(t))
+            for name in ("launch_event", "signin_event", "event_batch"):
+                conn.execute(sa.text(f"DELETE FROM {name}"))
+        writer = BatchWriter(engine, tmp_path / order / "spool", on_flush=rollups.apply)
+        if order == "launch first":
+            writer.write("b", [Launch(launch, "teams", alice, "nursing", "portal")], [], TZ)
+        _import(engine, settings, _file(tmp_path, records))
+        if order == "import first":
+            writer.write("b", [Launch(launch, "teams", alice, "nursing", "portal")], [], TZ)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(join.T_IMPORTED.c.record_id, join.T_IMPORTED.c.via_portal)
+            )
+            got = {str(r): int(v) for r, v in rows}
+        assert got == {f"e{i}": int(via) for i, via in enumerate(edges.values())}, order
+        engine.dispose()
+
+
 def test_each_sign_in_matches_once(settings: Settings, tmp_path: Path) -> None:
     """Two launches around one sign-in, arriving in two batches after the import."""
     engine = db.make_engine(settings.database_url)
@@ -407,15 +445,16 @@ def test_purge_deletes_old_imported_sign_ins_and_a_rebuild_keeps_their_rollups(
     skipped = ("r09", "r10")
     assert sorted(left) == sorted(r["id"] for r in [*later, *may] if r["id"][4:] not in skipped)
     after = _snapshot(engine)
-    for name in ("signin_day", "signin_user_day", "signin_user_month"):
+    for name in [t.name for t in join.GATEWAY_TABLES]:
         assert after[name] == before[name]
     with engine.begin() as conn:  # lose May's rollups: the rebuild must bring them back
-        for t in join.GATEWAY_TABLES:
-            col = t.c.month if "month" in t.c else t.c.day
-            conn.execute(sa.delete(t).where(col >= dt.date(2025, 5, 1)))
+        signin_rollups.clear_from(conn, dt.date(2025, 5, 1))
+    lost = _snapshot(engine)
+    assert lost["signin_person_month"] != before["signin_person_month"]
+    assert lost["signin_user_span"] != before["signin_user_span"]  # May's bits cleared
     rebuild.rebuild(engine, TZ)
     rebuilt = _snapshot(engine)
-    for name in ("signin_day", "signin_user_day", "signin_user_month"):
+    for name in [t.name for t in join.GATEWAY_TABLES]:
         assert rebuilt[name] == before[name], name
     assert gateway.gateway(engine, MARCH, "app", 1)[1]["via_portal"] == 3
     engine.dispose()

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from launcher import db, logs
 from launcher.auth.user import pseudonym
 from launcher.demo import data
+from launcher.demo import signins as demo_signins
 from launcher.engage import announcements
 from launcher.errors import LauncherError
 from launcher.registry import Registry, load_registry
@@ -89,7 +90,10 @@ def demo_history(settings: Settings) -> None:
         today = dt.datetime.now(dt.UTC).date()
         if go_live and go_live < today:  # cover go-live, so "vs. go-live" has its baseline
             months = max(months, (today.year - go_live.year) * 12 + today.month - go_live.month + 1)
-        print(f"  First start: generating {months} months of launch history …", file=sys.stderr)
+        print(
+            f"  First start: generating {months} months of launch and sign-in history …",
+            file=sys.stderr,
+        )
         data.generate(
             engine,
             registry,
@@ -97,6 +101,7 @@ def demo_history(settings: Settings) -> None:
             employees=2000,
             pseudonym_key=settings.pseudonym_secret(),
             progress=data.progress_bar,
+            signins=Path("var") / demo_signins.FILE,  # and the provider's log, imported
         )
     engine.dispose()
 

@@ -4,7 +4,8 @@ The story the charts should tell: a go-live spike, a dip after about two months 
 novelty wears off, a partial recovery; departments that arrive at different speeds (IT at
 once, youth care slowly, the support office drifting away); Teams and the EHR growing while
 older apps fade. Events are written through the same rollup code as live launches, month by
-month, so the database looks exactly as if the portal had been used.
+month, so the database looks exactly as if the portal had been used. With ``signins``, the
+identity provider's log of the same months is written and imported too (launcher/demo/signins.py).
 """
 
 from __future__ import annotations
@@ -15,16 +16,20 @@ import itertools
 import math
 import random
 import sys
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from launcher.auth.user import pseudonym
+from launcher.demo import signins as demo_signins
 from launcher.events import Launch, SignIn, insert_events
 from launcher.registry import Registry
 from launcher.reports import rebuild
+from launcher.signins import importer
 
 DEMO_ISSUER = "urn:launcher:demo-data"
 # (department, share of staff, groups, curve shape: (arrival months, long-run level, drift/yr))
@@ -64,6 +69,7 @@ WEEKDAYS = [1.0, 1.0, 0.95, 0.95, 0.85, 0.3, 0.25]
 @dataclass(frozen=True)
 class Employee:
     user_id: str
+    subject: str  # the raw id the identity provider knows (an Entra object id), pseudonymised
     department: str
     groups: tuple[str, ...]
     arrival: float  # months after go-live when this person starts using the portal
@@ -88,9 +94,11 @@ def _employees(n: int, rnd: random.Random, key: bytes) -> list[Employee]:
     people = []
     for i in range(n):
         dept, _, groups, (arrival, level, drift) = rnd.choices(DEPARTMENTS, weights)[0]
+        subject = str(uuid.UUID(int=i + 1, version=4))
         people.append(
             Employee(
-                user_id=pseudonym(key, DEMO_ISSUER, f"employee-{i}"),
+                user_id=pseudonym(key, DEMO_ISSUER, subject),
+                subject=subject,
                 department=dept,
                 groups=groups,
                 arrival=max(0.0, rnd.gauss(arrival, arrival / 2 + 0.2)),
@@ -137,9 +145,12 @@ def generate(
     seed: int = 2025,
     intensity: float = 1.0,
     progress: Callable[[int, int, int], None] | None = None,
+    signins: Path | None = None,
 ) -> int:
     """Write ``months`` months of history ending today for ``employees`` people, then rebuild
-    the rollups from the raw events.
+    the rollups from the raw events. With ``signins``, also the identity provider's sign-in
+    log of those months as an Entra export at that path, imported as a real one would be.
+    Returns the number of events written (launches, sign-ins and imported sign-ins).
 
     Go-live is the registry's ``portal.go_live`` when it falls in that window, else the first
     month. ``intensity`` scales how many days a month people use the portal. Returns the
@@ -159,6 +170,9 @@ def generate(
     day_weights = list(itertools.accumulate(WEEKDAYS))
     hour_weights = list(itertools.accumulate(HOURS))
     written = 0
+    log = None if signins is None else demo_signins.Log(signins, registry, seed)
+    subjects = {p.user_id: p.subject for p in people}
+    now = dt.datetime.now(dt.UTC)
     for index, month in enumerate(all_months):
         start = _month_start(month, tz)
         days_in_month = ((start + dt.timedelta(days=32)).replace(day=1) - start).days
@@ -172,7 +186,8 @@ def generate(
             if day <= today:
                 by_weekday[day.weekday()].append(d)
         launches: list[Launch] = []
-        signins: list[SignIn] = []
+        visits: list[SignIn] = []
+        days_at_work: list[tuple[dt.datetime, str]] = []
         for emp in people:
             if rnd.random() > _curve(month_no, emp):
                 continue
@@ -195,19 +210,32 @@ def generate(
                 ts = base.astimezone(dt.UTC)
                 if ts.date() > today:
                     continue
+                days_at_work.append((ts, emp.user_id))
                 if rnd.random() < 0.55:
-                    signins.append(SignIn(ts, emp.user_id, emp.department))
+                    visits.append(SignIn(ts, emp.user_id, emp.department))
                 elif rnd.random() < 0.08:  # signed in, looked, launched nothing
-                    signins.append(SignIn(ts, emp.user_id, emp.department))
+                    visits.append(SignIn(ts, emp.user_id, emp.department))
                     continue
                 for n in range(1 + int(rnd.expovariate(0.9))):
                     app = apps[bisect.bisect(cumulative, rnd.random() * cumulative[-1])]
                     at = ts + dt.timedelta(seconds=40 * n + rnd.randrange(30))
                     launches.append(Launch(at, app, emp.user_id, emp.department, "portal"))
-        written += _write(engine, launches, signins)
+        written += _write(engine, launches, visits)
+        if log is not None:
+            log.month(launches, days_at_work, subjects, month_no, now)
         if progress:
             progress(index + 1, len(all_months), written)
     rebuild.rebuild(engine, tz)  # set-based: far faster than folding in batch by batch
+    if log is not None and signins is not None:
+        log.close()
+        written += importer.import_files(
+            engine,
+            None,
+            registry.signin_map(),
+            "entra",
+            [signins],
+            pseudonym=(pseudonym_key, DEMO_ISSUER),  # as the people above were made
+        ).new
     return written
 
 

@@ -5,8 +5,11 @@ interactive sign-ins at the identity provider to apps that have a tile, how many
 the portal (``via_portal``), their ``share`` and the distinct users; ``by=unregistered`` lists
 the apps people sign in to that have no tile, by the provider's app name.
 
-Read from the gateway rollups only (signin_day for counts; for distinct users
-signin_user_month over the months the period covers whole and signin_user_day over the rest).
+Read from the gateway rollups only (launcher/signins/rollups.py): signin_day for counts; for
+distinct users the span rows (months as bits) for the months the period covers whole, and the
+month rows (days as bits) for a month it covers in part -- per user and app for the apps, per
+person for the organisation, the departments and the months. A year thus reads about one row
+per person (and app), not one per day.
 Privacy: a row about fewer than the minimum group is suppressed, never as the only one in its
 table (the next smallest goes with it, so that a total minus the rows shown does not give it
 away); and ``via_portal`` and ``share`` are left out when the people who came through the
@@ -28,7 +31,13 @@ from launcher.errors import BadRequest
 from launcher.reports.periods import Period
 from launcher.reports.queries import Row, suppress
 from launcher.reports.sql import between, connect, dept, key_of, month_key
-from launcher.signins.join import T_SIGNIN_DAY, T_SIGNIN_USER_DAY, T_SIGNIN_USER_MONTH
+from launcher.signins.rollups import (
+    T_PERSON_MONTH,
+    T_PERSON_SPAN,
+    T_SIGNIN_DAY,
+    T_USER_MONTH,
+    T_USER_SPAN,
+)
 
 BY_VALUES: tuple[str, ...] = ("app", "department", "month", "unregistered")
 
@@ -49,33 +58,81 @@ def _registered(t: sa.Table, by: str) -> sa.ColumnElement[bool]:
     return t.c.app_id == "" if by == "unregistered" else t.c.app_id != ""
 
 
-def _user_rows(engine: sa.Engine, period: Period, by: str | None) -> sa.Subquery:
-    """(key, user_id, via) of each user's rows in the period: whole months from the monthly
-    rollup, the other days from the daily one."""
-    whole: list[Period] = []
-    parts: list[Period] = []
+def _parts(period: Period) -> tuple[dict[int, list[dt.date]], list[tuple[dt.date, int]]]:
+    """The period's whole months by the span row that holds them (a span row of year Y holds
+    Y and Y + 1), and (month, mask of its days) for each month it covers in part."""
+    whole: dict[int, list[dt.date]] = {}
+    parts: list[tuple[dt.date, int]] = []
     for month in period.months():
         days = Period(max(period.start, month), min(period.end, month_end(month)))
-        (whole if days.whole_months else parts).append(days)
-    um, ud = T_SIGNIN_USER_MONTH, T_SIGNIN_USER_DAY
-    selects = []
+        if days.whole_months:
+            span = period.start.year + (month.year - period.start.year) // 2 * 2
+            whole.setdefault(span, []).append(month)
+        else:
+            mask = sum(1 << (d - 1) for d in range(days.start.day, days.end.day + 1))
+            parts.append((month, mask))
+    return whole, parts
 
-    def key(t: sa.Table) -> sa.ColumnElement[Any]:
+
+def _bit(span: int, month: dt.date) -> int:
+    return 1 << ((month.year - span) * 12 + month.month - 1)
+
+
+def _user_rows(engine: sa.Engine, period: Period, by: str | None) -> list[sa.Select[Any]]:
+    """Selects of (key, user_id, via) from the span and month rows the period reads: per user
+    and app for ``by`` app and unregistered, else per person (apps with a tile)."""
+    person = by in (None, "department")
+    st, mt = (T_PERSON_SPAN, T_PERSON_MONTH) if person else (T_USER_SPAN, T_USER_MONTH)
+
+    def key(t: sa.Table, month: dt.date) -> sa.ColumnElement[Any]:
         return sa.literal("all") if by is None else _key(engine, by, t)
 
-    if whole:
-        selects.append(
-            sa.select(key(um).label("key"), um.c.user_id, um.c.via_portal.label("via")).where(
-                um.c.month.in_([p.start for p in whole]), _registered(um, by or "app")
-            )
-        )
-    for days in parts:
-        selects.append(
-            sa.select(key(ud).label("key"), ud.c.user_id, ud.c.via_portal.label("via")).where(
-                between(ud.c.day, days), _registered(ud, by or "app")
-            )
-        )
-    return sa.union_all(*selects).subquery() if len(selects) > 1 else selects[0].subquery()
+    def select(
+        t: sa.Table, month: dt.date, where: sa.ColumnElement[bool], bits: Any, via: Any, mask: int
+    ) -> sa.Select[Any]:
+        stmt = sa.select(
+            key(t, month).label("key"),
+            t.c.user_id,
+            sa.case((via.op("&")(mask) != 0, 1), else_=0).label("via"),
+        ).where(where, bits.op("&")(mask) != 0)
+        return stmt if person else stmt.where(_registered(t, by or "app"))
+
+    whole, parts = _parts(period)
+    selects = []
+    for span, months in whole.items():
+        mask = sum(_bit(span, m) for m in months)
+        selects.append(select(st, months[0], st.c.year == span, st.c.months, st.c.via_months, mask))
+    for month, mask in parts:
+        selects.append(select(mt, month, mt.c.month == month, mt.c.days, mt.c.via_days, mask))
+    return selects
+
+
+def _month_users(engine: sa.Engine, period: Period) -> dict[str, tuple[int, int]]:
+    """Per month of the period, the people (apps with a tile) with a sign-in, and with one
+    through the portal: for the whole months one pass over the span rows summing a bit test
+    per month, for a month in part one count over its month rows."""
+    st, mt = T_PERSON_SPAN, T_PERSON_MONTH
+
+    def has(column: Any, mask: int) -> sa.ColumnElement[Any]:
+        return sa.func.sum(sa.case((column.op("&")(mask) != 0, 1), else_=0))
+
+    whole, parts = _parts(period)
+    out: dict[str, tuple[int, int]] = {}
+    with connect(engine) as conn:
+        for span, months in whole.items():
+            bits = [_bit(span, m) for m in months]
+            columns = [has(c, b) for b in bits for c in (st.c.months, st.c.via_months)]
+            sums = conn.execute(sa.select(*columns).where(st.c.year == span)).one()
+            for i, m in enumerate(months):
+                out[m.strftime("%Y-%m")] = (int(sums[2 * i] or 0), int(sums[2 * i + 1] or 0))
+        for month, mask in parts:
+            n, via = conn.execute(
+                sa.select(sa.func.count(), has(mt.c.via_days, mask)).where(
+                    mt.c.month == month, mt.c.days.op("&")(mask) != 0
+                )
+            ).one()
+            out[month.strftime("%Y-%m")] = (int(n), int(via or 0))
+    return out
 
 
 def _figures(engine: sa.Engine, period: Period, by: str | None) -> dict[str, list[int]]:
@@ -87,26 +144,33 @@ def _figures(engine: sa.Engine, period: Period, by: str | None) -> dict[str, lis
         .where(between(d.c.day, period), _registered(d, by or "app"))
         .group_by(key)
     )
-    rows = _user_rows(engine, period, by)
-    per_user = (
-        sa.select(rows.c.key, rows.c.user_id, sa.func.max(rows.c.via).label("via"))
-        .group_by(rows.c.key, rows.c.user_id)
-        .subquery()
-    )
-    users = sa.select(
-        per_user.c.key,
-        sa.func.count(),
-        sa.func.count(sa.case((per_user.c.via > 0, 1))),
-    ).group_by(per_user.c.key)
     out: dict[str, list[int]] = {}
     with connect(engine) as conn:
         for k, n, via in conn.execute(counts):
             if n:
                 out[key_of(k)] = [int(n), int(via or 0), 0, 0]
-        for k, n, via_users in conn.execute(users):
-            if key_of(k) in out:
-                out[key_of(k)][2:] = [int(n), int(via_users)]
+    users = _month_users(engine, period) if by == "month" else _users(engine, period, by)
+    for k, (n, via_users) in users.items():
+        if k in out:
+            out[k][2:] = [n, via_users]
     return out
+
+
+def _users(engine: sa.Engine, period: Period, by: str | None) -> dict[str, tuple[int, int]]:
+    """key -> (people, people who came through the portal) from the span and month rows."""
+    selects = _user_rows(engine, period, by)
+    rows = (sa.union_all(*selects) if len(selects) > 1 else selects[0]).subquery()
+    if len(selects) > 1:
+        # a person may be in several of the selects: once per key
+        rows = (
+            sa.select(rows.c.key, rows.c.user_id, sa.func.max(rows.c.via).label("via"))
+            .group_by(rows.c.key, rows.c.user_id)
+            .subquery()
+        )
+    # else each (key, person) is in one row: a span or month row is one person's (and app's)
+    query = sa.select(rows.c.key, sa.func.count(), sa.func.sum(rows.c.via)).group_by(rows.c.key)
+    with connect(engine) as conn:
+        return {key_of(k): (int(n), int(via or 0)) for k, n, via in conn.execute(query)}
 
 
 def _row(key: str, f: list[int], min_group: int) -> Row:

@@ -7,17 +7,19 @@ the field) with nothing stored from it. The raw user id is turned into the porta
 (the keyed hash of issuer and id that sign-in gives the same person, see
 launcher/auth/user.py) as soon as a record is read; it is never stored, logged or printed.
 
-Idempotent: ``(provider, record_id)`` is unique, and rows go in with ``ON CONFLICT DO
-NOTHING``, so a record seen before (the same file twice, overlapping exports) is stored once.
+Idempotent: ``(provider, record_id)`` is unique, and a row that is there already is left out
+(``ON CONFLICT DO NOTHING``; ``OR IGNORE`` on SQLite), so a record seen before (the same file
+twice, overlapping exports) is stored once.
 Imports exclude each other (SQLite: one writer; PostgreSQL: an advisory lock), so two imports
 at once count each record once too, one after the other.
 
 Two phases in the file's transaction, so that a large file holds up the launch writer only for
-the second: (1) rows go in, each with its department and its match with the launches stored
-so far; (2) under the rollup lock, the launches written meanwhile are matched too, the
-departments checked again, and the new rows folded into the rollups in a few set-based
-statements. On SQLite the whole import holds the database's one write lock (launch batches
-wait, or are spooled and written afterwards, see launcher/events/).
+the second: (1) rows go in chunk by chunk (launcher/signins/stage.py), each with its
+department and its match with the launches stored so far, set-based; (2) under the rollup
+lock, the launches written meanwhile are matched too, the departments checked again, and the
+new rows folded into the rollups in a few set-based statements. On SQLite the whole import
+holds the database's one write lock (launch batches wait, or are spooled and written
+afterwards, see launcher/events/).
 """
 
 from __future__ import annotations
@@ -41,13 +43,21 @@ from launcher.reports.rollups import ROLLUP_LOCK
 from launcher.settings import Settings
 from launcher.signins import entra, join, keycloak, okta, reader
 from launcher.signins.record import FieldError, ImportRefused, Record
+from launcher.signins.stage import Row, Stage
 
 FORMATS: dict[str, ModuleType] = {m.NAME: m for m in (entra, keycloak, okta)}
 IMPORT_LOCK = 0x4C53494D  # PostgreSQL advisory lock id held by an import ("LSIM")
-CHUNK = 5000  # records per INSERT (or COPY)
-FOLD_ROWS = 50_000  # new rows folded into the rollups per statement
+CHUNK = 5000  # rows staged and moved into imported_signin at a time (a few MB)
+FOLD_ROWS = 20_000  # new rows folded into the rollups per statement
 MAX_ID = 128
+MAX_CACHED_USERS = 50_000  # pseudonyms kept while reading a file (a few MB), then forgotten
 SQLITE_WAIT_MS = 10 * 60 * 1000  # an import waits this long for another import on SQLite
+# SQLite's page cache is most of an import's memory, and what makes its inserts fast (the
+# indexes of imported_signin take records in random order); SQLite goes past it for a while
+# now and then (tens of MB). 32 MiB keeps a 2 GB import under 200 MB resident
+# (bench/bench_import.py --memory, bench/README.md)
+SQLITE_CACHE_KB = 32 * 1024
+SQLITE_TEMP_CACHE_KB = 8 * 1024
 
 Progress = Callable[[Path, int, int, int], None]  # file, records read, bytes read, file size
 
@@ -85,43 +95,41 @@ class Summary:
                 setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
-@dataclass(frozen=True, slots=True)
-class _Row:
-    record_id: str
-    ts: dt.datetime
-    user_id: str  # the pseudonym
-    app_id: str  # "" when unregistered
-    provider_app_id: str
-    provider_app: str  # the provider's name, for an unregistered app only
-
-
 def import_files(
     engine: sa.Engine,
-    settings: Settings,
+    settings: Settings | None,
     mapping: Mapping[str, str],
     fmt: str,
     paths: Sequence[Path],
     dry_run: bool = False,
     progress: Progress | None = None,
+    *,
+    pseudonym: tuple[bytes, str] | None = None,
 ) -> Summary:
     """Import sign-in log files of format ``fmt`` (entra, keycloak, okta); ``mapping`` maps
-    the provider's app ids to registry app ids (the registry's ``signin_ids``).
+    the provider's app ids to registry app ids (the registry's ``signin_ids``). User ids are
+    pseudonymised with the settings' key and issuer, as at sign-in; ``pseudonym`` (key,
+    issuer) stands in for them where the people were not made by sign-in (the demo's).
 
     Files are imported one by one, each in its own transaction; the first refused file stops
     the import with :class:`ImportRefused` (the files before it are stored)."""
     module = FORMATS.get(fmt)
     if module is None:
         raise ConfigError(f"unknown sign-in log format {fmt!r}: use one of {', '.join(FORMATS)}")
-    if not settings.oidc_issuer:
-        raise ConfigError(
-            "LAUNCHER_OIDC_ISSUER is not set: imported user ids are pseudonymised with the "
-            "issuer, as at sign-in"
-        )
-    key = hmac.new(settings.pseudonym_secret(), digestmod=hashlib.sha256)
-    key.update(f"{settings.oidc_issuer}\0".encode())
+    if pseudonym is None:
+        if settings is None or not settings.oidc_issuer:
+            raise ConfigError(
+                "LAUNCHER_OIDC_ISSUER is not set: imported user ids are pseudonymised with the "
+                "issuer, as at sign-in"
+            )
+        pseudonym = (settings.pseudonym_secret(), settings.oidc_issuer)
+    secret, issuer = pseudonym
+    key = hmac.new(secret, digestmod=hashlib.sha256)
+    key.update(f"{issuer}\0".encode())
     total = Summary(dry_run=dry_run)
+    sqlite = db.is_sqlite(engine)
     for path in paths:
-        rows = _rows(module, path, key, mapping, progress)
+        rows = _rows(module, path, key, mapping, progress, sqlite)
         summary = _check(engine, fmt, rows) if dry_run else _store(engine, fmt, rows)
         total.add(summary)
     return total
@@ -135,12 +143,12 @@ def _pseudonym(key: Any, subject: str) -> str:
     return str(h.hexdigest()[:32])
 
 
-class _Rows:
-    """The file's records as rows to store, counting what it reads and skips."""
+class Rows:
+    """The file's records as rows to store, in chunks, counting what it reads and skips."""
 
-    def __init__(self, summary: Summary, rows: Iterator[_Row]) -> None:
+    def __init__(self, summary: Summary, chunks: Iterator[list[Row]]) -> None:
         self.summary = summary
-        self.rows = rows
+        self.chunks = chunks
 
 
 def _rows(
@@ -149,7 +157,8 @@ def _rows(
     key: Any,
     mapping: Mapping[str, str],
     progress: Progress | None,
-) -> _Rows:
+    sqlite: bool,
+) -> Rows:
     summary = Summary(files=1)
     size = path.stat().st_size if path.exists() else 0
 
@@ -157,64 +166,81 @@ def _rows(
         if progress is not None:
             progress(path, summary.read, position, size)
 
-    def generate() -> Iterator[_Row]:
+    def generate() -> Iterator[list[Row]]:
         n = 0
+        chunk: list[Row] = []
+        skipped = summary.skipped
+        users: dict[str, str] = {}  # raw id -> pseudonym: people sign in many times
         try:
             for n, obj in reader.records(path, block):  # noqa: B007 (n: in the error)
                 record: Record = module.parse(obj)
-                summary.read += 1
                 if record.skip is not None:
-                    summary.skipped[record.skip] += 1
+                    skipped[record.skip] += 1
                     continue
-                yield _row(record, key, mapping, summary)
+                chunk.append(_row(record, key, mapping, summary, sqlite, users))
+                if len(chunk) >= CHUNK:
+                    if len(users) > MAX_CACHED_USERS:
+                        users.clear()
+                    summary.read = n
+                    yield chunk
+                    chunk = []
         except reader.ReadError as exc:
             raise ImportRefused(f"{path}: {exc}") from None
         except FieldError as exc:
             raise ImportRefused(f"{path}: record {n}: field {exc}") from None
         except OSError as exc:
             raise ImportRefused(f"{path}: cannot be read ({exc.strerror or exc})") from None
+        summary.read = n
+        if chunk:
+            yield chunk
         if progress is not None:
             progress(path, n, size, size)
 
-    return _Rows(summary, generate())
+    return Rows(summary, reader.ahead(generate()))
 
 
-def _row(record: Record, key: Any, mapping: Mapping[str, str], summary: Summary) -> _Row:
-    user = _pseudonym(key, record.user)
-    if len(record.app) > MAX_ID:
+def _row(
+    record: Record,
+    key: Any,
+    mapping: Mapping[str, str],
+    summary: Summary,
+    sqlite: bool,
+    users: dict[str, str],
+) -> Row:
+    user = users.get(record.user)
+    if user is None:
+        user = users[record.user] = _pseudonym(key, record.user)
+    app = record.app
+    if len(app) > MAX_ID:
         raise FieldError("app id", f"is longer than {MAX_ID} characters")
-    app_id = mapping.get(record.app, "")
+    app_id = mapping.get(app, "")
     name = ""
     if not app_id:
-        name = (record.app_name.strip() or record.app)[:200]
+        name = (record.app_name.strip() or app)[:200]
         summary.unregistered[name] += 1
     record_id = record.record_id
+    ts = record.ts  # UTC (record.py)
     if record_id is None:  # Keycloak without event ids: the event's own fields, keyed
-        raw = f"{user}\0{record.ts.isoformat()}\0{record.app}"
+        raw = f"{user}\0{ts.isoformat()}\0{app}"
         record_id = hashlib.sha256(raw.encode()).hexdigest()[:32]
     elif len(record_id) > MAX_ID:
         raise FieldError("id", f"is longer than {MAX_ID} characters")
-    return _Row(record_id, record.ts, user, app_id, record.app, name)
+    # SQLite: the text form of join.db_time, without its checks (ts is UTC already)
+    stored: object = ts.isoformat(" ", "microseconds")[:26] if sqlite else ts
+    return (record_id, stored, user, app_id, app, name)
 
 
-def _batches(rows: _Rows) -> Iterator[list[_Row]]:
-    batch: list[_Row] = []
-    for row in rows.rows:
-        batch.append(row)
-        if len(batch) >= CHUNK:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _store(engine: sa.Engine, provider: str, rows: _Rows) -> Summary:
+def _store(engine: sa.Engine, provider: str, rows: Rows) -> Summary:
     summary = rows.summary
     with engine.connect() as conn:
         sqlite = db.is_sqlite(engine)
         if sqlite:
             # one writer at a time: wait for another import rather than fail after 3 s
             conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_WAIT_MS}")
+            # bounded memory (see SQLITE_CACHE_KB); the temporary database (the staged chunk,
+            # the rollups' GROUP BY sorts) is in memory, and a few MB of cache do for it
+            conn.exec_driver_sql(f"PRAGMA main.cache_size=-{SQLITE_CACHE_KB}")
+            conn.exec_driver_sql(f"PRAGMA temp.cache_size=-{SQLITE_TEMP_CACHE_KB}")
             conn.commit()
             conn = conn.execution_options(sqlite_immediate=True)
         try:
@@ -225,6 +251,8 @@ def _store(engine: sa.Engine, provider: str, rows: _Rows) -> Summary:
         finally:
             if sqlite:
                 conn.exec_driver_sql("PRAGMA busy_timeout=3000")  # as db.make_engine sets it
+                conn.exec_driver_sql("PRAGMA main.cache_size=-65536")  # as db.make_engine
+                conn.exec_driver_sql("PRAGMA temp.cache_size=-65536")
                 conn.commit()
     return summary
 
@@ -233,52 +261,17 @@ def _max_id(conn: sa.Connection, table: str) -> int:
     return int(conn.exec_driver_sql(f"SELECT COALESCE(MAX(id), 0) FROM {table}").scalar_one())
 
 
-def _write(conn: sa.Connection, provider: str, rows: _Rows) -> None:
+def _write(conn: sa.Connection, provider: str, rows: Rows) -> None:
     summary = rows.summary
     # imports exclude each other, so this import's rows are exactly those above these ids
     fresh_above = _max_id(conn, "imported_signin")
     launches_above = _max_id(conn, "launch_event")
     signins_above = _max_id(conn, "signin_event")
-    launches = join.launch_range(conn)
-    departments: dict[str, str] = {}
-    p = join.ph(conn)
-    head = (
-        "INSERT INTO imported_signin (provider, record_id, ts, user_id, app_id, "
-        "provider_app_id, provider_app, department, via_portal)"
-    )
-    for batch in _batches(rows):
-        unknown = {r.user_id for r in batch} - departments.keys()
-        if unknown:
-            found = join.departments_of(conn, unknown)
-            departments.update((u, found.get(u, "")) for u in unknown)
-        matched = join.match_signins(conn, [(r.user_id, r.app_id, r.ts) for r in batch], launches)
-        values = [
-            (
-                provider,
-                r.record_id,
-                join.db_time(conn, r.ts),
-                r.user_id,
-                r.app_id,
-                r.provider_app_id,
-                r.provider_app,
-                departments[r.user_id],
-                int(i in matched),
-            )
-            for i, r in enumerate(batch)
-        ]
-        if conn.dialect.name == "postgresql":
-            new = _copy_in(conn, head, values)
-        else:
-            row = "(" + ", ".join([p] * 9) + ")"
-            new = 0
-            for part in join.chunks(values, 3000):  # SQLite takes 32,766 parameters at most
-                new += conn.exec_driver_sql(
-                    f"{head} VALUES {', '.join([row] * len(part))} "
-                    "ON CONFLICT (provider, record_id) DO NOTHING",
-                    tuple(v for r in part for v in r),
-                ).rowcount
+    stage = Stage(conn, provider)
+    for chunk in rows.chunks:
+        new = stage.store(chunk)
         summary.new += new
-        summary.already += len(batch) - new
+        summary.already += len(chunk) - new
 
     # phase 2: hold off the launch writer while the new rows meet what it wrote meanwhile
     if conn.dialect.name == "postgresql":
@@ -304,37 +297,24 @@ def _write(conn: sa.Connection, provider: str, rows: _Rows) -> None:
         people = [_Launch(dt.datetime.now(dt.UTC), "", r[2], r[3]) for r in late]
         people += [_Launch(dt.datetime.now(dt.UTC), "", r[0], r[1]) for r in late_signins]
         join.sync_departments(conn, people, [], fresh_above=fresh_above)
-    params = {"above": fresh_above}
-    join.correct_departments(conn, "id > :above", params)
+        # the rows went in with the departments of before: those of the people the launch
+        # writer saw meanwhile may have changed (nobody else's can have)
+        join.correct_departments(
+            conn,
+            "id > :above AND user_id IN (SELECT user_id FROM launch_event WHERE id > :l "
+            "UNION SELECT user_id FROM signin_event WHERE id > :s)",
+            {"above": fresh_above, "l": launches_above, "s": signins_above},
+        )
     # in slices: SQLite sorts a GROUP BY in memory (temp_store), and a 2 GB file's rows at
     # once would cost hundreds of MB; the rollups' upserts add, so slices sum up the same
     last = _max_id(conn, "imported_signin")
     for lo in range(fresh_above, last, FOLD_ROWS):
         join.fold(conn, "id > :lo AND id <= :hi", {"lo": lo, "hi": lo + FOLD_ROWS})
-
-
-def _copy_in(conn: sa.Connection, head: str, values: list[tuple[Any, ...]]) -> int:
-    """PostgreSQL: COPY the rows into a staging table, then insert those not there yet --
-    several times faster than a multi-row INSERT of the same rows. Returns the rows added."""
-    conn.exec_driver_sql(
-        "CREATE TEMP TABLE IF NOT EXISTS imported_signin_stage "
-        "(LIKE imported_signin INCLUDING DEFAULTS) ON COMMIT DROP"
-    )
-    conn.exec_driver_sql("TRUNCATE imported_signin_stage")
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    columns = head.removeprefix("INSERT INTO imported_signin ")
-    with (
-        driver.cursor() as cursor,
-        cursor.copy(f"COPY imported_signin_stage {columns} FROM STDIN") as copy,
-    ):
-        for row in values:
-            copy.write_row(row)
-    result = conn.exec_driver_sql(
-        f"{head} SELECT {columns.strip('()')} FROM imported_signin_stage "
-        "ON CONFLICT (provider, record_id) DO NOTHING"
-    )
-    return int(result.rowcount)
+    if last > fresh_above:  # then the months the file touched into the span rows
+        lo, hi = conn.exec_driver_sql(
+            f"SELECT MIN(ts), MAX(ts) FROM imported_signin WHERE id > {fresh_above}"
+        ).one()
+        join.spans(conn, join.from_db_time(lo).date(), join.from_db_time(hi).date())
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,20 +325,20 @@ class _Launch:
     department: str | None
 
 
-def _check(engine: sa.Engine, provider: str, rows: _Rows) -> Summary:
+def _check(engine: sa.Engine, provider: str, rows: Rows) -> Summary:
     """A dry run: read and check everything, count what is new; write nothing."""
     summary = rows.summary
     with engine.connect() as conn:
         p = join.ph(conn)
-        for batch in _batches(rows):
-            ids = sorted({r.record_id for r in batch})
+        for chunk in rows.chunks:
+            ids = sorted({r[0] for r in chunk})
             known = 0
-            for chunk in join.chunks(ids):
+            for part in join.chunks(ids):
                 known += conn.exec_driver_sql(
                     f"SELECT COUNT(*) FROM imported_signin WHERE provider = {p} "
-                    f"AND record_id IN ({', '.join([p] * len(chunk))})",
-                    (provider, *chunk),
+                    f"AND record_id IN ({', '.join([p] * len(part))})",
+                    (provider, *part),
                 ).scalar_one()
             summary.already += known
-            summary.new += len(batch) - known
+            summary.new += len(chunk) - known
     return summary

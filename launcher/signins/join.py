@@ -1,4 +1,4 @@
-"""The join: which imported sign-ins came through the portal, and the gateway rollups.
+"""The join: which imported sign-ins came through the portal (rollups: launcher/signins/rollups.py).
 
 A sign-in counts as *through the portal* when the same person launched that app from the
 portal in the 120 s before it, or up to 10 s after it (the provider's clock and ours differ).
@@ -8,7 +8,8 @@ imported row (``via_portal``) and each sign-in is counted at most once.
 
 Either side may arrive second, and both give the same figures:
 
-- an import probes the launches already stored (:func:`match_signins`);
+- an import probes the launches already stored, inside the database, one statement per chunk
+  of rows (launcher/signins/stage.py);
 - each flush of launches probes the imported sign-ins not yet matched in its launches'
   windows (:func:`on_flush`, called by ``launcher.reports.rollups.apply`` in the batch's
   transaction). On the launch path this is one indexed look at the newest and oldest imported
@@ -28,24 +29,21 @@ which arrived first either.
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 
 from launcher import db
-from launcher.models import ImportedSignIn, SignInDay, SignInUserDay, SignInUserMonth, table
+from launcher.signins import rollups
+from launcher.signins.rollups import GATEWAY_TABLES, T_IMPORTED, T_SIGNIN_DAY, fold, spans
 
-BEFORE = dt.timedelta(seconds=120)  # a launch up to this long before the sign-in counts
-AFTER = dt.timedelta(seconds=10)  # and up to this long after it: clocks differ
+BEFORE_S, AFTER_S = 120, 10  # whole seconds (the import's SQL shifts stored times by them)
+BEFORE = dt.timedelta(seconds=BEFORE_S)  # a launch up to this long before the sign-in counts
+AFTER = dt.timedelta(seconds=AFTER_S)  # and up to this long after it: clocks differ
 CHUNK = 300  # keys per VALUES list: well below every driver's parameter limit
 
-T_IMPORTED = table(ImportedSignIn)
-T_SIGNIN_DAY = table(SignInDay)
-T_SIGNIN_USER_DAY = table(SignInUserDay)
-T_SIGNIN_USER_MONTH = table(SignInUserMonth)
-GATEWAY_TABLES = (T_SIGNIN_DAY, T_SIGNIN_USER_DAY, T_SIGNIN_USER_MONTH)
+__all__ = ["GATEWAY_TABLES", "T_IMPORTED", "T_SIGNIN_DAY", "fold", "spans"]  # for callers
 
 
 class LaunchLike(Protocol):
@@ -103,43 +101,6 @@ def _values(conn: sa.Connection, width: int, n: int) -> str:
 
 
 # --- the import's side ----------------------------------------------------------------------
-def launch_range(conn: sa.Connection) -> tuple[dt.datetime, dt.datetime] | None:
-    """The first and last stored launch (two index probes), or None without launches."""
-    lo, hi = conn.exec_driver_sql(
-        "SELECT (SELECT MIN(ts) FROM launch_event), (SELECT MAX(ts) FROM launch_event)"
-    ).one()
-    return None if lo is None else (from_db_time(lo), from_db_time(hi))
-
-
-def match_signins(
-    conn: sa.Connection,
-    signins: Sequence[tuple[str, str, dt.datetime]],
-    launches: tuple[dt.datetime, dt.datetime] | None,
-) -> set[int]:
-    """Indexes of the (user id, app id, time) sign-ins that a stored launch matches."""
-    if launches is None:
-        return set()
-    first, last = launches
-    probes = [
-        (i, user, app, db_time(conn, ts - BEFORE), db_time(conn, ts + AFTER))
-        for i, (user, app, ts) in enumerate(signins)
-        if app and first - AFTER <= ts <= last + BEFORE
-    ]
-    found: set[int] = set()
-    for chunk in chunks(probes, 1000):  # one statement per 1,000: round trips count here
-        # one probe of ix_launch_event_user_ts per sign-in (see rollups._existing on why a
-        # join with a VALUES list rather than IN)
-        sql = (
-            f"WITH k (i, user_id, app_id, lo, hi) AS (VALUES {_values(conn, 5, len(chunk))}) "
-            "SELECT k.i FROM k WHERE EXISTS (SELECT 1 FROM launch_event l "
-            "WHERE l.user_id = k.user_id AND l.ts >= k.lo AND l.ts <= k.hi "
-            "AND l.app_id = k.app_id)"
-        )
-        params = tuple(v for probe in chunk for v in probe)
-        found.update(int(i) for (i,) in conn.exec_driver_sql(sql, params))
-    return found
-
-
 def departments_of(conn: sa.Connection, users: Iterable[str]) -> dict[str, str]:
     """The portal's department of each user that has one (user_first)."""
     wanted = sorted(set(users))
@@ -203,28 +164,14 @@ def match_launches(
         conn.exec_driver_sql(
             f"UPDATE imported_signin SET via_portal = 1 WHERE id IN ({marks})", tuple(chunk)
         )
-    day: Counter[tuple[Any, ...]] = Counter()
-    user_day: Counter[tuple[Any, ...]] = Counter()
-    user_month: Counter[tuple[Any, ...]] = Counter()
-    for row_id, (ts, app, provider_app, user, dept) in rows.items():
-        if fresh_above is not None and row_id > fresh_above:
-            continue
-        d = from_db_time(ts).date()
-        day[(_db_date(conn, d), app, provider_app, dept)] += 1
-        user_day[(_db_date(conn, d), app, provider_app, user)] += 1
-        user_month[(_db_date(conn, d.replace(day=1)), app, provider_app, user)] += 1
-    p = ph(conn)
-    for tbl, when, counts, last_col in (
-        ("signin_day", "day", day, "department"),
-        ("signin_user_day", "day", user_day, "user_id"),
-        ("signin_user_month", "month", user_month, "user_id"),
-    ):
-        sql = (
-            f"UPDATE {tbl} SET via_portal = via_portal + {p} WHERE {when} = {p} "
-            f"AND app_id = {p} AND provider_app = {p} AND {last_col} = {p}"
-        )
-        for key, n in counts.items():
-            conn.exec_driver_sql(sql, (n, *key))
+    rollups.add_via(
+        conn,
+        (
+            (from_db_time(ts).date(), app, provider_app, user, dept)
+            for row_id, (ts, app, provider_app, user, dept) in rows.items()
+            if fresh_above is None or row_id <= fresh_above
+        ),
+    )
     return len(rows)
 
 
@@ -236,14 +183,14 @@ def sync_departments(
 ) -> None:
     """Give the imported sign-ins of the batch's people the department user_first will hold
     after the batch (the greatest seen, as rollups.apply keeps it)."""
+    # a batch is hundreds of launches of a few people: the distinct pairs first, at C speed
+    pairs = {(e.user_id, e.department) for e in launches}
+    pairs.update((e.user_id, e.department) for e in signins)
     batch: dict[str, str] = {}
-    for e in (*launches, *signins):
-        dept = e.department or ""
-        if dept > batch.get(e.user_id, ""):
-            batch[e.user_id] = dept
-        else:
-            batch.setdefault(e.user_id, "")
-    known = departments_of(conn, (u for u, d in batch.items() if d))
+    for user, dept in pairs:
+        if dept and dept > batch.get(user, ""):
+            batch[user] = dept
+    known = departments_of(conn, batch)
     changes = {u: d for u, d in batch.items() if d and d > known.get(u, "")}
     for user, dept in changes.items():
         move_user(conn, user, dept, fresh_above)
@@ -285,56 +232,14 @@ def move_user(conn: sa.Connection, user: str, dept: str, fresh_above: int | None
             f"AND department = {p} AND signins <= 0",
             (_db_date(conn, d), app, provider_app, old),
         )
-    for d, app, provider_app in keys:
-        for tbl, when, value in (
-            ("signin_user_day", "day", d),
-            ("signin_user_month", "month", d.replace(day=1)),
-        ):
-            conn.exec_driver_sql(
-                f"UPDATE {tbl} SET department = {p} WHERE {when} = {p} AND app_id = {p} "
-                f"AND provider_app = {p} AND user_id = {p}",
-                (dept, _db_date(conn, value), app, provider_app, user),
-            )
+    rollups.move(conn, user, dept, keys)
     conn.exec_driver_sql(
         f"UPDATE imported_signin SET department = {p} WHERE user_id = {p} AND department <> {p}",
         (dept, user, dept),
     )
 
 
-# --- rollups from raw rows (an import's new rows; the rebuild) ------------------------------
-def fold(conn: sa.Connection, where: str, params: dict[str, Any]) -> None:
-    """Add the imported sign-ins that ``where`` selects to the gateway rollups, set-based."""
-    if conn.dialect.name == "sqlite":
-        day, month = "substr(ts, 1, 10)", "substr(ts, 1, 7) || '-01'"
-    else:
-        day = "CAST(ts AT TIME ZONE 'UTC' AS date)"
-        month = "CAST(date_trunc('month', ts AT TIME ZONE 'UTC') AS date)"
-    add = (
-        "signins = {t}.signins + excluded.signins, "
-        "via_portal = {t}.via_portal + excluded.via_portal"
-    )
-    conn.execute(
-        sa.text(f"""INSERT INTO signin_day (day, app_id, provider_app, department, signins,
-            via_portal)
-            SELECT {day}, app_id, provider_app, department, COUNT(*), SUM(via_portal)
-            FROM imported_signin WHERE {where} GROUP BY {day}, app_id, provider_app, department
-            ON CONFLICT (day, app_id, provider_app, department) DO UPDATE SET
-            {add.format(t="signin_day")}"""),
-        params,
-    )
-    for tbl, when, expr in (("signin_user_day", "day", day), ("signin_user_month", "month", month)):
-        conn.execute(
-            sa.text(f"""INSERT INTO {tbl} ({when}, app_id, provider_app, user_id, department,
-                signins, via_portal)
-                SELECT {expr}, app_id, provider_app, user_id, MAX(department), COUNT(*),
-                SUM(via_portal) FROM imported_signin WHERE {where}
-                GROUP BY {expr}, app_id, provider_app, user_id
-                ON CONFLICT ({when}, app_id, provider_app, user_id) DO UPDATE SET
-                department = excluded.department, {add.format(t=tbl)}"""),
-            params,
-        )
-
-
+# --- rollups from raw rows (an import's new rows; the rebuild), see rollups.py -------------
 def correct_departments(conn: sa.Connection, where: str, params: dict[str, Any]) -> None:
     """Set the department of the imported rows ``where`` selects from user_first (writing
     only the rows that differ). A person user_first no longer holds (the purge deleted
@@ -373,11 +278,17 @@ def rebuild(conn: sa.Connection) -> int:
         # the month may have lost rows to the purge: keep its rollups, rebuild from the next
         start = (start + dt.timedelta(days=32)).replace(day=1)
     lo = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC)
-    for tbl in GATEWAY_TABLES:
-        col = tbl.c.month if "month" in tbl.c else tbl.c.day
-        conn.execute(sa.delete(tbl).where(col >= start))
-    params = {"lo": db_time(conn, lo)}
+    rollups.clear_from(conn, start)
+    params: dict[str, Any] = {"lo": db_time(conn, lo)}
     correct_departments(conn, "ts >= :lo", params)
-    fold(conn, "ts >= :lo", params)
+    # in slices of ids: SQLite sorts each GROUP BY in memory
+    first_id, last_id = conn.exec_driver_sql("SELECT MIN(id), MAX(id) FROM imported_signin").one()
+    for a in range(int(first_id) - 1, int(last_id), rollups.FOLD_ROWS):
+        fold(
+            conn,
+            "ts >= :lo AND id > :a AND id <= :b",
+            {**params, "a": a, "b": a + rollups.FOLD_ROWS},
+        )
+    spans(conn, start)
     total = conn.exec_driver_sql("SELECT COUNT(*) FROM imported_signin").scalar_one()
     return int(total)

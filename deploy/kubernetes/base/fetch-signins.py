@@ -1,14 +1,18 @@
-"""PLACEHOLDER: replace with your organisation's export of the provider's sign-in log.
+"""Export the Entra ID sign-in log for ``launcher import-signins --format entra``.
 
 The import-signins CronJob (cronjob-import-signins.yaml) runs this in an init container; the
 main container then runs ``launcher import-signins --format entra /exports/signins.jsonl``.
 
-This version pages through Microsoft Graph's sign-in log (``GET /v1.0/auditLogs/signIns``,
-application permission AuditLog.Read.All, which needs Entra ID P1 or P2) for the last
-SIGNINS_SINCE_HOURS hours and writes one signIn object per line (JSON lines). The credentials
+It pages through Microsoft Graph's sign-in log (``GET /v1.0/auditLogs/signIns``, application
+permission AuditLog.Read.All, which needs Entra ID P1 or P2) from SIGNINS_SINCE_HOURS hours ago
+up to now (``$filter`` on createdDateTime, ``$top`` 1000, then ``@odata.nextLink`` until there
+is none) and writes one signIn object per line (JSON lines). Windows that overlap the previous
+run's are fine: the import counts a record it has seen once. When Graph throttles (429) or
+stumbles (5xx) it waits as ``Retry-After`` says and asks again, a few times. The credentials
 come from the Secret launcher-graph (tenant-id, client-id, client-secret). For Keycloak (the
 admin API's event list) or Okta (the System Log), write that format instead and change
-``--format`` in the CronJob. Standard library only: it runs in the portal's image.
+``--format`` in the CronJob (README, "Is the portal still the front door?"). Standard library
+only: it runs in the portal's image.
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ import datetime as dt
 import json
 import os
 import sys
+import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
 LOGIN = os.environ.get("GRAPH_LOGIN_URL", "https://login.microsoftonline.com")
 GRAPH = os.environ.get("GRAPH_API_URL", "https://graph.microsoft.com")
+ATTEMPTS = 5
 
 
 def _post_form(url: str, form: dict[str, str]) -> dict[str, object]:
@@ -34,8 +41,16 @@ def _post_form(url: str, form: dict[str, str]) -> dict[str, object]:
 def _get(url: str, token: str) -> dict[str, object]:
     headers = {"Authorization": f"Bearer {token}"}
     request = urllib.request.Request(url, headers=headers)  # noqa: S310 (Graph's own links)
-    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-        return dict(json.load(response))
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+                return dict(json.load(response))
+        except urllib.error.HTTPError as exc:
+            if exc.code != 429 and exc.code < 500 or attempt == ATTEMPTS:
+                raise
+            wait = exc.headers.get("Retry-After", "")
+            time.sleep(min(int(wait) if wait.isdigit() else 2**attempt, 120))
+    raise AssertionError("unreachable")
 
 
 def main() -> int:
@@ -51,10 +66,13 @@ def main() -> int:
             "scope": f"{GRAPH}/.default",
         },
     )["access_token"]
-    since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=hours)  # noqa: UP017
-    query = urllib.parse.urlencode(
-        {"$filter": f"createdDateTime ge {since:%Y-%m-%dT%H:%M:%SZ}", "$top": "1000"}
+    until = dt.datetime.now(dt.timezone.utc)  # noqa: UP017 (runs on older Pythons too)
+    since = until - dt.timedelta(hours=hours)
+    window = (
+        f"createdDateTime ge {since:%Y-%m-%dT%H:%M:%SZ} "
+        f"and createdDateTime lt {until:%Y-%m-%dT%H:%M:%SZ}"
     )
+    query = urllib.parse.urlencode({"$filter": window, "$top": "1000"})
     url: object = f"{GRAPH}/v1.0/auditLogs/signIns?{query}"
     count = 0
     # written aside and renamed: the import never reads half an export

@@ -1,0 +1,240 @@
+"""The gateway rollups: what the front-door report reads instead of the imported sign-ins.
+
+- signin_day: sign-ins and those through the portal per day, app and department (counts);
+- signin_user_month / signin_person_month: per user and app / per person (apps with a tile),
+  the days of each month with a sign-in and with one through the portal, as bit masks;
+- signin_user_span / signin_person_span: the same for the months of two calendar years, laid
+  out as the launch side's user_span (launcher/reports/rollups.py ``span_bits``): every month
+  is in its own year's row and the year before's, so a period of up to a year reads one row
+  per user (and app) for its whole months, and one per month row for a month it covers in part.
+
+Kept in set-based SQL from the imported rows (:func:`fold`, then :func:`spans` from the month
+tables), and by a few keyed updates when a later launch marks a stored sign-in as through the
+portal (:func:`add_via`) or a person's department changes (:func:`move`). Masks are OR-ed:
+folding a row twice into a mask changes nothing, so spans can be derived again at will.
+SQLite has no bitwise-OR aggregate; ``SUM(DISTINCT bit)`` is one wherever every value is a
+single bit, which is how it is used here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+
+from launcher.models import (
+    ImportedSignIn,
+    SignInDay,
+    SignInPersonMonth,
+    SignInPersonSpan,
+    SignInUserMonth,
+    SignInUserSpan,
+    table,
+)
+
+T_IMPORTED = table(ImportedSignIn)
+T_SIGNIN_DAY = table(SignInDay)
+T_USER_MONTH = table(SignInUserMonth)
+T_PERSON_MONTH = table(SignInPersonMonth)
+T_USER_SPAN = table(SignInUserSpan)
+T_PERSON_SPAN = table(SignInPersonSpan)
+GATEWAY_TABLES = (T_SIGNIN_DAY, T_USER_MONTH, T_PERSON_MONTH, T_USER_SPAN, T_PERSON_SPAN)
+FOLD_ROWS = 500_000  # imported rows per GROUP BY of a rebuild (SQLite sorts in memory)
+
+# per month table: its span table and the columns of a person (and app)
+_SPAN_OF = (
+    ("signin_user_month", "signin_user_span", "app_id, provider_app, user_id"),
+    ("signin_person_month", "signin_person_span", "user_id"),
+)
+
+
+def _sqlite(conn: sa.Connection) -> bool:
+    return conn.dialect.name == "sqlite"
+
+
+def _or(conn: sa.Connection, bits: str) -> str:
+    """The OR of single-bit values over a group."""
+    return f"SUM(DISTINCT {bits})" if _sqlite(conn) else f"bit_or({bits})"
+
+
+def _bit(conn: sa.Connection, n: str) -> str:
+    return f"(1 << ({n}))" if _sqlite(conn) else f"(CAST(1 AS bigint) << ({n}))"
+
+
+def _db_date(conn: sa.Connection, value: dt.date) -> object:
+    return value.isoformat() if _sqlite(conn) else value
+
+
+def fold(conn: sa.Connection, where: str, params: dict[str, Any]) -> None:
+    """Add the imported sign-ins that ``where`` selects to signin_day and the month tables
+    (set-based). :func:`spans` then brings the span tables up to date with the months."""
+    if _sqlite(conn):
+        day, month = "substr(ts, 1, 10)", "substr(ts, 1, 7) || '-01'"
+        dom = "CAST(substr(ts, 9, 2) AS INTEGER)"
+    else:
+        day = "CAST(ts AT TIME ZONE 'UTC' AS date)"
+        month = "CAST(date_trunc('month', ts AT TIME ZONE 'UTC') AS date)"
+        dom = "CAST(EXTRACT(DAY FROM ts AT TIME ZONE 'UTC') AS integer)"
+    bit = _bit(conn, f"{dom} - 1")
+    days = _or(conn, bit)
+    via_days = _or(conn, f"CASE WHEN via_portal = 1 THEN {bit} ELSE 0 END")
+    add = (
+        "signins = {t}.signins + excluded.signins, "
+        "via_portal = {t}.via_portal + excluded.via_portal"
+    )
+    masks = "days = {t}.days | excluded.days, via_days = {t}.via_days | excluded.via_days"
+    conn.execute(
+        sa.text(f"""INSERT INTO signin_day (day, app_id, provider_app, department, signins,
+            via_portal)
+            SELECT {day}, app_id, provider_app, department, COUNT(*), SUM(via_portal)
+            FROM imported_signin WHERE {where} GROUP BY {day}, app_id, provider_app, department
+            ON CONFLICT (day, app_id, provider_app, department) DO UPDATE SET
+            {add.format(t="signin_day")}"""),
+        params,
+    )
+    conn.execute(
+        sa.text(f"""INSERT INTO signin_user_month (month, app_id, provider_app, user_id,
+            department, signins, via_portal, days, via_days)
+            SELECT {month}, app_id, provider_app, user_id, MAX(department), COUNT(*),
+            SUM(via_portal), {days}, {via_days} FROM imported_signin WHERE {where}
+            GROUP BY {month}, app_id, provider_app, user_id
+            ON CONFLICT (month, app_id, provider_app, user_id) DO UPDATE SET
+            department = excluded.department, {add.format(t="signin_user_month")},
+            {masks.format(t="signin_user_month")}"""),
+        params,
+    )
+    conn.execute(
+        sa.text(f"""INSERT INTO signin_person_month (month, user_id, department, days, via_days)
+            SELECT {month}, user_id, MAX(department), {days}, {via_days} FROM imported_signin
+            WHERE ({where}) AND app_id <> '' GROUP BY {month}, user_id
+            ON CONFLICT (month, user_id) DO UPDATE SET department = excluded.department,
+            {masks.format(t="signin_person_month")}"""),
+        params,
+    )
+
+
+def spans(conn: sa.Connection, first: dt.date, last: dt.date | None = None) -> None:
+    """OR the months from ``first`` (to ``last``, else the last there is) of the month tables
+    into the span tables. Month by month: a month row is one person's (and app's), so each
+    goes into its two span rows without a GROUP BY -- nothing to sort, whatever the size."""
+    if last is None:
+        newest = conn.execute(sa.select(sa.func.max(T_USER_MONTH.c.month))).scalar()
+        if newest is None:
+            return
+        last = dt.date.fromisoformat(newest) if isinstance(newest, str) else newest
+    month = first.replace(day=1)
+    while month <= last:
+        for months, span, who in _SPAN_OF:
+            for span_year, bit in _span_bits(month):
+                conn.execute(
+                    sa.text(f"""INSERT INTO {span} (year, {who}, department, months, via_months)
+                        SELECT :year, {who}, department, :bit,
+                        CASE WHEN via_days <> 0 THEN :bit ELSE 0 END
+                        FROM {months} WHERE month = :month AND days <> 0
+                        ON CONFLICT (year, {who}) DO UPDATE SET
+                        department = excluded.department,
+                        months = {span}.months | excluded.months,
+                        via_months = {span}.via_months | excluded.via_months"""),
+                    {"year": span_year, "bit": bit, "month": _db_date(conn, month)},
+                )
+        month = (month + dt.timedelta(days=32)).replace(day=1)
+
+
+def _span_bits(month: dt.date) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(span year, bit) of ``month`` in its two span rows (as the launch side's span_bits)."""
+    return (month.year, 1 << (month.month - 1)), (month.year - 1, 1 << (month.month + 11))
+
+
+def add_via(conn: sa.Connection, rows: Iterable[tuple[dt.date, str, str, str, str]]) -> None:
+    """Count stored sign-ins (day, app, provider app, user, department) that a later launch
+    showed to have come through the portal: a few keyed updates per sign-in."""
+    p = "?" if _sqlite(conn) else "%s"
+    for d, app, provider_app, user, dept in rows:
+        month = d.replace(day=1)
+        day_bit = 1 << (d.day - 1)
+        conn.exec_driver_sql(
+            f"UPDATE signin_day SET via_portal = via_portal + 1 WHERE day = {p} AND app_id = {p} "
+            f"AND provider_app = {p} AND department = {p}",
+            (_db_date(conn, d), app, provider_app, dept),
+        )
+        conn.exec_driver_sql(
+            f"UPDATE signin_user_month SET via_portal = via_portal + 1, "
+            f"via_days = via_days | {p} WHERE month = {p} AND app_id = {p} "
+            f"AND provider_app = {p} AND user_id = {p}",
+            (day_bit, _db_date(conn, month), app, provider_app, user),
+        )
+        if app:
+            conn.exec_driver_sql(
+                f"UPDATE signin_person_month SET via_days = via_days | {p} "
+                f"WHERE month = {p} AND user_id = {p}",
+                (day_bit, _db_date(conn, month), user),
+            )
+        for span_year, bit in _span_bits(month):
+            conn.exec_driver_sql(
+                f"UPDATE signin_user_span SET via_months = via_months | {p} WHERE year = {p} "
+                f"AND app_id = {p} AND provider_app = {p} AND user_id = {p}",
+                (bit, span_year, app, provider_app, user),
+            )
+            if app:
+                conn.exec_driver_sql(
+                    f"UPDATE signin_person_span SET via_months = via_months | {p} "
+                    f"WHERE year = {p} AND user_id = {p}",
+                    (bit, span_year, user),
+                )
+
+
+def move(
+    conn: sa.Connection, user: str, dept: str, keys: Iterable[tuple[dt.date, str, str]]
+) -> None:
+    """Give ``user``'s rows of the per-person tables for these (day, app, provider app) keys
+    the department ``dept`` (signin_day is moved by the caller, with counts)."""
+    p = "?" if _sqlite(conn) else "%s"
+    months = {(d.replace(day=1), app, provider_app) for d, app, provider_app in keys}
+    for month, app, provider_app in months:
+        conn.exec_driver_sql(
+            f"UPDATE signin_user_month SET department = {p} WHERE month = {p} AND app_id = {p} "
+            f"AND provider_app = {p} AND user_id = {p}",
+            (dept, _db_date(conn, month), app, provider_app, user),
+        )
+        for span_year, _ in _span_bits(month):
+            conn.exec_driver_sql(
+                f"UPDATE signin_user_span SET department = {p} WHERE year = {p} AND app_id = {p} "
+                f"AND provider_app = {p} AND user_id = {p}",
+                (dept, span_year, app, provider_app, user),
+            )
+    for month in {m for m, app, _ in months if app}:
+        conn.exec_driver_sql(
+            f"UPDATE signin_person_month SET department = {p} WHERE month = {p} AND user_id = {p}",
+            (dept, _db_date(conn, month), user),
+        )
+        for span_year, _ in _span_bits(month):
+            conn.exec_driver_sql(
+                f"UPDATE signin_person_span SET department = {p} WHERE year = {p} "
+                f"AND user_id = {p}",
+                (dept, span_year, user),
+            )
+
+
+def clear_from(conn: sa.Connection, start: dt.date) -> None:
+    """Delete the rollups of ``start``'s month and later: the rows of later days and months,
+    and the bits of those months in the span rows that also hold earlier months."""
+    conn.execute(sa.delete(T_SIGNIN_DAY).where(T_SIGNIN_DAY.c.day >= start))
+    for t in (T_USER_MONTH, T_PERSON_MONTH):
+        conn.execute(sa.delete(t).where(t.c.month >= start))
+    for t in (T_USER_SPAN, T_PERSON_SPAN):
+        conn.execute(sa.delete(t).where(t.c.year > start.year))
+        for span_year in (start.year - 1, start.year):
+            # bit b of the row of span_year is month b % 12 + 1 of year span_year + b // 12
+            keep = sum(
+                1 << b
+                for b in range(24)
+                if dt.date(span_year + b // 12, b % 12 + 1, 1) < start.replace(day=1)
+            )
+            conn.execute(
+                sa.update(t)
+                .where(t.c.year == span_year)
+                .values(months=t.c.months.op("&")(keep), via_months=t.c.via_months.op("&")(keep))
+            )
+        conn.execute(sa.delete(t).where(t.c.months == 0))
