@@ -41,6 +41,11 @@ __all__ = ["EXAMPLE_APPS", "ROOT", "SECRET", "LiveServer", "free_port", "sign_in
 
 # What `make check` leaves to `make test`: live servers over real HTTP and writer processes.
 LIVE_FIXTURES = frozenset({"demo_server", "demo_server_sqlite", "idp_server"})
+# The tests' history is from 2025; a portal's daily purge (60-600 s after start) that ran on
+# the shared PostgreSQL database during a later test would delete that test's rows. Tests of
+# the purge pass their retention to the purge itself.
+NO_PURGE = 100 * 366
+
 SLOW_FILES = frozenset({"test_shutdown.py"})
 SLOW_TESTS = frozenset({"test_python_dash_m_launcher"})
 
@@ -168,6 +173,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "database_url": f"sqlite:///{tmp_path}/launcher.db",
             "apps_file": EXAMPLE_APPS,
             "spool_dir": tmp_path / "spool",
+            "raw_retention_days": NO_PURGE,
         }
         values.update(overrides)
         return load_settings(**values)
@@ -205,6 +211,7 @@ def _demo_server(tmp_path: Path, url: str, key_file: Path) -> Iterator[tuple[Liv
         database_url=url,
         apps_file=EXAMPLE_APPS,
         spool_dir=tmp_path / "spool",
+        raw_retention_days=NO_PURGE,
     )
     app = demo_app(settings, key_file=key_file)
     with LiveServer(app, port) as server:

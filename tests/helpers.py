@@ -229,7 +229,7 @@ def live_demo(
         database_url=database_url,
         apps_file=apps_file,
         spool_dir=tmp_path / "spool",
-        **overrides,
+        **({"raw_retention_days": 100 * 366} | overrides),  # see tests/conftest.py NO_PURGE
     )
     app = demo_app(settings, users=users, extra_routes=extra_routes)
     with LiveServer(app, port) as server:
