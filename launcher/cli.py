@@ -155,6 +155,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _import_signins(args: argparse.Namespace) -> int:
     settings = load_settings()
     engine = db.make_engine(settings.database_url)
+    try:
+        return _import_into(engine, settings, args)
+    finally:
+        engine.dispose()  # the commands run in tests too: no connection left for the collector
+
+
+def _import_into(engine: sa.Engine, settings: Settings, args: argparse.Namespace) -> int:
     db.upgrade(engine)
     registry = load_registry(settings.apps_file)
     progress = import_progress.Bar() if sys.stderr.isatty() else None
@@ -262,8 +269,15 @@ def _timezone(apps_file: Path) -> ZoneInfo:
 
 def _demo_data(args: argparse.Namespace) -> int:
     settings = load_settings()
-    registry = load_registry(settings.apps_file)
     engine = db.make_engine(settings.database_url)
+    try:
+        return _demo_data_into(engine, settings, args)
+    finally:
+        engine.dispose()
+
+
+def _demo_data_into(engine: sa.Engine, settings: Settings, args: argparse.Namespace) -> int:
+    registry = load_registry(settings.apps_file)
     db.upgrade(engine)
     key = settings.pseudonym_secret() if settings.secret_key or settings.pseudonym_key else b""
     print(f"generating {args.months} months for {args.employees} employees …", file=sys.stderr)
