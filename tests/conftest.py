@@ -47,7 +47,18 @@ LIVE_FIXTURES = frozenset({"demo_server", "demo_server_sqlite", "idp_server"})
 NO_PURGE = 100 * 366
 
 SLOW_FILES = frozenset({"test_shutdown.py"})
-SLOW_TESTS = frozenset({"test_python_dash_m_launcher"})
+SLOW_TESTS = frozenset(
+    {
+        "test_python_dash_m_launcher",
+        # the wire or a build is the point of these: the whole suite runs them, not `make check`
+        "test_built_wheel_renders_the_grid",
+        "test_broken_edit_keeps_the_last_good_registry_and_admin_sees_why",
+        "test_the_demo_server_logs_json_with_request_ids_over_real_http",
+        "test_uvicorn_answers_413_without_reading_the_body",
+        "test_demo_data_then_report_agrees_with_the_queries",
+        "test_copied_cookie_is_refused_after_logout_in_another_worker_too",
+    }
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
