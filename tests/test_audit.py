@@ -5,27 +5,23 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from joserfc import jwt
-from joserfc.jwk import RSAKey
 from starlette.applications import Starlette
 
 from launcher import logs
 from launcher.audit import EVENTS, audit, session_ref
-from launcher.auth.oidc import BACKCHANNEL_EVENT
 from launcher.auth.user import pseudonym
 from launcher.demo.devidp import DEMO_USERS, DemoUser
 from launcher.registry import RegistryHolder
 from launcher.settings import Settings
 from tests.conftest import EXAMPLE_APPS, LiveServer, sign_in
 from tests.test_logs import Lines
+from tests.web import logout_token
 
 ROOT = Path(__file__).resolve().parent.parent
 STAFF = next(u for u in DEMO_USERS if u.groups == ("staff",))
@@ -172,22 +168,6 @@ def test_a_failed_sign_in_is_audited_with_the_reason_on_its_page(
     assert "forged" not in records.lines[0]  # the technical detail stays in the warning log
 
 
-def _logout_token(key: RSAKey, settings: Settings, **claims: Any) -> str:
-    now = int(time.time())
-    body = {
-        "iss": settings.oidc_issuer,
-        "aud": settings.oidc_client_id,
-        "iat": now,
-        "exp": now + 120,
-        "jti": uuid.uuid4().hex,
-        "events": {BACKCHANNEL_EVENT: {}},
-        **claims,
-    }
-    return jwt.encode(
-        {"alg": "RS256", "kid": key.kid, "typ": "logout+jwt"}, body, key, algorithms=["RS256"]
-    )
-
-
 def _devidp(server: LiveServer) -> Any:
     app = server.server.config.app
     assert isinstance(app, Starlette)
@@ -201,9 +181,9 @@ def test_back_channel_logouts_are_audited(demo_server_sqlite: Demo, records: Lin
     key = _devidp(server).keys[0]
     url = f"{server.url}/auth/backchannel-logout"
     with _client() as provider:
-        by_sub = provider.post(url, data={"logout_token": _logout_token(key, settings, sub="x1")})
-        by_sid = provider.post(url, data={"logout_token": _logout_token(key, settings, sid="s")})
-        refused = provider.post(url, data={"logout_token": _logout_token(key, settings, aud="x")})
+        by_sub = provider.post(url, data={"logout_token": logout_token(key, settings, sub="x1")})
+        by_sid = provider.post(url, data={"logout_token": logout_token(key, settings, sid="s")})
+        refused = provider.post(url, data={"logout_token": logout_token(key, settings, aud="x")})
     assert [by_sub.status_code, by_sid.status_code, refused.status_code] == [200, 200, 400]
     user_id = pseudonym(settings.pseudonym_secret(), settings.oidc_issuer, "x1")
     assert [_fields(r) for r in _events(records, "backchannel_logout")] == [

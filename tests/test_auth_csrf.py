@@ -4,20 +4,15 @@ back-channel logout's exemption, and token functions called directly. In process
 from __future__ import annotations
 
 import time
-import uuid
-from typing import Any
 
 import pytest
-from joserfc import jwt
 from joserfc.jwk import RSAKey
 from starlette.datastructures import Headers
 
 from launcher.auth import csrf
-from launcher.auth.oidc import BACKCHANNEL_EVENT
 from launcher.errors import CsrfFailed
-from launcher.settings import Settings
 from tests.helpers import STAFF, InProcess, devidp_of
-from tests.web import audit, csrf_of, post_paths
+from tests.web import audit, csrf_of, logout_token, post_paths
 
 ORIGIN = "http://127.0.0.1:8000"  # the portal's origin in tests/conftest.py's make_settings
 
@@ -159,22 +154,6 @@ def test_every_post_refuses_cross_site_requests(portal: InProcess) -> None:
     assert portal.get("/", cookie).status_code == 200
 
 
-def _logout_token(key: RSAKey, settings: Settings, **claims: Any) -> str:
-    now = int(time.time())
-    body = {
-        "iss": settings.oidc_issuer,
-        "aud": settings.oidc_client_id,
-        "iat": now,
-        "exp": now + 120,
-        "jti": uuid.uuid4().hex,
-        "events": {BACKCHANNEL_EVENT: {}},
-        **claims,
-    }
-    return jwt.encode(
-        {"alg": "RS256", "kid": key.kid, "typ": "logout+jwt"}, body, key, algorithms=["RS256"]
-    )
-
-
 def test_backchannel_logout_is_exempt_from_the_origin_check_but_needs_a_valid_token(
     portal: InProcess,
 ) -> None:
@@ -187,12 +166,12 @@ def test_backchannel_logout_is_exempt_from_the_origin_check_but_needs_a_valid_to
     bad = {
         "no token": {},
         "bogus token": {"logout_token": "not-a-jwt"},
-        "unknown key": {"logout_token": _logout_token(stranger, settings, sub=STAFF.sub)},
+        "unknown key": {"logout_token": logout_token(stranger, settings, sub=STAFF.sub)},
         "no events": {
-            "logout_token": _logout_token(idp.keys[0], settings, sub=STAFF.sub, events={})
+            "logout_token": logout_token(idp.keys[0], settings, sub=STAFF.sub, events={})
         },
         "other audience": {
-            "logout_token": _logout_token(idp.keys[0], settings, sub=STAFF.sub, aud="x")
+            "logout_token": logout_token(idp.keys[0], settings, sub=STAFF.sub, aud="x")
         },
     }
     for what, data in bad.items():
@@ -201,7 +180,7 @@ def test_backchannel_logout_is_exempt_from_the_origin_check_but_needs_a_valid_to
         assert resp.json() == {"error": "invalid_request"}, what
     assert portal.get("/", cookie).status_code == 200
 
-    good = _logout_token(idp.keys[0], settings, sub=STAFF.sub)
+    good = logout_token(idp.keys[0], settings, sub=STAFF.sub)
     assert portal.post(url, data={"logout_token": good}, headers=cross).status_code == 200
     assert portal.get("/", cookie).status_code == 303
     # a later sign-in of the same user is a new session, not caught by the logout

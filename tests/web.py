@@ -6,6 +6,8 @@ import base64
 import json
 import re
 import socket
+import time
+import uuid
 from collections.abc import Iterator, Sequence
 from html.parser import HTMLParser
 from typing import Any
@@ -13,7 +15,12 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 import sqlalchemy as sa
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 from starlette.routing import BaseRoute, Mount, Route
+
+from launcher.auth.oidc import BACKCHANNEL_EVENT
+from launcher.settings import Settings
 
 XSS_SCRIPT = "<script>alert(1)</script>"
 XSS_ATTR = '"><img src=x onerror=alert(1)>'
@@ -192,3 +199,21 @@ def header_problems(response: httpx.Response, https: bool = False) -> list[str]:
     if not https and hsts is not None:
         problems.append("HSTS on plain http")
     return problems
+
+
+def logout_token(key: RSAKey, settings: Settings, **claims: Any) -> str:
+    """A back-channel logout token for the portal of ``settings``, signed with ``key``, valid
+    now unless ``claims`` say otherwise."""
+    now = int(time.time())
+    body = {
+        "iss": settings.oidc_issuer,
+        "aud": settings.oidc_client_id,
+        "iat": now,
+        "exp": now + 120,
+        "jti": uuid.uuid4().hex,
+        "events": {BACKCHANNEL_EVENT: {}},
+        **claims,
+    }
+    return jwt.encode(
+        {"alg": "RS256", "kid": key.kid, "typ": "logout+jwt"}, body, key, algorithms=["RS256"]
+    )
