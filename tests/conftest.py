@@ -35,6 +35,7 @@ from tests.helpers import (
     in_process,
     sign_in,
 )
+from tests.hostile_idp import HostileIdP
 
 # Older tests import these from here; tests/helpers.py is where they live.
 __all__ = ["EXAMPLE_APPS", "ROOT", "SECRET", "LiveServer", "free_port", "sign_in"]
@@ -190,6 +191,16 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
         return load_settings(**values)
 
     return factory
+
+
+@pytest.fixture(scope="module")
+def hostile_idp_server() -> Iterator[HostileIdP]:
+    """The hostile provider of tests/hostile_idp.py over real HTTP, one per test module; each
+    module's ``idp`` fixture resets it to good behaviour for every test."""
+    port = free_port()
+    provider = HostileIdP(f"http://127.0.0.1:{port}")
+    with LiveServer(provider.app, port):
+        yield provider
 
 
 @pytest.fixture(scope="session")

@@ -36,18 +36,10 @@ from tests.test_oidc_security import _client as browser_client
 OTHER_ISSUER = "http://127.0.0.1:9/other-idp"
 
 
-@pytest.fixture(scope="module")
-def idp_server() -> Iterator[HostileIdP]:
-    port = free_port()
-    provider = HostileIdP(f"http://127.0.0.1:{port}")
-    with LiveServer(provider.app, port):
-        yield provider
-
-
 @pytest.fixture
-def idp(idp_server: HostileIdP) -> HostileIdP:
-    idp_server.reset()
-    return idp_server
+def idp(hostile_idp_server: HostileIdP) -> HostileIdP:
+    hostile_idp_server.reset()
+    return hostile_idp_server
 
 
 @pytest.fixture

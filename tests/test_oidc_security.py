@@ -38,19 +38,11 @@ OTHER_ISSUER = "http://127.0.0.1:9/other-idp"
 
 
 # --- fixtures and helpers ------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def idp_server() -> Iterator[HostileIdP]:
-    port = free_port()
-    provider = HostileIdP(f"http://127.0.0.1:{port}")
-    with LiveServer(provider.app, port):
-        yield provider
-
-
 @pytest.fixture
-def idp(idp_server: HostileIdP) -> HostileIdP:
+def idp(hostile_idp_server: HostileIdP) -> HostileIdP:
     """The provider, well-behaved again; each test's portal starts with empty caches."""
-    idp_server.reset()
-    return idp_server
+    hostile_idp_server.reset()
+    return hostile_idp_server
 
 
 @pytest.fixture
