@@ -50,7 +50,7 @@ from launcher.models import (
     UserSpanApp,
     table,
 )
-from launcher.reports import cellkey
+from launcher.reports import cellkey, sources
 from launcher.signins import join as gateway
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,7 @@ ROLLUP_TABLES = (
     T_DAY_STATS,
     T_USER_SPAN,
     T_USER_SPAN_APP,
+    *sources.TABLES,  # launches by source: launcher/reports/sources.py
 )
 SPAN_TABLES = (T_USER_SPAN, T_USER_SPAN_APP)
 
@@ -419,6 +420,7 @@ def apply(
         "ELSE user_first.department END",
     )
     _recheck_spans(conn, left)  # after user_day is written
+    sources.apply(conn, launches)
 
 
 _STATS = ("active_users", "launchers", "launches", "signins")
