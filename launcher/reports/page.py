@@ -127,7 +127,8 @@ def _by_source(
     from the first month that has any."""
     rows = report.sources
     found = sorted({r["source"] for r in rows}, key=sources.order)
-    all_months = [m.isoformat()[:7] for m in report.sources_period.months()] if rows else []
+    shown = report.sources_period
+    all_months = [m.isoformat()[:7] for m in shown.months()] if rows and shown else []
     first = min((r["month"] for r in rows), default=None)
     months = [m for m in all_months if first is not None and m >= first]
     cells = {(r["month"], r["source"]): r for r in rows}
@@ -136,7 +137,7 @@ def _by_source(
         row = cells.get((month, source))
         return 0 if row is None else row["launches"]  # None: suppressed
 
-    labels = {s: t(sources.LABELS.get(s, s)) for s in found}
+    labels = {s: t(sources.label(s)) for s in found}
     lines = []
     for i, source in enumerate(found):
         axis = t("launches per month, {first} – {last}").format(first=months[0], last=months[-1])

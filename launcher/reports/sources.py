@@ -10,7 +10,8 @@ launches and distinct launching people per month (UTC, as month_app) and source,
 cell key (cellkey.py), and stays; ``user_month_source`` holds who launched from which source in
 a month -- only to count a person once -- and goes with the raw events after the retention
 (launcher/reports/rebuild.py ``purge_people``). :func:`apply` runs in each flush's transaction
-(called by rollups.apply), :func:`rebuild` in ``launcher db rebuild-rollups``'s.
+(called by rollups.apply with its aggregation of the batch), :func:`rebuild` in that of
+``launcher db rebuild-rollups``.
 
 Reports read whole calendar months: a range asks for every month it touches. A month and
 source about fewer than the minimum group of people is suppressed, and every count carries the
@@ -24,13 +25,12 @@ whole window, whatever the period asked for, with the cell key of their person k
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 
 from launcher import db
-from launcher.dates import month_of, utc
+from launcher.dates import month_of
 from launcher.engage import announcements
 from launcher.models import MonthSource, UserMonthSource, table
 from launcher.reports import cellkey
@@ -58,15 +58,9 @@ LABELS = {  # message ids (launcher/locale): what a reviewer reads for each sour
 CHUNK = 300  # rows per statement below: well under every driver's parameter limit
 
 
-class LaunchLike(Protocol):
-    @property
-    def ts(self) -> dt.datetime: ...
-    @property
-    def app_id(self) -> str: ...
-    @property
-    def user_id(self) -> str: ...
-    @property
-    def source(self) -> str: ...
+def label(source: str) -> str:
+    """The message id of a source's name (a stored value we do not know: itself)."""
+    return LABELS.get(source, source)
 
 
 def order(source: str) -> tuple[int, str]:
@@ -76,21 +70,21 @@ def order(source: str) -> tuple[int, str]:
 # --- upkeep -----------------------------------------------------------------------------------
 # SQL text below is built from our own table and column names and expressions only; every
 # value goes through a placeholder (hence the S608 exemption in pyproject.toml).
-def apply(conn: sa.Connection, launches: Sequence[LaunchLike]) -> None:
-    """Fold a batch's launches into month_source (inside the flush's serialized transaction).
+def apply(
+    conn: sa.Connection,
+    per_user: dict[tuple[dt.date, str, str], list[int]],
+    person_keys: dict[str, int],
+) -> None:
+    """Fold a batch into month_source (inside the flush's serialized transaction): its launches
+    per (UTC month, source, user) with the sum of their record keys, as rollups.apply's one
+    aggregation of the batch has them (so no record is hashed twice), and the person keys.
 
     A person counts in a month and source the first time user_month_source gets their row:
     the insert returns only the rows it added, so one statement per 300 keys both records and
     tells who is new.
     """
-    if not launches:
+    if not per_user:
         return
-    per_user: dict[tuple[dt.date, str, str], list[int]] = {}  # -> [launches, launches key]
-    for e in launches:
-        ts = e.ts if e.ts.tzinfo is dt.UTC else utc(e.ts)
-        entry = per_user.setdefault((dt.date(ts.year, ts.month, 1), e.source, e.user_id), [0, 0])
-        entry[0] += 1
-        entry[1] += cellkey.launch_key(ts, e.app_id, e.user_id)
     sqlite = conn.dialect.name == "sqlite"
     ph = db.placeholder(conn)
     keys = list(per_user)
@@ -112,7 +106,7 @@ def apply(conn: sa.Connection, launches: Sequence[LaunchLike]) -> None:
         t[2] += k
         if (month, source, user) in new:
             t[1] += 1
-            t[3] += cellkey.person_key(user)
+            t[3] += person_keys[user]
     mod = "%" if sqlite else "%%"  # psycopg's placeholders use %
     sums = ", ".join(f"{c} = month_source.{c} + excluded.{c}" for c in ("launches", "users"))
     keys_sql = ", ".join(

@@ -300,7 +300,7 @@ def build(
         "Where launches start (per month)",
         ("month", "source", "name", "launches", "users"),
         [
-            (r["month"], r["source"], t(sources.LABELS.get(r["source"], r["source"])))
+            (r["month"], r["source"], t(sources.label(r["source"])))
             + (g(r, "launches"), g(r, "users"))
             for r in by_source
         ],
