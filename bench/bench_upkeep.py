@@ -6,6 +6,10 @@ with and without the rollups, for batches of one user and of fifty users, and pr
 difference and its share of the server CPU a launch costs (pass that figure from
 bench_launch.py).
 
+Launches by source (launcher/reports/sources.py ``apply``) ride on the same flush too: the
+``without sources`` line times the rollups with that step left out, so the difference is its
+share.
+
 The front-door join rides on the same flush (launcher/signins/join.py ``on_flush``). It is
 timed with 100,000 imported sign-ins in the database: ``imported, before`` when they end
 before the batch's launches (the usual case: logs are imported a day late; the flush then
@@ -30,7 +34,7 @@ import sqlalchemy as sa
 
 from launcher import db
 from launcher.events import BatchWriter, Launch
-from launcher.reports import rollups
+from launcher.reports import rollups, sources
 from launcher.signins import join
 
 TZ = ZoneInfo("Europe/Amsterdam")
@@ -76,9 +80,17 @@ def _seed_imported(engine: sa.Engine, users: int, at: str) -> None:
         join.spans(conn, (now - dt.timedelta(days=40)).date())
 
 
-def _cpu_per_event(with_rollups: bool, users: int, imported: str = "") -> float:
+def _cpu_per_event(
+    with_rollups: bool, users: int, imported: str = "", by_source: bool = True
+) -> float:
     """The least of three runs: the machine's other work only ever adds."""
-    return min(_run(with_rollups, users, imported) for _ in range(3))
+    kept = sources.apply
+    if not by_source:  # rollups.apply calls it through the module: leave it out for this run
+        sources.apply = lambda conn, per_user, person_keys: None
+    try:
+        return min(_run(with_rollups, users, imported) for _ in range(3))
+    finally:
+        sources.apply = kept
 
 
 def _run(with_rollups: bool, users: int, imported: str) -> float:
@@ -118,6 +130,11 @@ def main() -> None:
             f"{users:>3} user(s) per batch: raw insert {raw:.1f} us/event, with rollups "
             f"{full:.1f} us/event: upkeep {full - raw:.1f} us = {share:.1%} of a launch "
             f"({'PASS' if share <= 0.10 else 'FAIL'}, target <= 10 %)"
+        )
+        bare = _cpu_per_event(True, users, by_source=False)
+        print(
+            f"    without sources {bare:.1f} us/event: launches by source add "
+            f"{full - bare:+.1f} us = {(full - bare) / args.launch_cpu_us:+.1%} of a launch"
         )
         for at in ("before", "now"):
             joined = _cpu_per_event(True, users, at)

@@ -318,6 +318,31 @@ class MonthApp(SQLModel, table=True):
     users_key: int = _key()
 
 
+class UserMonthSource(SQLModel, table=True):
+    """That a user launched from a ``source`` (a tile, search, a favourite, the digest, …) in a
+    month: the distinct people behind month_source's figures (launcher/reports/sources.py).
+    Purged with the raw events."""
+
+    __tablename__ = "user_month_source"
+
+    month: dt.date = Field(primary_key=True)
+    source: str = Field(primary_key=True, max_length=16)
+    user_id: str = Field(primary_key=True, max_length=64)
+
+
+class MonthSource(SQLModel, table=True):
+    """Launches and distinct launching users per ``source`` per month, kept incrementally."""
+
+    __tablename__ = "month_source"
+
+    month: dt.date = Field(primary_key=True)
+    source: str = Field(primary_key=True, max_length=16)
+    launches: int = 0
+    users: int = 0
+    launches_key: int = _key()
+    users_key: int = _key()
+
+
 class CohortMonth(SQLModel, table=True):
     """Users first seen in ``cohort`` who were active in ``month``."""
 

@@ -6,6 +6,7 @@ apart at the narrowest layout, and the README's screenshot of the first screen
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from playwright.sync_api import Page, ViewportSize, expect
 from launcher import db
 from launcher.demo import data as demo_data
 from launcher.demo.devidp import DEMO_USERS
+from launcher.engage import announcements
 from launcher.registry import load_registry
 from tests import test_browser as browser_support
 from tests.conftest import ROOT, LiveServer
@@ -43,6 +45,17 @@ def _history_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     engine = db.make_engine(url)
     registry = load_registry(ROOT / "config" / "apps.yaml")
     demo_data.generate(engine, registry, months=22, employees=160, pseudonym_key=b"k" * 32, seed=7)
+    # announcements of the default period (the last full month): one seen by 8 people, one
+    # by 2 (its reach is suppressed)
+    today = dt.datetime.now(dt.UTC).date()
+    first = (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+    for title, people in (("Nieuw rooster", 8), ("Brandoefening", 2)):
+        draft = announcements.parse(
+            {"title": title, "body": "…", "starts": first.isoformat(), "ends": today.isoformat()}
+        )
+        announcements.create(engine, draft, "editor")
+        for n in range(people):
+            announcements.for_user(engine, f"viewer-{n}", ("staff",), "nl", today)
     engine.dispose()
     return path
 
@@ -84,6 +97,20 @@ def test_reports_in_dutch_are_axe_clean_with_text_alternatives(
         title_id, desc_id = (svg.get_attribute("aria-labelledby") or "").split()
         assert svg.locator(f"title#{title_id}").text_content()
         assert svg.locator(f"desc#{desc_id}").text_content()
+    # where launches start: a sparkline per source (its numbers in its description) and the
+    # months by sources in a table; the announcements with their reach
+    section = page.locator("section[aria-labelledby=h-sources]")
+    expect(section.get_by_role("heading", name="Waar starten mensen apps")).to_be_visible()
+    labels = section.locator(".sparklines .spark-name").all_inner_texts()
+    assert "Tegel op de startpagina" in labels and "Wekelijks overzicht" in labels, labels
+    digest = section.locator(".sparklines li", has_text="Wekelijks overzicht").locator("desc")
+    assert ": " in (digest.text_content() or "")
+    matrix = section.get_by_role("table", name="Starts per maand en herkomst")
+    expect(matrix).to_be_attached()
+    assert matrix.locator("tbody tr").count() >= 2
+    reach = section.get_by_role("region", name="Mededelingen van de periode", exact=False)
+    expect(reach.locator("tbody tr")).to_have_count(2)
+    expect(reach.locator("tbody tr", has_text="Brandoefening")).to_contain_text("< ")
     spark = page.locator(".sparklines svg").first
     assert spark.locator(".spark-end").count() == 2 and spark.locator(".spark-axis").count() == 1
     assert "starts per maand" in (spark.locator(".spark-axis").text_content() or "")

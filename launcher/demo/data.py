@@ -122,6 +122,26 @@ def _app_table(
     return apps, cumulative
 
 
+def _source(rnd: random.Random, month_no: int, weekday: int) -> str:
+    """Where a launch starts (launcher/reports/sources.py): mostly a tile; the search, the
+    recently used row and bookmarks from the start; favourites grow as people star apps; the
+    weekly digest starts in the fifth month after go-live, its clicks mostly on Mondays."""
+    digest = 0.0 if month_no < 4 else 0.10 if weekday == 0 else 0.015
+    shares = (
+        ("search", 0.10),
+        ("favourite", min(0.18, 0.02 * month_no)),
+        ("recent", 0.07),
+        ("digest", digest),
+        ("direct", 0.06),
+    )
+    r = rnd.random()
+    for source, share in shares:
+        if r < share:
+            return source
+        r -= share
+    return "portal"
+
+
 def _month_start(month: dt.date, tz: ZoneInfo) -> dt.datetime:
     return dt.datetime(month.year, month.month, 1, tzinfo=tz)
 
@@ -157,6 +177,8 @@ def generate(
     number of events written.
     """
     rnd = random.Random(seed)
+    # sources from a stream of their own: the rest of the history is as it was without them
+    source_rnd = random.Random(seed + 1)
     tz = ZoneInfo(registry.portal.timezone)
     today = today or dt.datetime.now(dt.UTC).date()
     last = today.replace(day=1)
@@ -219,7 +241,8 @@ def generate(
                 for n in range(1 + int(rnd.expovariate(0.9))):
                     app = apps[bisect.bisect(cumulative, rnd.random() * cumulative[-1])]
                     at = ts + dt.timedelta(seconds=40 * n + rnd.randrange(30))
-                    launches.append(Launch(at, app, emp.user_id, emp.department, "portal"))
+                    source = _source(source_rnd, month_no, weekday)
+                    launches.append(Launch(at, app, emp.user_id, emp.department, source))
         written += _write(engine, launches, visits)
         if log is not None:
             log.month(launches, days_at_work, subjects, month_no, now)

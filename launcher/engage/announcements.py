@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from launcher.dates import utc
 from launcher.errors import BadRequest, NotFound
 from launcher.models import Announcement, AnnouncementSeen, table
+from launcher.reports import cellkey
 
 MAX_TITLE = 120
 MAX_BODY = 1000
@@ -192,7 +193,8 @@ def delete(engine: sa.Engine, announcement_id: int) -> bool:
     return bool(deleted)
 
 
-def _item(row: Any) -> Item:
+def item_of(row: Any) -> Item:
+    """The announcement of a row of ``announcement``."""
     return Item(
         id=int(row.id),
         title=row.title,
@@ -221,7 +223,7 @@ def current(
         .order_by(a.starts.desc(), a.id.desc())
     )
     wanted = None if groups is None else frozenset(groups)
-    items = (_item(row) for row in rows)
+    items = (item_of(row) for row in rows)
     return [i for i in items if i.for_audience(wanted) and i.in_language(lang)]
 
 
@@ -243,7 +245,7 @@ def for_user(
     visible, unseen = [], []
     with engine.connect() as conn:
         for row in conn.execute(query):
-            item = _item(row)
+            item = item_of(row)
             if not (item.for_audience(wanted) and item.in_language(lang)) or row.dismissed:
                 continue
             visible.append(item)
@@ -268,7 +270,7 @@ def dismiss(engine: sa.Engine, announcement_id: int, user_id: str, groups: Itera
         row = conn.execute(
             sa.select(T_ANNOUNCEMENT).where(T_ANNOUNCEMENT.c.id == announcement_id)
         ).first()
-        if row is None or not _item(row).for_audience(groups):
+        if row is None or not item_of(row).for_audience(groups):
             raise NotFound("There is no such announcement.")
         insert = _insert(conn)(T_SEEN).values(
             announcement_id=announcement_id, user_id=user_id, dismissed=True
@@ -285,23 +287,33 @@ def listing(engine: sa.Engine, today: dt.date, min_group: int) -> list[Listed]:
     """Every announcement for the editors' page, current and upcoming first, with its reach
     (distinct people shown it; None below ``min_group``)."""
     a = T_ANNOUNCEMENT.c
-    reach = (
-        sa.select(T_SEEN.c.announcement_id, sa.func.count().label("people"))
-        .group_by(T_SEEN.c.announcement_id)
-        .subquery()
-    )
-    query = (
-        sa.select(T_ANNOUNCEMENT, sa.func.coalesce(reach.c.people, 0).label("people"))
-        .outerjoin(reach, reach.c.announcement_id == a.id)
-        .order_by(a.ends.desc(), a.starts.desc(), a.id.desc())
-    )
+    query = sa.select(T_ANNOUNCEMENT).order_by(a.ends.desc(), a.starts.desc(), a.id.desc())
     with engine.connect() as conn:
         rows = conn.execute(query).all()
+        people_of = reach(conn)
     listed = []
     for row in rows:
-        item = _item(row)
+        item = item_of(row)
         status = "upcoming" if today < item.starts else "ended" if today > item.ends else "current"
-        people = int(row.people)
+        people = people_of.get(item.id, (0, 0))[0]
         listed.append(Listed(item, people if people >= min_group else None, status))
     order = {"current": 0, "upcoming": 1, "ended": 2}
     return sorted(listed, key=lambda entry: order[entry.status])
+
+
+def reach(
+    conn: sa.Connection, ids: Iterable[int] | None = None, *, keyed: bool = False
+) -> dict[int, tuple[int, int]]:
+    """Per announcement (those in ``ids``, or all): the distinct people shown it, and with
+    ``keyed`` the sum of their person keys modulo 2**32 -- the cell key with which the reports
+    publish it (launcher/reports/cellkey.py, launcher/reports/sources.py); else 0. The
+    editors' page and the reports count the same rows."""
+    s = T_SEEN.c
+    key: sa.ColumnElement[Any] = sa.literal(0)
+    if keyed:
+        cellkey.register(conn)
+        key = sa.func.sum(sa.literal_column(cellkey.sql_person_key(conn, "user_id")))
+    query = sa.select(s.announcement_id, sa.func.count(), key).group_by(s.announcement_id)
+    if ids is not None:
+        query = query.where(s.announcement_id.in_(list(ids)))
+    return {int(i): (int(n), int(k or 0) % cellkey.MOD) for i, n, k in conn.execute(query)}

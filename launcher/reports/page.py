@@ -4,13 +4,14 @@ reviewer's language. The view (launcher/views/reports.py) only renders it."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from markupsafe import Markup
 
 from launcher import i18n
 from launcher.registry import Registry
-from launcher.reports import charts, firstscreen, frontdoor
+from launcher.reports import charts, firstscreen, frontdoor, sources
 from launcher.reports.tables import Report
 
 
@@ -81,6 +82,7 @@ def context(report: Report, registry: Registry, kind: str, query: str, lang: str
             ),
             css_id="front-door",
         )
+    by_source = _by_source(report, t, number)
     names = {a.id: a.name.get(lang) for a in registry.apps}
     names.update({"department:" + d.id: d.name.get(lang) for d in registry.departments})
     return {
@@ -106,6 +108,7 @@ def context(report: Report, registry: Registry, kind: str, query: str, lang: str
             ),
             weekdays=weekdays(lang),
         ),
+        **by_source,
         "min_group": report.min_group,
         "fmt_number": number,
         "fmt_percent": lambda v, signed=False: i18n.format_percent(v, lang, signed=signed),
@@ -113,6 +116,50 @@ def context(report: Report, registry: Registry, kind: str, query: str, lang: str
         "fmt_date": lambda d: i18n.format_date(
             d if isinstance(d, dt.date) else dt.date.fromisoformat(d), lang
         ),
+    }
+
+
+def _by_source(
+    report: Report, t: Callable[[str], str], number: Callable[[float], str]
+) -> dict[str, Any]:
+    """The section "Where launches start": a sparkline per source (its text alternative in
+    its description, and the table of months by sources under them) from the report's rows,
+    from the first month that has any."""
+    rows = report.sources
+    found = sorted({r["source"] for r in rows}, key=sources.order)
+    shown = report.sources_period
+    all_months = [m.isoformat()[:7] for m in shown.months()] if rows and shown else []
+    first = min((r["month"] for r in rows), default=None)
+    months = [m for m in all_months if first is not None and m >= first]
+    cells = {(r["month"], r["source"]): r for r in rows}
+
+    def launches(month: str, source: str) -> int | None:
+        row = cells.get((month, source))
+        return 0 if row is None else row["launches"]  # None: suppressed
+
+    labels = {s: t(sources.label(s)) for s in found}
+    lines = []
+    for i, source in enumerate(found):
+        axis = t("launches per month, {first} – {last}").format(first=months[0], last=months[-1])
+        lines.append(
+            (
+                labels[source],
+                charts.sparkline(
+                    [launches(m, source) for m in months],
+                    months,
+                    title=t("Launches from “{source}” per month").format(source=labels[source]),
+                    axis_label=axis,
+                    css_id=f"spark-source-{i}",  # an id of ours, whatever was stored
+                    fmt=number,
+                    suppressed=t("too few users to show"),
+                ),
+            )
+        )
+    return {
+        "source_names": [labels[s] for s in found],
+        "source_matrix": [(m, [launches(m, s) for s in found]) for m in months],
+        "source_sparklines": lines,
+        "sources_months": (months[0], months[-1]) if months else None,
     }
 
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from launcher import db
 from launcher.dates import month_of, utc
-from launcher.reports import cellkey
+from launcher.reports import cellkey, sources
 from launcher.reports.rollups import (
     BEFORE_RETENTION,
     ROLLUP_LOCK,
@@ -74,7 +74,7 @@ def purge_raw(
 
 
 PER_PERSON_DAYS = (T_USER_DAY, T_USER_DAY_APP)
-PER_PERSON_MONTHS = (T_USER_MONTH, T_USER_MONTH_APP)
+PER_PERSON_MONTHS = (T_USER_MONTH, T_USER_MONTH_APP, sources.PER_PERSON)
 
 
 def purge_people(conn: sa.Connection, month: dt.date) -> None:
@@ -164,6 +164,7 @@ def _rebuild_launches(engine: sa.Engine, tz: ZoneInfo) -> int:
                 col = table.c.month if "month" in table.c else table.c.day
                 conn.execute(sa.delete(table).where(col >= start))
         _rebuild_sql(conn, start, tz)
+        sources.rebuild(conn, start)
         if not db.is_sqlite(engine):  # the planner's statistics, after rewriting so much
             for table in ROLLUP_TABLES:
                 conn.exec_driver_sql(f"ANALYZE {table.name}")

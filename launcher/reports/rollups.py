@@ -50,7 +50,7 @@ from launcher.models import (
     UserSpanApp,
     table,
 )
-from launcher.reports import cellkey
+from launcher.reports import cellkey, sources
 from launcher.signins import join as gateway
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,7 @@ ROLLUP_TABLES = (
     T_DAY_STATS,
     T_USER_SPAN,
     T_USER_SPAN_APP,
+    *sources.TABLES,  # launches by source: launcher/reports/sources.py
 )
 SPAN_TABLES = (T_USER_SPAN, T_USER_SPAN_APP)
 
@@ -116,30 +117,32 @@ class _Batch:
     cells: dict[tuple[dt.date, int, int], list[int]]  # [launches, key]
     cell_users: set[tuple[dt.date, int, int, str]]
     user_month_app: dict[tuple[dt.date, str, str], list[int]]  # [launches, key]
+    # (month, source, user) -> [launches, key], for launcher/reports/sources.py
+    by_source: dict[tuple[dt.date, str, str], list[int]]
 
 
 def _aggregate(launches: Sequence[Launch], signins: Sequence[SignIn], tz: ZoneInfo) -> _Batch:
     """Fold a batch into every rollup key. Events are first counted per quarter hour, app, user
     and department -- cheap, per event -- and the date and time-zone work is done once per
     group: this runs in the writer thread for every flush, beside the event loop."""
-    groups: dict[tuple[int, int, int, int, int, str | None, str, str], list[int]] = {}
+    groups: dict[tuple[int, int, int, int, int, str | None, str, str, str], list[int]] = {}
     for e in launches:
         ts = e.ts if e.ts.tzinfo is dt.UTC else utc(e.ts)
         # quarter hours: every time zone's offset is a multiple of 15 minutes
         key = (ts.year, ts.month, ts.day, ts.hour, ts.minute // 15)
-        g = groups.setdefault((*key, e.app_id, e.user_id, e.department or ""), [0, 0])
+        g = groups.setdefault((*key, e.app_id, e.user_id, e.department or "", e.source), [0, 0])
         g[0] += 1
         g[1] += cellkey.launch_key(ts, e.app_id, e.user_id)
     for s in signins:
         ts = s.ts if s.ts.tzinfo is dt.UTC else utc(s.ts)
         key = (ts.year, ts.month, ts.day, ts.hour, ts.minute // 15)
-        g = groups.setdefault((*key, None, s.user_id, s.department or ""), [0, 0])
+        g = groups.setdefault((*key, None, s.user_id, s.department or "", ""), [0, 0])
         g[0] += 1
         g[1] += cellkey.signin_key(ts, s.user_id)
 
-    b = _Batch({}, {}, {}, {}, {}, {}, set(), {})
+    b = _Batch({}, {}, {}, {}, {}, {}, set(), {}, {})
     local_cells: dict[tuple[int, int, int, int, int], tuple[dt.date, int, int]] = {}
-    for (y, mo, d, h, q, app, user, dept), (n, k) in groups.items():
+    for (y, mo, d, h, q, app, user, dept, source), (n, k) in groups.items():
         day, month = dt.date(y, mo, d), dt.date(y, mo, 1)
         ud = b.user_day.setdefault((day, user), [dept, 0, 0, 0, 0])
         um = b.user_month.setdefault((month, user), [dept, 0, 0, 0, 0])
@@ -162,6 +165,7 @@ def _aggregate(launches: Sequence[Launch], signins: Sequence[SignIn], tz: ZoneIn
         uda[1] += n
         uda[2] += k
         _add(b.user_month_app, (month, app, user), n, k)
+        _add(b.by_source, (month, source, user), n, k)
         cell = local_cells.get((y, mo, d, h, q))
         if cell is None:
             local = dt.datetime(y, mo, d, h, q * 15, tzinfo=dt.UTC).astimezone(tz)
@@ -419,6 +423,7 @@ def apply(
         "ELSE user_first.department END",
     )
     _recheck_spans(conn, left)  # after user_day is written
+    sources.apply(conn, b.by_source, pkeys)
 
 
 _STATS = ("active_users", "launchers", "launches", "signins")

@@ -18,7 +18,7 @@ from launcher import i18n
 from launcher.dates import add_months, month_of
 from launcher.errors import NotFound
 from launcher.registry import Registry
-from launcher.reports import decline, frontdoor, periods, queries
+from launcher.reports import decline, frontdoor, periods, queries, sources
 from launcher.reports.csvtable import Table, as_text
 from launcher.reports.periods import Period, period_from_query
 
@@ -59,6 +59,9 @@ class Report:
     decline_apps: dict[str, Any] = field(default_factory=dict)
     decline_departments: dict[str, Any] = field(default_factory=dict)
     front_door: frontdoor.FrontDoor = field(default_factory=lambda: frontdoor.FrontDoor(None))
+    sources_period: Period | None = None  # the twelve months the sources table covers
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    announcements: list[dict[str, Any]] = field(default_factory=list)
 
 
 TABLE_NAMES = (
@@ -75,6 +78,8 @@ TABLE_NAMES = (
     "app-departments",
     "gateway",
     "gateway-unregistered",
+    "sources",
+    "announcements",
 )
 
 
@@ -110,6 +115,9 @@ def build(
     decline_departments = decline.decline(engine, registry, period, "department", min_group)
     app_departments = queries.app_departments(engine, period, min_group)
     front = frontdoor.section(engine, registry, period, min_group)
+    sources_period = sources.trend_period(period)
+    by_source = sources.by_month(engine, sources_period, min_group)
+    reach = sources.announcement_reach(engine, period, min_group)
 
     names = {app.id: app.name.get(lang) for app in registry.apps}
     categories = {c.id: c.name.get(lang) for c in registry.categories}
@@ -287,6 +295,33 @@ def build(
             [(r["app"], r["department"], g(r, "launches"), g(r, "users")) for r in app_departments],
         ),
     }
+    tables["sources"] = Table(
+        "sources",
+        "Where launches start (per month)",
+        ("month", "source", "name", "launches", "users"),
+        [
+            (r["month"], r["source"], t(sources.label(r["source"])))
+            + (g(r, "launches"), g(r, "users"))
+            for r in by_source
+        ],
+    )
+    tables["announcements"] = Table(
+        "announcements",
+        "Announcements and their reach",
+        ("id", "title", "starts", "ends", "audience", "language", "reach"),
+        [
+            (
+                r["id"],
+                r["title"],
+                r["starts"],
+                r["ends"],
+                ", ".join(r["groups"]) or t("everyone"),
+                r["language"] or t("all languages"),
+                g(r, "reach"),
+            )
+            for r in reach
+        ],
+    )
     for name, (title, columns, rows) in frontdoor.as_tables(front, min_group, names).items():
         tables[name] = Table(name, title, columns, rows)
     tables = {
@@ -307,6 +342,9 @@ def build(
         decline_apps=decline_apps,
         decline_departments=decline_departments,
         front_door=front,
+        sources_period=sources_period,
+        sources=by_source,
+        announcements=reach,
     )
 
 

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from launcher.context import Context
 from launcher.dates import month_of
-from launcher.reports import decline, gateway, periods, queries, tables
+from launcher.reports import decline, gateway, periods, queries, sources, tables
 from launcher.reports import page as page_words
 from launcher.views.common import (
     api_session,
@@ -140,6 +140,18 @@ def _decline(request: Request, p: Context, period: periods.Period) -> dict[str, 
     return decline.decline(p.engine, p.registry.current, period, by, p.settings.report_min_group)
 
 
+def _sources(request: Request, p: Context, period: periods.Period) -> dict[str, Any]:
+    months = period.months()
+    return {
+        "months": [months[0].isoformat()[:7], months[-1].isoformat()[:7]],
+        "rows": sources.by_month(p.engine, period, p.settings.report_min_group),
+    }
+
+
+def _announcements(request: Request, p: Context, period: periods.Period) -> dict[str, Any]:
+    return {"rows": sources.announcement_reach(p.engine, period, p.settings.report_min_group)}
+
+
 routes = [
     Route("/reports", page),
     Route("/reports/export.csv", export_csv),
@@ -151,4 +163,6 @@ routes = [
     Route("/api/v1/reports/departments", _api(_departments)),
     Route("/api/v1/reports/gateway", _api(_gateway)),
     Route("/api/v1/reports/decline", _api(_decline)),
+    Route("/api/v1/reports/sources", _api(_sources)),
+    Route("/api/v1/reports/announcements", _api(_announcements)),
 ]
