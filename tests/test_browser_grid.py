@@ -457,7 +457,7 @@ def test_the_grid_of_sixty_apps_is_interactive_within_200_ms(
           f"after a first byte at {ttfb:.0f} ms")  # fmt: skip
     if interactive > 200:
         # Not met on this shared machine (bench/README.md, "In the browser", has the figures and
-        # where the time goes): the target stays an expected failure, the measure above a test
+        # where the time goes): the target is an expected failure; the checks above still fail
         pytest.xfail(f"interactive {interactive:.0f} ms (median of {LOADS} loads) > 200 ms")
 
 
