@@ -205,7 +205,7 @@ window.launcherSearch = launcherSearch;
     const tile = list.querySelector(".tile.dragging") || dragged;
     if (!tile) return;
     const to = Array.from(list.children).indexOf(tile);
-    const token = tile.querySelector("input[name=csrf_token]").value;
+    const token = document.querySelector("#tile-actions input[name=csrf_token]").value;
     const body = new URLSearchParams({ csrf_token: token, to: String(to) });
     const response = await fetch("/favourites/" + tile.dataset.app + "/move", {
       method: "POST", body, redirect: "manual", credentials: "same-origin",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,23 @@ def test_search_without_javascript_is_a_form(open_tab: Callable[..., Tab]) -> No
 
 
 # --- 2. favourites in one's own order -----------------------------------------------------
+def test_stars_and_moves_work_without_javascript(open_tab: Callable[..., Tab]) -> None:
+    """The tiles' buttons submit the page's one form (#tile-actions) to their own formaction."""
+    tab = open_tab(java_script_enabled=False)
+    page = sign_in(tab, CLINICIAN)
+    for app in ("teams", "ehr"):
+        page.locator(f"#app-{app} .star button").click()
+        expect(page).to_have_url(f"{tab.base}/#app-{app}")
+        expect(page.locator(f"#app-{app} .star button")).to_have_attribute("aria-pressed", "true")
+    assert favourite_order(page) == ["teams", "ehr"]
+    page.get_by_role("button", name=f"{NL('Move up')}: Elektronisch patiëntendossier").click()
+    expect(page).to_have_url(f"{tab.base}/#fav-ehr")
+    assert favourite_order(page) == ["ehr", "teams"]
+    page.locator("#fav-teams .star button").click()  # off again, from the favourites row
+    expect(page.locator(".favourites .tile")).to_have_count(1)
+    assert tab.errors() == []
+
+
 def favourite_order(page: Page) -> list[str]:
     order: list[str] = page.locator(".favourites .tile").evaluate_all(
         "els => els.map(li => li.dataset.app)"
@@ -316,7 +334,6 @@ TIMINGS = """() => new Promise(resolve => {
         const resources = performance.getEntriesByType('resource');
         resolve({
             shift,
-            interactive: nav.domContentLoadedEventEnd - nav.responseStart,
             bytes: nav.transferSize + resources.reduce((n, r) => n + r.transferSize, 0),
             urls: [nav.name, ...resources.map(r => r.name)],
         });
@@ -325,7 +342,9 @@ TIMINGS = """() => new Promise(resolve => {
 
 
 def measure_sixty(browser: Browser, tmp_path: Path, sqlite_url: str) -> tuple[dict[str, Any], str]:
-    """The grid of 60 apps loaded with Chromium's CPU throttled ×4: the browser's own timing."""
+    """The grid of 60 apps as on a first visit, with Chromium's CPU throttled ×4: its weight,
+    requests and layout shift (the routing that stubs third parties turns the cache off, so the
+    styles, script and icons count)."""
     with live_demo(tmp_path, sqlite_url, apps_file=sixty_apps(tmp_path / "apps.yaml")) as live:
         context = browser.new_context(viewport=DESKTOP, locale="nl-NL")
         try:
@@ -356,16 +375,90 @@ def test_the_grid_of_sixty_apps_is_light_and_stable(
     assert measured["shift"] == 0, measured
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="wall-clock time: ~40-160 ms unthrottled, 420-860 ms throttled x4 on this machine "
-    "at load 5+ on 2 cores (several test runs at once); see the report",
-)
+# "Interactive" is Time to Interactive as the WICG explainer defines it and Lighthouse measured
+# it (github.com/WICG/time-to-interactive; web.dev/articles/tti): the end of the last long task
+# (a main-thread task over 50 ms, from the Long Tasks API) before a quiet window, and not before
+# the First Contentful Paint; and not before DOMContentLoaded has ended either, when the
+# deferred static/portal.js has attached its listeners. Their quiet window is 5 s without a
+# long task and with at most two requests in flight; this page starts no timer and no request
+# after its load event, so 2 s without a long task or a request after it are taken as quiet.
+# Counted from the page's first byte (``responseStart``): what the browser does. The time to
+# that first byte is the server's (on the same two cores here; bench/bench_grid.py measures it)
+# and is printed beside it.
+LONG_TASKS = """window.__longTasks = [];
+new PerformanceObserver(list => {
+    for (const e of list.getEntries()) window.__longTasks.push(e.startTime + e.duration);
+}).observe({type: 'longtask'});"""
+
+INTERACTIVE = """() => new Promise(resolve => {
+    const quiet = 2000;
+    (function check() {
+        const nav = performance.getEntriesByType('navigation')[0];
+        const ends = performance.getEntriesByType('resource').map(r => r.responseEnd);
+        const busy = Math.max(nav.loadEventEnd, ...window.__longTasks, ...ends);
+        if (!nav.loadEventEnd || performance.now() - busy < quiet) return setTimeout(check, 100);
+        const fcp = performance.getEntriesByName('first-contentful-paint')[0];
+        const start = nav.responseStart;
+        resolve({
+            interactive: Math.max(nav.domContentLoadedEventEnd, fcp.startTime,
+                                  ...window.__longTasks) - start,
+            ttfb: nav.responseStart - nav.startTime,
+            dcl: nav.domContentLoadedEventEnd - start,
+            fcp: fcp.startTime - start,
+            long_tasks: window.__longTasks.length,
+            cached: performance.getEntriesByType('resource')  // the hashed files
+                .every(r => r.transferSize === 0 || !r.name.includes('?v=')),
+        });
+    })();
+})"""
+LOADS = 7
+
+
+def measure_interactive(
+    browser: Browser, tmp_path: Path, sqlite_url: str
+) -> tuple[list[dict[str, Any]], list[str], str]:
+    """The grid of 60 apps loaded LOADS times with Chromium's CPU throttled ×4, as a ward PC
+    opens it every day: the page fetched each time, its styles, script and icons from the cache
+    (hashed URLs, a year's max-age; so no Playwright routing, which turns the cache off). Each
+    load comes from a blank tab: leaving a grid of 60 tiles would be that page's work."""
+    with live_demo(tmp_path, sqlite_url, apps_file=sixty_apps(tmp_path / "apps.yaml")) as live:
+        context = browser.new_context(viewport=DESKTOP, locale="nl-NL")
+        try:
+            context.add_init_script(LONG_TASKS)
+            tab = Tab(context, live.url, stub=False)
+            page = sign_in(tab, CLINICIAN)  # the first visit fills the cache
+            assert page.locator(".tile a").count() >= 60
+            requests: list[str] = []
+            page.on("request", lambda r: requests.append(r.url))
+            cdp = context.new_cdp_session(page)
+            cdp.send("Emulation.setCPUThrottlingRate", {"rate": 4})
+            loads: list[dict[str, Any]] = []
+            for _ in range(LOADS):
+                page.goto("about:blank")
+                page.goto(live.url + "/", wait_until="load")
+                loads.append(page.evaluate(INTERACTIVE))
+            assert tab.errors() == []
+        finally:
+            context.close()
+    for load in loads:
+        print("grid of 60 apps, one load (ms):", {k: round(v) for k, v in load.items()})
+    return loads, requests, live.url
+
+
 def test_the_grid_of_sixty_apps_is_interactive_within_200_ms(
     browser: Browser, tmp_path: Path, sqlite_url: str
 ) -> None:
-    measured, _ = measure_sixty(browser, tmp_path, sqlite_url)
-    assert measured["interactive"] <= 200, measured
+    loads, requests, base = measure_interactive(browser, tmp_path, sqlite_url)
+    assert all(u.startswith(base + "/") for u in requests), requests  # no third party
+    assert all(load["cached"] for load in loads), loads  # a returning visitor's page
+    interactive = statistics.median(load["interactive"] for load in loads)
+    ttfb = statistics.median(load["ttfb"] for load in loads)
+    print(f"grid of 60 apps: interactive {interactive:.0f} ms (median of {LOADS}), "
+          f"after a first byte at {ttfb:.0f} ms")  # fmt: skip
+    if interactive > 200:
+        # Not met on this shared machine (bench/README.md, "In the browser", has the figures and
+        # where the time goes): the target is an expected failure; the checks above still fail
+        pytest.xfail(f"interactive {interactive:.0f} ms (median of {LOADS} loads) > 200 ms")
 
 
 def test_installable_with_a_manifest_and_no_service_worker(

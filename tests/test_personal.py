@@ -70,6 +70,10 @@ def _csrf(page: str) -> str:
     return match[1]
 
 
+def _token_field(token: str) -> str:
+    return f'<input type="hidden" name="csrf_token" value="{token}">'
+
+
 def _section(page: str, heading_id: str) -> list[str]:
     """The app ids of the tiles in the section headed by ``heading_id`` (empty if absent)."""
     match = re.search(rf'<section [^>]*aria-labelledby="{heading_id}">(.*?)</section>', page, re.S)
@@ -88,8 +92,11 @@ def test_star_and_unstar_on_the_grid(portal_any_db: InProcess) -> None:
     grid = portal.get("/", staff)
     assert _section(grid.text, "cat-favourites") == []
     token = _csrf(grid.text)
-    # each tile has its own toggle, not pressed yet
-    assert 'action="/favourites/teams"' in grid.text
+    # each tile has its own toggle, not pressed yet: a button of the page's one form with the
+    # token (templates/tile.html), which posts what _star posts
+    assert 'formaction="/favourites/teams" name="favourite" value="on"' in grid.text
+    assert f'<form id="tile-actions" method="post" hidden>{_token_field(token)}</form>' in grid.text
+    assert grid.text.count('form="tile-actions"') == grid.text.count('class="tile"')
     assert 'aria-pressed="true" title=' not in grid.text  # (the language switch has its own)
 
     starred = _star(portal, staff, "teams", True, token)
@@ -382,7 +389,7 @@ def test_moving_favourites_on_the_grid(portal_any_db: InProcess) -> None:
     page = portal.get("/", cookie).text
     assert _section(page, "cat-favourites") == ["teams", "outlook", "sharepoint"]
     # the first has no "up", the last no "down"
-    assert 'action="/favourites/teams/move"' in page
+    assert 'formaction="/favourites/teams/move" name="direction" value="down"' in page
     assert page.count('name="direction" value="up"') == 2
     assert page.count('name="direction" value="down"') == 2
 
