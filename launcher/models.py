@@ -439,7 +439,8 @@ class ImportedSignIn(SQLModel, table=True):
 
 
 class SignInDay(SQLModel, table=True):
-    """Imported sign-ins and those through the portal per day x app x department."""
+    """Imported sign-ins and those through the portal per day x app x department, each with
+    its cell key (launcher/reports/cellkey.py)."""
 
     __tablename__ = "signin_day"
 
@@ -449,6 +450,8 @@ class SignInDay(SQLModel, table=True):
     department: str = Field(primary_key=True, max_length=128)
     signins: int = 0
     via_portal: int = 0
+    signins_key: int = _key()
+    via_key: int = _key()
 
 
 class SignInUserMonth(SQLModel, table=True):
@@ -467,6 +470,7 @@ class SignInUserMonth(SQLModel, table=True):
     via_portal: int = 0
     days: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
     via_days: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
+    person_key: int = _key()
 
 
 class SignInPersonMonth(SQLModel, table=True):
@@ -480,6 +484,7 @@ class SignInPersonMonth(SQLModel, table=True):
     department: str = Field(default="", max_length=128)
     days: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
     via_days: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
+    person_key: int = _key()
 
 
 class SignInUserSpan(SQLModel, table=True):
@@ -496,6 +501,7 @@ class SignInUserSpan(SQLModel, table=True):
     department: str = Field(default="", max_length=128)
     months: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
     via_months: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
+    person_key: int = _key()
 
 
 class SignInPersonSpan(SQLModel, table=True):
@@ -508,6 +514,7 @@ class SignInPersonSpan(SQLModel, table=True):
     department: str = Field(default="", max_length=128)
     months: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
     via_months: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
+    person_key: int = _key()
 
 
 class SpentToken(SQLModel, table=True):
