@@ -517,6 +517,24 @@ class SignInPersonSpan(SQLModel, table=True):
     person_key: int = _key()
 
 
+class SignInMonthUsers(SQLModel, table=True):
+    """The distinct people of a month whose per-person sign-in rows were purged with the
+    retention (launcher/signins/rollups.py ``purge_people``): per app (``kind`` app, ``key``
+    the app id), app without a tile (unregistered, the provider's name), department and the
+    organisation (all, ""), with those who came through the portal and the cell keys. Counts
+    only, no pseudonyms: kept like signin_day."""
+
+    __tablename__ = "signin_month_users"
+
+    month: dt.date = Field(primary_key=True)
+    kind: str = Field(primary_key=True, max_length=16)
+    key: str = Field(primary_key=True, max_length=200)
+    users: int = 0
+    via_users: int = 0
+    users_key: int = _key()
+    via_users_key: int = _key()
+
+
 class SpentToken(SQLModel, table=True):
     """A single-use value that has been used: a sign-in ``state`` (kind ``state``) or a logout
     token's ``jti`` (kind ``jti``), as a hash, kept until it could no longer be presented.

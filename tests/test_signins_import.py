@@ -27,6 +27,7 @@ from launcher.settings import Settings
 from launcher.signins import importer, join
 from launcher.signins import rollups as signin_rollups
 from launcher.signins.record import ImportRefused
+from tests.test_rollups import assert_no_person_before
 
 TZ = ZoneInfo("Europe/Amsterdam")
 T = dt.datetime(2025, 3, 3, 9, 0, tzinfo=dt.UTC)
@@ -448,28 +449,63 @@ def test_purge_deletes_old_imported_sign_ins_and_a_rebuild_keeps_their_rollups(
         }
         for r in RECORDS
     ]
-    _import(engine, settings, _file(tmp_path, [*RECORDS, *later, *may]))
+    dave = _entra("r14", "dave", "app-teams", _s(7000))  # signed in in March only
+    _import(engine, settings, _file(tmp_path, [*RECORDS, dave, *later, *may]))
     before = _snapshot(engine)
+    spring = Period(MARCH.start, dt.date(2025, 4, 30))
+    figures = {
+        (period, by, exact): _gateway(engine, period, by, exact)
+        for period in (MARCH, spring)
+        for by in (None, *gateway.BY_VALUES)
+        for exact in (True, False)
+    }
     now = dt.datetime(2025, 5, 10, tzinfo=dt.UTC)  # 35 days back is 5 April: March goes
     rebuild.purge_raw(engine, retention_days=35, tz=TZ, now=now)
     with engine.connect() as conn:
         left = conn.execute(sa.select(join.T_IMPORTED.c.record_id)).scalars().all()
     skipped = ("r09", "r10")
     assert sorted(left) == sorted(r["id"] for r in [*later, *may] if r["id"][4:] not in skipped)
+    # the per-person rows of March went with the raw rows (docs/PRIVACY.md): no table holds
+    # Dave any more, nor anyone's March
+    assert_no_person_before(engine, dt.date(2025, 4, 1), {_uid(settings, "dave")})
     after = _snapshot(engine)
-    for name in [t.name for t in join.GATEWAY_TABLES]:
-        assert after[name] == before[name]
+    assert after["signin_day"] == before["signin_day"]  # the counts stay
+    assert before["signin_month_users"] == [] and after["signin_month_users"]
+    # March's figures are what they were, people and noise included: its distinct people
+    # were counted into signin_month_users before its per-person rows went
+    for (period, by, exact), rows in figures.items():
+        if period == MARCH:
+            assert _gateway(engine, period, by, exact) == rows, (by, exact)
+    # across March and April the distinct people can no longer be counted: sign-ins only,
+    # but for a key with sign-ins in March only (Dave's department, unknown), one whole month
+    april = Period(dt.date(2025, 4, 1), dt.date(2025, 4, 30))
+    for by in (None, "app", "department"):
+        in_april = {r.get("key") for r in _gateway(engine, april, by, True)}
+        for old, new in zip(
+            figures[(spring, by, True)], _gateway(engine, spring, by, True), strict=True
+        ):
+            assert new["signins"] == old["signins"], (by, old, new)
+            if old.get("key") in in_april:
+                assert (new["users"], new["via_portal"], new["share"]) == (None, None, None)
+            else:
+                assert new == old and old["key"] == "unknown"
     with engine.begin() as conn:  # lose May's rollups: the rebuild must bring them back
         signin_rollups.clear_from(conn, dt.date(2025, 5, 1))
     lost = _snapshot(engine)
-    assert lost["signin_person_month"] != before["signin_person_month"]
-    assert lost["signin_user_span"] != before["signin_user_span"]  # May's bits cleared
+    assert lost["signin_person_month"] != after["signin_person_month"]
+    assert lost["signin_user_span"] != after["signin_user_span"]  # May's bits cleared
     rebuild.rebuild(engine, TZ)
     rebuilt = _snapshot(engine)
     for name in [t.name for t in join.GATEWAY_TABLES]:
-        assert rebuilt[name] == before[name], name
+        assert rebuilt[name] == after[name], name
     assert gateway.gateway(engine, MARCH, "app", 1, exact=True)[1]["via_portal"] == 3
     engine.dispose()
+
+
+def _gateway(engine: sa.Engine, period: Period, by: str | None, exact: bool) -> list[Any]:
+    if by is None:
+        return [gateway.front_door(engine, period, 1, exact=exact)]
+    return gateway.gateway(engine, period, by, 1, exact=exact)
 
 
 def test_the_importer_pseudonymises_as_sign_in_does(settings: Settings) -> None:

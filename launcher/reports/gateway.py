@@ -35,8 +35,10 @@ from launcher.errors import BadRequest
 from launcher.reports.cellkey import MOD, NONE, Count, shown
 from launcher.reports.periods import Period
 from launcher.reports.queries import Row
-from launcher.reports.sql import between, connect, dept, key_of, month_key
+from launcher.reports.sql import UNKNOWN, between, connect, dept, key_of, month_key
+from launcher.signins import rollups as signin_rollups
 from launcher.signins.rollups import (
+    T_MONTH_USERS,
     T_PERSON_MONTH,
     T_PERSON_SPAN,
     T_SIGNIN_DAY,
@@ -179,10 +181,61 @@ def _figures(engine: sa.Engine, period: Period, by: str | None) -> dict[str, Fig
         for k, n, via, n_key, via_key in conn.execute(counts):
             if n:
                 out[key_of(k)] = [_count(n, n_key), _count(via, via_key), NONE, NONE]
-    users = _month_users(engine, period) if by == "month" else _users(engine, period, by)
-    for k, (n, via_users) in users.items():
+    for k, (n, via_users, known) in _people(engine, period, by).items():
         if k in out:
             out[k][2:] = [n, via_users]
+            if not known:
+                out[k].append(NONE)  # a fifth figure: the people are a lower bound only
+    return out
+
+
+People = tuple[Count, Count, bool]  # people, those through the portal, whether known
+
+
+def _live(engine: sa.Engine, period: Period, by: str | None) -> dict[str, tuple[Count, Count]]:
+    return _month_users(engine, period) if by == "month" else _users(engine, period, by)
+
+
+def _people(engine: sa.Engine, period: Period, by: str | None) -> dict[str, People]:
+    """key -> (people, people who came through the portal, known). From the per-person rows;
+    for the months before them that the retention purged (launcher/signins/rollups.py
+    ``purge_people``), from the counts of each month kept in signin_month_users. A key whose
+    period is one whole purged month, or lies within the kept months, has its people known;
+    otherwise distinct people across those parts cannot be counted any more: the people are
+    then the largest count of a whole month -- a lower bound, for the suppression only."""
+    with connect(engine) as conn:
+        horizon = signin_rollups.purged_before(conn)
+    if horizon is None or period.start >= horizon:
+        return {k: (n, v, True) for k, (n, v) in _live(engine, period, by).items()}
+    units: dict[str, list[People]] = {}
+    if period.end >= horizon:
+        for k, (n, v) in _live(engine, Period(horizon, period.end), by).items():
+            units.setdefault(k, []).append((n, v, True))
+    m = T_MONTH_USERS
+    kind = "all" if by in (None, "month") else by
+    old = [month for month in period.months() if month < horizon]
+    with connect(engine) as conn:
+        rows = conn.execute(
+            sa.select(m).where(m.c.kind == kind, m.c.month.in_(old)).order_by(m.c.month)
+        ).all()
+    for row in rows:
+        month = dt.date.fromisoformat(row.month) if isinstance(row.month, str) else row.month
+        whole = period.start <= month and month_end(month) <= period.end
+        if by == "month":
+            k = month.strftime("%Y-%m")
+        elif by is None:
+            k = "all"
+        else:
+            k = UNKNOWN if by == "department" and row.key == "" else row.key
+        n, v = (row.users, row.users_key), (row.via_users, row.via_users_key)
+        units.setdefault(k, []).append((_count(*n), _count(*v), whole))
+    out: dict[str, People] = {}
+    for k, parts in units.items():
+        if len(parts) == 1 and parts[0][2]:
+            out[k] = parts[0]
+        else:
+            lower = max((p[0][0] for p in parts if p[2]), default=0)
+            out[k] = ((lower, 0), NONE, False)
     return out
 
 
@@ -221,11 +274,15 @@ def _users(engine: sa.Engine, period: Period, by: str | None) -> dict[str, tuple
 def _row(key: str, f: Figures, min_group: int, exact: bool) -> Row:
     """A row's published figures: noisy counts kept consistent with each other (through the
     portal <= sign-ins, people <= sign-ins), the share their quotient; suppression decided
-    on the true counts."""
-    signins, via, users, via_users = f
-    hide_via = 0 < via_users[0] < min_group or 0 < users[0] - via_users[0] < min_group
+    on the true counts. A row whose people are only a lower bound (a fifth figure, see
+    :func:`_people`) shows its sign-ins only, and only when that bound is the minimum group."""
+    signins, via, users, via_users = f[:4]
+    known = len(f) == 4
+    hide_via = not known or (
+        0 < via_users[0] < min_group or 0 < users[0] - via_users[0] < min_group
+    )
     n = shown(signins, exact)
-    people = min(shown(users, exact), n)
+    people = min(shown(users, exact), n) if known else None
     through = min(shown(via, exact), n)
     row: Row = {
         "key": key,
@@ -234,7 +291,8 @@ def _row(key: str, f: Figures, min_group: int, exact: bool) -> Row:
         "share": None if hide_via else round(through / n, 3),
         "users": people,
     }
-    return _hide(row) if 0 < users[0] < min_group else row
+    small = 0 < users[0] < min_group if known else users[0] < min_group
+    return _hide(row) if small else row
 
 
 def _hide(row: Row) -> Row:
@@ -252,9 +310,10 @@ def gateway(
         if by != "unregistered":
             rows.append(_row(k, f, min_group, exact))
             continue
-        n = shown(f[0], exact)
-        row: Row = {"key": k, "signins": n, "users": min(shown(f[2], exact), n)}
-        rows.append(_hide(row) if 0 < f[2][0] < min_group else row)
+        n, known = shown(f[0], exact), len(f) == 4
+        row: Row = {"key": k, "signins": n, "users": min(shown(f[2], exact), n) if known else None}
+        small = 0 < f[2][0] < min_group if known else f[2][0] < min_group
+        rows.append(_hide(row) if small else row)
     return rows
 
 

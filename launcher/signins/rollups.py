@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from launcher.models import (
     ImportedSignIn,
     SignInDay,
+    SignInMonthUsers,
     SignInPersonMonth,
     SignInPersonSpan,
     SignInUserMonth,
@@ -41,7 +42,15 @@ T_USER_MONTH = table(SignInUserMonth)
 T_PERSON_MONTH = table(SignInPersonMonth)
 T_USER_SPAN = table(SignInUserSpan)
 T_PERSON_SPAN = table(SignInPersonSpan)
-GATEWAY_TABLES = (T_SIGNIN_DAY, T_USER_MONTH, T_PERSON_MONTH, T_USER_SPAN, T_PERSON_SPAN)
+T_MONTH_USERS = table(SignInMonthUsers)
+GATEWAY_TABLES = (
+    T_SIGNIN_DAY,
+    T_USER_MONTH,
+    T_PERSON_MONTH,
+    T_USER_SPAN,
+    T_PERSON_SPAN,
+    T_MONTH_USERS,
+)
 FOLD_ROWS = 500_000  # imported rows per GROUP BY of a rebuild (SQLite sorts in memory)
 
 # per month table: its span table and the columns of a person (and app)
@@ -261,3 +270,63 @@ def clear_from(conn: sa.Connection, start: dt.date) -> None:
                 .values(months=t.c.months.op("&")(keep), via_months=t.c.via_months.op("&")(keep))
             )
         conn.execute(sa.delete(t).where(t.c.months == 0))
+
+
+# --- the retention (launcher/reports/rebuild.py purge_people) ------------------------------
+# (kind, key column, month table, filter): the groups whose people signin_month_users counts
+_MONTH_GROUPS = (
+    ("app", "app_id", "signin_user_month", "app_id <> ''"),
+    ("unregistered", "provider_app", "signin_user_month", "app_id = ''"),
+    ("department", "department", "signin_person_month", "true"),
+    ("all", "''", "signin_person_month", "true"),
+)
+
+
+def purge_people(conn: sa.Connection, month: dt.date) -> None:
+    """The per-person sign-in rollups go with the raw events, as the launch side's
+    (docs/PRIVACY.md: "after 400 days only counts"): before the month rows of the months
+    before ``month`` are deleted, their distinct people per app, app without a tile,
+    department and the organisation go into signin_month_users (counts and cell keys, no
+    pseudonyms), so that a report of such a month still has its people; then those months'
+    bits are cleared from the span rows, and span rows left empty deleted."""
+    M = cellkey.MOD
+    first = _db_date(conn, month)
+    for kind, key, months, where in _MONTH_GROUPS:
+        # one row per person (and key) first: an app may have several provider app ids
+        conn.execute(
+            sa.text(f"""INSERT INTO signin_month_users (month, kind, key, users, via_users,
+                users_key, via_users_key)
+                SELECT month, :kind, k, COUNT(*), SUM(via), SUM(pk) % {M}, SUM(via * pk) % {M}
+                FROM (SELECT month, {key} AS k, user_id, MAX(person_key) AS pk,
+                    MAX(CASE WHEN via_days <> 0 THEN 1 ELSE 0 END) AS via
+                    FROM {months} WHERE month < :month AND {where}
+                    GROUP BY 1, 2, 3) AS p
+                GROUP BY month, k
+                ON CONFLICT (month, kind, key) DO NOTHING"""),
+            {"kind": kind, "month": first},
+        )
+    for t in (T_USER_MONTH, T_PERSON_MONTH):
+        conn.execute(sa.delete(t).where(t.c.month < month))
+    for t in (T_USER_SPAN, T_PERSON_SPAN):
+        years = conn.execute(sa.select(t.c.year).distinct()).scalars().all()
+        for year in years:
+            before = min(max((month.year - year) * 12 + month.month - 1, 0), 24)
+            if before == 0:
+                continue
+            keep = ((1 << 24) - 1) & ~((1 << before) - 1)
+            conn.execute(
+                sa.update(t)
+                .where(t.c.year == year)
+                .values(months=t.c.months.op("&")(keep), via_months=t.c.via_months.op("&")(keep))
+            )
+            conn.execute(sa.delete(t).where(t.c.year == year, t.c.months == 0))
+
+
+def purged_before(conn: sa.Connection) -> dt.date | None:
+    """The first month whose per-person rows are kept, when older ones were purged (the
+    month after the last one signin_month_users holds); None when nothing was purged."""
+    last = conn.execute(sa.select(sa.func.max(T_MONTH_USERS.c.month))).scalar()
+    if last is None:
+        return None
+    last = dt.date.fromisoformat(last) if isinstance(last, str) else last
+    return (last + dt.timedelta(days=32)).replace(day=1)

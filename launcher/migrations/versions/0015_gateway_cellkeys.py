@@ -1,4 +1,4 @@
-"""Cell keys in the gateway rollups: the front door's figures get the launch reports' noise.
+"""Cell keys in the gateway rollups, and their per-person rows purged with the retention.
 
 signin_day gains the cell keys of its two counts (``signins_key``, ``via_key``: the sums of
 the imported sign-ins' record keys modulo 2**32, launcher/reports/cellkey.py); the per-person
@@ -8,6 +8,9 @@ pseudonymous user ids, exactly as the rollups compute them. The record keys need
 rows: signin_day's rows get a stand-in key derived from their own identity (the same row keeps
 the same noise), and ``launcher db rebuild-rollups``, run once after this upgrade, gives the
 months whose imported sign-ins are still kept their exact keys (as 0009 did for the launches).
+
+signin_month_users is new: the distinct people of each month whose per-person sign-in rows the
+daily purge deletes (launcher/signins/rollups.py ``purge_people``), counts only.
 
 Revision ID: 0015_frontdoor
 Revises: 0012
@@ -63,9 +66,19 @@ def upgrade() -> None:
     ident = " || '|' || ".join(f"CAST({c} AS TEXT)" for c in _DAY_PK)
     sets = ", ".join(f"{c} = " + _sql_key(bind, f"'signin_day|{c}|' || {ident}") for c in _DAY_KEYS)
     op.execute(f"UPDATE signin_day SET {sets}")  # noqa: S608 -- our own names
+    op.create_table(
+        "signin_month_users",
+        sa.Column("month", sa.Date, primary_key=True),
+        sa.Column("kind", sa.String(16), primary_key=True),
+        sa.Column("key", sa.String(200), primary_key=True),
+        sa.Column("users", sa.Integer, nullable=False),
+        sa.Column("via_users", sa.Integer, nullable=False),
+        *(_column(c) for c in ("users_key", "via_users_key")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("signin_month_users")
     for table in _PER_PERSON:
         with op.batch_alter_table(table) as batch:
             batch.drop_column("person_key")
