@@ -6,7 +6,12 @@
 - signin_user_span / signin_person_span: the same for the months of two calendar years, laid
   out as the launch side's user_span (launcher/reports/rollups.py ``span_bits``): every month
   is in its own year's row and the year before's, so a period of up to a year reads one row
-  per user (and app) for its whole months, and one per month row for a month it covers in part.
+  per user (and app) for its whole months, and one per month row for a month it covers in part;
+- signin_month_users: for the months whose per-person rows the retention purged
+  (:func:`purge_people`), their distinct people per app, department and the organisation.
+
+Every count has its cell key beside it (launcher/reports/cellkey.py): signin_day the sums of
+its sign-ins' record keys, the per-person rows the person's key.
 
 Kept in set-based SQL from the imported rows (:func:`fold`, then :func:`spans` from the month
 tables), and by a few keyed updates when a later launch marks a stored sign-in as through the
