@@ -464,7 +464,8 @@ class ImportedSignIn(SQLModel, table=True):
 
 
 class SignInDay(SQLModel, table=True):
-    """Imported sign-ins and those through the portal per day x app x department."""
+    """Imported sign-ins and those through the portal per day x app x department, each with
+    its cell key (launcher/reports/cellkey.py)."""
 
     __tablename__ = "signin_day"
 
@@ -474,6 +475,8 @@ class SignInDay(SQLModel, table=True):
     department: str = Field(primary_key=True, max_length=128)
     signins: int = 0
     via_portal: int = 0
+    signins_key: int = _key()
+    via_key: int = _key()
 
 
 class SignInUserMonth(SQLModel, table=True):
@@ -492,6 +495,7 @@ class SignInUserMonth(SQLModel, table=True):
     via_portal: int = 0
     days: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
     via_days: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
+    person_key: int = _key()
 
 
 class SignInPersonMonth(SQLModel, table=True):
@@ -505,6 +509,7 @@ class SignInPersonMonth(SQLModel, table=True):
     department: str = Field(default="", max_length=128)
     days: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
     via_days: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
+    person_key: int = _key()
 
 
 class SignInUserSpan(SQLModel, table=True):
@@ -521,6 +526,7 @@ class SignInUserSpan(SQLModel, table=True):
     department: str = Field(default="", max_length=128)
     months: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
     via_months: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
+    person_key: int = _key()
 
 
 class SignInPersonSpan(SQLModel, table=True):
@@ -533,6 +539,25 @@ class SignInPersonSpan(SQLModel, table=True):
     department: str = Field(default="", max_length=128)
     months: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
     via_months: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
+    person_key: int = _key()
+
+
+class SignInMonthUsers(SQLModel, table=True):
+    """The distinct people of a month whose per-person sign-in rows were purged with the
+    retention (launcher/signins/rollups.py ``purge_people``): per app (``kind`` app, ``key``
+    the app id), app without a tile (unregistered, the provider's name), department and the
+    organisation (all, ""), with those who came through the portal and the cell keys. Counts
+    only, no pseudonyms: kept like signin_day."""
+
+    __tablename__ = "signin_month_users"
+
+    month: dt.date = Field(primary_key=True)
+    kind: str = Field(primary_key=True, max_length=16)
+    key: str = Field(primary_key=True, max_length=200)
+    users: int = 0
+    via_users: int = 0
+    users_key: int = _key()
+    via_users_key: int = _key()
 
 
 class SpentToken(SQLModel, table=True):

@@ -1,12 +1,13 @@
 """/reports in a real browser (headless Chromium against the live demo server, as in
 tests/test_browser.py, whose fixtures and helpers this reuses): in Dutch, axe clean, every chart
 with its text alternative, the answer on the first screen, the adoption chart's month labels
-apart at the narrowest layout, and the README's screenshot of the first screen
-(``LAUNCHER_SCREENSHOTS=docs/screenshots`` copies it there)."""
+apart at the narrowest layout, and the README's screenshots of the first screen and of the
+Front door section (``LAUNCHER_SCREENSHOTS=docs/screenshots`` copies them there)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,11 +33,13 @@ pytestmark = pytest.mark.browser
 
 REVIEWER = next(u for u in DEMO_USERS if "launcher-reviewers" in u.groups)
 NARROWEST: ViewportSize = {"width": 320, "height": 640}
+NL_PERCENT = re.compile(r"^\d{1,3},\d ?%$")  # a share as the Dutch page writes it: 61,5%
 
 
 @pytest.fixture(scope="module")
 def _history_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Months of demo history since go-live, generated once for this module's tests."""
+    """Months of demo history since go-live, with the identity provider's sign-in log
+    imported, generated once for this module's tests."""
     from tests.conftest import _reset
 
     path = tmp_path_factory.mktemp("reports-history") / "launcher.db"
@@ -44,7 +47,15 @@ def _history_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _reset(url)
     engine = db.make_engine(url)
     registry = load_registry(ROOT / "config" / "apps.yaml")
-    demo_data.generate(engine, registry, months=22, employees=160, pseudonym_key=b"k" * 32, seed=7)
+    demo_data.generate(
+        engine,
+        registry,
+        months=22,
+        employees=160,
+        pseudonym_key=b"k" * 32,
+        seed=7,
+        signins=path.parent / "signins.json",  # and the provider's log: the Front door
+    )
     # announcements of the default period (the last full month): one seen by 8 people, one
     # by 2 (its reach is suppressed)
     today = dt.datetime.now(dt.UTC).date()
@@ -154,3 +165,26 @@ def test_screenshot_of_the_first_screen(open_tab: Callable[..., Tab], tmp_path: 
         target = Path(SCREENSHOTS) if Path(SCREENSHOTS).is_absolute() else ROOT / SCREENSHOTS
         target.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shot, target / "reports.png")
+
+
+def test_screenshot_of_the_front_door(open_tab: Callable[..., Tab], tmp_path: Path) -> None:
+    """The Front door section on the demo data: the headline share with its changes, the
+    table per app, the monthly trend and the apps in use without a tile (the README's
+    screenshot, docs/screenshots/front-door.png)."""
+    tab = open_tab(viewport=DESKTOP, device_scale_factor=1)
+    page = _reports(tab)
+    page.evaluate("() => document.fonts.ready.then(() => true)")
+    page.mouse.move(0, 0)
+    section = page.locator("section.front-door")
+    expect(section.locator(".front-headline strong.big")).to_have_text(NL_PERCENT)
+    for heading in ("h-gateway", "h-unregistered"):
+        expect(section.locator(f"#{heading}")).to_be_visible()
+    assert section.locator("svg.chart").count() >= 1  # the monthly trend
+    shot = tmp_path / "front-door.png"
+    section.screenshot(path=shot, animations="disabled")
+    width, height = _png_size(shot)
+    assert width <= DESKTOP["width"] and height > 300
+    if SCREENSHOTS:
+        target = Path(SCREENSHOTS) if Path(SCREENSHOTS).is_absolute() else ROOT / SCREENSHOTS
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, target / "front-door.png")

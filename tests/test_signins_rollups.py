@@ -1,7 +1,9 @@
 """The gateway rollups (launcher/signins/rollups.py) against a naive count over the imported
 rows, on SQLite and PostgreSQL: distinct users from span rows (whole months) and month rows
 (days of a month covered in part), over periods within a month, across months, across the turn
-of a year and longer than the two years of a span row; and the same after a rebuild."""
+of a year and longer than the two years of a span row; and the same after a rebuild. Each
+figure with its cell key: the sum of its sign-ins' record keys or its people's keys, whichever
+of the import, a later launch's match or a department move put it there."""
 
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ import sqlalchemy as sa
 from launcher import db
 from launcher.auth.user import pseudonym
 from launcher.events import BatchWriter, Launch
-from launcher.reports import gateway, rebuild, rollups
+from launcher.reports import cellkey, gateway, rebuild, rollups
+from launcher.reports.cellkey import Count
 from launcher.reports.periods import Period
 from launcher.settings import Settings
 from launcher.signins import importer, join
@@ -79,14 +82,16 @@ def _history(settings: Settings, tmp_path: Path) -> tuple[sa.Engine, list[dict[s
     return engine, records
 
 
-def _naive(engine: sa.Engine, period: Period, by: str | None) -> dict[str, list[int]]:
-    """[sign-ins, through the portal, users, users through the portal] from the raw rows."""
+def _naive(engine: sa.Engine, period: Period, by: str | None) -> dict[str, list[Count]]:
+    """[sign-ins, through the portal, users, users through the portal] from the raw rows,
+    each with its cell key (the sum of the records' or people's keys, cellkey.py)."""
     i = join.T_IMPORTED
-    out: dict[str, list[Any]] = defaultdict(lambda: [0, 0, set(), set()])
+    out: dict[str, list[Any]] = defaultdict(lambda: [[0, 0], [0, 0], set(), set()])
     with engine.connect() as conn:
         rows = conn.execute(sa.select(i.c.ts, i.c.app_id, i.c.provider_app, i.c.user_id,
-                                      i.c.department, i.c.via_portal)).all()  # fmt: skip
-    for ts, app, provider_app, user, dept, via in rows:
+                                      i.c.department, i.c.via_portal, i.c.provider,
+                                      i.c.record_id)).all()  # fmt: skip
+    for ts, app, provider_app, user, dept, via, provider, record_id in rows:
         day = join.from_db_time(ts).date()
         if not period.start <= day <= period.end or (app == "") != (by == "unregistered"):
             continue
@@ -98,12 +103,23 @@ def _naive(engine: sa.Engine, period: Period, by: str | None) -> dict[str, list[
             "month": day.strftime("%Y-%m"),
         }[by]
         f = out[key]
-        f[0] += 1
-        f[1] += via
+        record_key = cellkey.imported_key(user, provider, record_id)
+        f[0][0] += 1
+        f[0][1] += record_key
+        f[1][0] += via
+        f[1][1] += via * record_key
         f[2].add(user)
         if via:
             f[3].add(user)
-    return {k: [f[0], f[1], len(f[2]), len(f[3])] for k, f in out.items()}
+
+    def people(users: set[str]) -> Count:
+        return len(users), sum(cellkey.person_key(u) for u in users) % cellkey.MOD
+
+    return {
+        k: [(n, nk % cellkey.MOD), (v, vk % cellkey.MOD), people(f[2]), people(f[3])]
+        for k, f in out.items()
+        for (n, nk), (v, vk) in [(f[0], f[1])]
+    }
 
 
 PERIODS = [

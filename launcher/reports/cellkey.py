@@ -7,7 +7,8 @@ little noise, in the way statistics offices publish flexible tables (the Austral
 Statistics' cell-key method):
 
 - every launch and sign-in has a *record key*, a number in 0 … 2**32 - 1 derived from the
-  stored event (a hash of its pseudonymous user id, app and time: no one without the
+  stored event (a hash of its pseudonymous user id, app and time -- for a sign-in imported
+  from the identity provider's logs, of its pseudonym and record id: no one without the
   database can compute it, and ``launcher db rebuild-rollups`` derives the same key again);
   every person has a *person key*, a hash of the pseudonymous user id;
 - the rollups keep, beside each count, the sum of its records' (or people's) keys modulo
@@ -56,6 +57,14 @@ def launch_key(ts: dt.datetime, app_id: str, user_id: str) -> int:
 
 def signin_key(ts: dt.datetime, user_id: str) -> int:
     return _key(f"s|{user_id}|{ts_text(ts)}")
+
+
+def imported_key(user_id: str, provider: str, record_id: str) -> int:
+    """The record key of an imported sign-in (launcher/signins): from the stored row's
+    pseudonym, provider and the provider's record id -- fields that never change, so the
+    import, the join's later updates and ``rebuild`` derive the same key; and the pseudonym
+    makes it one that a holder of the provider's export alone cannot compute."""
+    return _key(f"i|{user_id}|{provider}|{record_id}")
 
 
 def add(a: Count, b: Count) -> Count:
@@ -122,3 +131,8 @@ def sql_launch_key(conn: sa.Connection) -> str:
 
 def sql_signin_key(conn: sa.Connection) -> str:
     return sql_key(conn, f"'s|' || user_id || '|' || {sql_ts_text(conn, 'ts')}")
+
+
+def sql_imported_key(conn: sa.Connection) -> str:
+    """SQL for :func:`imported_key` of an imported_signin row."""
+    return sql_key(conn, "'i|' || user_id || '|' || provider || '|' || record_id")

@@ -10,28 +10,35 @@ distinct users the span rows (months as bits) for the months the period covers w
 month rows (days as bits) for a month it covers in part -- per user and app for the apps, per
 person for the organisation, the departments and the months. A year thus reads about one row
 per person (and app), not one per day.
-Privacy: a row about fewer than the minimum group is suppressed, never as the only one in its
-table (the next smallest goes with it, so that a total minus the rows shown does not give it
-away); and ``via_portal`` and ``share`` are left out when the people who came through the
-portal, or those who never did, are fewer than that. These figures are exact: the cell-key
-noise the launch reports carry (launcher/reports/cellkey.py) needs record keys in the gateway
-rollups, which they do not keep yet -- so this table keeps the complementary suppression the
-launch tables gave up (docs/PRIVACY.md).
+Privacy, as the launch reports (launcher/reports/queries.py): every count is published with
+the cell-key method's small, consistent noise (launcher/reports/cellkey.py: signin_day keeps
+the sum of its sign-ins' record keys beside each count, the per-person rows the person key),
+which is what stops subtraction across overlapping periods and linked tables (1-31 October
+minus 1-30 October, a department minus its apps, the total minus the rows shown); a row about
+fewer than the minimum group is suppressed (decided on the true count); ``via_portal`` and
+``share`` are left out when the people who came through the portal, or those who never did,
+are fewer than that. The share is computed from the published (noisy) counts, so that it is
+the quotient of the two figures a reader sees. ``exact=True`` skips the noise: for tests of
+the rollups' arithmetic and the attack tests' control run only; no view or command passes it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from launcher.dates import month_end
 from launcher.errors import BadRequest
+from launcher.reports.cellkey import MOD, NONE, Count, shown
 from launcher.reports.periods import Period
-from launcher.reports.queries import Row, suppress
-from launcher.reports.sql import between, connect, dept, key_of, month_key
+from launcher.reports.queries import Row
+from launcher.reports.sql import UNKNOWN, between, connect, dept, key_of, month_key
+from launcher.signins import rollups as signin_rollups
 from launcher.signins.rollups import (
+    T_MONTH_USERS,
     T_PERSON_MONTH,
     T_PERSON_SPAN,
     T_SIGNIN_DAY,
@@ -79,8 +86,9 @@ def _bit(span: int, month: dt.date) -> int:
 
 
 def _user_rows(engine: sa.Engine, period: Period, by: str | None) -> list[sa.Select[Any]]:
-    """Selects of (key, user_id, via) from the span and month rows the period reads: per user
-    and app for ``by`` app and unregistered, else per person (apps with a tile)."""
+    """Selects of (key, user_id, via, person_key) from the span and month rows the period
+    reads: per user and app for ``by`` app and unregistered, else per person (apps with a
+    tile)."""
     person = by in (None, "department")
     st, mt = (T_PERSON_SPAN, T_PERSON_MONTH) if person else (T_USER_SPAN, T_USER_MONTH)
 
@@ -94,6 +102,7 @@ def _user_rows(engine: sa.Engine, period: Period, by: str | None) -> list[sa.Sel
             key(t, month).label("key"),
             t.c.user_id,
             sa.case((via.op("&")(mask) != 0, 1), else_=0).label("via"),
+            t.c.person_key,
         ).where(where, bits.op("&")(mask) != 0)
         return stmt if person else stmt.where(_registered(t, by or "app"))
 
@@ -107,121 +116,215 @@ def _user_rows(engine: sa.Engine, period: Period, by: str | None) -> list[sa.Sel
     return selects
 
 
-def _month_users(engine: sa.Engine, period: Period) -> dict[str, tuple[int, int]]:
+Figures = list[Count]  # [signins, via_portal, users, users who came through the portal]
+
+
+def _count(n: Any, k: Any) -> Count:
+    return int(n or 0), int(k or 0) % MOD
+
+
+def _month_users(engine: sa.Engine, period: Period) -> dict[str, tuple[Count, Count]]:
     """Per month of the period, the people (apps with a tile) with a sign-in, and with one
-    through the portal: for the whole months one pass over the span rows summing a bit test
-    per month, for a month in part one count over its month rows."""
+    through the portal, with their cell keys: for the whole months one pass over the span
+    rows summing a bit test per month, for a month in part one pass over its month rows."""
     st, mt = T_PERSON_SPAN, T_PERSON_MONTH
 
-    def has(column: Any, mask: int) -> sa.ColumnElement[Any]:
-        return sa.func.sum(sa.case((column.op("&")(mask) != 0, 1), else_=0))
+    def has(t: sa.Table, column: Any, mask: int) -> list[sa.ColumnElement[Any]]:
+        hit = column.op("&")(mask) != 0
+        return [
+            sa.func.sum(sa.case((hit, 1), else_=0)),
+            sa.func.sum(sa.case((hit, t.c.person_key), else_=0)),
+        ]
+
+    def counts(sums: Sequence[Any]) -> tuple[Count, Count]:
+        return _count(sums[0], sums[1]), _count(sums[2], sums[3])
 
     whole, parts = _parts(period)
-    out: dict[str, tuple[int, int]] = {}
+    out: dict[str, tuple[Count, Count]] = {}
     with connect(engine) as conn:
         for span, months in whole.items():
             bits = [_bit(span, m) for m in months]
-            columns = [has(c, b) for b in bits for c in (st.c.months, st.c.via_months)]
+            columns = [
+                x for b in bits for c in (st.c.months, st.c.via_months) for x in has(st, c, b)
+            ]
             sums = conn.execute(sa.select(*columns).where(st.c.year == span)).one()
             for i, m in enumerate(months):
-                out[m.strftime("%Y-%m")] = (int(sums[2 * i] or 0), int(sums[2 * i + 1] or 0))
+                out[m.strftime("%Y-%m")] = counts(sums[4 * i : 4 * i + 4])
         for month, mask in parts:
-            n, via = conn.execute(
-                sa.select(sa.func.count(), has(mt.c.via_days, mask)).where(
+            sums = conn.execute(
+                sa.select(*has(mt, mt.c.days, mask), *has(mt, mt.c.via_days, mask)).where(
                     mt.c.month == month, mt.c.days.op("&")(mask) != 0
                 )
             ).one()
-            out[month.strftime("%Y-%m")] = (int(n), int(via or 0))
+            out[month.strftime("%Y-%m")] = counts(sums)
     return out
 
 
-def _figures(engine: sa.Engine, period: Period, by: str | None) -> dict[str, list[int]]:
-    """key -> [signins, via_portal, users, users who came through the portal]."""
+def _figures(engine: sa.Engine, period: Period, by: str | None) -> dict[str, Figures]:
+    """key -> [signins, via_portal, users, users who came through the portal], each a
+    (count, cell key)."""
     d = T_SIGNIN_DAY
     key = sa.literal("all") if by is None else _key(engine, by, d)
     counts = (
-        sa.select(key, sa.func.sum(d.c.signins), sa.func.sum(d.c.via_portal))
+        sa.select(
+            key,
+            sa.func.sum(d.c.signins),
+            sa.func.sum(d.c.via_portal),
+            sa.func.sum(d.c.signins_key),
+            sa.func.sum(d.c.via_key),
+        )
         .where(between(d.c.day, period), _registered(d, by or "app"))
         .group_by(key)
     )
-    out: dict[str, list[int]] = {}
+    out: dict[str, Figures] = {}
     with connect(engine) as conn:
-        for k, n, via in conn.execute(counts):
+        for k, n, via, n_key, via_key in conn.execute(counts):
             if n:
-                out[key_of(k)] = [int(n), int(via or 0), 0, 0]
-    users = _month_users(engine, period) if by == "month" else _users(engine, period, by)
-    for k, (n, via_users) in users.items():
+                out[key_of(k)] = [_count(n, n_key), _count(via, via_key), NONE, NONE]
+    for k, (n, via_users, known) in _people(engine, period, by).items():
         if k in out:
             out[k][2:] = [n, via_users]
+            if not known:
+                out[k].append(NONE)  # a fifth figure: the people are a lower bound only
     return out
 
 
-def _users(engine: sa.Engine, period: Period, by: str | None) -> dict[str, tuple[int, int]]:
-    """key -> (people, people who came through the portal) from the span and month rows."""
+People = tuple[Count, Count, bool]  # people, those through the portal, whether known
+
+
+def _live(engine: sa.Engine, period: Period, by: str | None) -> dict[str, tuple[Count, Count]]:
+    return _month_users(engine, period) if by == "month" else _users(engine, period, by)
+
+
+def _people(engine: sa.Engine, period: Period, by: str | None) -> dict[str, People]:
+    """key -> (people, people who came through the portal, known). From the per-person rows;
+    for the months before them that the retention purged (launcher/signins/rollups.py
+    ``purge_people``), from the counts of each month kept in signin_month_users. A key whose
+    period is one whole purged month, or lies within the kept months, has its people known;
+    otherwise distinct people across those parts cannot be counted any more: the people are
+    then the largest count of a whole month -- a lower bound, for the suppression only."""
+    with connect(engine) as conn:
+        horizon = signin_rollups.purged_before(conn)
+    if horizon is None or period.start >= horizon:
+        return {k: (n, v, True) for k, (n, v) in _live(engine, period, by).items()}
+    units: dict[str, list[People]] = {}
+    if period.end >= horizon:
+        for k, (n, v) in _live(engine, Period(horizon, period.end), by).items():
+            units.setdefault(k, []).append((n, v, True))
+    m = T_MONTH_USERS
+    kind = "all" if by in (None, "month") else by
+    old = [month for month in period.months() if month < horizon]
+    with connect(engine) as conn:
+        rows = conn.execute(
+            sa.select(m).where(m.c.kind == kind, m.c.month.in_(old)).order_by(m.c.month)
+        ).all()
+    for row in rows:
+        month = dt.date.fromisoformat(row.month) if isinstance(row.month, str) else row.month
+        whole = period.start <= month and month_end(month) <= period.end
+        if by == "month":
+            k = month.strftime("%Y-%m")
+        elif by is None:
+            k = "all"
+        else:
+            k = UNKNOWN if by == "department" and row.key == "" else row.key
+        n, v = (row.users, row.users_key), (row.via_users, row.via_users_key)
+        units.setdefault(k, []).append((_count(*n), _count(*v), whole))
+    out: dict[str, People] = {}
+    for k, parts in units.items():
+        if len(parts) == 1 and parts[0][2]:
+            out[k] = parts[0]
+        else:
+            lower = max((p[0][0] for p in parts if p[2]), default=0)
+            out[k] = ((lower, 0), NONE, False)
+    return out
+
+
+def _users(engine: sa.Engine, period: Period, by: str | None) -> dict[str, tuple[Count, Count]]:
+    """key -> (people, people who came through the portal), with their cell keys, from the
+    span and month rows."""
     selects = _user_rows(engine, period, by)
     rows = (sa.union_all(*selects) if len(selects) > 1 else selects[0]).subquery()
     if len(selects) > 1:
         # a person may be in several of the selects: once per key
         rows = (
-            sa.select(rows.c.key, rows.c.user_id, sa.func.max(rows.c.via).label("via"))
+            sa.select(
+                rows.c.key,
+                rows.c.user_id,
+                sa.func.max(rows.c.via).label("via"),
+                sa.func.max(rows.c.person_key).label("person_key"),
+            )
             .group_by(rows.c.key, rows.c.user_id)
             .subquery()
         )
     # else each (key, person) is in one row: a span or month row is one person's (and app's)
-    query = sa.select(rows.c.key, sa.func.count(), sa.func.sum(rows.c.via)).group_by(rows.c.key)
+    query = sa.select(
+        rows.c.key,
+        sa.func.count(),
+        sa.func.sum(rows.c.person_key),
+        sa.func.sum(rows.c.via),
+        sa.func.sum(rows.c.via * rows.c.person_key),
+    ).group_by(rows.c.key)
     with connect(engine) as conn:
-        return {key_of(k): (int(n), int(via or 0)) for k, n, via in conn.execute(query)}
+        return {
+            key_of(k): (_count(n, n_key), _count(via, via_key))
+            for k, n, n_key, via, via_key in conn.execute(query)
+        }
 
 
-def _row(key: str, f: list[int], min_group: int) -> Row:
-    signins, via, users, via_users = f
-    hide_via = 0 < via_users < min_group or 0 < users - via_users < min_group
-    return {
+def _row(key: str, f: Figures, min_group: int, exact: bool) -> Row:
+    """A row's published figures: noisy counts kept consistent with each other (through the
+    portal <= sign-ins, people <= sign-ins), the share their quotient; suppression decided
+    on the true counts. A row whose people are only a lower bound (a fifth figure, see
+    :func:`_people`) shows its sign-ins only, and only when that bound is the minimum group."""
+    signins, via, users, via_users = f[:4]
+    known = len(f) == 4
+    hide_via = not known or (
+        0 < via_users[0] < min_group or 0 < users[0] - via_users[0] < min_group
+    )
+    n = shown(signins, exact)
+    people = min(shown(users, exact), n) if known else None
+    through = min(shown(via, exact), n)
+    row: Row = {
         "key": key,
-        "signins": signins,
-        "via_portal": None if hide_via else via,
-        "share": None if hide_via else round(via / signins, 3),
-        "users": users,
+        "signins": n,
+        "via_portal": None if hide_via else through,
+        "share": None if hide_via else round(through / n, 3),
+        "users": people,
     }
+    small = 0 < users[0] < min_group if known else users[0] < min_group
+    return _hide(row) if small else row
 
 
-def _suppress_with_complement(rows: list[Row], min_group: int) -> list[Row]:
-    """Hide rows about 1 to min_group - 1 people; with exactly one hidden, the next smallest
-    too, so that no hidden row is a total minus the others."""
-    out = [suppress(r, min_group) for r in rows]
-    hidden = [i for i, r in enumerate(out) if r.get("suppressed")]
-    shown = [i for i, r in enumerate(out) if not r.get("suppressed") and rows[i]["users"]]
-    if len(hidden) == 1 and shown:
-        smallest = min(shown, key=lambda i: (rows[i]["users"], rows[i].get("signins") or 0))
-        out[smallest] = {**dict.fromkeys(rows[smallest]), "key": rows[smallest]["key"]}
-        out[smallest]["suppressed"] = True
-    return out
+def _hide(row: Row) -> Row:
+    return {**dict.fromkeys(row), "key": row.get("key"), "suppressed": True}
 
 
-def gateway(engine: sa.Engine, period: Period, by: str, min_group: int) -> list[Row]:
+def gateway(
+    engine: sa.Engine, period: Period, by: str, min_group: int, *, exact: bool = False
+) -> list[Row]:
     """The gateway report's rows (``/api/v1/reports/gateway``, README), sorted by key;
     keys without sign-ins are left out."""
     figures = _figures(engine, period, by)
-    if by == "unregistered":
-        rows: list[Row] = [
-            {"key": k, "signins": f[0], "users": f[2]} for k, f in sorted(figures.items())
-        ]
-    else:
-        rows = [_row(k, f, min_group) for k, f in sorted(figures.items())]
-    out = _suppress_with_complement(rows, min_group)
-    return [({**r, "share": None} if r.get("suppressed") and "share" in r else r) for r in out]
+    rows: list[Row] = []
+    for k, f in sorted(figures.items()):
+        if by != "unregistered":
+            rows.append(_row(k, f, min_group, exact))
+            continue
+        n, known = shown(f[0], exact), len(f) == 4
+        row: Row = {"key": k, "signins": n, "users": min(shown(f[2], exact), n) if known else None}
+        small = 0 < f[2][0] < min_group if known else f[2][0] < min_group
+        rows.append(_hide(row) if small else row)
+    return rows
 
 
-def front_door(engine: sa.Engine, period: Period, min_group: int) -> Row:
+def front_door(engine: sa.Engine, period: Period, min_group: int, *, exact: bool = False) -> Row:
     """The organisation-wide figures over apps with a tile: sign-ins, through the portal,
     share, distinct users (suppressed below the minimum group, as a row)."""
-    figures = _figures(engine, period, None).get("all", [0, 0, 0, 0])
-    if figures[0] == 0:
+    figures = _figures(engine, period, None).get("all", [NONE, NONE, NONE, NONE])
+    if figures[0][0] == 0:
         return {"signins": 0, "via_portal": 0, "share": None, "users": 0}
-    row = _row("all", figures, min_group)
+    row = _row("all", figures, min_group, exact)
     del row["key"]
-    if figures[2] < min_group:
-        return {**dict.fromkeys(row), "suppressed": True}
     return row
 
 

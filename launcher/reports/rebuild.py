@@ -33,6 +33,7 @@ from launcher.reports.rollups import (
     prune_cell_seen,
 )
 from launcher.signins import join as gateway
+from launcher.signins import rollups as signin_rollups
 
 
 def month_edge(month: dt.date, tz: ZoneInfo) -> dt.datetime:
@@ -105,6 +106,7 @@ def purge_people(conn: sa.Connection, month: dt.date) -> None:
     old = sa.and_(uf.c.first_day < month, uf.c.first_day > BEFORE_RETENTION)
     conn.execute(sa.delete(uf).where(old, ~seen_since))
     conn.execute(sa.update(uf).where(old).values(first_day=BEFORE_RETENTION))
+    signin_rollups.purge_people(conn, month)  # and the gateway's per-person rows
 
 
 def rebuild(engine: sa.Engine, tz: ZoneInfo) -> int:

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from launcher import db
+from launcher.reports import cellkey
 from launcher.signins import rollups
 from launcher.signins.rollups import GATEWAY_TABLES, T_IMPORTED, T_SIGNIN_DAY, fold, spans
 
@@ -150,7 +151,8 @@ def match_launches(
     for chunk in chunks(probes):
         sql = (
             f"WITH k (user_id, app_id, lo, hi) AS (VALUES {_values(conn, 4, len(chunk))}) "
-            "SELECT i.id, i.ts, i.app_id, i.provider_app, i.user_id, i.department "
+            "SELECT i.id, i.ts, i.app_id, i.provider_app, i.user_id, i.department, "
+            "i.provider, i.record_id "
             "FROM k JOIN imported_signin i ON i.user_id = k.user_id AND i.ts >= k.lo "
             "AND i.ts <= k.hi AND i.app_id = k.app_id WHERE i.via_portal = 0"
         )
@@ -167,8 +169,15 @@ def match_launches(
     rollups.add_via(
         conn,
         (
-            (from_db_time(ts).date(), app, provider_app, user, dept)
-            for row_id, (ts, app, provider_app, user, dept) in rows.items()
+            (
+                from_db_time(ts).date(),
+                app,
+                provider_app,
+                user,
+                dept,
+                cellkey.imported_key(user, provider, record_id),
+            )
+            for row_id, (ts, app, provider_app, user, dept, provider, record_id) in rows.items()
             if fresh_above is None or row_id <= fresh_above
         ),
     )
@@ -200,33 +209,45 @@ def move_user(conn: sa.Connection, user: str, dept: str, fresh_above: int | None
     """Move one person's imported sign-ins, and their rollups, to ``dept``."""
     p = ph(conn)
     found = conn.exec_driver_sql(
-        "SELECT id, ts, app_id, provider_app, department, via_portal FROM imported_signin "
-        f"WHERE user_id = {p} AND department <> {p}",
+        "SELECT id, ts, app_id, provider_app, department, via_portal, provider, record_id "
+        f"FROM imported_signin WHERE user_id = {p} AND department <> {p}",
         (user, dept),
     ).all()
     if not found:
         return
+    # per signin_day key: signins, via_portal and their cell keys (cellkey.py)
     delta: dict[tuple[Any, ...], list[int]] = {}
     keys: set[tuple[Any, ...]] = set()
-    for row_id, ts, app, provider_app, old, via in found:
+    for row_id, ts, app, provider_app, old, via, provider, record_id in found:
         if fresh_above is not None and row_id > fresh_above:
             continue
         d = from_db_time(ts).date()
+        record_key = cellkey.imported_key(user, provider, record_id)
         for key, sign in (((d, app, provider_app, old), -1), ((d, app, provider_app, dept), 1)):
-            counts = delta.setdefault(key, [0, 0])
+            counts = delta.setdefault(key, [0, 0, 0, 0])
             counts[0] += sign
             counts[1] += sign * int(via)
+            counts[2] += sign * record_key
+            counts[3] += sign * record_key * int(via)
         keys.add((d, app, provider_app))
-    rows = [(_db_date(conn, d), a, pa, dp, n, v) for (d, a, pa, dp), (n, v) in delta.items() if n]
+    M, mod = cellkey.MOD, "%" if conn.dialect.name == "sqlite" else "%%"  # psycopg: %s
+    rows = [
+        (_db_date(conn, d), a, pa, dp, n, v, nk % M, vk % M)  # Python's %: never negative
+        for (d, a, pa, dp), (n, v, nk, vk) in delta.items()
+        if n
+    ]
     db.insert_rows(
         conn,
-        "INSERT INTO signin_day (day, app_id, provider_app, department, signins, via_portal)",
+        "INSERT INTO signin_day (day, app_id, provider_app, department, signins, via_portal, "
+        "signins_key, via_key)",
         rows,
         "ON CONFLICT (day, app_id, provider_app, department) DO UPDATE SET "
         "signins = signin_day.signins + excluded.signins, "
-        "via_portal = signin_day.via_portal + excluded.via_portal",
+        "via_portal = signin_day.via_portal + excluded.via_portal, "
+        f"signins_key = (signin_day.signins_key + excluded.signins_key) {mod} {M}, "
+        f"via_key = (signin_day.via_key + excluded.via_key) {mod} {M}",
     )
-    for d, app, provider_app, old in (k for k, (n, _) in delta.items() if n < 0):
+    for d, app, provider_app, old in (k for k, counts in delta.items() if counts[0] < 0):
         conn.exec_driver_sql(
             f"DELETE FROM signin_day WHERE day = {p} AND app_id = {p} AND provider_app = {p} "
             f"AND department = {p} AND signins <= 0",

@@ -6,7 +6,12 @@
 - signin_user_span / signin_person_span: the same for the months of two calendar years, laid
   out as the launch side's user_span (launcher/reports/rollups.py ``span_bits``): every month
   is in its own year's row and the year before's, so a period of up to a year reads one row
-  per user (and app) for its whole months, and one per month row for a month it covers in part.
+  per user (and app) for its whole months, and one per month row for a month it covers in part;
+- signin_month_users: for the months whose per-person rows the retention purged
+  (:func:`purge_people`), their distinct people per app, department and the organisation.
+
+Every count has its cell key beside it (launcher/reports/cellkey.py): signin_day the sums of
+its sign-ins' record keys, the per-person rows the person's key.
 
 Kept in set-based SQL from the imported rows (:func:`fold`, then :func:`spans` from the month
 tables), and by a few keyed updates when a later launch marks a stored sign-in as through the
@@ -27,12 +32,14 @@ import sqlalchemy as sa
 from launcher.models import (
     ImportedSignIn,
     SignInDay,
+    SignInMonthUsers,
     SignInPersonMonth,
     SignInPersonSpan,
     SignInUserMonth,
     SignInUserSpan,
     table,
 )
+from launcher.reports import cellkey
 
 T_IMPORTED = table(ImportedSignIn)
 T_SIGNIN_DAY = table(SignInDay)
@@ -40,7 +47,15 @@ T_USER_MONTH = table(SignInUserMonth)
 T_PERSON_MONTH = table(SignInPersonMonth)
 T_USER_SPAN = table(SignInUserSpan)
 T_PERSON_SPAN = table(SignInPersonSpan)
-GATEWAY_TABLES = (T_SIGNIN_DAY, T_USER_MONTH, T_PERSON_MONTH, T_USER_SPAN, T_PERSON_SPAN)
+T_MONTH_USERS = table(SignInMonthUsers)
+GATEWAY_TABLES = (
+    T_SIGNIN_DAY,
+    T_USER_MONTH,
+    T_PERSON_MONTH,
+    T_USER_SPAN,
+    T_PERSON_SPAN,
+    T_MONTH_USERS,
+)
 FOLD_ROWS = 500_000  # imported rows per GROUP BY of a rebuild (SQLite sorts in memory)
 
 # per month table: its span table and the columns of a person (and app)
@@ -69,7 +84,11 @@ def _db_date(conn: sa.Connection, value: dt.date) -> object:
 
 def fold(conn: sa.Connection, where: str, params: dict[str, Any]) -> None:
     """Add the imported sign-ins that ``where`` selects to signin_day and the month tables
-    (set-based). :func:`spans` then brings the span tables up to date with the months."""
+    (set-based). :func:`spans` then brings the span tables up to date with the months.
+
+    Cell keys (launcher/reports/cellkey.py): signin_day adds the record keys of its sign-ins
+    (``cellkey.imported_key``, derived here from the stored row, so a rebuild derives the
+    same), the per-person rows carry the person's key."""
     if _sqlite(conn):
         day, month = "substr(ts, 1, 10)", "substr(ts, 1, 7) || '-01'"
         dom = "CAST(substr(ts, 9, 2) AS INTEGER)"
@@ -77,6 +96,9 @@ def fold(conn: sa.Connection, where: str, params: dict[str, Any]) -> None:
         day = "CAST(ts AT TIME ZONE 'UTC' AS date)"
         month = "CAST(date_trunc('month', ts AT TIME ZONE 'UTC') AS date)"
         dom = "CAST(EXTRACT(DAY FROM ts AT TIME ZONE 'UTC') AS integer)"
+    cellkey.register(conn)
+    M = cellkey.MOD
+    rk, pk = cellkey.sql_imported_key(conn), cellkey.sql_person_key(conn, "user_id")
     bit = _bit(conn, f"{dom} - 1")
     days = _or(conn, bit)
     via_days = _or(conn, f"CASE WHEN via_portal = 1 THEN {bit} ELSE 0 END")
@@ -84,21 +106,32 @@ def fold(conn: sa.Connection, where: str, params: dict[str, Any]) -> None:
         "signins = {t}.signins + excluded.signins, "
         "via_portal = {t}.via_portal + excluded.via_portal"
     )
+    keys = (
+        f"signins_key = (signin_day.signins_key + excluded.signins_key) % {M}, "
+        f"via_key = (signin_day.via_key + excluded.via_key) % {M}"
+    )
     masks = "days = {t}.days | excluded.days, via_days = {t}.via_days | excluded.via_days"
+    # the record key once per row: grouped by via_portal first, then the two groups summed
     conn.execute(
         sa.text(f"""INSERT INTO signin_day (day, app_id, provider_app, department, signins,
-            via_portal)
-            SELECT {day}, app_id, provider_app, department, COUNT(*), SUM(via_portal)
-            FROM imported_signin WHERE {where} GROUP BY {day}, app_id, provider_app, department
+            via_portal, signins_key, via_key)
+            SELECT d, app_id, provider_app, department, SUM(n),
+            SUM(CASE WHEN via = 1 THEN n ELSE 0 END), SUM(k) % {M},
+            SUM(CASE WHEN via = 1 THEN k ELSE 0 END) % {M}
+            FROM (SELECT {day} AS d, app_id, provider_app, department, via_portal AS via,
+                COUNT(*) AS n, SUM({rk}) % {M} AS k
+                FROM imported_signin WHERE {where}
+                GROUP BY {day}, app_id, provider_app, department, via_portal) AS g
+            GROUP BY d, app_id, provider_app, department
             ON CONFLICT (day, app_id, provider_app, department) DO UPDATE SET
-            {add.format(t="signin_day")}"""),
+            {add.format(t="signin_day")}, {keys}"""),
         params,
     )
     conn.execute(
         sa.text(f"""INSERT INTO signin_user_month (month, app_id, provider_app, user_id,
-            department, signins, via_portal, days, via_days)
+            department, signins, via_portal, days, via_days, person_key)
             SELECT {month}, app_id, provider_app, user_id, MAX(department), COUNT(*),
-            SUM(via_portal), {days}, {via_days} FROM imported_signin WHERE {where}
+            SUM(via_portal), {days}, {via_days}, {pk} FROM imported_signin WHERE {where}
             GROUP BY {month}, app_id, provider_app, user_id
             ON CONFLICT (month, app_id, provider_app, user_id) DO UPDATE SET
             department = excluded.department, {add.format(t="signin_user_month")},
@@ -106,9 +139,10 @@ def fold(conn: sa.Connection, where: str, params: dict[str, Any]) -> None:
         params,
     )
     conn.execute(
-        sa.text(f"""INSERT INTO signin_person_month (month, user_id, department, days, via_days)
-            SELECT {month}, user_id, MAX(department), {days}, {via_days} FROM imported_signin
-            WHERE ({where}) AND app_id <> '' GROUP BY {month}, user_id
+        sa.text(f"""INSERT INTO signin_person_month (month, user_id, department, days, via_days,
+            person_key)
+            SELECT {month}, user_id, MAX(department), {days}, {via_days}, {pk}
+            FROM imported_signin WHERE ({where}) AND app_id <> '' GROUP BY {month}, user_id
             ON CONFLICT (month, user_id) DO UPDATE SET department = excluded.department,
             {masks.format(t="signin_person_month")}"""),
         params,
@@ -129,9 +163,10 @@ def spans(conn: sa.Connection, first: dt.date, last: dt.date | None = None) -> N
         for months, span, who in _SPAN_OF:
             for span_year, bit in _span_bits(month):
                 conn.execute(
-                    sa.text(f"""INSERT INTO {span} (year, {who}, department, months, via_months)
+                    sa.text(f"""INSERT INTO {span} (year, {who}, department, months, via_months,
+                        person_key)
                         SELECT :year, {who}, department, :bit,
-                        CASE WHEN via_days <> 0 THEN :bit ELSE 0 END
+                        CASE WHEN via_days <> 0 THEN :bit ELSE 0 END, person_key
                         FROM {months} WHERE month = :month AND days <> 0
                         ON CONFLICT (year, {who}) DO UPDATE SET
                         department = excluded.department,
@@ -147,17 +182,19 @@ def _span_bits(month: dt.date) -> tuple[tuple[int, int], tuple[int, int]]:
     return (month.year, 1 << (month.month - 1)), (month.year - 1, 1 << (month.month + 11))
 
 
-def add_via(conn: sa.Connection, rows: Iterable[tuple[dt.date, str, str, str, str]]) -> None:
-    """Count stored sign-ins (day, app, provider app, user, department) that a later launch
-    showed to have come through the portal: a few keyed updates per sign-in."""
+def add_via(conn: sa.Connection, rows: Iterable[tuple[dt.date, str, str, str, str, int]]) -> None:
+    """Count stored sign-ins (day, app, provider app, user, department, record key) that a
+    later launch showed to have come through the portal: a few keyed updates per sign-in."""
     p = "?" if _sqlite(conn) else "%s"
-    for d, app, provider_app, user, dept in rows:
+    mod = "%" if _sqlite(conn) else "%%"  # psycopg's parameters are %s
+    for d, app, provider_app, user, dept, key in rows:
         month = d.replace(day=1)
         day_bit = 1 << (d.day - 1)
         conn.exec_driver_sql(
-            f"UPDATE signin_day SET via_portal = via_portal + 1 WHERE day = {p} AND app_id = {p} "
+            f"UPDATE signin_day SET via_portal = via_portal + 1, "
+            f"via_key = (via_key + {p}) {mod} {cellkey.MOD} WHERE day = {p} AND app_id = {p} "
             f"AND provider_app = {p} AND department = {p}",
-            (_db_date(conn, d), app, provider_app, dept),
+            (key, _db_date(conn, d), app, provider_app, dept),
         )
         conn.exec_driver_sql(
             f"UPDATE signin_user_month SET via_portal = via_portal + 1, "
@@ -238,3 +275,63 @@ def clear_from(conn: sa.Connection, start: dt.date) -> None:
                 .values(months=t.c.months.op("&")(keep), via_months=t.c.via_months.op("&")(keep))
             )
         conn.execute(sa.delete(t).where(t.c.months == 0))
+
+
+# --- the retention (launcher/reports/rebuild.py purge_people) ------------------------------
+# (kind, key column, month table, filter): the groups whose people signin_month_users counts
+_MONTH_GROUPS = (
+    ("app", "app_id", "signin_user_month", "app_id <> ''"),
+    ("unregistered", "provider_app", "signin_user_month", "app_id = ''"),
+    ("department", "department", "signin_person_month", "true"),
+    ("all", "''", "signin_person_month", "true"),
+)
+
+
+def purge_people(conn: sa.Connection, month: dt.date) -> None:
+    """The per-person sign-in rollups go with the raw events, as the launch side's
+    (docs/PRIVACY.md: "after 400 days only counts"): before the month rows of the months
+    before ``month`` are deleted, their distinct people per app, app without a tile,
+    department and the organisation go into signin_month_users (counts and cell keys, no
+    pseudonyms), so that a report of such a month still has its people; then those months'
+    bits are cleared from the span rows, and span rows left empty deleted."""
+    M = cellkey.MOD
+    first = _db_date(conn, month)
+    for kind, key, months, where in _MONTH_GROUPS:
+        # one row per person (and key) first: an app may have several provider app ids
+        conn.execute(
+            sa.text(f"""INSERT INTO signin_month_users (month, kind, key, users, via_users,
+                users_key, via_users_key)
+                SELECT month, :kind, k, COUNT(*), SUM(via), SUM(pk) % {M}, SUM(via * pk) % {M}
+                FROM (SELECT month, {key} AS k, user_id, MAX(person_key) AS pk,
+                    MAX(CASE WHEN via_days <> 0 THEN 1 ELSE 0 END) AS via
+                    FROM {months} WHERE month < :month AND {where}
+                    GROUP BY 1, 2, 3) AS p
+                GROUP BY month, k
+                ON CONFLICT (month, kind, key) DO NOTHING"""),
+            {"kind": kind, "month": first},
+        )
+    for t in (T_USER_MONTH, T_PERSON_MONTH):
+        conn.execute(sa.delete(t).where(t.c.month < month))
+    for t in (T_USER_SPAN, T_PERSON_SPAN):
+        years = conn.execute(sa.select(t.c.year).distinct()).scalars().all()
+        for year in years:
+            before = min(max((month.year - year) * 12 + month.month - 1, 0), 24)
+            if before == 0:
+                continue
+            keep = ((1 << 24) - 1) & ~((1 << before) - 1)
+            conn.execute(
+                sa.update(t)
+                .where(t.c.year == year)
+                .values(months=t.c.months.op("&")(keep), via_months=t.c.via_months.op("&")(keep))
+            )
+            conn.execute(sa.delete(t).where(t.c.year == year, t.c.months == 0))
+
+
+def purged_before(conn: sa.Connection) -> dt.date | None:
+    """The first month whose per-person rows are kept, when older ones were purged (the
+    month after the last one signin_month_users holds); None when nothing was purged."""
+    last = conn.execute(sa.select(sa.func.max(T_MONTH_USERS.c.month))).scalar()
+    if last is None:
+        return None
+    last = dt.date.fromisoformat(last) if isinstance(last, str) else last
+    return (last + dt.timedelta(days=32)).replace(day=1)

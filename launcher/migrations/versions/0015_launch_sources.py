@@ -4,7 +4,7 @@ user_month_source (who launched from which source in a month, purged with the ra
 The tables start empty: ``launcher db rebuild-rollups`` after upgrading fills them for the
 months whose raw launches are still there (older months have no figures by source).
 
-Revision ID: 0015_sources
+Revision ID: 0015
 Revises: 0012
 Create Date: 2026-12-01
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015_sources"
+revision = "0015"
 down_revision = "0012"
 branch_labels = None
 depends_on = None
