@@ -262,6 +262,20 @@ def test_the_window_is_exact_to_the_microsecond_in_either_order(
         engine.dispose()
 
 
+def test_a_sign_in_whose_window_starts_before_the_calendar_is_imported(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The window's edges are computed while reading (SQLite): one that would fall before
+    year 1 stops at the calendar's start instead of failing the import."""
+    engine = db.make_engine(settings.database_url)
+    at = dt.datetime(1, 1, 1, 0, 0, 30, tzinfo=dt.UTC)
+    path = _file(tmp_path, [_entra("edge", "oid-alice", "app-teams", at)])
+    assert _import(engine, settings, path).new == 1
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(join.T_IMPORTED)).scalar() == 1
+    engine.dispose()
+
+
 def test_each_sign_in_matches_once(settings: Settings, tmp_path: Path) -> None:
     """Two launches around one sign-in, arriving in two batches after the import."""
     engine = db.make_engine(settings.database_url)
