@@ -15,6 +15,10 @@ independent of the file's size, at most 200 MB: ``--memory 500000,1000000,200000
 the first 0.5, 1 and 2 million records of one file (2 M records are about 2.2 GB) into a fresh
 database each and prints the peak resident memory of each.
 
+On a shared machine the wall-clock ratio follows the other processes' load; the CPU ratio
+does much less: bare ``json.loads``'s CPU seconds against the import's, all its threads and,
+on a local PostgreSQL, its server process (read from /proc).
+
     python bench/bench_import.py [--records 500000] [--launches 100000] [--no-postgres]
     python bench/bench_import.py --memory 500000,1000000,2000000
 """
@@ -36,6 +40,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -153,11 +158,45 @@ def child(url: str, path: Path) -> None:
     """Run one import and print its seconds and peak resident memory as JSON."""
     settings = load_settings(secret_key=SECRET, oidc_issuer=ISSUER, database_url=url)
     engine = db.make_engine(url)
-    started = time.perf_counter()
+    backends: list[int] = []  # PostgreSQL: the server processes the import's work runs in
+    if not db.is_sqlite(engine):
+
+        @sa.event.listens_for(engine, "connect")
+        def _backend(dbapi_connection: Any, _record: Any) -> None:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                backends.append(cursor.fetchone()[0])
+
+    started, cpu = time.perf_counter(), _cpu()
     summary = importer.import_files(engine, settings, MAPPING, "entra", [path])
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, _cpu() - cpu
+    server = sum(_process_cpu(pid) for pid in backends)
     peak_mb = _peak_rss_kb() / 1024
-    print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, "summary": str(summary)}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "cpu": cpu + server,
+                "peak_mb": peak_mb,
+                "summary": str(summary),
+            }
+        )
+    )
+
+
+def _cpu() -> float:
+    """This process's CPU seconds, all its threads."""
+    t = os.times()
+    return t.user + t.system
+
+
+def _process_cpu(pid: int) -> float:
+    """A local process's CPU seconds (/proc), 0 when it cannot be read (a remote server)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _peak_rss_kb() -> int:
@@ -169,12 +208,13 @@ def _peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # not Linux: an upper bound
 
 
-def bare(path: Path) -> float:
-    started = time.perf_counter()
+def bare(path: Path) -> tuple[float, float]:
+    """Seconds and CPU seconds of json.loads of every line of the file."""
+    started, cpu = time.perf_counter(), _cpu()
     with path.open() as f:
         for line in f:
             json.loads(line)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, _cpu() - cpu
 
 
 def run_child(url: str, path: Path) -> dict[str, object]:
@@ -217,15 +257,20 @@ def speed(tmp: Path, args: argparse.Namespace) -> None:
     order = "in random order" if args.shuffled else "in time order"
     print(f"{args.records:,} Entra sign-in records {order}, {size_mb:,.0f} MiB of JSON lines")
     for label, fresh in _databases(tmp, not args.no_postgres):
-        base = min(bare(path) for _ in range(2))  # each time: the machine's load changes
         url = fresh()
         seed_launches(url, args.launches)
+        before = bare(path)  # just before and after: the machine's load changes
         r = run_child(url, path)
+        after = bare(path)
+        base, base_cpu = min(before[0], after[0]), min(before[1], after[1])
         rate = args.records / float(r["seconds"])  # type: ignore[arg-type]
+        cpu = float(r["cpu"])  # type: ignore[arg-type]
         print(
             f"import {label + ':':<12}{rate:>9,.0f} records/s, bare json.loads "
             f"{args.records / base:>9,.0f} records/s: ratio {rate * base / args.records:.2f}; "
-            f"peak RSS {r['peak_mb']:.0f} MB  ({r['summary']})"
+            f"CPU {cpu:.1f} s against json.loads {base_cpu:.1f} s: ratio {base_cpu / cpu:.2f}; "
+            f"peak RSS {r['peak_mb']:.0f} MB; load {os.getloadavg()[0]:.1f}  ({r['summary']})",
+            flush=True,
         )
 
 

@@ -226,7 +226,8 @@ def test_launches_first_or_import_first_give_the_same_figures(
         conn.execute(sa.text("DELETE FROM launch_event"))
         conn.execute(sa.text("DELETE FROM signin_event"))
         conn.execute(sa.text("DELETE FROM event_batch"))
-    monkeypatch.setattr(importer, "FOLD_ROWS", 2)  # folded in slices: the same rollups
+    for dialect in importer.FOLD_ROWS:  # folded in slices: the same rollups
+        monkeypatch.setitem(importer.FOLD_ROWS, dialect, 2)
     _import(engine, settings, _file(tmp_path, RECORDS))
     assert gateway.front_door(engine, MARCH, 1, exact=True)["via_portal"] == 0
     _write_portal(engine, settings, tmp_path / "b")
@@ -272,6 +273,20 @@ def test_the_window_is_exact_to_the_microsecond_in_either_order(
             got = {str(r): int(v) for r, v in rows}
         assert got == {f"e{i}": int(via) for i, via in enumerate(edges.values())}, order
         engine.dispose()
+
+
+def test_a_sign_in_whose_window_starts_before_the_calendar_is_imported(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The window's edges are computed while reading (SQLite): one that would fall before
+    year 1 stops at the calendar's start instead of failing the import."""
+    engine = db.make_engine(settings.database_url)
+    at = dt.datetime(1, 1, 1, 0, 0, 30, tzinfo=dt.UTC)
+    path = _file(tmp_path, [_entra("edge", "oid-alice", "app-teams", at)])
+    assert _import(engine, settings, path).new == 1
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(join.T_IMPORTED)).scalar() == 1
+    engine.dispose()
 
 
 def test_each_sign_in_matches_once(settings: Settings, tmp_path: Path) -> None:

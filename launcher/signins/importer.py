@@ -48,7 +48,11 @@ from launcher.signins.stage import Row, Stage
 FORMATS: dict[str, ModuleType] = {m.NAME: m for m in (entra, keycloak, okta)}
 IMPORT_LOCK = 0x4C53494D  # PostgreSQL advisory lock id held by an import ("LSIM")
 CHUNK = 5000  # rows staged and moved into imported_signin at a time (a few MB)
-FOLD_ROWS = 20_000  # new rows folded into the rollups per statement
+# new rows folded into the rollups per statement. SQLite sorts a GROUP BY in memory
+# (temp_store), so a slice costs memory there; PostgreSQL sorts within work_mem, and a larger
+# slice folds each person's month once instead of once a slice: at 20,000 the fold was a
+# third of a PostgreSQL import's server time (bench/README.md)
+FOLD_ROWS = {"sqlite": 20_000, "postgresql": 500_000}
 MAX_ID = 128
 MAX_CACHED_USERS = 50_000  # pseudonyms kept while reading a file (a few MB), then forgotten
 SQLITE_WAIT_MS = 10 * 60 * 1000  # an import waits this long for another import on SQLite
@@ -225,9 +229,20 @@ def _row(
         record_id = hashlib.sha256(raw.encode()).hexdigest()[:32]
     elif len(record_id) > MAX_ID:
         raise FieldError("id", f"is longer than {MAX_ID} characters")
-    # SQLite: the text form of join.db_time, without its checks (ts is UTC already)
-    stored: object = ts.isoformat(" ", "microseconds")[:26] if sqlite else ts
-    return (record_id, stored, user, app_id, app, name)
+    if not sqlite:
+        return (record_id, ts, user, app_id, app, name)
+    # SQLite: the text form of join.db_time, without its checks (ts is UTC already); and the
+    # edges of the join's window in the same form, computed here in the reading thread rather
+    # than by SQLite's strftime() in the writing one, the import's bound (bench/README.md)
+    try:
+        lo = (ts - join.BEFORE).isoformat(" ", "microseconds")[:26]
+    except OverflowError:  # the window reaches past the first representable time
+        lo = "0001-01-01 00:00:00.000000"
+    try:
+        hi = (ts + join.AFTER).isoformat(" ", "microseconds")[:26]
+    except OverflowError:
+        hi = "9999-12-31 23:59:59.999999"
+    return (record_id, ts.isoformat(" ", "microseconds")[:26], user, app_id, app, name, lo, hi)
 
 
 def _store(engine: sa.Engine, provider: str, rows: Rows) -> Summary:
@@ -308,8 +323,9 @@ def _write(conn: sa.Connection, provider: str, rows: Rows) -> None:
     # in slices: SQLite sorts a GROUP BY in memory (temp_store), and a 2 GB file's rows at
     # once would cost hundreds of MB; the rollups' upserts add, so slices sum up the same
     last = _max_id(conn, "imported_signin")
-    for lo in range(fresh_above, last, FOLD_ROWS):
-        join.fold(conn, "id > :lo AND id <= :hi", {"lo": lo, "hi": lo + FOLD_ROWS})
+    step = FOLD_ROWS[conn.dialect.name]
+    for lo in range(fresh_above, last, step):
+        join.fold(conn, "id > :lo AND id <= :hi", {"lo": lo, "hi": lo + step})
     if last > fresh_above:  # then the months the file touched into the span rows
         lo, hi = conn.exec_driver_sql(
             f"SELECT MIN(ts), MAX(ts) FROM imported_signin WHERE id > {fresh_above}"
