@@ -109,6 +109,13 @@ def test_import_prints_one_summary_line_and_is_idempotent(
             id="a time without a zone",
         ),
         pytest.param(
+            json.dumps(
+                [_record("r1", "u1", "app-teams", createdDateTime="9999-12-31T23:59:59Z")]
+            ).encode(),
+            "record 1: field createdDateTime: is 9999-12-31",
+            id="a date no log holds",
+        ),
+        pytest.param(
             json.dumps([{"uuid": "x", "published": "2026-11-02T09:00:00Z"}]).encode(),
             "record 1",
             id="a file of another format",

@@ -275,17 +275,28 @@ def test_the_window_is_exact_to_the_microsecond_in_either_order(
         engine.dispose()
 
 
-def test_a_sign_in_whose_window_starts_before_the_calendar_is_imported(
-    settings: Settings, tmp_path: Path
+@pytest.mark.parametrize(
+    "at",
+    [
+        dt.datetime(1, 1, 1, 0, 0, 30, tzinfo=dt.UTC),
+        dt.datetime(1999, 12, 31, 23, 59, 59, tzinfo=dt.UTC),
+        dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC),
+        dt.datetime.now(dt.UTC) + dt.timedelta(days=3),
+    ],
+    ids=["year 1", "before 2000", "year 9999", "three days ahead"],
+)
+def test_a_sign_in_out_of_the_logs_years_refuses_its_file(
+    settings: Settings, tmp_path: Path, at: dt.datetime
 ) -> None:
-    """The window's edges are computed while reading (SQLite): one that would fall before
-    year 1 stops at the calendar's start instead of failing the import."""
+    """A date no sign-in log holds is a broken export: the file is refused with the record and
+    the field named (not an OverflowError, nor thousands of empty months of rollups)."""
     engine = db.make_engine(settings.database_url)
-    at = dt.datetime(1, 1, 1, 0, 0, 30, tzinfo=dt.UTC)
-    path = _file(tmp_path, [_entra("edge", "oid-alice", "app-teams", at)])
-    assert _import(engine, settings, path).new == 1
+    good = _entra("fine", "oid-alice", "app-teams", T)
+    path = _file(tmp_path, [good, _entra("edge", "oid-alice", "app-teams", at)])
+    with pytest.raises(ImportRefused, match=r"record 2: field createdDateTime: is \d{4}-"):
+        _import(engine, settings, path)
     with engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(join.T_IMPORTED)).scalar() == 1
+        assert conn.execute(sa.select(sa.func.count()).select_from(join.T_IMPORTED)).scalar() == 0
     engine.dispose()
 
 

@@ -21,6 +21,7 @@ from launcher.signins.record import (
 )
 
 NAME = "entra"
+TIME_FIELD = "createdDateTime"  # named when its value is out of range (importer.py)
 
 
 def parse(obj: Any) -> Record:

@@ -42,7 +42,7 @@ from launcher.errors import ConfigError
 from launcher.reports.rollups import ROLLUP_LOCK
 from launcher.settings import Settings
 from launcher.signins import entra, join, keycloak, okta, reader
-from launcher.signins.record import FieldError, ImportRefused, Record
+from launcher.signins.record import AHEAD, EARLIEST, FieldError, ImportRefused, Record
 from launcher.signins.stage import Row, Stage
 
 FORMATS: dict[str, ModuleType] = {m.NAME: m for m in (entra, keycloak, okta)}
@@ -175,12 +175,15 @@ def _rows(
         chunk: list[Row] = []
         skipped = summary.skipped
         users: dict[str, str] = {}  # raw id -> pseudonym: people sign in many times
+        latest = dt.datetime.now(dt.UTC) + AHEAD
         try:
             for n, obj in reader.records(path, block):  # noqa: B007 (n: in the error)
                 record: Record = module.parse(obj)
                 if record.skip is not None:
                     skipped[record.skip] += 1
                     continue
+                if not EARLIEST <= record.ts <= latest:
+                    raise FieldError(module.TIME_FIELD, _out_of_range(record.ts, latest))
                 chunk.append(_row(record, key, mapping, summary, sqlite, users))
                 if len(chunk) >= CHUNK:
                     if len(users) > MAX_CACHED_USERS:
@@ -201,6 +204,14 @@ def _rows(
             progress(path, n, size, size)
 
     return Rows(summary, reader.ahead(generate()))
+
+
+def _out_of_range(ts: dt.datetime, latest: dt.datetime) -> str:
+    return (
+        f"is {ts.date().isoformat()}: a sign-in must be from {EARLIEST.date().isoformat()} "
+        f"up to {latest.date().isoformat()} "
+        "(a broken export, or a clock far off)"
+    )
 
 
 def _row(
@@ -234,14 +245,8 @@ def _row(
     # SQLite: the text form of join.db_time, without its checks (ts is UTC already); and the
     # edges of the join's window in the same form, computed here in the reading thread rather
     # than by SQLite's strftime() in the writing one, the import's bound (bench/README.md)
-    try:
-        lo = (ts - join.BEFORE).isoformat(" ", "microseconds")[:26]
-    except OverflowError:  # the window reaches past the first representable time
-        lo = "0001-01-01 00:00:00.000000"
-    try:
-        hi = (ts + join.AFTER).isoformat(" ", "microseconds")[:26]
-    except OverflowError:
-        hi = "9999-12-31 23:59:59.999999"
+    lo = (ts - join.BEFORE).isoformat(" ", "microseconds")[:26]  # ts is within EARLIEST ...
+    hi = (ts + join.AFTER).isoformat(" ", "microseconds")[:26]
     return (record_id, ts.isoformat(" ", "microseconds")[:26], user, app_id, app, name, lo, hi)
 
 

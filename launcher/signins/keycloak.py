@@ -14,6 +14,7 @@ from typing import Any
 from launcher.signins.record import FAILED, OTHER_EVENT, FieldError, Record, need, text
 
 NAME = "keycloak"
+TIME_FIELD = "time"  # named when its value is out of range (importer.py)
 MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 

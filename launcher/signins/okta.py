@@ -20,6 +20,7 @@ from launcher.signins.record import (
 )
 
 NAME = "okta"
+TIME_FIELD = "published"  # named when its value is out of range (importer.py)
 SSO = "user.authentication.sso"
 
 

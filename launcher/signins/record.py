@@ -27,6 +27,14 @@ class Record:
     app_name: str = ""  # the provider's display name of the app
 
 
+# The years a sign-in log can hold: the first sign-in counted is from this day on, the last at
+# most a day after the import (a provider's clock ahead of ours). A record outside refuses its
+# file: a date in year 1 or 9999 is a broken export, and would stretch the rollups over
+# thousands of empty months (launcher/signins/rollups.py).
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+AHEAD = dt.timedelta(days=1)
+
+
 class FieldError(ValueError):
     """A record the format module cannot read: the field and what is wrong (never its value
     when the value could name a person)."""
