@@ -36,13 +36,9 @@ NARROWEST: ViewportSize = {"width": 320, "height": 640}
 NL_PERCENT = re.compile(r"^\d{1,3},\d ?%$")  # a share as the Dutch page writes it: 61,5%
 
 
-@pytest.fixture(scope="module")
-def _history_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Months of demo history since go-live, with the identity provider's sign-in log
-    imported, generated once for this module's tests."""
+def _generate(path: Path, signins: Path | None = None) -> Path:
     from tests.conftest import _reset
 
-    path = tmp_path_factory.mktemp("reports-history") / "launcher.db"
     url = f"sqlite:///{path}"
     _reset(url)
     engine = db.make_engine(url)
@@ -54,7 +50,7 @@ def _history_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         employees=160,
         pseudonym_key=b"k" * 32,
         seed=7,
-        signins=path.parent / "signins.json",  # and the provider's log: the Front door
+        signins=signins,
     )
     # announcements of the default period (the last full month): one seen by 8 people, one
     # by 2 (its reach is suppressed)
@@ -71,13 +67,32 @@ def _history_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def _history_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Months of demo history since go-live, generated once for this module's tests."""
+    return _generate(tmp_path_factory.mktemp("reports-history") / "launcher.db")
+
+
+@pytest.fixture(scope="module")
+def _signins_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same history with the identity provider's sign-in log imported (the Front door),
+    for the tests that need it only: generating it takes longer."""
+    folder = tmp_path_factory.mktemp("reports-signins")
+    return _generate(folder / "launcher.db", signins=folder / "signins.json")
+
+
 @pytest.fixture
-def server(tmp_path: Path, _history_template: Path, devidp_key: Path) -> Iterator[LiveServer]:
-    """The demo portal over a copy of that history."""
+def server(
+    request: pytest.FixtureRequest, tmp_path: Path, devidp_key: Path
+) -> Iterator[LiveServer]:
+    """The demo portal over a copy of that history (with the sign-ins for a test whose name
+    says front_door)."""
     from tests.conftest import _demo_server
 
+    name = "_signins_template" if "front_door" in request.node.name else "_history_template"
+    template: Path = request.getfixturevalue(name)
     target = tmp_path / "history.db"
-    shutil.copyfile(_history_template, target)
+    shutil.copyfile(template, target)
     for live, _ in _demo_server(tmp_path, f"sqlite:///{target}", devidp_key):
         yield live
 

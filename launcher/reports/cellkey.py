@@ -105,6 +105,8 @@ def register(conn: sa.Connection) -> None:
         raw: Any = conn.connection.driver_connection
         assert isinstance(raw, sqlite3.Connection)
         raw.create_function("launcher_key", 1, _sqlite_key, deterministic=True)
+        # the imported sign-in's key from its three columns: no SQL concatenation per row
+        raw.create_function("launcher_imported_key", 3, imported_key, deterministic=True)
 
 
 def sql_key(conn: sa.Connection, text_sql: str) -> str:
@@ -135,4 +137,6 @@ def sql_signin_key(conn: sa.Connection) -> str:
 
 def sql_imported_key(conn: sa.Connection) -> str:
     """SQL for :func:`imported_key` of an imported_signin row."""
+    if conn.dialect.name == "sqlite":
+        return "launcher_imported_key(user_id, provider, record_id)"
     return sql_key(conn, "'i|' || user_id || '|' || provider || '|' || record_id")

@@ -127,12 +127,16 @@ def fold(conn: sa.Connection, where: str, params: dict[str, Any]) -> None:
             {add.format(t="signin_day")}, {keys}"""),
         params,
     )
+    # the person key once per group (an outer SELECT), not once per imported row
     conn.execute(
         sa.text(f"""INSERT INTO signin_user_month (month, app_id, provider_app, user_id,
             department, signins, via_portal, days, via_days, person_key)
-            SELECT {month}, app_id, provider_app, user_id, MAX(department), COUNT(*),
-            SUM(via_portal), {days}, {via_days}, {pk} FROM imported_signin WHERE {where}
-            GROUP BY {month}, app_id, provider_app, user_id
+            SELECT m, app_id, provider_app, user_id, dept, n, via, d, vd, {pk} FROM (
+                SELECT {month} AS m, app_id, provider_app, user_id, MAX(department) AS dept,
+                COUNT(*) AS n, SUM(via_portal) AS via, {days} AS d, {via_days} AS vd
+                FROM imported_signin WHERE {where}
+                GROUP BY {month}, app_id, provider_app, user_id) AS g
+            WHERE true
             ON CONFLICT (month, app_id, provider_app, user_id) DO UPDATE SET
             department = excluded.department, {add.format(t="signin_user_month")},
             {masks.format(t="signin_user_month")}"""),
@@ -141,8 +145,11 @@ def fold(conn: sa.Connection, where: str, params: dict[str, Any]) -> None:
     conn.execute(
         sa.text(f"""INSERT INTO signin_person_month (month, user_id, department, days, via_days,
             person_key)
-            SELECT {month}, user_id, MAX(department), {days}, {via_days}, {pk}
-            FROM imported_signin WHERE ({where}) AND app_id <> '' GROUP BY {month}, user_id
+            SELECT m, user_id, dept, d, vd, {pk} FROM (
+                SELECT {month} AS m, user_id, MAX(department) AS dept, {days} AS d,
+                {via_days} AS vd FROM imported_signin WHERE ({where}) AND app_id <> ''
+                GROUP BY {month}, user_id) AS g
+            WHERE true
             ON CONFLICT (month, user_id) DO UPDATE SET department = excluded.department,
             {masks.format(t="signin_person_month")}"""),
         params,
