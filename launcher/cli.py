@@ -174,6 +174,11 @@ def _import_into(engine: sa.Engine, settings: Settings, args: argparse.Namespace
             args.files,
             dry_run=args.dry_run,
             progress=progress,
+            retained_from=rebuild.purge_cutoff(
+                dt.datetime.now(dt.UTC),
+                settings.raw_retention_days,
+                ZoneInfo(registry.portal.timezone),
+            ),
         )
     except LauncherError as exc:
         if progress is not None:

@@ -4,6 +4,7 @@ file it refuses, and no raw user id anywhere in its output."""
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 from pathlib import Path
@@ -22,10 +23,13 @@ apps:
 """
 
 
+YESTERDAY = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).strftime("%Y-%m-%dT09:00:00Z")
+
+
 def _record(rid: str, user: str, app: str, name: str = "Teams", **extra: Any) -> dict[str, Any]:
     return {
         "id": rid,
-        "createdDateTime": "2026-11-02T09:00:00Z",
+        "createdDateTime": YESTERDAY,
         "userId": user,
         "userPrincipalName": f"{user}@zorg.example",
         "appId": app,
@@ -94,6 +98,23 @@ def test_import_prints_one_summary_line_and_is_idempotent(
     everything = dry.out + run.out + again.out + logged
     for raw in ("oid-alice-7c1f", "oid-bob-99aa", "zorg.example"):
         assert raw not in everything
+
+
+def test_sign_ins_older_than_the_retention_are_skipped(
+    env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Months past the purge keep counts only (docs/PRIVACY.md): a late import of an old
+    export adds nobody to them, and says so."""
+    monkeypatch.setenv("LAUNCHER_RAW_RETENTION_DAYS", "60")
+    old = (dt.datetime.now(dt.UTC) - dt.timedelta(days=100)).strftime("%Y-%m-%dT09:00:00Z")
+    page = tmp_path / "signins.json"
+    records = [_record("r1", "u1", "app-teams"), _record("r0", "u1", "app-teams")]
+    records[1]["createdDateTime"] = old
+    page.write_text(json.dumps(records))
+    assert main(["import-signins", "--format", "entra", str(page)]) == 0
+    out = capsys.readouterr().out
+    assert "2 records read: 1 new, 0 already there, 1 skipped (1 older than the retention)" in out
+    assert _count(env) == 1
 
 
 @pytest.mark.parametrize(

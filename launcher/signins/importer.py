@@ -42,7 +42,14 @@ from launcher.errors import ConfigError
 from launcher.reports.rollups import ROLLUP_LOCK
 from launcher.settings import Settings
 from launcher.signins import entra, join, keycloak, okta, reader
-from launcher.signins.record import AHEAD, EARLIEST, FieldError, ImportRefused, Record
+from launcher.signins.record import (
+    AHEAD,
+    EARLIEST,
+    PAST_RETENTION,
+    FieldError,
+    ImportRefused,
+    Record,
+)
 from launcher.signins.stage import Row, Stage
 
 FORMATS: dict[str, ModuleType] = {m.NAME: m for m in (entra, keycloak, okta)}
@@ -109,6 +116,7 @@ def import_files(
     progress: Progress | None = None,
     *,
     pseudonym: tuple[bytes, str] | None = None,
+    retained_from: dt.datetime | None = None,
 ) -> Summary:
     """Import sign-in log files of format ``fmt`` (entra, keycloak, okta); ``mapping`` maps
     the provider's app ids to registry app ids (the registry's ``signin_ids``). User ids are
@@ -116,7 +124,9 @@ def import_files(
     issuer) stands in for them where the people were not made by sign-in (the demo's).
 
     Files are imported one by one, each in its own transaction; the first refused file stops
-    the import with :class:`ImportRefused` (the files before it are stored)."""
+    the import with :class:`ImportRefused` (the files before it are stored). Sign-ins before
+    ``retained_from`` (where the purge has cut: ``rebuild.purge_cutoff``) are skipped: their
+    months keep only counts (docs/PRIVACY.md), which a late import must not add people to."""
     module = FORMATS.get(fmt)
     if module is None:
         raise ConfigError(f"unknown sign-in log format {fmt!r}: use one of {', '.join(FORMATS)}")
@@ -133,7 +143,7 @@ def import_files(
     total = Summary(dry_run=dry_run)
     sqlite = db.is_sqlite(engine)
     for path in paths:
-        rows = _rows(module, path, key, mapping, progress, sqlite)
+        rows = _rows(module, path, key, mapping, progress, sqlite, retained_from)
         summary = _check(engine, fmt, rows) if dry_run else _store(engine, fmt, rows)
         total.add(summary)
     return total
@@ -162,6 +172,7 @@ def _rows(
     mapping: Mapping[str, str],
     progress: Progress | None,
     sqlite: bool,
+    retained_from: dt.datetime | None = None,
 ) -> Rows:
     summary = Summary(files=1)
     size = path.stat().st_size if path.exists() else 0
@@ -176,6 +187,7 @@ def _rows(
         skipped = summary.skipped
         users: dict[str, str] = {}  # raw id -> pseudonym: people sign in many times
         latest = dt.datetime.now(dt.UTC) + AHEAD
+        first = max(EARLIEST, retained_from or EARLIEST)
         try:
             for n, obj in reader.records(path, block):  # noqa: B007 (n: in the error)
                 record: Record = module.parse(obj)
@@ -184,6 +196,9 @@ def _rows(
                     continue
                 if not EARLIEST <= record.ts <= latest:
                     raise FieldError(module.TIME_FIELD, _out_of_range(record.ts, latest))
+                if record.ts < first:
+                    skipped[PAST_RETENTION] += 1
+                    continue
                 chunk.append(_row(record, key, mapping, summary, sqlite, users))
                 if len(chunk) >= CHUNK:
                     if len(users) > MAX_CACHED_USERS:

@@ -12,6 +12,7 @@ from launcher.errors import LauncherError
 FAILED = "failed"
 NON_INTERACTIVE = "non-interactive"
 OTHER_EVENT = "other event"
+PAST_RETENTION = "older than the retention"  # its month's people are counts only by now
 
 
 @dataclass(frozen=True, slots=True)
