@@ -4,6 +4,7 @@ launcher/views/launch.py)."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from typing import Any
 
@@ -14,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from launcher import app_requests, grid, i18n, personal, status
+from launcher import app_requests, db, grid, i18n, personal, status
 from launcher.auth import csrf
 from launcher.errors import BadRequest, NotFound
 from launcher.registry import ICON_DIR, ICON_FILE
@@ -67,8 +68,9 @@ async def home(request: Request) -> Response:
     async def read_personal() -> None:
         nonlocal personal_rows
         try:
+            # once more after a lost connection: the page's first read after a database restart
             personal_rows = await anyio.to_thread.run_sync(
-                personal.for_grid, p.engine, session.user.user_id
+                db.retry_once, functools.partial(personal.for_grid, p.engine, session.user.user_id)
             )
         except sa.exc.SQLAlchemyError as exc:  # the grid works without them
             log.warning("favourites and recent apps unavailable: %s", exc)
@@ -76,10 +78,15 @@ async def home(request: Request) -> Response:
     async def read_banner() -> None:
         notices.update(await announcements.banner(request, session))
 
-    # the page's database reads at the same time: on PostgreSQL each is a few round trips
-    async with anyio.create_task_group() as reads:
-        reads.start_soon(read_personal)
-        reads.start_soon(read_banner)
+    quiet = announcements.quiet_banner(request, session)  # most pages: nothing to read for it
+    if quiet is not None:
+        notices = quiet
+        await read_personal()
+    else:
+        # the page's database reads at the same time: on PostgreSQL each is a round trip
+        async with anyio.create_task_group() as reads:
+            reads.start_soon(read_personal)
+            reads.start_soon(read_banner)
     starred, used = personal_rows
     recent = [a for a in used if a in allowed][: personal.RECENT_MAX]
     query = request.query_params.get("q", "")[:200]
