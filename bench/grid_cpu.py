@@ -4,11 +4,12 @@ machine (wall-clock figures there do not).
 
     python bench/grid_cpu.py --db postgres --pages 300            # ms of CPU per page
     python bench/grid_cpu.py --db postgres --pages 300 --profile  # and where it goes (cProfile)
-    # instructions per page: the difference between two page counts under callgrind, on a
-    # database seeded once (--seed-only prints its URL; drop it afterwards)
+    # instructions per page under callgrind, counted over the pages only (--callgrind turns
+    # collection on and off around them), on a database seeded once (--seed-only prints its
+    # URL; drop it afterwards)
     URL=$(python bench/grid_cpu.py --db postgres --seed-only)
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-        python bench/grid_cpu.py --url "$URL" --pages 20     # and again with --pages 220
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=cg.out \
+        python bench/grid_cpu.py --url "$URL" --pages 100 --callgrind
 
 The person, registry and history are bench_grid.py's (60 apps, six favourites, 3,000 of their
 own launches among 100,000). Each page goes through the whole ASGI app: request id, metrics,
@@ -22,6 +23,7 @@ import asyncio
 import cProfile
 import os
 import pstats
+import subprocess
 import sys
 import tempfile
 import time
@@ -77,7 +79,15 @@ async def _pages(app: Any, cookie: str, count: int) -> list[float]:
     return times
 
 
-async def _run(app: Any, cookie: str, pages: int, profile: bool) -> list[float]:
+def _instrument(on: bool) -> None:
+    """Callgrind's instrumentation of this process on or off (valgrind --instr-atstart=no)."""
+    flag = "on" if on else "off"
+    subprocess.run(["callgrind_control", "-i", flag, str(os.getpid())], check=True, timeout=600)
+
+
+async def _run(
+    app: Any, cookie: str, pages: int, profile: bool, callgrind: bool = False
+) -> list[float]:
     events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     answers: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     await events.put({"type": "lifespan.startup"})
@@ -89,7 +99,11 @@ async def _run(app: Any, cookie: str, pages: int, profile: bool) -> list[float]:
         profiler = cProfile.Profile() if profile else None
         if profiler:
             profiler.enable()
+        if callgrind:
+            _instrument(True)
         times = await _pages(app, cookie, pages)
+        if callgrind:
+            _instrument(False)
         if profiler:
             profiler.disable()
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
@@ -105,6 +119,7 @@ def main() -> int:
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
     parser.add_argument("--pages", type=int, default=300)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--callgrind", action="store_true", help="count the pages only")
     parser.add_argument("--url", help="a database bench_grid's seed filled (--seed-only) before")
     parser.add_argument("--seed-only", action="store_true", help="seed, print the URL, keep it")
     args = parser.parse_args()
@@ -135,7 +150,7 @@ def main() -> int:
             print(url)
             return 0
         app = create_app(settings, writer="thread")
-        times = asyncio.run(_run(app, _mint_cookie(BASE), args.pages, args.profile))
+        times = asyncio.run(_run(app, _mint_cookie(BASE), args.pages, args.profile, args.callgrind))
     finally:
         if dropped:
             _drop(dropped)
