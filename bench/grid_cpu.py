@@ -34,6 +34,7 @@ from bench_grid import _database, _drop, registry_yaml, seed
 from bench_launch import ISSUER, SECRET, _mint_cookie
 
 BASE = "http://127.0.0.1:8000"
+LAST_PAGE: list[bytes] = []
 
 
 async def _pages(app: Any, cookie: str, count: int) -> list[float]:
@@ -68,6 +69,7 @@ async def _pages(app: Any, cookie: str, count: int) -> list[float]:
             body.append(message.get("body", b""))
 
     times = []
+    LAST_PAGE.clear()
     for _ in range(count):
         status.clear()
         body.clear()
@@ -76,6 +78,7 @@ async def _pages(app: Any, cookie: str, count: int) -> list[float]:
         times.append(time.process_time() - start)
         if status != [200] or b'class="tile"' not in b"".join(body):
             raise SystemExit(f"grid_cpu: not the signed-in grid ({status})")
+    LAST_PAGE.append(b"".join(body))
     return times
 
 
@@ -119,6 +122,7 @@ def main() -> int:
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
     parser.add_argument("--pages", type=int, default=300)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--save", type=Path, help="write the last page's bytes here")
     parser.add_argument("--callgrind", action="store_true", help="count the pages only")
     parser.add_argument("--url", help="a database bench_grid's seed filled (--seed-only) before")
     parser.add_argument("--seed-only", action="store_true", help="seed, print the URL, keep it")
@@ -154,6 +158,8 @@ def main() -> int:
     finally:
         if dropped:
             _drop(dropped)
+    if args.save:
+        args.save.write_bytes(LAST_PAGE[-1])
     times.sort()
     load = os.getloadavg()[0]
     print(
