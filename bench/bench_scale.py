@@ -108,8 +108,10 @@ def _serve(
     while True:
         if proc.poll() is not None:
             raise SystemExit(f"{name} exited at start-up:\n{log.read_text()}")
-        if time.monotonic() - started > 60:
-            raise SystemExit(f"{name} was not ready within 60 s:\n{log.read_text()}")
+        if time.monotonic() - started > 2 * bl.START_TIMEOUT:
+            raise SystemExit(
+                f"{name} was not ready within {2 * bl.START_TIMEOUT:g} s:\n{log.read_text()}"
+            )
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
                 return proc, time.monotonic() - started
