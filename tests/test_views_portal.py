@@ -178,8 +178,11 @@ def test_the_grid_from_its_prerendered_frame_is_the_page_jinja_renders(portal: I
     from launcher.views.portal import Frames
 
     odd_name = dataclasses.replace(portal.user(STAFF), name='Anouk <b>&amp; "de" Vries\'')
+    staff = portal.user(STAFF)
+    admin_only = dataclasses.replace(staff, groups=(*staff.groups, *portal.settings.admin_groups))
+    editor = dataclasses.replace(staff, groups=(*staff.groups, *portal.settings.editor_groups))
     portal.app.state.grid_frames = frames = Frames()  # one for all: a frame is never mixed up
-    for who in (ADMIN, STAFF, REVIEWER, odd_name):
+    for who in (ADMIN, STAFF, admin_only, editor, REVIEWER, odd_name):
         cookie = portal.cookie(who)
         for language in ({"Accept-Language": "en"}, {"Accept-Language": "nl"}):
             frames.enabled = True
@@ -187,6 +190,6 @@ def test_the_grid_from_its_prerendered_frame_is_the_page_jinja_renders(portal: I
             frames.enabled = False
             rendered = portal.get("/", cookie, headers=language).text
             assert joined == [rendered, rendered], (who, language)
-    assert len(frames._frames) == 6  # three headers in two languages, each built once
+    assert len(frames._frames) <= 10  # at most five headers in two languages, each built once
     assert "Anouk &lt;b&gt;&amp;amp; &#34;de&#34; Vries&#39;" in rendered
     assert "<b>" not in rendered.split("<main", 1)[0]

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from joserfc.jwk import KeySet
 
 
-def _authlib() -> tuple[Any, type[Exception]]:
+def _authlib() -> tuple[Any, Any]:
     """Authlib's ``OAuth`` and ``OAuthError``, imported at the first sign-in, as joserfc is at
     the first token: with cryptography they are ~13 MB that a worker answering launches and
     /readyz (which needs only the discovery document) never loads (docs/SCALING.md)."""
