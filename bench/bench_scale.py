@@ -296,7 +296,7 @@ def main() -> int:  # noqa: PLR0915
             stderr=subprocess.STDOUT,
         )
         bare_url = f"http://127.0.0.1:{bare_port}/launch/{bl.APP_ID}"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + bl.START_TIMEOUT
         while True:
             try:
                 httpx.get(bare_url, timeout=1)
