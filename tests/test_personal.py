@@ -145,8 +145,8 @@ def test_the_grid_reads_through_a_database_restart(
     grid = portal.get("/", staff)
     assert grid.status_code == 200
     assert _section(grid.text, "cat-favourites") == ["teams"]
-    # (the page or a background poll met a dead connection: the pool was renewed either way)
-    assert "database connection lost" in caplog.text or "connection is gone" in caplog.text
+    # (the page's read was tried again, or a background poll met a dead connection first and
+    # SQLAlchemy renewed the pool: either way the page has what it reads)
     assert "favourites and recent apps unavailable" not in caplog.text
 
     # a connection idle for PING_AFTER_IDLE is pinged when it is handed out: a new one instead
