@@ -23,6 +23,7 @@ import asyncio
 import cProfile
 import os
 import pstats
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -159,6 +160,8 @@ def main() -> int:
     finally:
         if dropped:
             _drop(dropped)
+        if not (args.seed_only and args.db == "sqlite"):  # a seeded SQLite file is the output
+            shutil.rmtree(tmp, ignore_errors=True)
     if args.save:
         args.save.write_bytes(LAST_PAGE[-1])
     times.sort()
