@@ -108,8 +108,10 @@ def _serve(
     while True:
         if proc.poll() is not None:
             raise SystemExit(f"{name} exited at start-up:\n{log.read_text()}")
-        if time.monotonic() - started > 60:
-            raise SystemExit(f"{name} was not ready within 60 s:\n{log.read_text()}")
+        if time.monotonic() - started > 2 * bl.START_TIMEOUT:
+            raise SystemExit(
+                f"{name} was not ready within {2 * bl.START_TIMEOUT:g} s:\n{log.read_text()}"
+            )
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
                 return proc, time.monotonic() - started
@@ -134,6 +136,23 @@ def _children(pid: int) -> list[int]:
         stat = bl._stat(int(entry.name)) if entry.name.isdigit() else None
         if stat is not None and int(stat[1]) == pid:
             found.append(int(entry.name))
+    return found
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of one process so far: what a start costs, whatever the
+    machine's load does to the wall-clock time."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(pid: int) -> list[int]:
+    found = []
+    for child in _children(pid):
+        found += [child, *_descendants(child)]
     return found
 
 
@@ -249,11 +268,16 @@ def main() -> int:  # noqa: PLR0915
 
         # 1. cold start
         colds: dict[int, float] = {}
+        cpu: dict[int, float] = {}
         for workers in (1, 2):
             proc, took = _serve(f"cold{workers}", port, workers, env, tmp)
             colds[workers] = took
+            cpu[workers] = sum(_cpu_seconds(p) for p in [proc.pid, *_descendants(proc.pid)])
             _stop(proc)
-        print(f"cold start to /readyz 200: 1 worker {colds[1]:.2f} s, 2 workers {colds[2]:.2f} s")
+        print(
+            f"cold start to /readyz 200: 1 worker {colds[1]:.2f} s, 2 workers {colds[2]:.2f} s "
+            f"(CPU used by then, all processes: {cpu[1]:.2f} s and {cpu[2]:.2f} s)"
+        )
 
         # 2. throughput, 2 workers each
         portal_proc, _ = _serve("portal2", port, 2, env, tmp)
@@ -272,7 +296,7 @@ def main() -> int:  # noqa: PLR0915
             stderr=subprocess.STDOUT,
         )
         bare_url = f"http://127.0.0.1:{bare_port}/launch/{bl.APP_ID}"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + bl.START_TIMEOUT
         while True:
             try:
                 httpx.get(bare_url, timeout=1)

@@ -7,14 +7,20 @@ pseudonyms). *Dismissed* deletes the open requests. *Added* (with the id of an a
 registry) keeps each asker's row, marked with the app, until their grid has told them the app
 is there: the first grid that shows the notice stamps it, the visit after that (or the notice's
 button) removes it. A notice for an app the person may not see waits until they may.
+
+The grid asks on every page whether there is a notice, and there hardly ever is: each worker
+keeps the set of people with a notice waiting (:class:`Pending`, a few seconds old at most),
+so only those people's pages read their rows.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
+import time
 import unicodedata
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -28,6 +34,7 @@ from launcher.models import AppRequest, AppRequestClosed, table
 MAX_NAME = 120
 PER_DAY = 10  # requests one person may make in 24 hours
 HISTORY_SHOWN = 50  # closed requests on the admin page, latest first
+PENDING_SECONDS = 5.0  # how long a worker's set of people with a notice is used (Pending)
 NOTICE_DAYS = 400  # a notice nobody came back for goes after this (LAUNCHER_RAW_RETENTION_DAYS)
 
 T_REQUEST = table(AppRequest)
@@ -235,11 +242,18 @@ def history(engine: sa.Engine, limit: int = HISTORY_SHOWN) -> list[Closed]:
 
 
 def notices(
-    engine: sa.Engine, user_id: str, visible: Collection[str], now: dt.datetime | None = None
+    engine: sa.Engine,
+    user_id: str,
+    visible: Collection[str],
+    now: dt.datetime | None = None,
+    pending: Pending | None = None,
 ) -> list[str]:
     """The ids of apps this person asked for that were added since, to tell them on the grid
     (each once, in the order asked). Only apps in ``visible`` (the tiles they have) are told;
-    a notice shown on an earlier visit is removed now, so it shows on one visit only."""
+    a notice shown on an earlier visit is removed now, so it shows on one visit only.
+    With ``pending``, nothing is read for a person who is not in it."""
+    if pending is not None and not pending.has(engine, user_id):
+        return []
     now = now or dt.datetime.now(dt.UTC)
     c = T_REQUEST.c
     with engine.connect() as conn:
@@ -262,6 +276,56 @@ def notices(
                 .values(notice_shown_at=now)
             )
     return list(dict.fromkeys(str(r.added_app) for r in fresh))
+
+
+class Pending:
+    """One worker's set of the people who have a notice waiting (a request marked added),
+    read again after ``seconds``, and dropped by :meth:`clear` when this worker's admin page
+    marks a request added. A person missing from it has nothing to be told; one in it may
+    have had their notices removed meanwhile, and their read finds that."""
+
+    def __init__(
+        self, seconds: float = PENDING_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.seconds = seconds
+        self.clock = clock
+        self.reads = 0  # how often it asked the database (tests)
+        self._lock = threading.Lock()
+        self._held: tuple[float, frozenset[str]] | None = None
+        self._cleared = 0
+
+    def peek(self, user_id: str) -> bool | None:
+        """Whether ``user_id`` may have a notice; None when the set must be read first."""
+        held = self._held
+        if held is None or self.clock() >= held[0]:
+            return None
+        return user_id in held[1]
+
+    def has(self, engine: sa.Engine, user_id: str) -> bool:
+        found = self.peek(user_id)
+        if found is not None:
+            return found
+        with self._lock:
+            found = self.peek(user_id)
+            if found is not None:
+                return found
+            cleared, until = self._cleared, self.clock() + self.seconds
+            with engine.connect() as conn:
+                users = frozenset(
+                    conn.execute(
+                        sa.select(T_REQUEST.c.user_id)
+                        .where(T_REQUEST.c.added_app.is_not(None))
+                        .distinct()
+                    ).scalars()
+                )
+            self.reads += 1
+            if self._cleared == cleared:
+                self._held = (until, users)
+            return user_id in users
+
+    def clear(self) -> None:
+        self._cleared += 1
+        self._held = None
 
 
 def clear_notices(engine: sa.Engine, user_id: str) -> int:

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from starlette.templating import Jinja2Templates
 
+from launcher import app_requests
 from launcher.auth.oidc import OIDCClient
 from launcher.auth.session import Revocations, SessionCodec
 from launcher.auth.spent import SpentTokens
+from launcher.engage import announcements
 from launcher.events import EventStore
 from launcher.metrics import Metrics
 from launcher.registry import LaunchTargets, RegistryHolder
@@ -38,3 +40,6 @@ class Context:
     metrics: Metrics = field(default_factory=Metrics)
     launch_targets: LaunchTargets = field(default_factory=LaunchTargets)
     background: list[asyncio.Task[None]] = field(default_factory=list)
+    # what the grid's banner needs from the database, kept for a few seconds per worker
+    announcements: announcements.Current = field(default_factory=announcements.Current)
+    notices: app_requests.Pending = field(default_factory=app_requests.Pending)

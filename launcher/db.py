@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 from launcher.errors import ConfigError
 
@@ -27,6 +24,17 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # working one, launcher/jobs.py) and /readyz's ping.
 WORKER_DB_THREADS = 8
 BACKGROUND_CONNECTIONS = 4
+# A PostgreSQL connection that sat in the pool this long is pinged before it is handed out (a
+# server restart or a proxy's idle timeout may have closed it); a busy worker's connections
+# come back within milliseconds and are handed out without that round trip (_ping_if_idle).
+PING_AFTER_IDLE = 10.0
+RECYCLE_AFTER = 1800  # seconds; then a connection is closed and opened anew at its checkout
+_IDLE_SINCE = "launcher_idle_since"  # in a pool record's info
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+T = TypeVar("T")
 
 
 def connections_per_worker(threads: int = WORKER_DB_THREADS) -> int:
@@ -67,15 +75,57 @@ def make_engine(url: str, threads: int = WORKER_DB_THREADS) -> sa.Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
         raise ConfigError("for PostgreSQL use a postgresql+psycopg:// URL (psycopg 3)")
-    return sa.create_engine(
+    engine = sa.create_engine(
         url,
-        pool_pre_ping=True,
         pool_size=threads,
         max_overflow=BACKGROUND_CONNECTIONS,
+        pool_recycle=RECYCLE_AFTER,
         # a database that does not answer must fail fast: events are spooled meanwhile, and
         # shutdown has to finish within 10 s
         connect_args={"connect_timeout": 2},
     )
+    # Not pool_pre_ping: it costs a round trip on every checkout, three per grid page.
+    sa.event.listen(engine, "checkin", _mark_idle)
+    sa.event.listen(engine, "checkout", _ping_if_idle(engine.dialect))
+    return engine
+
+
+def _mark_idle(_dbapi_connection: Any, record: Any) -> None:
+    if record is not None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+
+def _ping_if_idle(dialect: sa.Dialect) -> Callable[[Any, Any, Any], None]:
+    """A checkout listener: ping a connection that was idle for :data:`PING_AFTER_IDLE`; one
+    that does not answer makes the pool drop every connection it holds (a restarted server
+    closed them all) and open a new one. A connection that breaks while in use is dropped by
+    SQLAlchemy with the others of the pool too, and :func:`retry_once` repeats a read once."""
+
+    def listener(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+            dbapi_connection.rollback()  # hand it out without the ping's transaction
+        except Exception as exc:  # a closed socket says so in several ways
+            log.info("a pooled database connection is gone (%s); reconnecting", exc)
+            raise sa.exc.InvalidatePoolError() from exc
+
+    return listener
+
+
+def retry_once(read: Callable[[], T]) -> T:
+    """``read()``, and once more when its connection turned out to be broken (the database
+    restarted while this worker held it): the pool has dropped the broken connections by then.
+    Only for reads, or for writes that are whole transactions of their own."""
+    try:
+        return read()
+    except sa.exc.DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.info("database connection lost; trying once more: %s", exc.orig)
+        return read()
 
 
 def _sqlite_begin(conn: sa.Connection) -> None:
@@ -136,6 +186,9 @@ def is_sqlite(engine: sa.Engine) -> bool:
 
 
 def _alembic_config(engine: sa.Engine) -> Config:
+    # Alembic only when migrating or checking migrations: not in every worker's memory
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
@@ -145,6 +198,8 @@ def _alembic_config(engine: sa.Engine) -> Config:
 def upgrade(engine: sa.Engine, revision: str = "head", timezone: str | None = None) -> None:
     """Apply pending migrations (``launcher db upgrade``). ``timezone``, the portal's, places
     the month partitions' edges where the purge cuts (migration 0013; UTC when not given)."""
+    from alembic import command
+
     config = _alembic_config(engine)
     config.attributes["timezone"] = timezone
     command.upgrade(config, revision)
@@ -152,10 +207,15 @@ def upgrade(engine: sa.Engine, revision: str = "head", timezone: str | None = No
 
 def downgrade(engine: sa.Engine, revision: str) -> None:
     """Undo migrations down to ``revision`` (``base``: an empty database). Tests only."""
+    from alembic import command
+
     command.downgrade(_alembic_config(engine), revision)
 
 
 def pending_migrations(engine: sa.Engine) -> bool:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(_alembic_config(engine))
     with engine.connect() as conn:
         current = set(MigrationContext.configure(conn).get_current_heads())

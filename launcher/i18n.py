@@ -5,6 +5,7 @@ English strings are the message ids. Each other language is a catalogue a transl
 template for a new one): adding a language is adding a file, not changing code. Catalogues are
 read from the .po the first time a language is used (~100 messages, a few milliseconds once
 per process), so there is no compile step to forget (docs/DECISIONS.md, Translations).
+Babel itself is imported on first use: a worker that answers launches never needs it.
 
 The language of a page: the person's choice (the ``launcher_lang`` cookie, set by the switch in
 the header), else the browser's ``Accept-Language``, else the registry's default.
@@ -16,13 +17,6 @@ import datetime as dt
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-
-from babel import Locale
-from babel.dates import format_date as _format_date
-from babel.dates import format_timedelta as _format_timedelta
-from babel.messages.pofile import read_po
-from babel.numbers import format_decimal
-from babel.numbers import format_percent as _format_percent
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 SOURCE = "en"  # the language of the message ids
@@ -43,6 +37,8 @@ def _messages(lang: str) -> dict[str, str]:
     path = LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po"
     if lang == SOURCE or not path.is_file():
         return {}
+    from babel.messages.pofile import read_po
+
     with path.open("rb") as f:
         catalogue = read_po(f, locale=lang)
     # untranslated and fuzzy entries fall back to English
@@ -89,22 +85,30 @@ def translator(lang: str) -> Callable[[str], str]:
 @cache  # every page's header asks; Babel parses the locale each time
 def language_name(lang: str) -> str:
     """A language's name in that language ("Nederlands", "English"), for the switch."""
+    from babel import Locale
+
     name: str = Locale.parse(lang).get_display_name(lang) or lang
     return name[:1].upper() + name[1:]
 
 
 def format_date(value: dt.date, lang: str) -> str:
     """A date as people write it in ``lang`` ("3 mrt 2026", "Mar 3, 2026")."""
+    from babel.dates import format_date as _format_date
+
     return str(_format_date(value, format="medium", locale=lang))
 
 
 def format_number(value: float, lang: str) -> str:
     """A number with the separators of ``lang`` ("12.345,6" in Dutch)."""
+    from babel.numbers import format_decimal
+
     return str(format_decimal(value, locale=lang))
 
 
 def format_ago(seconds: float, lang: str) -> str:
     """A time span in words ("5 minuten", "2 hours")."""
+    from babel.dates import format_timedelta as _format_timedelta
+
     return str(_format_timedelta(dt.timedelta(seconds=seconds), locale=lang, threshold=1.0))
 
 
@@ -114,6 +118,8 @@ MINUS = "\u2212"  # the minus sign, not a hyphen: read as "minus" and as wide as
 def format_percent(value: float, lang: str, *, signed: bool = False, digits: int = 1) -> str:
     """A share as a percentage in ``lang`` ("12,5%" in Dutch, "12.5%" in English); ``signed``
     writes "+" or "−" in front, for a change."""
+    from babel.numbers import format_percent as _format_percent
+
     pattern = "#,##0" + ("." + "0" * digits if digits else "") + "%"
     text = str(_format_percent(abs(value) if signed else value, pattern, locale=lang))
     if not signed:
@@ -123,5 +129,7 @@ def format_percent(value: float, lang: str, *, signed: bool = False, digits: int
 
 def format_signed(value: float, lang: str, digits: int = 1) -> str:
     """A change as a signed number in ``lang`` ("−3,2", "+1")."""
+    from babel.numbers import format_decimal
+
     text = str(format_decimal(abs(value), format="#,##0." + "0" * digits, locale=lang))
     return ("+" if value > 0 else MINUS if value < 0 else "±") + text

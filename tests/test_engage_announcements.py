@@ -80,8 +80,14 @@ def _add(engine: sa.Engine, **changes: str) -> int:
     return announcements.create(engine, announcements.parse({**GOOD, **changes}), "uid-editor")
 
 
-def test_audience_window_and_language(database_url: str) -> None:
+def _copy(cached: bool) -> announcements.Current | None:
+    return announcements.Current() if cached else None
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["joined", "worker-copy"])
+def test_audience_window_and_language(database_url: str, cached: bool) -> None:
     engine = _engine(database_url)
+    copy = _copy(cached)
     everyone = _add(engine, title="for everyone", groups="")
     clinicians = _add(engine, title="for clinicians", groups="clinicians")
     dutch = _add(engine, title="in Dutch", groups="", language="nl")
@@ -90,7 +96,7 @@ def test_audience_window_and_language(database_url: str) -> None:
     last_day = _add(engine, title="last day", groups="", starts="2026-05-01", ends="2026-05-20")
 
     def shown(who: str, groups: tuple[str, ...], lang: str) -> set[int]:
-        return {a.id for a in announcements.for_user(engine, who, groups, lang, TODAY)}
+        return {a.id for a in announcements.for_user(engine, who, groups, lang, TODAY, copy)}
 
     assert shown("u1", ("staff",), "en") == {everyone, last_day}
     assert shown("u2", ("staff", "clinicians"), "nl") == {everyone, clinicians, dutch, last_day}
@@ -105,27 +111,33 @@ def test_audience_window_and_language(database_url: str) -> None:
     engine.dispose()
 
 
+@pytest.mark.parametrize("cached", [False, True], ids=["joined", "worker-copy"])
 def test_views_are_recorded_once_dismissal_hides_and_reach_is_suppressed(
-    database_url: str,
+    database_url: str, cached: bool
 ) -> None:
     engine = _engine(database_url)
+    copy = _copy(cached)
     news = _add(engine, groups="")
+
+    def for_user(who: str, lang: str) -> list[int]:
+        return [a.id for a in announcements.for_user(engine, who, (), lang, TODAY, copy)]
+
     for _ in range(3):  # rendering the grid again records nothing new
-        assert [a.id for a in announcements.for_user(engine, "u1", (), "nl", TODAY)] == [news]
+        assert for_user("u1", "nl") == [news]
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(T_SEEN)).scalar_one() == 1
 
     listed = announcements.listing(engine, TODAY, min_group=3)
     assert [(e.item.id, e.reach, e.status) for e in listed] == [(news, None, "current")]
     for who in ("u2", "u3"):
-        announcements.for_user(engine, who, (), "en", TODAY)
+        for_user(who, "en")
     assert announcements.listing(engine, TODAY, min_group=3)[0].reach == 3
 
     announcements.dismiss(engine, news, "u1", ())
     announcements.dismiss(engine, news, "u1", ())  # twice is fine
     announcements.dismiss(engine, news, "u4", ())  # dismissed unseen: counted as reached
-    assert announcements.for_user(engine, "u1", (), "nl", TODAY) == []
-    assert [a.id for a in announcements.for_user(engine, "u2", (), "nl", TODAY)] == [news]
+    assert for_user("u1", "nl") == []
+    assert for_user("u2", "nl") == [news]
     assert announcements.listing(engine, TODAY, min_group=3)[0].reach == 4
 
     clinicians = _add(engine, groups="clinicians")
@@ -139,6 +151,64 @@ def test_views_are_recorded_once_dismissal_hides_and_reach_is_suppressed(
     with engine.connect() as conn:
         left = conn.execute(sa.select(T_SEEN.c.announcement_id)).scalars().all()
     assert left == []  # who saw it goes with it
+    engine.dispose()
+
+
+class Clock:
+    """time.monotonic() for a worker's copy, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _statements(engine: sa.Engine) -> list[str]:
+    """Every statement ``engine`` sends from now on."""
+    sent: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
+    return sent
+
+
+def test_a_workers_copy_reads_nothing_for_most_pages_and_shows_a_dismissal_at_once(
+    database_url: str,
+) -> None:
+    engine = _engine(database_url)
+    clock = Clock()
+    copy = announcements.Current(seconds=5, clock=clock)
+    clinicians = _add(engine, groups="clinicians")
+
+    def shown(who: str, groups: tuple[str, ...]) -> list[int]:
+        return [a.id for a in announcements.for_user(engine, who, groups, "nl", TODAY, copy)]
+
+    assert shown("u1", ("staff",)) == []
+    assert copy.reads == 1
+    sent = _statements(engine)
+    for _ in range(3):  # nothing for this person: no connection, no statement
+        assert shown("u1", ("staff",)) == []
+    assert sent == []
+    # someone it is for: their own marks are read on every page, so a dismissal shows at once
+    assert shown("u2", ("clinicians",)) == [clinicians]
+    announcements.dismiss(engine, clinicians, "u2", ("clinicians",))
+    assert shown("u2", ("clinicians",)) == []
+    assert shown("u3", ("clinicians",)) == [clinicians]
+    assert copy.reads == 1
+
+    # written by another worker: shown once this worker's copy is CACHE_SECONDS old
+    everyone = _add(engine, groups="", title="for everyone")
+    assert shown("u1", ("staff",)) == []
+    clock.now += 5
+    assert shown("u1", ("staff",)) == [everyone]
+    assert copy.reads == 2
+    # written by this worker's editor page, which clears the copy: shown at once
+    copy.clear()
+    dutch = _add(engine, groups="", title="in Dutch", language="nl")
+    assert set(shown("u1", ("staff",))) == {everyone, dutch}
+    # another day is read anew, whatever the clock says
+    later = dt.date(2026, 6, 1)
+    assert announcements.for_user(engine, "u1", ("staff",), "nl", later, copy) == []
+    assert copy.reads == 4
     engine.dispose()
 
 

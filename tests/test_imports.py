@@ -111,3 +111,28 @@ def test_only_the_command_line_imports_the_app() -> None:
         and not name.startswith("launcher.demo.")
     )
     assert importers == [], f"{importers} import launcher.app (views use launcher.context)"
+
+
+# What a worker of `launcher serve` does not load until a request needs it (docs/SCALING.md:
+# resident memory and cold start): Alembic (migrations run before the workers start), Authlib,
+# joserfc and cryptography (the first sign-in), Babel (the first page).
+LAZY = ("alembic", "authlib", "joserfc", "cryptography", "babel")
+
+
+def test_a_worker_starts_without_what_only_some_requests_need() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, launcher.cli, launcher.serve, launcher.app\n"
+        f"print(' '.join(m for m in {LAZY!r} if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=PACKAGE.parent,
+        timeout=120,
+    ).stdout.split()
+    assert loaded == []

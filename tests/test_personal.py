@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -111,6 +112,62 @@ def test_star_and_unstar_on_the_grid(portal_any_db: InProcess) -> None:
     _star(portal, staff, "teams", False, token)
     grid = portal.get("/", staff)
     assert _section(grid.text, "cat-favourites") == ["outlook"]
+
+
+def _restart(engine: sa.Engine) -> int:
+    """What a PostgreSQL restart does to the portal's pooled connections: the server closes
+    every one of them. Returns how many were closed."""
+    with engine.connect() as conn:
+        closed = conn.execute(
+            sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    engine.dispose()  # the connection above, closed too by a real restart
+    return int(closed)
+
+
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_the_grid_reads_through_a_database_restart(
+    make_portal: Callable[..., InProcess],
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Without pool_pre_ping (launcher/db.py): a pooled connection the server closed is found
+    out by the page's read, which is tried once more on a new connection, or by the ping of a
+    connection that was idle; either way the page has the person's favourites."""
+    portal = make_portal(database_url=database_url)
+    staff = portal.cookie(STAFF)
+    personal.set_favourite(portal.context.engine, portal.user(STAFF).user_id, "teams", True)
+    assert _section(portal.get("/", staff).text, "cat-favourites") == ["teams"]
+    other = db.make_engine(database_url)  # the test's own, as a restart is not the portal's
+
+    caplog.set_level(logging.INFO, logger="launcher.db")
+    # a connection used a moment ago is not pinged: the read fails, and is tried again
+    assert _restart(other) >= 1
+    grid = portal.get("/", staff)
+    assert grid.status_code == 200
+    assert _section(grid.text, "cat-favourites") == ["teams"]
+    # (the page's read was tried again, or a background poll met a dead connection first and
+    # SQLAlchemy renewed the pool: either way the page has what it reads)
+    assert "favourites and recent apps unavailable" not in caplog.text
+
+    # a connection idle for PING_AFTER_IDLE is pinged when it is handed out: a new one instead
+    # (a fresh pool first: one from before the renewal above would be replaced unpinged)
+    portal.context.engine.dispose()
+    assert portal.get("/", staff).status_code == 200
+    caplog.clear()
+    monkeypatch.setattr(db, "PING_AFTER_IDLE", 0.0)
+    assert _restart(other) >= 1
+    grid = portal.get("/", staff)
+    assert _section(grid.text, "cat-favourites") == ["teams"]
+    assert "a pooled database connection is gone" in caplog.text
+    assert "favourites and recent apps unavailable" not in caplog.text
+    other.dispose()
 
 
 def test_starring_needs_the_csrf_token_and_a_visible_app(portal_any_db: InProcess) -> None:
@@ -272,6 +329,36 @@ def test_closing_requests_keeps_a_history_and_notices(database_url: str) -> None
     # asking again after a dismissal opens a new request
     app_requests.add(engine, "u2", None, "visio", now=NOW + dt.timedelta(days=2))
     assert [s.key for s in app_requests.summary(engine)] == ["visio"]
+    engine.dispose()
+
+
+def test_a_workers_set_of_people_with_a_notice_spares_everyone_else_the_read(
+    database_url: str,
+) -> None:
+    engine = _engine(database_url)
+    clock = [100.0]
+    pending = app_requests.Pending(seconds=5, clock=lambda: clock[0])
+    app_requests.add(engine, "u1", None, "Miro", now=NOW)
+    assert app_requests.notices(engine, "u1", {"teams"}, now=NOW, pending=pending) == []
+    assert pending.reads == 1
+    sent: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
+    for who in ("u1", "u2", "u3"):  # nobody has a notice: nothing is read
+        assert app_requests.notices(engine, who, {"teams"}, now=NOW, pending=pending) == []
+    assert sent == [] and pending.reads == 1
+
+    # marked added by another worker: told once this worker's set is old
+    app_requests.mark_added(engine, "miro", "teams", "admin-1", now=NOW)
+    assert app_requests.notices(engine, "u1", {"teams"}, now=NOW, pending=pending) == []
+    clock[0] += 5
+    assert app_requests.notices(engine, "u1", {"teams"}, now=NOW, pending=pending) == ["teams"]
+    assert app_requests.notices(engine, "u1", {"teams"}, now=NOW, pending=pending) == []
+    # by this worker's admin page, which clears the set: told at once
+    app_requests.add(engine, "u2", None, "Visio", now=NOW)
+    app_requests.mark_added(engine, "visio", "outlook", "admin-1", now=NOW)
+    pending.clear()
+    assert app_requests.notices(engine, "u2", {"outlook"}, now=NOW, pending=pending) == ["outlook"]
+    assert pending.reads == 3
     engine.dispose()
 
 

@@ -3,9 +3,10 @@ In process, with the event writer in a thread: a flush is written when it return
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
-from tests.helpers import CLINICIAN, STAFF, InProcess
+from tests.helpers import ADMIN, CLINICIAN, REVIEWER, STAFF, InProcess
 from tests.web import launch_rows
 
 
@@ -168,3 +169,27 @@ def test_pages_are_compressed_but_launches_are_not(portal: InProcess) -> None:
     assert portal.get("/static/style.css", headers=gzip).headers["content-encoding"] == "gzip"
     launch = portal.get("/launch/teams", cookie, headers=gzip)
     assert launch.status_code == 303 and "content-encoding" not in launch.headers
+
+
+def test_the_grid_from_its_prerendered_frame_is_the_page_jinja_renders(portal: InProcess) -> None:
+    """launcher/views/portal.py, Frames: the plain grid page is joined from a frame rendered
+    once; it must be the very page the templates render, for every header and language, and
+    the person's name must be escaped as the template escapes it."""
+    from launcher.views.portal import Frames
+
+    odd_name = dataclasses.replace(portal.user(STAFF), name='Anouk <b>&amp; "de" Vries\'')
+    staff = portal.user(STAFF)
+    admin_only = dataclasses.replace(staff, groups=(*staff.groups, *portal.settings.admin_groups))
+    editor = dataclasses.replace(staff, groups=(*staff.groups, *portal.settings.editor_groups))
+    portal.app.state.grid_frames = frames = Frames()  # one for all: a frame is never mixed up
+    for who in (ADMIN, STAFF, admin_only, editor, REVIEWER, odd_name):
+        cookie = portal.cookie(who)
+        for language in ({"Accept-Language": "en"}, {"Accept-Language": "nl"}):
+            frames.enabled = True
+            joined = [portal.get("/", cookie, headers=language).text for _ in range(2)]
+            frames.enabled = False
+            rendered = portal.get("/", cookie, headers=language).text
+            assert joined == [rendered, rendered], (who, language)
+    assert len(frames._frames) <= 10  # at most five headers in two languages, each built once
+    assert "Anouk &lt;b&gt;&amp;amp; &#34;de&#34; Vries&#39;" in rendered
+    assert "<b>" not in rendered.split("<main", 1)[0]

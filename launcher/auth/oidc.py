@@ -21,25 +21,32 @@ import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus
 
 import httpx
-from joserfc import jws, jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 
 from launcher.errors import LoginFailed, ProviderUnavailable
 from launcher.settings import Settings
 
-with warnings.catch_warnings():
-    # Authlib >= 1.7 prefers the "httpx2" fork and warns when it falls back to httpx, which
-    # works as before. We stay on httpx (a dependency we already have) until that settles.
-    from authlib.deprecate import AuthlibDeprecationWarning  # installs its own filter
+if TYPE_CHECKING:
+    from joserfc.jwk import KeySet
 
-    warnings.simplefilter("ignore", AuthlibDeprecationWarning)
-    from authlib.integrations.base_client import OAuthError
-    from authlib.integrations.starlette_client import OAuth
+
+def _authlib() -> tuple[Any, Any]:
+    """Authlib's ``OAuth`` and ``OAuthError``, imported at the first sign-in, as joserfc is at
+    the first token: with cryptography they are ~13 MB that a worker answering launches and
+    /readyz (which needs only the discovery document) never loads (docs/SCALING.md)."""
+    with warnings.catch_warnings():
+        # Authlib >= 1.7 prefers the "httpx2" fork and warns when it falls back to httpx, which
+        # works as before. We stay on httpx (a dependency we already have) until that settles.
+        from authlib.deprecate import AuthlibDeprecationWarning  # installs its own filter
+
+        warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+        from authlib.integrations.base_client import OAuthError
+        from authlib.integrations.starlette_client import OAuth
+    return OAuth, OAuthError
+
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +167,7 @@ class OIDCClient:
             if self._metadata is None or time.monotonic() - self._metadata_at >= METADATA_TTL:
                 self._metadata = await self._discover()
                 self._metadata_at = time.monotonic()
-                self._app = self._register(self._metadata)
+                self._app = None  # registered anew with these endpoints at the next sign-in
         return self._metadata
 
     async def _get_json(self, url: str, what: str) -> Any:
@@ -222,8 +229,14 @@ class OIDCClient:
             raw=doc,
         )
 
+    def _client(self, meta: ProviderMetadata) -> Any:
+        """Authlib's client for ``meta``'s endpoints, made at the first sign-in step."""
+        if self._app is None:
+            self._app = self._register(meta)
+        return self._app
+
     def _register(self, meta: ProviderMetadata) -> Any:
-        oauth = OAuth()
+        oauth = _authlib()[0]()
         return oauth.register(
             name="launcher",
             client_id=self.client_id,
@@ -244,8 +257,7 @@ class OIDCClient:
 
     # --- the authorization code flow ------------------------------------------------------
     async def begin(self, redirect_uri: str) -> LoginStart:
-        await self.metadata()
-        rv = await self._app.create_authorization_url(redirect_uri)
+        rv = await self._client(await self.metadata()).create_authorization_url(redirect_uri)
         if "nonce" not in rv or "code_verifier" not in rv:  # scope without openid, or old Authlib
             raise LoginFailed(
                 "Sign-in is misconfigured.", detail="LAUNCHER_OIDC_SCOPES must include 'openid'"
@@ -292,11 +304,12 @@ class OIDCClient:
     ) -> Identity:
         """Exchange the code, validate the ID token, merge userinfo. Raises on any failure."""
         meta = await self.metadata()
+        oauth_error = _authlib()[1]
         try:
-            token = await self._app.fetch_access_token(
+            token = await self._client(meta).fetch_access_token(
                 redirect_uri=redirect_uri, code=code, code_verifier=code_verifier
             )
-        except OAuthError as exc:
+        except oauth_error as exc:
             raise ProviderUnavailable(
                 "The sign-in service refused to complete the sign-in.",
                 detail=f"token endpoint error: {exc.error}: {exc.description}",
@@ -372,6 +385,9 @@ class OIDCClient:
             self._unknown_kid_at = now
             stale = True
         if stale:
+            from joserfc.errors import JoseError
+            from joserfc.jwk import KeySet
+
             doc = await self._get_json(meta.jwks_uri, "jwks")
             try:
                 keys = KeySet.import_key_set(doc)
@@ -385,6 +401,9 @@ class OIDCClient:
         return self._keys
 
     async def _verify_signature(self, token: str, what: str) -> dict[str, Any]:
+        from joserfc import jws, jwt
+        from joserfc.errors import JoseError
+
         try:
             header = jws.extract_compact(token.encode()).headers()
         except (JoseError, ValueError) as exc:
@@ -461,6 +480,9 @@ class OIDCClient:
     async def validate_logout_token(self, logout_token: str) -> LogoutRequest:
         """OIDC Back-Channel Logout 1.0, section 2.6. Whether its ``jti`` was seen before is
         the caller's to check (it takes the database)."""
+        from joserfc import jws
+        from joserfc.errors import JoseError
+
         try:
             typ = jws.extract_compact(logout_token.encode()).headers().get("typ")
         except (JoseError, ValueError) as exc:

@@ -6,13 +6,21 @@ An announcement is shown above the grid to its audience (``groups``, empty = eve
 ``announcement_seen`` -- written once, with an insert that ignores a row already there, so that
 a grid render that shows nothing new writes nothing -- and the number of those rows is its
 reach, which editors see only from the minimum group size up.
+
+The grid asks on every page; most pages have no announcement for that person. Each worker
+keeps the current announcements for :data:`CACHE_SECONDS` (:class:`Current`), so such a page
+reads nothing; a person with something to see still has their own marks read on every page,
+so a dismissal shows at once. An editor's change is seen at once by the worker that made it
+and within :data:`CACHE_SECONDS` by the others.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +38,7 @@ MAX_BODY = 1000
 MAX_LINK = 2000
 MAX_GROUPS = 2000  # the comma list as stored
 LANGUAGES = ("", "nl", "en")
+CACHE_SECONDS = 5.0  # how long a worker's list of current announcements is used (Current)
 
 T_ANNOUNCEMENT = table(Announcement)
 T_SEEN = table(AnnouncementSeen)
@@ -228,9 +237,44 @@ def current(
 
 
 def for_user(
-    engine: sa.Engine, user_id: str, groups: Iterable[str], lang: str, today: dt.date
+    engine: sa.Engine,
+    user_id: str,
+    groups: Iterable[str],
+    lang: str,
+    today: dt.date,
+    cache: Current | None = None,
 ) -> list[Item]:
-    """What the grid shows this person now (not dismissed), recording that they saw it."""
+    """What the grid shows this person now (not dismissed), recording that they saw it.
+
+    With ``cache`` the announcements come from it (read when stale), and the database is asked
+    only for this person's marks on the ones for them: nothing at all when there are none."""
+    if cache is None:
+        return _for_user_joined(engine, user_id, frozenset(groups), lang, today)
+    wanted = frozenset(groups)
+    items = cache.peek(today)
+    if items is None:
+        with engine.connect() as conn:
+            items = cache.read(conn, today)
+    mine = [i for i in items if i.for_audience(wanted) and i.in_language(lang)]
+    if not mine:
+        return []
+    s = T_SEEN.c
+    with engine.connect() as conn:
+        marks = dict(
+            conn.execute(
+                sa.select(s.announcement_id, s.dismissed).where(
+                    s.user_id == user_id, s.announcement_id.in_([i.id for i in mine])
+                )
+            ).all()
+        )
+    visible = [i for i in mine if not marks.get(i.id)]
+    _record_seen(engine, user_id, [i.id for i in visible if i.id not in marks])
+    return visible
+
+
+def _for_user_joined(
+    engine: sa.Engine, user_id: str, wanted: frozenset[str], lang: str, today: dt.date
+) -> list[Item]:
     a = T_ANNOUNCEMENT.c
     mine = sa.and_(T_SEEN.c.announcement_id == a.id, T_SEEN.c.user_id == user_id)
     # One query for the announcements and this person's marks on them: the grid pays one
@@ -241,7 +285,6 @@ def for_user(
         .where(a.starts <= today, a.ends >= today)
         .order_by(a.starts.desc(), a.id.desc())
     )
-    wanted = frozenset(groups)
     visible, unseen = [], []
     with engine.connect() as conn:
         for row in conn.execute(query):
@@ -251,13 +294,61 @@ def for_user(
             visible.append(item)
             if row.dismissed is None:
                 unseen.append(item.id)
+    _record_seen(engine, user_id, unseen)
+    return visible
+
+
+def _record_seen(engine: sa.Engine, user_id: str, unseen: list[int]) -> None:
     if unseen:
         # a write transaction of its own (SQLite: a read that turns into a write can fail on
         # a concurrent commit); another tab recording the same view meanwhile is no error
         rows = [{"announcement_id": i, "user_id": user_id, "dismissed": False} for i in unseen]
         with engine.begin() as conn:
             conn.execute(_insert(conn)(T_SEEN).values(rows).on_conflict_do_nothing())
-    return visible
+
+
+class Current:
+    """One worker's copy of the announcements in their window today (every audience and
+    language), read again after ``seconds`` or on another day, and dropped by :meth:`clear`
+    when this worker's editor page writes or deletes one."""
+
+    def __init__(
+        self, seconds: float = CACHE_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.seconds = seconds
+        self.clock = clock
+        self.reads = 0  # how often it asked the database (tests)
+        self._lock = threading.Lock()
+        # (read until, the day it is for, the announcements); None: read it
+        self._held: tuple[float, dt.date, list[Item]] | None = None
+        self._cleared = 0  # clear() calls: a read begun before one is not kept
+
+    def peek(self, today: dt.date) -> list[Item] | None:
+        """The announcements when the copy is fresh, else None (no database here)."""
+        held = self._held
+        if held is None or held[1] != today or self.clock() >= held[0]:
+            return None
+        return held[2]
+
+    def read(self, conn: sa.Connection, today: dt.date) -> list[Item]:
+        """The announcements, read through ``conn`` when the copy is not fresh."""
+        items = self.peek(today)
+        if items is not None:
+            return items
+        with self._lock:  # one thread reads; the others wait for its answer
+            items = self.peek(today)
+            if items is None:
+                cleared = self._cleared
+                until = self.clock() + self.seconds  # counted from before the read
+                items = current(conn, today)
+                self.reads += 1
+                if self._cleared == cleared:  # an editor's change meanwhile: read again
+                    self._held = (until, today, items)
+        return items
+
+    def clear(self) -> None:
+        self._cleared += 1
+        self._held = None
 
 
 def _insert(conn: sa.Connection) -> Any:

@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from babel.dates import get_day_names
-from babel.numbers import format_percent
 
 from launcher import i18n
 from launcher.dates import add_months, month_of
@@ -41,6 +39,8 @@ def _percent(value: float | None, lang: str = "en") -> str | None:
     minus (which spreadsheets read as a number)."""
     if value is None:
         return None
+    from babel.numbers import format_percent  # Babel on first use (launcher/i18n.py)
+
     return str(format_percent(value, "#,##0.0%", locale=lang)).replace("\u2212", "-")
 
 
@@ -350,6 +350,8 @@ def build(
 
 def weekdays(lang: str) -> tuple[str, ...]:
     """Weekday names, Monday first, in ``lang``."""
+    from babel.dates import get_day_names
+
     names = get_day_names("wide", locale=lang)
     return tuple(str(names[i]) for i in range(7))
 

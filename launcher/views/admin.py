@@ -113,6 +113,7 @@ async def added_request(request: Request) -> Response:
     people = await anyio.to_thread.run_sync(
         app_requests.mark_added, p.engine, key, app.id, session.user.user_id
     )
+    p.notices.clear()  # the askers' next grid on this worker tells them; others within seconds
     if people:
         audit(
             "app_request_added", user=session.user.user_id, request=key, app=app.id, people=people

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from launcher import app_requests
+from launcher import app_requests, db
 from launcher.audit import audit
 from launcher.auth.session import Session
 from launcher.engage import announcements, texts
@@ -51,33 +51,65 @@ def _editor_session(request: Request) -> Session | None:
     return member_session(request, groups, "This page is for the portal's editors.")
 
 
+def quiet_banner(request: Request, session: Session) -> dict[str, Any] | None:
+    """The grid page's notices when there is nothing to read for them: this worker's copies
+    (launcher/engage/announcements.py, launcher/app_requests.py) are fresh and hold nothing for
+    this person, as on most pages. None when :func:`banner` has to ask the database."""
+    p = context_of(request)
+    lang = language(request)
+    items = p.announcements.peek(today(request))
+    if items is None or p.notices.peek(session.user.user_id) is not False:
+        return None
+    groups = frozenset(session.user.groups)
+    if any(i.for_audience(groups) and i.in_language(lang) for i in items):
+        return None
+    return _banner(request, session, lang, [], [])
+
+
 async def banner(request: Request, session: Session) -> dict[str, Any]:
     """The grid page's notices: the announcements this person sees now (recorded as seen) and
-    the apps they asked for that were added since. Without a database the grid renders
-    without them."""
+    the apps they asked for that were added since, read in one thread. Without a database the
+    grid renders without them."""
     p = context_of(request)
     lang = language(request)
     user = session.user
-    registry = p.registry.current
-    try:
-        shown = await anyio.to_thread.run_sync(
-            announcements.for_user, p.engine, user.user_id, user.groups, lang, today(request)
-        )
-    except sa.exc.SQLAlchemyError as exc:
-        log.warning("announcements unavailable: %s", exc)
-        shown = []
-    tiles = {app.id for app in registry.visible_apps(user.groups) if not app.hidden}
-    try:
-        added_ids = await anyio.to_thread.run_sync(
-            app_requests.notices, p.engine, user.user_id, tiles
-        )
-    except sa.exc.SQLAlchemyError as exc:
-        log.warning("request notices unavailable: %s", exc)
-        added_ids = []
-    added = [app for app in map(registry.app, added_ids) if app is not None]
+    day = today(request)
+    tiles = {app.id for app in p.registry.current.visible_apps(user.groups) if not app.hidden}
+
+    def reads() -> tuple[list[announcements.Item], list[str]]:
+        news: list[announcements.Item] = []
+        told: list[str] = []
+        try:
+            news = db.retry_once(
+                lambda: announcements.for_user(
+                    p.engine, user.user_id, user.groups, lang, day, p.announcements
+                )
+            )
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("announcements unavailable: %s", exc)
+        try:
+            told = db.retry_once(
+                lambda: app_requests.notices(p.engine, user.user_id, tiles, pending=p.notices)
+            )
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("request notices unavailable: %s", exc)
+        return news, told
+
+    shown, added_ids = await anyio.to_thread.run_sync(reads)
+    return _banner(request, session, lang, shown, added_ids)
+
+
+def _banner(
+    request: Request,
+    session: Session,
+    lang: str,
+    shown: list[announcements.Item],
+    added_ids: list[str],
+) -> dict[str, Any]:
+    registry = context_of(request).registry.current
     return {
         "announcements": shown,
-        "added_apps": added,
+        "added_apps": [app for app in map(registry.app, added_ids) if app is not None],
         "is_editor": is_editor(request, session),
         "t": texts.translator(lang),
     }
@@ -135,6 +167,7 @@ async def publish(request: Request) -> Response:
     new_id = await anyio.to_thread.run_sync(
         announcements.create, p.engine, draft, session.user.user_id
     )
+    p.announcements.clear()  # this worker's grids show it at once, the others within seconds
     audit(
         "announcement_written",
         user=session.user.user_id,
@@ -153,6 +186,7 @@ async def delete(request: Request) -> Response:
     p = context_of(request)
     if not await anyio.to_thread.run_sync(announcements.delete, p.engine, announcement_id):
         raise NotFound("There is no such announcement.")
+    p.announcements.clear()
     audit("announcement_deleted", user=posted[0].user.user_id, announcement=announcement_id)
     return keep_alive(RedirectResponse("/admin/announcements?done=deleted", 303), request)
 

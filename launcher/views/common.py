@@ -143,6 +143,15 @@ def render(
     request: Request, template: str, context: Mapping[str, Any] | None = None, status: int = 200
 ) -> Response:
     p = context_of(request)
+    ctx = page_context(request, context)
+    response = p.templates.TemplateResponse(request, template, ctx, status_code=status)
+    response.headers["Cache-Control"] = "no-store"
+    return keep_alive(response, request)
+
+
+def page_context(request: Request, context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What every page's template gets (the header's), with ``context`` over it."""
+    p = context_of(request)
     session = get_session(request)
     lang = language(request)
     ctx: dict[str, Any] = {
@@ -155,9 +164,7 @@ def render(
         "is_admin": bool(session and session.user.in_any(p.settings.admin_groups)),
     }
     ctx.update(context or {})
-    response = p.templates.TemplateResponse(request, template, ctx, status_code=status)
-    response.headers["Cache-Control"] = "no-store"
-    return keep_alive(response, request)
+    return ctx
 
 
 def _wants_json(request: Request) -> bool:

@@ -3,18 +3,28 @@ launcher/views/launch.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
 import logging
+import re
 from typing import Any
 
 import anyio
 import anyio.to_thread
 import sqlalchemy as sa
+from markupsafe import Markup, escape
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Route
 
-from launcher import app_requests, grid, i18n, personal, status
+from launcher import app_requests, db, grid, i18n, personal, status
 from launcher.auth import csrf
 from launcher.errors import BadRequest, NotFound
 from launcher.registry import ICON_DIR, ICON_FILE
@@ -26,6 +36,7 @@ from launcher.views.common import (
     keep_alive,
     language,
     login_redirect,
+    page_context,
     posted_form,
     render,
     safe_next,
@@ -53,6 +64,59 @@ def _pieces(request: Request, lang: str) -> grid.Pieces:
     )
 
 
+# Stand-ins for what differs between people in a frame (Frames); letters only, so escaping
+# leaves them as they are, and nothing a page shows spells them
+_NAME, _TOKEN, _GRID = "zqLauncherFrameName", "zqLauncherFrameToken", "zqLauncherFrameGrid"
+_STAND_INS = re.compile(f"({_NAME}|{_TOKEN}|{_GRID})")
+
+
+class Frames:
+    """The grid page around the grid: base.html and portal.html rendered once per registry,
+    language and header (the links to reports, admin and announcements), with stand-ins for
+    the person's name, CSRF token and grid, which each page joins in. Rendering the frame
+    through Jinja took about half of a page's CPU (bench/README.md, bench_grid.py).
+
+    Only the plain page: ``/`` with no query (a search, "asked=1"), announcement or notice
+    goes through Jinja as before. ``enabled`` off renders every page (tests compare the two)."""
+
+    def __init__(self) -> None:
+        self.enabled = True
+        self._registry: object = None
+        self._frames: dict[tuple[Any, ...], list[str]] = {}
+
+    def page(
+        self, request: Request, registry: object, key: tuple[Any, ...], context: dict[str, Any]
+    ) -> str:
+        """The page for ``context`` (page_context's, with ``grid``), whose frame ``key``
+        names; ``context["user"]``, ``csrf_token`` and ``grid`` are joined in."""
+        if registry is not self._registry:
+            self._registry, self._frames = registry, {}
+        parts = self._frames.get(key)
+        if parts is None:
+            stand_in = {
+                "user": dataclasses.replace(context["user"], name=_NAME),
+                "csrf_token": _TOKEN,
+                "grid": Markup(_GRID),  # noqa: S704 (a constant of letters)
+                "request": request,
+            }
+            template = context_of(request).templates.get_template("portal.html")
+            parts = self._frames[key] = _STAND_INS.split(template.render(context | stand_in))
+        values = {
+            _NAME: str(escape(context["user"].name)),
+            _TOKEN: str(escape(context["csrf_token"])),
+            _GRID: str(context["grid"]),
+        }
+        # even places: the frame's text; odd ones: the stand-ins, in the order they stand
+        return "".join(part if i % 2 == 0 else values[part] for i, part in enumerate(parts))
+
+
+def _frames(request: Request) -> Frames:
+    frames: Frames | None = getattr(request.app.state, "grid_frames", None)
+    if frames is None:
+        frames = request.app.state.grid_frames = Frames()
+    return frames
+
+
 async def home(request: Request) -> Response:
     session = get_session(request)
     if session is None:
@@ -67,8 +131,9 @@ async def home(request: Request) -> Response:
     async def read_personal() -> None:
         nonlocal personal_rows
         try:
+            # once more after a lost connection: the page's first read after a database restart
             personal_rows = await anyio.to_thread.run_sync(
-                personal.for_grid, p.engine, session.user.user_id
+                db.retry_once, functools.partial(personal.for_grid, p.engine, session.user.user_id)
             )
         except sa.exc.SQLAlchemyError as exc:  # the grid works without them
             log.warning("favourites and recent apps unavailable: %s", exc)
@@ -76,10 +141,15 @@ async def home(request: Request) -> Response:
     async def read_banner() -> None:
         notices.update(await announcements.banner(request, session))
 
-    # the page's database reads at the same time: on PostgreSQL each is a few round trips
-    async with anyio.create_task_group() as reads:
-        reads.start_soon(read_personal)
-        reads.start_soon(read_banner)
+    quiet = announcements.quiet_banner(request, session)  # most pages: nothing to read for it
+    if quiet is not None:
+        notices = quiet
+        await read_personal()
+    else:
+        # the page's database reads at the same time: on PostgreSQL each is a round trip
+        async with anyio.create_task_group() as reads:
+            reads.start_soon(read_personal)
+            reads.start_soon(read_banner)
     starred, used = personal_rows
     recent = [a for a in used if a in allowed][: personal.RECENT_MAX]
     query = request.query_params.get("q", "")[:200]
@@ -87,18 +157,29 @@ async def home(request: Request) -> Response:
     board: status.Board | None = getattr(request.app.state, "app_status", None)
     down = board.down() if board is not None else None  # memory only: read every 15 s
     mine = grid.join(_pieces(request, lang), allowed, starred, recent, token, query, down)
-    return render(
-        request,
-        "portal.html",
-        {
-            "grid": mine.html,
-            "query": query,
-            "shown": mine.shown,
-            "has_tiles": bool(allowed),
-            "asked": request.query_params.get("asked") == "1",
-            **notices,
-        },
+    page = {
+        "grid": mine.html,
+        "query": query,
+        "shown": mine.shown,
+        "has_tiles": bool(allowed),
+        "asked": request.query_params.get("asked") == "1",
+        **notices,
+    }
+    frames = _frames(request)
+    plain = not (request.url.query or notices["announcements"] or notices["added_apps"])
+    if not (frames.enabled and plain):
+        return render(request, "portal.html", page)
+    context = page_context(request, page)
+    key = (
+        lang,
+        context["is_reviewer"],
+        context["is_admin"],
+        context["is_editor"],
+        context["has_tiles"],
     )
+    html = frames.page(request, registry, key, context)
+    response = HTMLResponse(html, headers={"Cache-Control": "no-store"})
+    return keep_alive(response, request)
 
 
 async def request_app(request: Request) -> Response:
