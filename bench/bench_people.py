@@ -47,7 +47,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from bench_reports import APPS_FILE, PG_URL, _registry, serve
+from bench_reports import PG_URL, _registry, serve
 from pyroaring import BitMap
 
 from launcher import db
@@ -81,7 +81,8 @@ class History:
         for n, d in enumerate(self.dept_of):
             self.dept_sets[d].add(n)
         everyone = range(employees)
-        self.work_pools = [BitMap(rnd.sample(everyone, employees * 78 // 100)) for _ in range(POOLS)]
+        work = employees * 78 // 100
+        self.work_pools = [BitMap(rnd.sample(everyone, work)) for _ in range(POOLS)]
         self.weekend_pools = [BitMap(rnd.sample(everyone, employees * 8 // 100)) for _ in range(4)]
         self.halves = [BitMap(rnd.sample(everyone, employees // 2)) for _ in range(POOLS)]
         # popularity: a few apps everyone uses, a long tail; scaled so that the history holds
@@ -326,9 +327,7 @@ def write_sample(engine: sa.Engine, h: History, sample: Period) -> int:
                 "INSERT INTO launch_event (ts, app_id, user_id, department, source)",
                 launch_rows,
             )
-            db.insert_rows(
-                conn, "INSERT INTO signin_event (ts, user_id, department)", signin_rows
-            )
+            db.insert_rows(conn, "INSERT INTO signin_event (ts, user_id, department)", signin_rows)
         written += len(launch_rows)
         day += dt.timedelta(days=1)
     return written
@@ -354,8 +353,10 @@ def ranges(today: dt.date, first: dt.date) -> dict[str, Period]:
 
 
 ENDPOINTS: list[tuple[str, str, dict[str, str]]] = [
-    *[(f"launches by {b}", "/api/v1/reports/launches", {"by": b}) for b in
-      ("app", "category", "department", "day", "month")],
+    *[
+        (f"launches by {b}", "/api/v1/reports/launches", {"by": b})
+        for b in ("app", "category", "department", "day", "month")
+    ],
     ("active-users by day", "/api/v1/reports/active-users", {"by": "day"}),
     ("active-users by month", "/api/v1/reports/active-users", {"by": "month"}),
     ("comparison", "/api/v1/reports/comparison", {}),
