@@ -157,10 +157,10 @@ def write(conn: sa.Connection, changes: Changes) -> None:
             add_active, add_launched = changes.add.get(key, ((), ()))
             active.update(add_active)
             launched.update(add_launched)
-            dropped = changes.remove.get(key, ())
+            dropped = changes.remove.get(key)
             if dropped:
-                active.difference_update(dropped)
-                launched.difference_update(dropped)
+                active.difference_update(BitMap(dropped))
+                launched.difference_update(BitMap(dropped))
             if active or launched:
                 rows.append((key, active, launched))
             elif key in current:
