@@ -510,8 +510,9 @@ class SignInPersonMonth(SQLModel, table=True):
 
 class SignInUserSpan(SQLModel, table=True):
     """Per user and app, the months of two calendar years with imported sign-ins (and with
-    one through the portal) as bit masks, laid out as UserSpan: distinct users over whole
-    months from one row per user and app, however many months the period has."""
+    one through the portal) as bit masks (bit 0 is January of ``year``, bit 23 December of the
+    year after; every month is in two rows): distinct users over whole months from one row per
+    user and app, however many months the period has."""
 
     __tablename__ = "signin_user_span"
 
