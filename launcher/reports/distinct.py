@@ -20,13 +20,15 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from pyroaring import BitMap
 
-from launcher.dates import month_end, month_of
+from launcher.dates import month_end
 from launcher.reports.cellkey import MOD, Count
 from launcher.reports.people import ANY, T_PEOPLE_DAY, T_PEOPLE_MONTH, from_bytes
 from launcher.reports.periods import Period
@@ -34,6 +36,19 @@ from launcher.reports.sql import UNKNOWN
 
 EACH = None  # "one bitmap per app (or department)", as opposed to ANY: all of them at once
 Sets = dict[tuple[str, str], BitMap]  # (app_id, department) -> people
+_SHARED: ContextVar[dict[tuple[object, ...], Sets] | None] = ContextVar("shared", default=None)
+
+
+@contextmanager
+def shared() -> Iterator[None]:
+    """Within this block (one report page: its tables ask for the apps of the same period
+    three times, for apps, categories and the decline view), each set of bitmaps is read
+    once. Callers must not change the bitmaps they get."""
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
 
 
 @dataclass(frozen=True)
@@ -152,7 +167,3 @@ class Counter:
             return 0, 0
         key = sum(people.intersection_cardinality(p) << j for j, p in enumerate(self._planes))
         return len(people), key % MOD
-
-
-def months_of(period: Period) -> list[dt.date]:
-    return [month_of(m) for m in period.months()]

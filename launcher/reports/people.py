@@ -259,6 +259,7 @@ def rebuild(conn: sa.Connection, start: dt.date) -> None:
     unions of their days."""
     sqlite = conn.dialect.name == "sqlite"
     when = _param(conn, start)
+    start = month_of(start)
     for tbl in PEOPLE_TABLES:
         col = tbl.c[_when(tbl)]
         conn.execute(sa.delete(tbl).where(col >= start))
@@ -271,40 +272,45 @@ def rebuild(conn: sa.Connection, start: dt.date) -> None:
     numbers(conn, list(new))
     agg = "group_concat(p.number)" if sqlite else "string_agg(CAST(p.number AS text), ',')"
     ph = db.placeholder(conn)
-    by_day: dict[dt.date, dict[tuple[str, str], list[BitMap]]] = {}
     queries = (
         # (app, department): any activity, and launchers
         f"""SELECT u.day, '{ANY}', u.department, {agg},
                 {agg.replace("p.number", "CASE WHEN u.launches > 0 THEN p.number END")}
             FROM user_day u JOIN person_number p ON p.user_id = u.user_id
-            WHERE u.day >= {ph} GROUP BY u.day, u.department ORDER BY u.day""",
+            WHERE u.day >= {ph} AND u.day < {ph} GROUP BY u.day, u.department""",
         f"""SELECT u.day, u.app_id, u.department, '', {agg}
             FROM user_day_app u JOIN person_number p ON p.user_id = u.user_id
-            WHERE u.day >= {ph} GROUP BY u.day, u.app_id, u.department ORDER BY u.day""",
+            WHERE u.day >= {ph} AND u.day < {ph} GROUP BY u.day, u.app_id, u.department""",
     )
-    for sql in queries:
-        for day, app, dept, active, launched in conn.exec_driver_sql(sql, (when,)):
-            day = dt.date.fromisoformat(day) if isinstance(day, str) else day
-            rows = by_day.setdefault(day, {})
-            bitmaps = [_parse(active), _parse(launched)]
-            for d in (ANY, dept):
-                if (app, d) in rows:
-                    rows[(app, d)][0] |= bitmaps[0]
-                    rows[(app, d)][1] |= bitmaps[1]
-                else:
-                    rows[(app, d)] = [bitmaps[0].copy(), bitmaps[1].copy()]
-    by_month: dict[dt.date, dict[tuple[str, str], list[BitMap]]] = {}
-    for day in sorted(by_day):
-        rows = by_day.pop(day)
-        month = by_month.setdefault(month_of(day), {})
-        for (app, d), (active, launched) in rows.items():
-            into = month.setdefault((app, d), [BitMap(), BitMap()])
-            into[0] |= active
-            into[1] |= launched
-        _upsert(conn, T_PEOPLE_DAY, [((T_PEOPLE_DAY, day, a, d), *b) for (a, d), b in rows.items()])
-    for month, rows in sorted(by_month.items()):
-        keyed = [((T_PEOPLE_MONTH, month, a, d), *b) for (a, d), b in rows.items()]
-        _upsert(conn, T_PEOPLE_MONTH, keyed)
+    user_day = sa.table("user_day", sa.column("day"))  # rollups.py imports this module
+    newest = conn.execute(sa.select(sa.func.max(user_day.c.day))).scalar()
+    if newest is None:
+        return
+    newest = dt.date.fromisoformat(newest) if isinstance(newest, str) else newest
+    month = start
+    while month <= newest:  # a month at a time: memory for one month's bitmaps only
+        after = month_of(month + dt.timedelta(days=32))
+        by_day: dict[dt.date, dict[tuple[str, str], list[BitMap]]] = defaultdict(dict)
+        for sql in queries:
+            span = (_param(conn, month), _param(conn, after))
+            for day, app, dept, active, launched in conn.exec_driver_sql(sql, span):
+                rows = by_day[dt.date.fromisoformat(day) if isinstance(day, str) else day]
+                bitmaps = [_parse(active), _parse(launched)]
+                for d in (ANY, dept):
+                    if (app, d) in rows:
+                        rows[(app, d)][0] |= bitmaps[0]
+                        rows[(app, d)][1] |= bitmaps[1]
+                    else:
+                        rows[(app, d)] = [bitmaps[0].copy(), bitmaps[1].copy()]
+        whole: dict[tuple[str, str], list[BitMap]] = {}
+        for day, rows in sorted(by_day.items()):
+            for key, (active, launched) in rows.items():
+                into = whole.setdefault(key, [BitMap(), BitMap()])
+                into[0] |= active
+                into[1] |= launched
+            _upsert(conn, T_PEOPLE_DAY, [((T_PEOPLE_DAY, day, *k), *b) for k, b in rows.items()])
+        _upsert(conn, T_PEOPLE_MONTH, [((T_PEOPLE_MONTH, month, *k), *b) for k, b in whole.items()])
+        month = after
 
 
 def _parse(numbers_text: str | None) -> BitMap:
