@@ -308,9 +308,21 @@ def rebuild(conn: sa.Connection, start: dt.date) -> None:
                 into = whole.setdefault(key, [BitMap(), BitMap()])
                 into[0] |= active
                 into[1] |= launched
-            _upsert(conn, T_PEOPLE_DAY, [((T_PEOPLE_DAY, day, *k), *b) for k, b in rows.items()])
-        _upsert(conn, T_PEOPLE_MONTH, [((T_PEOPLE_MONTH, month, *k), *b) for k, b in whole.items()])
+            _upsert(
+                conn,
+                T_PEOPLE_DAY,
+                [((T_PEOPLE_DAY, day, a, d), *_pair(b)) for (a, d), b in rows.items()],
+            )
+        _upsert(
+            conn,
+            T_PEOPLE_MONTH,
+            [((T_PEOPLE_MONTH, month, a, d), *_pair(b)) for (a, d), b in whole.items()],
+        )
         month = after
+
+
+def _pair(bitmaps: list[BitMap]) -> tuple[BitMap, BitMap]:
+    return bitmaps[0], bitmaps[1]
 
 
 def _parse(numbers_text: str | None) -> BitMap:
