@@ -11,6 +11,11 @@ checks that both give the same figures where they are comparable.
 
 Target: every report answers in <= 300 ms (median). Exit 1 when one does not, or when a report
 disagrees with the raw events; 2 when the benchmark could not run.
+
+The privacy method's cost: each report is also timed, in the same run and alternating with the
+timed requests above, on a second portal with noise and suppression off (the minimum group 1,
+cell-key noise 0, no cell keys summed over the bitmaps: a switch that exists in this benchmark
+only, never in the portal). Target: at most 20 % more.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from launcher.auth.user import User
 from launcher.dates import month_of
 from launcher.demo import data as demodata
 from launcher.registry import Registry, load_registry
-from launcher.reports import cellkey, sql
+from launcher.reports import cellkey, distinct, sql
 from launcher.reports.periods import (
     BY_VALUES,
     Period,
@@ -61,6 +66,7 @@ SECRET = "bench-secret-key-" + "x" * 32
 ISSUER = "http://127.0.0.1:9/unreachable-issuer"  # reports never talk to the provider
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 TARGET_MS = 300.0
+PRIVACY_TARGET = 1.20  # with noise and suppression / without
 EMPLOYEES, MONTHS = 10_000, 60
 SAMPLE_EMPLOYEES = 500  # calibration: this many employees, scaled up
 DATA_VERSION = 1  # part of the --keep file name; bump when the generated history changes
@@ -511,8 +517,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _settings(url: str, port: int, tmp: Path) -> Settings:
+def _settings(url: str, port: int, tmp: Path, min_group: int = 5) -> Settings:
     return load_settings(
+        report_min_group=min_group,
         secret_key=SECRET,
         base_url=f"http://127.0.0.1:{port}",
         oidc_issuer=ISSUER,
@@ -539,9 +546,30 @@ def _cookie(settings: Settings) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def serve(url: str, tmp: Path) -> Iterator[httpx.Client]:
+def privacy_off() -> Iterator[None]:
+    """No noise and no cell keys summed (with a portal whose minimum group is 1: nothing
+    suppressed). The SQL sums of launch keys stay: they ride along with the launch counts."""
+    saved = cellkey.perturb, distinct.Counter.__init__, distinct.Counter.__call__
+
+    def no_planes(self: distinct.Counter, conn: sa.Connection) -> None:
+        pass
+
+    def count_only(self: distinct.Counter, people: Any) -> tuple[int, int]:
+        return (len(people), 0) if people else (0, 0)
+
+    cellkey.perturb = lambda count, key: count  # type: ignore[assignment]
+    distinct.Counter.__init__ = no_planes  # type: ignore[method-assign]
+    distinct.Counter.__call__ = count_only  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        cellkey.perturb, distinct.Counter.__init__, distinct.Counter.__call__ = saved  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def serve(url: str, tmp: Path, min_group: int = 5) -> Iterator[httpx.Client]:
     port = _free_port()
-    settings = _settings(url, port, tmp)
+    settings = _settings(url, port, tmp / f"g{min_group}", min_group)
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
     )
@@ -576,28 +604,56 @@ class Result:
     p95: float
     naive: float
     problem: str | None
+    open_median: float | None = None  # without noise and suppression (privacy_off)
+
+    @property
+    def privacy(self) -> float | None:
+        return self.median / self.open_median if self.open_median else None
 
     @property
     def ok(self) -> bool:
         return self.median <= TARGET_MS and self.problem is None
 
 
-def measure(client: httpx.Client, case: Case, naive: Naive, runs: int) -> Result:
+def _timed(client: httpx.Client, case: Case) -> float:
+    started = time.perf_counter()
+    resp = client.get(case.path, params=case.params)
+    resp.read()
+    resp.raise_for_status()
+    return (time.perf_counter() - started) * 1000
+
+
+def measure(
+    client: httpx.Client,
+    case: Case,
+    naive: Naive,
+    runs: int,
+    open_client: httpx.Client | None = None,
+) -> Result:
     first = client.get(case.path, params=case.params)  # warm-up, and the body to check
     if first.status_code != 200:
         raise RuntimeError(
             f"{case.path} {case.params}: HTTP {first.status_code} {first.text[:300]}"
         )
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        resp = client.get(case.path, params=case.params)
-        resp.read()
-        times.append((time.perf_counter() - started) * 1000)
-        resp.raise_for_status()
+    times, open_times = [], []
+    if open_client is not None:
+        with privacy_off():
+            open_client.get(case.path, params=case.params).raise_for_status()  # warm-up
+    for _ in range(runs):  # alternating, so that the machine's load falls on both alike
+        times.append(_timed(client, case))
+        if open_client is not None:
+            with privacy_off():
+                open_times.append(_timed(open_client, case))
     keys = case.naive()
     problem = case.check(first.json()) if case.check else None
-    return Result(case, statistics.median(times), _p95(times), naive.ms(*keys), problem)
+    return Result(
+        case,
+        statistics.median(times),
+        _p95(times),
+        naive.ms(*keys),
+        problem,
+        statistics.median(open_times) if open_times else None,
+    )
 
 
 def bench(url: str, tmp: Path, args: argparse.Namespace, title: str) -> list[Result]:
@@ -607,9 +663,9 @@ def bench(url: str, tmp: Path, args: argparse.Namespace, title: str) -> list[Res
     results = []
     print(f"  timing {args.runs} runs per report (after one warm-up) and the naive queries …")
     try:
-        with serve(url, tmp) as client:
+        with serve(url, tmp) as client, serve(url, tmp, min_group=1) as open_client:
             for case in cases(naive, today):
-                result = measure(client, case, naive, args.runs)
+                result = measure(client, case, naive, args.runs, open_client)
                 results.append(result)
                 if args.verbose:
                     print(f"    {case.label}: {result.median:.1f} ms", file=sys.stderr)
@@ -623,16 +679,27 @@ def print_table(title: str, results: list[Result]) -> None:
     width = max(len(r.case.label) for r in results)
     print()
     print(f"{title}: median and p95 over HTTP; naive = the same figures grouped from raw events")
-    print(f"{'report':<{width}}  {'median ms':>9}  {'p95 ms':>8}  {'naive ms':>9}  {'ratio':>7}")
+    print("  privacy = median with noise and suppression / median without (the same run)")
+    print(
+        f"{'report':<{width}}  {'median ms':>9}  {'p95 ms':>8}  {'naive ms':>9}  {'ratio':>7}"
+        f"  {'privacy':>7}"
+    )
     for r in results:
         verdict = "PASS" if r.ok else "FAIL"
         note = f"  {r.problem}" if r.problem else ""
+        privacy = f"{r.privacy:7.2f}" if r.privacy else f"{'-':>7}"
         print(
             f"{r.case.label:<{width}}  {r.median:9.1f}  {r.p95:8.1f}  {r.naive:9.0f}  "
-            f"{r.median / r.naive:7.4f}  {verdict}{note}"
+            f"{r.median / r.naive:7.4f}  {privacy}  {verdict}{note}"
         )
     slowest = max(results, key=lambda r: r.median)
     print(f"slowest: {slowest.case.label} at {slowest.median:.1f} ms (target <= {TARGET_MS:g} ms)")
+    ratios = sorted(r.privacy for r in results if r.privacy)
+    if ratios:
+        print(
+            f"privacy method: median ratio {statistics.median(ratios):.2f}, largest "
+            f"{ratios[-1]:.2f} (target <= {PRIVACY_TARGET:.2f})"
+        )
 
 
 # --- the databases ------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 The event writer (launcher/events/writer.py) inserts each batch of raw events and folds it into
 the report rollups in the same transaction. This times the writer alone (CPU seconds per event)
-with and without the rollups, for batches of one user and of fifty users, and prints the
+with and without the rollups, for batches of one user, of fifty users and of 700 people new
+that day (each makes today's bitmaps of who was active grow), and prints the
 difference and its share of the server CPU a launch costs (pass that figure from
 bench_launch.py).
 
@@ -40,6 +41,8 @@ from launcher.signins import join
 TZ = ZoneInfo("Europe/Amsterdam")
 BATCH = 700  # about 100 ms of launches at 7,000 per second
 BATCHES = 30
+APPS = ("teams", "outlook", "ehr", "rooster", "intranet", "hr", "lms", "wiki")
+DEPTS = ("nursing", "medical", "it", "hr", "support", "youth", "")
 
 
 IMPORTED = 100_000
@@ -104,6 +107,12 @@ def _run(with_rollups: bool, users: int, imported: str) -> float:
 
     def batch() -> list[Launch]:
         now = dt.datetime.now(dt.UTC)
+        if users == 0:  # every launch by someone not seen today: every bitmap of today grows
+            n = next(batches)
+            return [
+                Launch(now, APPS[i % len(APPS)], f"new{n:04d}-{i:03d}", DEPTS[i % 7], "portal")
+                for i in range(BATCH)
+            ]
         return [
             Launch(now, "teams", f"user{i % users:05d}", "nursing", "portal") for i in range(BATCH)
         ]
@@ -123,6 +132,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--launch-cpu-us", type=float, default=140.0, help="server CPU per launch")
     args = parser.parse_args()
+    raw, full = _cpu_per_event(False, 0), _cpu_per_event(True, 0)
+    share = (full - raw) / args.launch_cpu_us
+    print(
+        f"{BATCH} new people per batch (8 apps, 7 departments): raw insert {raw:.1f} us/event, "
+        f"with rollups {full:.1f} us/event: upkeep {full - raw:.1f} us = {share:.1%} of a launch"
+    )
     for users in (1, 50):
         raw, full = _cpu_per_event(False, users), _cpu_per_event(True, users)
         share = (full - raw) / args.launch_cpu_us

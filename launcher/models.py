@@ -354,33 +354,59 @@ class CohortMonth(SQLModel, table=True):
     users_key: int = _key()
 
 
-class UserSpan(SQLModel, table=True):
-    """Per user and department, the months of two calendar years with activity, as bit masks
-    (bit 0 is January of ``year``, bit 23 December of the year after). Every month is in two
-    rows, its own year's and the year before's, so that distinct users over any range within
-    two calendar years (a year from any day) come from one row per user. Mirrors UserDay: a
-    month is in a department's row when one of the user's days in it has that department."""
+class PersonNumber(SQLModel, table=True):
+    """A small number per person, given on first sight and never reused: the members of the
+    people_day and people_month bitmaps (launcher/reports/people.py). ``person_key`` is the
+    person's cell key (cellkey.person_key), kept so that reports can sum it over a bitmap."""
 
-    __tablename__ = "user_span"
+    __tablename__ = "person_number"
 
-    year: int = Field(primary_key=True)
     user_id: str = Field(primary_key=True, max_length=64)
-    department: str = Field(primary_key=True, max_length=128)
-    active: int = 0  # months signed in or launched
-    launched: int = 0  # months with a launch
+    number: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False, unique=True))
     person_key: int = _key()
 
 
-class UserSpanApp(SQLModel, table=True):
-    """Per user and app, the months of two calendar years with a launch (as UserSpan)."""
+class PersonCounter(SQLModel, table=True):
+    """One row: the next person number to give (it only grows, so a number is never reused
+    after a purge) and a random ``epoch`` that changes when the numbering starts afresh, so
+    that a report process's cache of person keys (launcher/reports/distinct.py) knows."""
 
-    __tablename__ = "user_span_app"
+    __tablename__ = "person_counter"
 
-    year: int = Field(primary_key=True)
+    id: int = Field(default=1, primary_key=True)
+    next_number: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    epoch: str = Field(max_length=32)
+
+
+_BITMAP = sa.LargeBinary()
+
+
+class PeopleDay(SQLModel, table=True):
+    """Who was active on a day, as Roaring bitmaps of person numbers (launcher/reports/
+    people.py): per app (``app_id`` "" = any activity) and department ("" = every department;
+    a person's department on a day is user_day's). ``active``: signed in or launched
+    (empty in app rows); ``launched``: launched (that app)."""
+
+    __tablename__ = "people_day"
+
+    day: dt.date = Field(primary_key=True)
     app_id: str = Field(primary_key=True, max_length=64)
-    user_id: str = Field(primary_key=True, max_length=64)
-    months: int = 0
-    person_key: int = _key()
+    department: str = Field(primary_key=True, max_length=128)
+    active: bytes = Field(sa_column=sa.Column(_BITMAP, nullable=False))
+    launched: bytes = Field(sa_column=sa.Column(_BITMAP, nullable=False))
+
+
+class PeopleMonth(SQLModel, table=True):
+    """The union of a month's people_day bitmaps, per app and department, so that a range of
+    years reads a bitmap per month and a few per day at its edges."""
+
+    __tablename__ = "people_month"
+
+    month: dt.date = Field(primary_key=True)
+    app_id: str = Field(primary_key=True, max_length=64)
+    department: str = Field(primary_key=True, max_length=128)
+    active: bytes = Field(sa_column=sa.Column(_BITMAP, nullable=False))
+    launched: bytes = Field(sa_column=sa.Column(_BITMAP, nullable=False))
 
 
 # --- reasons to come back: announcements and the weekly digest (launcher/engage/) -----------
@@ -514,8 +540,9 @@ class SignInPersonMonth(SQLModel, table=True):
 
 class SignInUserSpan(SQLModel, table=True):
     """Per user and app, the months of two calendar years with imported sign-ins (and with
-    one through the portal) as bit masks, laid out as UserSpan: distinct users over whole
-    months from one row per user and app, however many months the period has."""
+    one through the portal) as bit masks (bit 0 is January of ``year``, bit 23 December of the
+    year after; every month is in two rows): distinct users over whole months from one row per
+    user and app, however many months the period has."""
 
     __tablename__ = "signin_user_span"
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from launcher import db
 from launcher.dates import utc
 from launcher.events import BatchWriter, Event, Launch, SignIn
-from launcher.reports import cellkey, rebuild, rollups
+from launcher.reports import cellkey, people, rebuild, rollups
 
 TZ = ZoneInfo("Europe/Amsterdam")
 APPS = ["teams", "ehr", "rooster", "outlook"]
@@ -238,6 +238,16 @@ def assert_no_person_before(engine: sa.Engine, month: dt.date, gone: set[str]) -
                     before = (month.year - row[0]) * 12 + month.month - 1
                     for value in row[1:]:
                         assert before <= 0 or value & ((1 << before) - 1) == 0, (table.name, row)
+        # the bitmaps of who was active: none of a day or month before the retention, and
+        # every person in one still has a number (so none is a person whose number went)
+        numbered = set(conn.execute(sa.select(people.T_PERSON_NUMBER.c.number)).scalars())
+        assert numbered, "the test needs people after the retention"
+        for table, col in ((people.T_PEOPLE_DAY, "day"), (people.T_PEOPLE_MONTH, "month")):
+            rows = conn.execute(sa.select(table)).all()
+            assert rows and min(r._mapping[col] for r in rows) >= month, table.name
+            for r in rows:
+                members = people.from_bytes(r.active) | people.from_bytes(r.launched)
+                assert set(members) <= numbered, (table.name, r._mapping[col])
         firsts = conn.execute(sa.select(rollups.T_USER_FIRST.c.first_day)).scalars().all()
         assert all(d >= month or d == rollups.BEFORE_RETENTION for d in firsts)
 

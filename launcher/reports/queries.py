@@ -1,7 +1,7 @@
 """Report queries: pure functions of (engine, registry, period, …) -> rows. No HTTP here.
 
 Everything reads the rollup tables of :mod:`launcher.reports.rollups`, never raw events;
-distinct users over a period come from the span rollups (:mod:`launcher.reports.spans`).
+distinct users over a period come from bitmaps of who was active (:mod:`launcher.reports.distinct`).
 Privacy: every count is published with the cell-key method's small, consistent noise
 (:mod:`launcher.reports.cellkey`), and any figure about fewer distinct users than the minimum
 group size is suppressed. The noise is what stops subtraction across figures and tables
@@ -23,12 +23,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from pyroaring import BitMap
 
 from launcher.dates import month_end, month_of
 from launcher.errors import BadRequest
 from launcher.registry import Registry
-from launcher.reports import spans
+from launcher.reports import distinct
 from launcher.reports.cellkey import MOD, NONE, Count, shown
+from launcher.reports.distinct import EACH
+from launcher.reports.people import ANY
 from launcher.reports.periods import Period, go_live_baseline, month_period
 from launcher.reports.rollups import (
     T_COHORT_MONTH,
@@ -37,11 +40,9 @@ from launcher.reports.rollups import (
     T_MONTH_CELL,
     T_MONTH_STATS,
     T_USAGE_DAY,
-    T_USER_DAY,
-    T_USER_DAY_APP,
-    T_USER_MONTH,
 )
 from launcher.reports.sql import (
+    UNKNOWN,
     between,
     category_key,
     connect,
@@ -107,19 +108,27 @@ def launches(
             query = query.where(between(ds.c.day, period))
             user_counts = {key_of(k): _count(n, uk) for k, n, uk in conn.execute(query)}
         elif by == "month":
-            user_counts = {k: n for k, (_, n) in spans.monthly_users(conn, period).items()}
+            user_counts = {k: n for k, (_, n) in monthly_users(conn, period).items()}
         elif by == "app" and period.whole_months == 1:  # a calendar month: counted already
             m = T_MONTH_APP
             query = sa.select(m.c.app_id, m.c.users, m.c.users_key)
             query = query.where(m.c.month == period.start)
             user_counts = {k: _count(n, uk) for k, n, uk in conn.execute(query)}
-        elif by == "app":
-            user_counts = spans.count_users(conn, spans.app_rows(period, lambda w: w.c.app_id))
-        elif by == "category":
-            user_counts = spans.category_users(conn, registry, period)
+        elif by in ("app", "category"):
+            count = distinct.Counter(conn)
+            apps = distinct.people(conn, period, "launched", app=EACH)
+            if by == "app":
+                user_counts = {a: count(people) for (a, _), people in apps.items()}
+            else:
+                category = {app.id: app.category or "other" for app in registry.apps}
+                grouped: dict[str, list[Any]] = {}
+                for (a, _), people in apps.items():
+                    grouped.setdefault(category.get(a, "other"), []).append(people)
+                user_counts = {c: count(distinct.union(p)) for c, p in grouped.items()}
         else:
-            selects = spans.user_rows(period, lambda w: dept(w.c.department), launched=True)
-            user_counts = spans.count_users(conn, selects)
+            count = distinct.Counter(conn)
+            found = distinct.people(conn, period, "launched", department=EACH)
+            user_counts = {d: count(people) for (_, d), people in found.items()}
     out = []
     for k, n in sorted(launch_counts.items()):
         if n[0] <= 0:
@@ -136,6 +145,41 @@ def _count(n: Any, k: Any) -> Count:
     return int(n or 0), int(k or 0) % MOD
 
 
+def active_and_launchers(conn: sa.Connection, period: Period) -> tuple[Count, Count]:
+    """Distinct users active in the period, and how many of them launched, each with its
+    cell key."""
+    count = distinct.Counter(conn)
+    active = distinct.people(conn, period, "active").get((ANY, ANY))
+    launched = distinct.people(conn, period, "launched").get((ANY, ANY))
+    return count(active), count(launched)
+
+
+def monthly_users(conn: sa.Connection, period: Period) -> dict[str, tuple[Count, Count]]:
+    """Per month of the period with activity: (active users, launchers). A month the period
+    covers whole was counted already (month_stats); one it covers in part, from bitmaps."""
+    out: dict[str, tuple[Count, Count]] = {}
+    whole = []
+    for month in period.months():
+        days = Period(max(period.start, month), min(period.end, month_end(month)))
+        if days.whole_months:
+            whole.append(month)
+            continue
+        users, launchers = active_and_launchers(conn, days)
+        if users[0]:
+            out[month.isoformat()[:7]] = (users, launchers)
+    m = T_MONTH_STATS
+    query = sa.select(
+        m.c.month, m.c.active_users, m.c.active_key, m.c.launchers, m.c.launchers_key
+    ).where(m.c.month.in_(whole))
+    for month, users, users_key, launchers, launchers_key in conn.execute(query):
+        if users:
+            out[month.isoformat()[:7]] = (
+                _count(users, users_key),
+                _count(launchers, launchers_key),
+            )
+    return out
+
+
 def app_departments(
     engine: sa.Engine, period: Period, min_group: int, *, exact: bool = False
 ) -> list[Row]:
@@ -143,7 +187,7 @@ def app_departments(
     table), protected like every other table: a cell about fewer than the minimum is hidden,
     and every count carries its cell's noise, so a department's total minus its apps is no
     exact count."""
-    ud, uda = T_USAGE_DAY, T_USER_DAY_APP
+    ud = T_USAGE_DAY
     department = dept(ud.c.department)
     launches_q = (
         sa.select(
@@ -152,20 +196,11 @@ def app_departments(
         .where(between(ud.c.day, period))
         .group_by(ud.c.app_id, department)
     )
-    people = (
-        sa.select(
-            uda.c.app_id, dept(uda.c.department).label("dept"), uda.c.user_id, uda.c.person_key
-        )
-        .where(between(uda.c.day, period))
-        .distinct()
-        .subquery()
-    )
-    users_q = sa.select(
-        people.c.app_id, people.c.dept, sa.func.count(), sa.func.sum(people.c.person_key)
-    ).group_by(people.c.app_id, people.c.dept)
     with connect(engine) as conn:
         launch_counts = {(a, d): _count(n, k) for a, d, n, k in conn.execute(launches_q)}
-        user_counts = {(a, d): _count(n, k) for a, d, n, k in conn.execute(users_q)}
+        count = distinct.Counter(conn)
+        found = distinct.people(conn, period, "launched", app=EACH, department=EACH)
+        user_counts = {key: count(people) for key, people in found.items()}
     out: list[Row] = []
     for (app, department_key), n in sorted(launch_counts.items()):
         if n[0] <= 0:
@@ -217,7 +252,7 @@ def summary(engine: sa.Engine, period: Period) -> dict[str, Count]:
             ).where(between(ds.c.day, period))
             nl, kl, ns, ks = conn.execute(totals).one()
             n_launches, signins = _count(nl, kl), _count(ns, ks)
-            active, launchers = spans.active_and_launchers(conn, period)
+            active, launchers = active_and_launchers(conn, period)
     return {
         "active_users": active,
         "launchers": launchers,
@@ -324,7 +359,7 @@ def active_users(
                 if n
             }
         else:
-            found = spans.monthly_users(conn, period)
+            found = monthly_users(conn, period)
     out: list[Row] = []
     for key, (users, launchers) in sorted(found.items()):
         if users[0] < min_group:
@@ -480,31 +515,15 @@ def dormant(
         return {"baseline": None, "users": None, "rows": [], "leavers": None}
     recent = Period(today - dt.timedelta(days=29), today)
     present = Period(today - dt.timedelta(days=leaver_days - 1), today)
-    um, u = T_USER_MONTH, T_USER_DAY
-
-    def active_in(days: Period) -> sa.ColumnElement[bool]:
-        # one index probe per user of the baseline month
-        return sa.exists().where(u.c.user_id == um.c.user_id, between(u.c.day, days))
-
-    department = dept(um.c.department)
-    query = (
-        sa.select(department.label("key"), sa.func.count(), sa.func.sum(um.c.person_key))
-        .where(um.c.month == baseline.start, ~active_in(recent), active_in(present))
-        .group_by(department)
-        .order_by(department)
-    )
-    leavers_q = sa.select(sa.func.count(), sa.func.sum(um.c.person_key)).where(
-        um.c.month == baseline.start, ~active_in(present)
-    )
     with connect(engine) as conn:
-        counts = [(k, _count(n, pk)) for k, n, pk in conn.execute(query)]
-        leavers = _count(*conn.execute(leavers_q).one())
-        if not counts and not leavers[0]:
+        count = distinct.Counter(conn)
+        everyone = distinct.people(conn, baseline, "active").get((ANY, ANY), BitMap())
+        if not everyone:
             # the baseline month's people may be past the retention (rebuild.purge_people):
             # its count is kept, who was in it is not -- so dormancy is no longer known
-            ms, any_person = T_MONTH_STATS, sa.exists().where(um.c.month == baseline.start)
+            ms = T_MONTH_STATS
             had = conn.execute(sa.select(ms.c.active_users).where(ms.c.month == baseline.start))
-            if (had.scalar() or 0) > 0 and not conn.execute(sa.select(any_person)).scalar():
+            if (had.scalar() or 0) > 0:
                 return {
                     "baseline": baseline.start.isoformat()[:7],
                     "users": None,
@@ -513,6 +532,23 @@ def dormant(
                     "leaver_days": leaver_days,
                     "past_retention": True,
                 }
+        by_dept = distinct.people(conn, baseline, "active", department=EACH)
+        lately = distinct.people(conn, recent, "active").get((ANY, ANY), BitMap())
+        still = distinct.people(conn, present, "active").get((ANY, ANY), BitMap())
+        # each person in one department, the greatest of the month's (as user_month keeps)
+        counted, counts = BitMap(), []
+
+        def raw(item: tuple[tuple[str, str], BitMap]) -> str:  # "" is the unknown department
+            return "" if item[0][1] == UNKNOWN else item[0][1]
+
+        for (_, key), members in sorted(by_dept.items(), key=raw, reverse=True):
+            mine = members - counted
+            counted |= members
+            dormant_here = (mine & still) - lately
+            if dormant_here:
+                counts.append((key, count(dormant_here)))
+        counts.sort()
+        leavers = count(everyone - still)
     total: Count = NONE
     rows: list[Row] = []
     for key, n in counts:
@@ -533,7 +569,9 @@ def departments(
 ) -> list[Row]:
     """Active users per department, and their share of head count where the registry has it."""
     with connect(engine) as conn:
-        counts = spans.count_users(conn, spans.user_rows(period, lambda w: dept(w.c.department)))
+        count = distinct.Counter(conn)
+        found = distinct.people(conn, period, "active", department=EACH)
+        counts = {d: count(people) for (_, d), people in found.items()}
     for dep in registry.departments:  # departments that never arrived still get a row
         counts.setdefault(dep.id, NONE)
     # the headcount in force when the period starts (registry: one number or one per date)

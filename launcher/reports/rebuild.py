@@ -5,7 +5,6 @@ the retention (the rollups stay). Both are serialized with the event writer's fl
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,12 +12,11 @@ import sqlalchemy as sa
 
 from launcher import db
 from launcher.dates import month_of, utc
-from launcher.reports import cellkey, sources
+from launcher.reports import cellkey, people, sources
 from launcher.reports.rollups import (
     BEFORE_RETENTION,
     ROLLUP_LOCK,
     ROLLUP_TABLES,
-    SPAN_TABLES,
     T_COHORT_MONTH,
     T_DAY_STATS,
     T_LAUNCH,
@@ -28,8 +26,6 @@ from launcher.reports.rollups import (
     T_USER_FIRST,
     T_USER_MONTH,
     T_USER_MONTH_APP,
-    T_USER_SPAN,
-    T_USER_SPAN_APP,
     prune_cell_seen,
 )
 from launcher.signins import join as gateway
@@ -80,33 +76,22 @@ PER_PERSON_MONTHS = (T_USER_MONTH, T_USER_MONTH_APP, sources.PER_PERSON)
 
 def purge_people(conn: sa.Connection, month: dt.date) -> None:
     """Per-person rollups go with the raw events (docs/PRIVACY.md: "after 400 days only
-    counts"): rows of days and months before ``month`` are deleted, those months' bits are
-    cleared from the span rows, and a person first seen before it keeps only that fact
-    (cohort :data:`BEFORE_RETENTION`, never shown) -- or nothing, when not seen since.
-    The per-month, per-day and per-cohort counts (with their cell keys) stay."""
+    counts"): rows and bitmaps (launcher/reports/people.py) of days and months before
+    ``month`` are deleted, with the person numbers of people not seen since; a person first
+    seen before it keeps only that fact (cohort :data:`BEFORE_RETENTION`, never shown) -- or
+    nothing, when not seen since. The per-month, per-day and per-cohort counts (with their
+    cell keys) stay."""
     for table in PER_PERSON_DAYS:
         conn.execute(sa.delete(table).where(table.c.day < month))
     for table in PER_PERSON_MONTHS:
         conn.execute(sa.delete(table).where(table.c.month < month))
-    for table, masks in ((T_USER_SPAN, ("active", "launched")), (T_USER_SPAN_APP, ("months",))):
-        years = conn.execute(sa.select(table.c.year).distinct()).scalars().all()
-        for year in years:
-            before = min(max((month.year - year) * 12 + month.month - 1, 0), 24)
-            if before == 0:
-                continue
-            keep = ((1 << 24) - 1) & ~((1 << before) - 1)
-            conn.execute(
-                sa.update(table)
-                .where(table.c.year == year)
-                .values({c: table.c[c].bitwise_and(keep) for c in masks})
-            )
-            conn.execute(sa.delete(table).where(table.c.year == year, table.c[masks[0]] == 0))
     uf, ud = T_USER_FIRST, T_USER_DAY
     seen_since = sa.exists().where(ud.c.user_id == uf.c.user_id)
     old = sa.and_(uf.c.first_day < month, uf.c.first_day > BEFORE_RETENTION)
     conn.execute(sa.delete(uf).where(old, ~seen_since))
     conn.execute(sa.update(uf).where(old).values(first_day=BEFORE_RETENTION))
     signin_rollups.purge_people(conn, month)  # and the gateway's per-person rows
+    people.purge(conn, month)  # after user_day: the numbers of people no longer in it go
 
 
 def rebuild(engine: sa.Engine, tz: ZoneInfo) -> int:
@@ -154,9 +139,7 @@ def _rebuild_launches(engine: sa.Engine, tz: ZoneInfo) -> int:
             start = month_of(start + dt.timedelta(days=32))
     with db.serialized_write(engine, ROLLUP_LOCK) as conn:
         for table in ROLLUP_TABLES:
-            if table in SPAN_TABLES:  # rebuilt whole from user_day and user_month_app
-                conn.execute(sa.delete(table))
-            elif table is T_USER_FIRST:
+            if table is T_USER_FIRST:
                 conn.execute(sa.delete(table).where(table.c.first_day >= start))
             elif table is T_COHORT_MONTH:  # older cohorts' members may be purged: kept
                 conn.execute(
@@ -167,6 +150,7 @@ def _rebuild_launches(engine: sa.Engine, tz: ZoneInfo) -> int:
                 conn.execute(sa.delete(table).where(col >= start))
         _rebuild_sql(conn, start, tz)
         sources.rebuild(conn, start)
+        people.rebuild(conn, start)  # from the user_day and user_day_app just rebuilt
         if not db.is_sqlite(engine):  # the planner's statistics, after rewriting so much
             for table in ROLLUP_TABLES:
                 conn.exec_driver_sql(f"ANALYZE {table.name}")
@@ -195,7 +179,7 @@ def _rebuild_sql(conn: sa.Connection, start: dt.date, tz: ZoneInfo) -> None:
         conn.execute(sa.text(sql), params)
 
     # Rows go in in key order, as they would have arrived live: a report reading a range of
-    # days (or a year's span rows) then reads few pages.
+    # days then reads few pages.
     # Cell keys (cellkey.py): each raw event's record key is derived here as the live upkeep
     # derives it, so a rebuild reproduces the keys exactly; md5 runs once per event and table.
     cellkey.register(conn)
@@ -246,7 +230,6 @@ def _rebuild_sql(conn: sa.Connection, start: dt.date, tz: ZoneInfo) -> None:
                 SUM(CASE WHEN launches > 0 THEN person_key ELSE 0 END) % {M},
                 SUM(launches_key) % {M}, SUM(signins_key) % {M}
             FROM {per_user} WHERE {when} >= :start GROUP BY {when}""")
-    _rebuild_spans(run, sqlite)
     run(f"""INSERT INTO month_app (month, app_id, launches, users, launches_key, users_key)
         SELECT month, app_id, SUM(launches), COUNT(*), SUM(launches_key) % {M},
             SUM(person_key) % {M}
@@ -266,37 +249,6 @@ def _rebuild_sql(conn: sa.Connection, start: dt.date, tz: ZoneInfo) -> None:
     run(f"""INSERT INTO cell_seen (month, weekday, hour, user_id)
         SELECT DISTINCT month, weekday, hour, user_id FROM ({cells}) AS c
         WHERE month >= :recent""")
-
-
-def _rebuild_spans(run: Callable[[str], None], sqlite: bool) -> None:
-    """The span rollups from all of user_day and user_month_app (see span_bits). Each (year,
-    month, user, department) is one row of m, so the sum of the rows' bits is their OR."""
-    if sqlite:
-        year, month = "CAST(substr({0}, 1, 4) AS INTEGER)", "CAST(substr({0}, 6, 2) AS INTEGER)"
-    else:
-        year = "CAST(EXTRACT(YEAR FROM {0}) AS INTEGER)"
-        month = "CAST(EXTRACT(MONTH FROM {0}) AS INTEGER)"
-    y, mo = year.format("day"), month.format("day")
-    run(f"""INSERT INTO user_span (year, user_id, department, active, launched, person_key)
-        WITH m AS (
-            SELECT {y} AS y, {mo} AS mo, user_id, department, MAX(launches) AS launches,
-                MAX(person_key) AS pk
-            FROM user_day GROUP BY {y}, {mo}, user_id, department)
-        SELECT y, user_id, department, SUM(bit), SUM(CASE WHEN launches > 0 THEN bit ELSE 0 END),
-            MAX(pk)
-        FROM (SELECT y, user_id, department, launches, pk, 1 << (mo - 1) AS bit FROM m
-              UNION ALL
-              SELECT y - 1, user_id, department, launches, pk, 1 << (mo + 11) FROM m) AS s
-        GROUP BY y, user_id, department ORDER BY y, user_id, department""")
-    y, mo = year.format("month"), month.format("month")
-    run(f"""INSERT INTO user_span_app (year, app_id, user_id, months, person_key)
-        SELECT y, app_id, user_id, SUM(bit), MAX(person_key)
-        FROM (SELECT {y} AS y, app_id, user_id, person_key, 1 << ({mo} - 1) AS bit
-              FROM user_month_app
-              UNION ALL
-              SELECT {y} - 1, app_id, user_id, person_key, 1 << ({mo} + 11)
-              FROM user_month_app) AS s
-        GROUP BY y, app_id, user_id ORDER BY y, app_id, user_id""")
 
 
 def _local_cells_sql(conn: sa.Connection, tz: ZoneInfo, since: dt.datetime) -> str:

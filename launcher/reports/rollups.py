@@ -5,8 +5,9 @@ same transaction as the raw insert, so raw events and rollups never disagree. Di
 counts cannot be added up across batches, so the rollups keep one row per user per day, per
 user per app per day, and per user per month (see launcher/models.py); the per-day and
 per-month totals and heatmap cells count a user the first time that user appears in them.
-The span rollups mirror user_day and user_month_app as bit masks of months, so that reports
-over long periods read one row per user, not one per user and month.
+Who was active per day and month is also kept as Roaring bitmaps of person numbers
+(launcher/reports/people.py), so that distinct users over long periods cost the same at any
+head count.
 
 :func:`apply` reads rollups and then updates them, so it runs under
 :func:`launcher.db.serialized_write`: one flush at a time across all workers.
@@ -46,11 +47,9 @@ from launcher.models import (
     UserFirst,
     UserMonth,
     UserMonthApp,
-    UserSpan,
-    UserSpanApp,
     table,
 )
-from launcher.reports import cellkey, sources
+from launcher.reports import cellkey, people, sources
 from launcher.signins import join as gateway
 
 log = logging.getLogger(__name__)
@@ -73,8 +72,6 @@ T_USER_MONTH_APP = table(UserMonthApp)
 T_MONTH_APP = table(MonthApp)
 T_COHORT_MONTH = table(CohortMonth)
 T_DAY_STATS = table(DayStats)
-T_USER_SPAN = table(UserSpan)
-T_USER_SPAN_APP = table(UserSpanApp)
 T_LAUNCH = table(LaunchEvent)
 T_SIGNIN = table(SignInEvent)
 ROLLUP_TABLES = (
@@ -90,17 +87,9 @@ ROLLUP_TABLES = (
     T_MONTH_APP,
     T_COHORT_MONTH,
     T_DAY_STATS,
-    T_USER_SPAN,
-    T_USER_SPAN_APP,
+    *people.PEOPLE_TABLES,
     *sources.TABLES,  # launches by source: launcher/reports/sources.py
 )
-SPAN_TABLES = (T_USER_SPAN, T_USER_SPAN_APP)
-
-
-def span_bits(month: dt.date) -> tuple[tuple[int, int], tuple[int, int]]:
-    """(year, bit) of ``month`` in the two span rows that hold it: its own year's, where
-    January is bit 0, and the year before's, where it is 12 bits higher."""
-    return (month.year, 1 << (month.month - 1)), (month.year - 1, 1 << (month.month + 11))
 
 
 @dataclass
@@ -294,7 +283,10 @@ def apply(
     before_app = _existing(conn, T_USER_MONTH_APP, ("month", "app_id", "user_id"), b.user_month_app)
     _upsert_stats(conn, T_MONTH_STATS, "month", _stats(b.user_month, before, pkeys))
     _upsert_stats(conn, T_DAY_STATS, "day", _stats(b.user_day, before_day, pkeys))
-    left = _spans(conn, b, before_day, before_app, pkeys)
+    before_day_app = _existing(
+        conn, T_USER_DAY_APP, ("day", "app_id", "user_id"), b.user_day_app, ("department",)
+    )
+    _people(conn, b, before_day, before_day_app)
     _cohorts(conn, b, {k for k in b.user_month if k not in before}, pkeys)
     month_app: dict[tuple[dt.date, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for (month, app, user), (n, k) in b.user_month_app.items():
@@ -422,7 +414,6 @@ def apply(
         "WHEN excluded.department > user_first.department THEN excluded.department "
         "ELSE user_first.department END",
     )
-    _recheck_spans(conn, left)  # after user_day is written
     sources.apply(conn, b.by_source, pkeys)
 
 
@@ -463,88 +454,37 @@ def _upsert_stats(
     _upsert_add(conn, table, rows, add=_STATS, add_keys=_STAT_KEYS)
 
 
-def _spans(
+def _people(
     conn: sa.Connection,
     b: _Batch,
     before_day: dict[tuple[Any, ...], tuple[Any, ...]],
-    before_app: dict[tuple[Any, ...], tuple[Any, ...]],
-    pkeys: dict[str, int],
-) -> set[tuple[dt.date, str, str]]:
-    """Mirror the batch's new user_day and user_month_app rows (and user_day rows that change
-    department or launch for the first time) into the span rollups; the bits of the others
-    are set already.
-
-    Returns (month, user, department) where a day of the batch moved to another department
-    (user_day keeps the greatest): that month may have to leave the old department's row,
-    which :func:`_recheck_spans` decides once user_day is written.
-    """
-    sets: dict[tuple[int, str, str], list[int]] = defaultdict(lambda: [0, 0])
-    left: set[tuple[dt.date, str, str]] = set()
+    before_day_app: dict[tuple[Any, ...], tuple[Any, ...]],
+) -> None:
+    """Bring the bitmaps of who was active (launcher/reports/people.py) up to date with the
+    batch: a person new that day (in that app), a first launch of the day, or a department
+    that user_day's upsert (keep_max) is about to change. The rest are in them already."""
+    moves: list[tuple[dt.date, str, str, str, bool, str | None]] = []
     for (day, user), (dept, n_launch, *_) in b.user_day.items():
         old = before_day.get((day, user))  # (launches, department)
-        launched = n_launch > 0 or (old is not None and old[0] > 0)
-        if old is not None:
-            dept = max(dept, old[1])  # as user_day's upsert (keep_max)
-            if old[1] != dept:
-                left.add((month_of(day), user, old[1]))
-            elif old[0] > 0 or not launched:
-                continue  # nothing new for its span rows
-        for year, bit in span_bits(month_of(day)):
-            row = sets[(year, user, dept)]
-            row[0] |= bit
-            row[1] |= bit if launched else 0
-    _upsert_add(
-        conn,
-        T_USER_SPAN,
-        [
-            {
-                "year": y,
-                "user_id": u,
-                "department": d,
-                "active": a,
-                "launched": la,
-                "person_key": pkeys[u],
-            }
-            for (y, u, d), (a, la) in sets.items()
-        ],
-        bits=("active", "launched"),
-    )
-    app_bits: dict[tuple[int, str, str], int] = defaultdict(int)
-    for month, app, user in b.user_month_app.keys() - before_app.keys():
-        for year, bit in span_bits(month):
-            app_bits[(year, app, user)] |= bit
-    _upsert_add(
-        conn,
-        T_USER_SPAN_APP,
-        [
-            {"year": y, "app_id": a, "user_id": u, "months": m, "person_key": pkeys[u]}
-            for (y, a, u), m in app_bits.items()
-        ],
-        bits=("months",),
-    )
-    return left
-
-
-def _recheck_spans(conn: sa.Connection, left: set[tuple[dt.date, str, str]]) -> None:
-    """Clear a month from a department's span row when none of the user's days in that month
-    has the department any more (rare: a department claim that changed within a day)."""
-    ph = db.placeholder(conn)
-    where = f"WHERE year = {ph} AND user_id = {ph} AND department = {ph}"
-    for month, user, dept in left:
-        active, launched = conn.exec_driver_sql(
-            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN launches > 0 THEN 1 ELSE 0 END), 0) "
-            f"FROM user_day WHERE user_id = {ph} AND day >= {ph} AND day < {ph} "
-            f"AND department = {ph}",
-            (user, _db(conn, month), _db(conn, month_of(month + dt.timedelta(days=32))), dept),
-        ).one()
-        for year, bit in span_bits(month):
-            conn.exec_driver_sql(
-                f"UPDATE user_span SET active = active & {ph}, launched = launched & {ph} {where}",
-                (~0 if active else ~bit, ~0 if launched else ~bit, year, user, dept),
-            )
-            conn.exec_driver_sql(
-                f"DELETE FROM user_span {where} AND active = 0", (year, user, dept)
-            )
+        if old is None:
+            moves.append((day, people.ANY, user, dept, n_launch > 0, None))
+            continue
+        new_dept = max(dept, old[1])
+        if new_dept != old[1] or (n_launch > 0 and old[0] == 0):
+            moves.append((day, people.ANY, user, new_dept, n_launch > 0 or old[0] > 0, old[1]))
+    for (day, app, user), (dept, *_) in b.user_day_app.items():
+        old_app = before_day_app.get((day, app, user))  # (department,)
+        if old_app is None:
+            moves.append((day, app, user, dept, True, None))
+        elif dept > old_app[0]:
+            moves.append((day, app, user, dept, True, old_app[0]))
+    if not moves:
+        return
+    number = people.numbers(conn, {m[2] for m in moves})
+    changes = people.Changes()
+    for day, app, user, dept, launched, old_dept in moves:
+        changes.person(day, app, number[user], dept, launched, old_dept)
+    people.write(conn, changes)
 
 
 def _cohorts(

@@ -16,7 +16,7 @@ from launcher import i18n
 from launcher.dates import add_months, month_of
 from launcher.errors import NotFound
 from launcher.registry import Registry
-from launcher.reports import decline, frontdoor, periods, queries, sources
+from launcher.reports import decline, distinct, frontdoor, periods, queries, sources
 from launcher.reports.csvtable import Table, as_text
 from launcher.reports.periods import Period, period_from_query
 
@@ -95,29 +95,30 @@ def build(
     (numbers stay numbers: a spreadsheet formats them)."""
     t = i18n.translator(lang)
     go_live = registry.portal.go_live
-    span = queries.data_range(engine)
-    first = month_of(go_live) if go_live else (span[0] if span else month_of(period.start))
-    if span:
-        first = min(first, span[0])
-    last = month_of(period.end)
-    comparison = queries.comparison(engine, registry, period, min_group)
-    adoption = queries.adoption_curve(engine, first, last, min_group)
-    trend_months = periods.months_between(max(first, add_months(last, -11)), last)
-    # a period that ends before go-live has no months to trend
-    app_trends = queries.app_trends(engine, trend_months, min_group) if trend_months else {}
-    heat = queries.heatmap(engine, period, min_group)
-    cohort_rows = queries.cohorts(engine, first, last, min_group)
-    dormant = queries.dormant(engine, registry, today, min_group)
-    by_app = queries.launches(engine, registry, period, "app", min_group)
-    by_category = queries.launches(engine, registry, period, "category", min_group)
-    departments = queries.departments(engine, registry, period, min_group)
-    decline_apps = decline.decline(engine, registry, period, "app", min_group)
-    decline_departments = decline.decline(engine, registry, period, "department", min_group)
-    app_departments = queries.app_departments(engine, period, min_group)
-    front = frontdoor.section(engine, registry, period, min_group)
-    sources_period = sources.trend_period(period)
-    by_source = sources.by_month(engine, sources_period, min_group)
-    reach = sources.announcement_reach(engine, period, min_group)
+    with distinct.shared():  # the tables below read the same bitmaps more than once
+        span = queries.data_range(engine)
+        first = month_of(go_live) if go_live else (span[0] if span else month_of(period.start))
+        if span:
+            first = min(first, span[0])
+        last = month_of(period.end)
+        comparison = queries.comparison(engine, registry, period, min_group)
+        adoption = queries.adoption_curve(engine, first, last, min_group)
+        trend_months = periods.months_between(max(first, add_months(last, -11)), last)
+        # a period that ends before go-live has no months to trend
+        app_trends = queries.app_trends(engine, trend_months, min_group) if trend_months else {}
+        heat = queries.heatmap(engine, period, min_group)
+        cohort_rows = queries.cohorts(engine, first, last, min_group)
+        dormant = queries.dormant(engine, registry, today, min_group)
+        by_app = queries.launches(engine, registry, period, "app", min_group)
+        by_category = queries.launches(engine, registry, period, "category", min_group)
+        departments = queries.departments(engine, registry, period, min_group)
+        decline_apps = decline.decline(engine, registry, period, "app", min_group)
+        decline_departments = decline.decline(engine, registry, period, "department", min_group)
+        app_departments = queries.app_departments(engine, period, min_group)
+        front = frontdoor.section(engine, registry, period, min_group)
+        sources_period = sources.trend_period(period)
+        by_source = sources.by_month(engine, sources_period, min_group)
+        reach = sources.announcement_reach(engine, period, min_group)
 
     names = {app.id: app.name.get(lang) for app in registry.apps}
     categories = {c.id: c.name.get(lang) for c in registry.categories}

@@ -3,10 +3,10 @@
 - signin_day: sign-ins and those through the portal per day, app and department (counts);
 - signin_user_month / signin_person_month: per user and app / per person (apps with a tile),
   the days of each month with a sign-in and with one through the portal, as bit masks;
-- signin_user_span / signin_person_span: the same for the months of two calendar years, laid
-  out as the launch side's user_span (launcher/reports/rollups.py ``span_bits``): every month
-  is in its own year's row and the year before's, so a period of up to a year reads one row
-  per user (and app) for its whole months, and one per month row for a month it covers in part;
+- signin_user_span / signin_person_span: the same for the months of two calendar years: every
+  month is in its own year's row and the year before's (:func:`_span_bits`), so a period of up
+  to a year reads one row per user (and app) for its whole months, and one per month row for a
+  month it covers in part (the launch side has moved to bitmaps: launcher/reports/people.py);
 - signin_month_users: for the months whose per-person rows the retention purged
   (:func:`purge_people`), their distinct people per app, department and the organisation.
 
@@ -185,7 +185,8 @@ def spans(conn: sa.Connection, first: dt.date, last: dt.date | None = None) -> N
 
 
 def _span_bits(month: dt.date) -> tuple[tuple[int, int], tuple[int, int]]:
-    """(span year, bit) of ``month`` in its two span rows (as the launch side's span_bits)."""
+    """(span year, bit) of ``month`` in its two span rows: its own year's, where January is
+    bit 0, and the year before's, where it is 12 bits higher."""
     return (month.year, 1 << (month.month - 1)), (month.year - 1, 1 << (month.month + 11))
 
 
