@@ -165,7 +165,7 @@ def close(
     if (outcome == "added") != (app_id is not None):
         raise ValueError("an app id goes with 'added', and only with it")
     now = now or dt.datetime.now(dt.UTC)
-    with engine.begin() as conn:
+    with db.write_transaction(engine) as conn:  # reads, then writes
         rows = conn.execute(
             sa.select(
                 T_REQUEST.c.name,

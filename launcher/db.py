@@ -136,6 +136,17 @@ def _sqlite_begin(conn: sa.Connection) -> None:
 
 
 @contextmanager
+def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """``engine.begin()`` for a transaction that reads and then writes: on SQLite it holds the
+    write lock from the start (BEGIN IMMEDIATE, waiting up to the busy timeout), so that a
+    flush committing in between cannot fail it with SQLITE_BUSY_SNAPSHOT at once."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(sqlite_immediate=True)
+        with conn.begin():
+            yield conn
+
+
+@contextmanager
 def serialized_write(engine: sa.Engine, lock_id: int) -> Iterator[sa.Connection]:
     """A transaction that no other writer holding ``lock_id`` runs beside, on any worker.
 
