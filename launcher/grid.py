@@ -2,10 +2,11 @@
 load, language and day, and each page joins those pieces.
 
 Rendering 60 tiles through a Jinja macro on every request cost most of the grid page's time
-(~2.9 ms a page, 80 % of it in the tile macro). A tile's link, its star form in both states and
-its move buttons depend only on the app, the language and the date (the "new" badge); the
-person's part is which apps, in which order, starred or not, and the CSRF token, which is put
-in with one ``str.replace`` over the finished grid.
+(~2.9 ms a page, 80 % of it in the tile macro). A tile's link, its star button in both states
+and its move buttons depend only on the app, the language and the date (the "new" badge); the
+person's part is which apps, in which order, starred or not. The buttons submit the page's one
+form (``#tile-actions`` in templates/portal.html), which carries the CSRF token, so no tile
+holds anything of the person.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from markupsafe import Markup, escape
 from launcher import i18n, search
 from launcher.registry.schema import App, Registry
 
-CSRF = "\x00csrf\x00"  # stands for the person's token in the pre-rendered forms
 AGO = "\x00ago\x00"  # stands for "5 minutes" in the pre-rendered "may be down" mark
 SOURCES = ("", "favourite", "recent", "search")
 
@@ -67,7 +67,7 @@ def build(
 ) -> Pieces:
     """Render every tile piece of ``registry`` in ``lang`` (slow: once per registry and day)."""
     macros: Any = env.get_template("tile.html").make_module(
-        {"lang": lang, "t": translate, "today": today, "csrf": CSRF, "ago": AGO}
+        {"lang": lang, "t": translate, "today": today, "ago": AGO}
     )
     tiles: dict[str, _Tile] = {}
     for app in registry.apps:
@@ -157,7 +157,6 @@ def join(
     allowed: Set[str],
     favourites: Sequence[str],
     recent: Sequence[str],
-    csrf_token: str,
     query: str = "",
     down: Mapping[str, dt.datetime] | None = None,
     now: dt.datetime | None = None,
@@ -222,8 +221,7 @@ def join(
                 shown += 1
             out += [opening_li, link(app_id, source), tile.star[app_id in starred], "</li>"]
         out.append("</ul></section>")
-    html = "".join(out).replace(CSRF, str(escape(csrf_token)))
-    # every piece is the output of autoescaped templates; the token is escaped above
+    html = "".join(out)  # every piece is the output of autoescaped templates
     return Grid(html=Markup(html), shown=shown, favourites=fav)  # noqa: S704
 
 

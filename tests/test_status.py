@@ -310,11 +310,11 @@ def test_the_mark_says_since_when_in_both_languages() -> None:
         ("nl", "Mogelijk onbereikbaar, al 5 minuten"),
     ):
         pieces = grid.build(env, registry, lang, NOW.date(), i18n.translator(lang))
-        html = grid.join(pieces, allowed, ["rooster"], [], "tok", down=since, now=NOW)
+        html = grid.join(pieces, allowed, ["rooster"], [], down=since, now=NOW)
         assert html.html.count(text) == 2  # the favourite and the tile in its category
         link = html.html.split('href="/launch/rooster"', 1)[1].split("</a>", 1)[0]
         assert text in link  # inside the link: its name says it
-        plain = grid.join(pieces, allowed, ["rooster"], [], "tok", now=NOW)
+        plain = grid.join(pieces, allowed, ["rooster"], [], now=NOW)
         assert text not in plain.html
 
 

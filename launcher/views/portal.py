@@ -25,7 +25,6 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from launcher import app_requests, db, grid, i18n, personal, status
-from launcher.auth import csrf
 from launcher.errors import BadRequest, NotFound
 from launcher.registry import ICON_DIR, ICON_FILE
 from launcher.static_files import static_url
@@ -153,10 +152,9 @@ async def home(request: Request) -> Response:
     starred, used = personal_rows
     recent = [a for a in used if a in allowed][: personal.RECENT_MAX]
     query = request.query_params.get("q", "")[:200]
-    token = csrf.token_for(p.settings.secret(), session.sid)
     board: status.Board | None = getattr(request.app.state, "app_status", None)
     down = board.down() if board is not None else None  # memory only: read every 15 s
-    mine = grid.join(_pieces(request, lang), allowed, starred, recent, token, query, down)
+    mine = grid.join(_pieces(request, lang), allowed, starred, recent, query, down)
     page = {
         "grid": mine.html,
         "query": query,
