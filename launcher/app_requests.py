@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import threading
 import time
 import unicodedata
 from collections.abc import Callable, Collection
@@ -29,6 +28,7 @@ import sqlalchemy as sa
 from launcher import db
 from launcher.dates import utc
 from launcher.errors import BadRequest, TooManyRequests
+from launcher.fresh import Fresh
 from launcher.models import AppRequest, AppRequestClosed, table
 
 MAX_NAME = 120
@@ -278,7 +278,7 @@ def notices(
     return list(dict.fromkeys(str(r.added_app) for r in fresh))
 
 
-class Pending:
+class Pending(Fresh[frozenset[str]]):
     """One worker's set of the people who have a notice waiting (a request marked added),
     read again after ``seconds``, and dropped by :meth:`clear` when this worker's admin page
     marks a request added. A person missing from it has nothing to be told; one in it may
@@ -287,45 +287,25 @@ class Pending:
     def __init__(
         self, seconds: float = PENDING_SECONDS, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self.seconds = seconds
-        self.clock = clock
-        self.reads = 0  # how often it asked the database (tests)
-        self._lock = threading.Lock()
-        self._held: tuple[float, frozenset[str]] | None = None
-        self._cleared = 0
+        super().__init__(seconds, clock)
 
-    def peek(self, user_id: str) -> bool | None:
+    def may_have(self, user_id: str) -> bool | None:
         """Whether ``user_id`` may have a notice; None when the set must be read first."""
-        held = self._held
-        if held is None or self.clock() >= held[0]:
-            return None
-        return user_id in held[1]
+        users = self.peek()
+        return None if users is None else user_id in users
 
     def has(self, engine: sa.Engine, user_id: str) -> bool:
-        found = self.peek(user_id)
-        if found is not None:
-            return found
-        with self._lock:
-            found = self.peek(user_id)
-            if found is not None:
-                return found
-            cleared, until = self._cleared, self.clock() + self.seconds
-            with engine.connect() as conn:
-                users = frozenset(
-                    conn.execute(
-                        sa.select(T_REQUEST.c.user_id)
-                        .where(T_REQUEST.c.added_app.is_not(None))
-                        .distinct()
-                    ).scalars()
-                )
-            self.reads += 1
-            if self._cleared == cleared:
-                self._held = (until, users)
-            return user_id in users
+        return user_id in self.get(lambda: _waiting(engine))
 
-    def clear(self) -> None:
-        self._cleared += 1
-        self._held = None
+
+def _waiting(engine: sa.Engine) -> frozenset[str]:
+    """The people who have a notice waiting."""
+    with engine.connect() as conn:
+        return frozenset(
+            conn.execute(
+                sa.select(T_REQUEST.c.user_id).where(T_REQUEST.c.added_app.is_not(None)).distinct()
+            ).scalars()
+        )
 
 
 def clear_notices(engine: sa.Engine, user_id: str) -> int:

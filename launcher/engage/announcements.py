@@ -17,7 +17,6 @@ and within :data:`CACHE_SECONDS` by the others.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
@@ -30,6 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from launcher.dates import utc
 from launcher.errors import BadRequest, NotFound
+from launcher.fresh import Fresh
 from launcher.models import Announcement, AnnouncementSeen, table
 from launcher.reports import cellkey
 
@@ -307,48 +307,20 @@ def _record_seen(engine: sa.Engine, user_id: str, unseen: list[int]) -> None:
             conn.execute(_insert(conn)(T_SEEN).values(rows).on_conflict_do_nothing())
 
 
-class Current:
+class Current(Fresh[list[Item]]):
     """One worker's copy of the announcements in their window today (every audience and
     language), read again after ``seconds`` or on another day, and dropped by :meth:`clear`
-    when this worker's editor page writes or deletes one."""
+    when this worker's editor page writes or deletes one. ``peek(today)``: the announcements
+    when the copy is fresh, else None (no database there)."""
 
     def __init__(
         self, seconds: float = CACHE_SECONDS, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self.seconds = seconds
-        self.clock = clock
-        self.reads = 0  # how often it asked the database (tests)
-        self._lock = threading.Lock()
-        # (read until, the day it is for, the announcements); None: read it
-        self._held: tuple[float, dt.date, list[Item]] | None = None
-        self._cleared = 0  # clear() calls: a read begun before one is not kept
-
-    def peek(self, today: dt.date) -> list[Item] | None:
-        """The announcements when the copy is fresh, else None (no database here)."""
-        held = self._held
-        if held is None or held[1] != today or self.clock() >= held[0]:
-            return None
-        return held[2]
+        super().__init__(seconds, clock)
 
     def read(self, conn: sa.Connection, today: dt.date) -> list[Item]:
         """The announcements, read through ``conn`` when the copy is not fresh."""
-        items = self.peek(today)
-        if items is not None:
-            return items
-        with self._lock:  # one thread reads; the others wait for its answer
-            items = self.peek(today)
-            if items is None:
-                cleared = self._cleared
-                until = self.clock() + self.seconds  # counted from before the read
-                items = current(conn, today)
-                self.reads += 1
-                if self._cleared == cleared:  # an editor's change meanwhile: read again
-                    self._held = (until, today, items)
-        return items
-
-    def clear(self) -> None:
-        self._cleared += 1
-        self._held = None
+        return self.get(lambda: current(conn, today), today)
 
 
 def _insert(conn: sa.Connection) -> Any:

@@ -58,7 +58,7 @@ def quiet_banner(request: Request, session: Session) -> dict[str, Any] | None:
     p = context_of(request)
     lang = language(request)
     items = p.announcements.peek(today(request))
-    if items is None or p.notices.peek(session.user.user_id) is not False:
+    if items is None or p.notices.may_have(session.user.user_id) is not False:
         return None
     groups = frozenset(session.user.groups)
     if any(i.for_audience(groups) and i.in_language(lang) for i in items):
