@@ -139,7 +139,8 @@ def _sqlite_begin(conn: sa.Connection) -> None:
 def write_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
     """``engine.begin()`` for a transaction that reads and then writes: on SQLite it holds the
     write lock from the start (BEGIN IMMEDIATE, waiting up to the busy timeout), so that a
-    flush committing in between cannot fail it with SQLITE_BUSY_SNAPSHOT at once."""
+    flush committing in between cannot fail it with SQLITE_BUSY_SNAPSHOT at once. A transaction
+    whose first statement writes needs only ``engine.begin()`` (tests/test_db.py)."""
     with engine.connect() as conn:
         conn = conn.execution_options(sqlite_immediate=True)
         with conn.begin():

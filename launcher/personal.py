@@ -12,6 +12,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from launcher import db
 from launcher.models import Favourite, LaunchEvent, table
 
 RECENT_DAYS = 90  # "recently used" looks back this far
@@ -46,7 +47,7 @@ def move_favourite(engine: sa.Engine, user_id: str, app_id: str, direction: str)
     not a favourite or already at that end. The person's rows are renumbered 0..n-1."""
     if direction not in ("up", "down"):
         raise ValueError(f"direction must be 'up' or 'down', got {direction!r}")
-    with engine.begin() as conn:
+    with db.write_transaction(engine) as conn:  # reads, then writes
         order = favourites(conn, user_id)
         if app_id not in order:
             return False
@@ -62,7 +63,7 @@ def move_favourite(engine: sa.Engine, user_id: str, app_id: str, direction: str)
 def place_favourite(engine: sa.Engine, user_id: str, app_id: str, index: int) -> bool:
     """Move a favourite to ``index`` (0 = first; past the end = last), as drag and drop does;
     False when it is not a favourite."""
-    with engine.begin() as conn:
+    with db.write_transaction(engine) as conn:  # reads, then writes
         order = favourites(conn, user_id)
         if app_id not in order:
             return False
@@ -83,7 +84,7 @@ def _renumber(conn: sa.Connection, user_id: str, order: list[str]) -> None:
 
 def set_favourite(engine: sa.Engine, user_id: str, app_id: str, favourite: bool) -> None:
     """Star (``favourite``) or un-star an app; doing either twice changes nothing."""
-    with engine.begin() as conn:
+    with db.write_transaction(engine) as conn:  # starring reads the last position first
         if not favourite:
             conn.execute(
                 sa.delete(T_FAVOURITE).where(

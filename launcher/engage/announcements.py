@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from launcher import db
 from launcher.dates import utc
 from launcher.errors import BadRequest, NotFound
 from launcher.fresh import Fresh
@@ -329,7 +330,7 @@ def _insert(conn: sa.Connection) -> Any:
 
 def dismiss(engine: sa.Engine, announcement_id: int, user_id: str, groups: Iterable[str]) -> None:
     """Hide one announcement from this person for good; NotFound when it is not theirs to see."""
-    with engine.begin() as conn:
+    with db.write_transaction(engine) as conn:  # reads, then writes
         row = conn.execute(
             sa.select(T_ANNOUNCEMENT).where(T_ANNOUNCEMENT.c.id == announcement_id)
         ).first()

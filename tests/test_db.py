@@ -1,0 +1,143 @@
+"""launcher/db.py: transactions that read and then write on SQLite (db.write_transaction).
+
+In WAL mode a transaction that began with a read sees the database as of that read; when
+another connection (the event writer's flush, another worker) commits before it writes, its
+write fails at once with "database is locked" (SQLITE_BUSY_SNAPSHOT): the busy timeout does not
+help, as waiting cannot make an old snapshot current. Each domain function below writes in a
+transaction that reads first (or, the status claim, whose first statement writes); a writer
+that tries to commit after its first statement must find the database locked (it would wait,
+with a busy timeout) and the function must succeed. Transactions that only write, or that read
+in one transaction and write in another (app_requests.notices), need no more than BEGIN.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from launcher import app_requests, db, personal, status
+from launcher.engage import announcements
+
+NOW = dt.datetime(2026, 5, 20, 12, tzinfo=dt.UTC)
+TODAY = NOW.date()
+
+
+@contextmanager
+def writer_between_read_and_write(engine: sa.Engine, path: str) -> Iterator[list[str]]:
+    """After the first statement on ``engine`` (past its BEGIN), another connection tries to
+    commit a row (without waiting); yields what became of that: ``committed`` or ``locked``."""
+    outcome: list[str] = []
+
+    def after(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if outcome or statement.lstrip().upper().startswith("BEGIN"):
+            return
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            other.execute(
+                "INSERT INTO favourite (user_id, app_id, created_at, position)"
+                " VALUES ('someone-else', 'teams', '2026-05-20 12:00:00', 0)"
+            )
+            outcome.append("committed")
+        except sqlite3.OperationalError as exc:
+            assert "locked" in str(exc)
+            outcome.append("locked")
+        finally:
+            other.close()
+
+    sa.event.listen(engine, "after_cursor_execute", after)
+    try:
+        yield outcome
+    finally:
+        sa.event.remove(engine, "after_cursor_execute", after)
+
+
+def _favourites(engine: sa.Engine) -> Callable[[], object]:
+    for app in ("teams", "ehr", "outlook"):
+        personal.set_favourite(engine, "u1", app, True)
+    return lambda: personal.move_favourite(engine, "u1", "outlook", "up")
+
+
+def _place(engine: sa.Engine) -> Callable[[], object]:
+    for app in ("teams", "ehr", "outlook"):
+        personal.set_favourite(engine, "u1", app, True)
+    return lambda: personal.place_favourite(engine, "u1", "outlook", 0)
+
+
+def _star(engine: sa.Engine) -> Callable[[], object]:
+    personal.set_favourite(engine, "u1", "teams", True)
+    return lambda: personal.set_favourite(engine, "u1", "ehr", True)
+
+
+def _dismiss_announcement(engine: sa.Engine) -> Callable[[], object]:
+    draft = announcements.parse(
+        {
+            "title": "Nieuw",
+            "body": "Lees dit.",
+            "starts": str(TODAY),
+            "ends": str(TODAY),
+            "groups": "",
+        }
+    )
+    new = announcements.create(engine, draft, "editor", now=NOW)
+    return lambda: announcements.dismiss(engine, new, "u1", ())
+
+
+def _claim_a_status_check(engine: sa.Engine) -> Callable[[], object]:
+    # its first statement writes (an INSERT … ON CONFLICT DO NOTHING): a plain BEGIN will do
+    return lambda: status.claim(engine, ["teams", "ehr"], now=NOW)
+
+
+def _close_request(engine: sa.Engine) -> Callable[[], object]:
+    app_requests.add(engine, "u1", None, "Miro", now=NOW)
+    return lambda: app_requests.dismiss(engine, "miro", "admin-1", now=NOW)
+
+
+@pytest.mark.parametrize(
+    "prepare",
+    [
+        pytest.param(_favourites, id="move a favourite"),
+        pytest.param(_place, id="place a favourite"),
+        pytest.param(_star, id="star an app"),
+        pytest.param(_dismiss_announcement, id="dismiss an announcement"),
+        pytest.param(_close_request, id="close a request"),
+        pytest.param(_claim_a_status_check, id="claim a status check"),
+    ],
+)
+def test_a_read_then_write_holds_the_write_lock_from_its_start(
+    sqlite_url: str, prepare: Callable[[sa.Engine], Callable[[], object]]
+) -> None:
+    engine = db.make_engine(sqlite_url)
+    path = sa.make_url(sqlite_url).database
+    assert path
+    run = prepare(engine)
+    with writer_between_read_and_write(engine, path) as outcome:
+        run()  # without BEGIN IMMEDIATE: OperationalError, database is locked
+    assert outcome == ["locked"]
+    engine.dispose()
+
+
+def test_the_test_sees_the_failure_it_guards_against(sqlite_url: str) -> None:
+    """A plain transaction that reads and then writes, with the same writer in between: it
+    fails, so the test above can tell BEGIN IMMEDIATE from BEGIN."""
+    engine = db.make_engine(sqlite_url)
+    path = sa.make_url(sqlite_url).database
+    assert path
+    mine = personal.T_FAVOURITE.c.user_id == "u1"
+    with (
+        writer_between_read_and_write(engine, path) as outcome,
+        pytest.raises(sa.exc.OperationalError, match="locked"),
+        engine.begin() as conn,
+    ):
+        personal.favourites(conn, "u1")
+        conn.execute(sa.delete(personal.T_FAVOURITE).where(mine))
+    assert outcome == ["committed"]
+    with db.write_transaction(engine) as conn:  # the same, holding the lock: no failure
+        personal.favourites(conn, "u1")
+        conn.execute(sa.delete(personal.T_FAVOURITE).where(mine))
+    engine.dispose()
