@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 from starlette.routing import BaseRoute, Mount
 
 from launcher.app import create_app
-from launcher.auth.session import SessionCodec
+from launcher.auth.session import Session, SessionCodec
 from launcher.auth.user import User, pseudonym
 from launcher.context import Context
 from launcher.demo.command import demo_settings
@@ -41,6 +41,7 @@ with warnings.catch_warnings():
 
 __all__ = [
     "ADMIN",
+    "BASE",
     "CLINICIAN",
     "DEMO_USERS",
     "EXAMPLE_APPS",
@@ -58,16 +59,19 @@ __all__ = [
     "LiveServer",
     "SignIn",
     "TestClient",
+    "bare_portal",
     "create_devidp",
     "demo_settings",
     "dev_client",
     "free_port",
     "in_process",
     "live_demo",
+    "make_user",
     "devidp_of",
     "demo_app",
     "pick_user",
     "port_open",
+    "post",
     "sign_in",
     "wait_for_port",
     "wait_until",
@@ -237,18 +241,50 @@ def live_demo(
 
 
 # --- in process: handlers without a socket, a provider round trip or a writer process -----
-@dataclass
-class InProcess:
-    """A portal app run in this process through Starlette's TestClient (lifespan included).
+BASE = "http://127.0.0.1:8000"  # make_settings' base URL (tests/conftest.py)
 
-    Sessions are minted with the app's own SessionCodec instead of signing in; the OIDC
-    client's own requests (discovery, keys) go to the mounted development provider in
-    process, so sign-out and the back-channel logout work without a socket.
+
+def make_user(name: str, *groups: str, email: str | None = None) -> User:
+    """A signed-in person with a pseudonymous user id, as a sign-in makes one."""
+    return User(
+        user_id=pseudonym(b"engage-test-key", "https://idp.example", name),
+        sub=name,
+        name=name.title(),
+        email=email if email is not None else f"{name}@zorg.example",
+        groups=groups,
+    )
+
+
+class InProcess:
+    """A portal app in this process: requests go through the real routing, middleware, CSRF
+    checks and templates, without a socket. Sessions are minted with the app's own
+    SessionCodec instead of signing in.
+
+    Two ways in. :func:`in_process`: the demo app (the development provider at /_devidp, the
+    event writer in a thread) with its lifespan run by ``client``, Starlette's TestClient; the
+    OIDC client's own requests go to the provider in process, so sign-out and the back-channel
+    logout work. ``InProcess(settings)`` (or :func:`bare_portal`): ``create_app`` alone, the
+    registry loaded here and no lifespan unless a test enters :meth:`lifespan`.
+
+    Clients: ``client`` with :meth:`get`/:meth:`post` (a cookie per call, ``who``),
+    :meth:`browser` (a TestClient of its own, signed in once, keeping its cookies) and
+    :meth:`aclient` (an ``httpx.AsyncClient``, for ``async`` tests and streamed bodies).
     """
 
-    app: Starlette
-    client: TestClient
-    settings: Settings
+    def __init__(
+        self, settings: Settings, app: Starlette | None = None, client: TestClient | None = None
+    ) -> None:
+        self.settings = settings
+        self.app: Starlette = app if app is not None else create_app(settings)
+        if app is None:
+            self.context.registry.reload_if_changed()  # what the lifespan would do first
+        # not entered with ``with`` here: that would run the lifespan, with its background
+        # tasks, on the client's own event loop
+        self.client = client or self._test_client()
+        self._clients = [self.client]
+
+    def _test_client(self) -> TestClient:
+        return TestClient(self.app, base_url=self.settings.base_url, follow_redirects=False)
 
     @property
     def context(self) -> Context:
@@ -272,10 +308,23 @@ class InProcess:
             groups=tuple(who.groups),
         )
 
+    def session(
+        self, groups: tuple[str, ...] = ("staff",), sub: str = "alice", op_sid: str | None = None
+    ) -> Session:
+        """A new session for ``sub``, whose user id (``id-{sub}``) is no pseudonym of it."""
+        user = User(f"id-{sub}", sub, sub.title(), f"{sub}@example.org", groups=groups)
+        return self.codec.new(user, op_sid)
+
     def cookie(self, who: DemoUser | User) -> str:
         """A signed, fresh session cookie value for ``who``: a sign-in without the flow."""
         user = who if isinstance(who, User) else self.user(who)
         return self.codec.dumps(self.codec.new(user, None))
+
+    def sign_in(self, client: httpx.Client | httpx.AsyncClient, session: Session) -> str:
+        """Put ``session``'s cookie in ``client``'s jar; returns the cookie value."""
+        cookie = self.codec.dumps(session)
+        client.cookies.set(self.settings.session_cookie, cookie)
+        return cookie
 
     def as_(self, who: DemoUser | User | str | None) -> dict[str, str]:
         """Request headers that carry a session (a user, or a cookie value) or none."""
@@ -298,10 +347,64 @@ class InProcess:
         response: httpx.Response = self.client.post(path, headers=headers, **kwargs)
         return response
 
+    def as_user(self, who: DemoUser | User) -> TestClient:
+        """``client``, its cookie jar now holding a session for ``who``."""
+        self.client.cookies.set(self.settings.session_cookie, self.cookie(who))
+        return self.client
+
+    def browser(self, who: DemoUser | User | None = None) -> TestClient:
+        """A client with a cookie jar of its own, signed in as ``who`` (None: anonymous)."""
+        client = self._test_client()
+        self._clients.append(client)
+        if who is not None:
+            client.cookies.set(self.settings.session_cookie, self.cookie(who))
+        return client
+
+    def aclient(self, **kwargs: Any) -> httpx.AsyncClient:
+        """An async client (enter it with ``async with``); English pages."""
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app),
+            base_url=self.settings.base_url,
+            headers={"Accept-Language": "en"},
+            **kwargs,
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        async with self.app.router.lifespan_context(self.app):
+            yield
+
     def flush(self) -> None:
         """Write the buffered events now (thread writer: written when this returns)."""
-        assert self.client.portal is not None
+        assert self.client.portal is not None, "flush() needs the lifespan: in_process()"
         self.client.portal.call(self.context.events.flush)
+
+    def close(self) -> None:
+        """What the lifespan would close, for a portal without one."""
+        for client in self._clients:
+            client.close()
+        self.context.engine.dispose()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, and the OIDC client's connections: for a test that talked to a
+        provider without the lifespan."""
+        await self.context.oidc.aclose()
+        self.close()
+
+
+@contextlib.contextmanager
+def bare_portal(settings: Settings) -> Iterator[InProcess]:
+    """``InProcess(settings)``: ``create_app`` alone, no lifespan; closed afterwards."""
+    portal = InProcess(settings)
+    try:
+        yield portal
+    finally:
+        portal.close()
+
+
+def post(client: httpx.Client, path: str, data: dict[str, Any], token: str) -> httpx.Response:
+    """Submit a form as a browser on the portal's page does: its token, its Origin."""
+    return client.post(path, data={"csrf_token": token, **data}, headers={"Origin": BASE})
 
 
 @contextlib.contextmanager
@@ -313,8 +416,9 @@ def in_process(
     key_file: Path | None = None,
     migrate: bool = True,
 ) -> Iterator[InProcess]:
-    """``settings``' portal (with the development provider) in this process; see InProcess.
-    ``key_file`` keeps the provider's signing key between tests (making one takes a while)."""
+    """``settings``' portal (with the development provider) in this process, its lifespan
+    running; see InProcess. ``key_file`` keeps the provider's signing key between tests
+    (making one takes a while)."""
     from launcher.auth.oidc import OIDCClient
 
     app = demo_app(
@@ -328,4 +432,4 @@ def in_process(
         ),
     )
     with TestClient(app, base_url=settings.base_url, follow_redirects=False) as client:
-        yield InProcess(app, client, settings)
+        yield InProcess(settings, app, client)

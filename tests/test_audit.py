@@ -21,7 +21,7 @@ from launcher.registry import RegistryHolder
 from launcher.settings import Settings
 from tests.conftest import EXAMPLE_APPS, LiveServer, sign_in
 from tests.test_logs import Lines
-from tests.web import logout_token
+from tests.web import csrf_of, logout_token
 
 ROOT = Path(__file__).resolve().parent.parent
 STAFF = next(u for u in DEMO_USERS if u.groups == ("staff",))
@@ -62,12 +62,6 @@ def _names_nobody(lines: list[str], *users: DemoUser) -> None:
 
 def _client() -> httpx.Client:
     return httpx.Client(follow_redirects=False, timeout=10)
-
-
-def _csrf(page: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert match
-    return match.group(1)
 
 
 # --- the function -------------------------------------------------------------------------
@@ -145,7 +139,7 @@ def test_sign_in_and_sign_out_are_audited_pseudonymously(
     with _client() as browser:
         sign_in(browser, server.url, STAFF.sub)
         grid = browser.get(f"{server.url}/")
-        out = browser.post(f"{server.url}/logout", data={"csrf_token": _csrf(grid.text)})
+        out = browser.post(f"{server.url}/logout", data={"csrf_token": csrf_of(grid.text)})
         assert out.status_code == 303
     (signed_in,) = _events(records, "sign_in")
     (signed_out,) = _events(records, "sign_out")
@@ -206,14 +200,14 @@ def test_an_admin_dismissing_a_request_is_audited(demo_server_sqlite: Demo, reco
         sign_in(staff, server.url, STAFF.sub)
         grid = staff.get(f"{server.url}/")
         asked = staff.post(
-            f"{server.url}/requests", data={"name": "Zorgportaal", "csrf_token": _csrf(grid.text)}
+            f"{server.url}/requests", data={"name": "Zorgportaal", "csrf_token": csrf_of(grid.text)}
         )
         assert asked.status_code == 303
         sign_in(admin, server.url, ADMIN.sub)
         page = admin.get(f"{server.url}/admin")
         done = admin.post(
             f"{server.url}/admin/requests/dismiss",
-            data={"key": "zorgportaal", "csrf_token": _csrf(page.text)},
+            data={"key": "zorgportaal", "csrf_token": csrf_of(page.text)},
         )
         assert done.status_code == 303
     (dismissed,) = _events(records, "app_request_dismissed")

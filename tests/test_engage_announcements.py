@@ -17,7 +17,8 @@ from launcher.engage import announcements
 from launcher.engage.announcements import T_ANNOUNCEMENT, T_SEEN, InvalidField
 from launcher.errors import NotFound
 from launcher.settings import Settings
-from tests.engage_portal import csrf, portal, post, user
+from tests.helpers import bare_portal, make_user, post
+from tests.web import csrf_of
 
 TODAY = dt.date(2026, 5, 20)
 GOOD: dict[str, Any] = {
@@ -213,10 +214,10 @@ def test_a_workers_copy_reads_nothing_for_most_pages_and_shows_a_dismissal_at_on
 
 
 # --- through the portal ----------------------------------------------------------------------
-EDITOR = user("editor", "staff", "launcher-editors")
-ADMIN = user("admin", "staff", "launcher-admins")
-STAFF = user("anouk", "staff")
-NURSE = user("bram", "staff", "clinicians")
+EDITOR = make_user("editor", "staff", "launcher-editors")
+ADMIN = make_user("admin", "staff", "launcher-admins")
+STAFF = make_user("anouk", "staff")
+NURSE = make_user("bram", "staff", "clinicians")
 
 
 @pytest.fixture
@@ -245,12 +246,12 @@ def _window() -> dict[str, str]:
 
 
 def test_editors_publish_people_see_and_dismiss(settings: Settings) -> None:
-    with portal(settings) as p:
-        editor, staff, nurse = p.client(EDITOR), p.client(STAFF), p.client(NURSE)
+    with bare_portal(settings) as p:
+        editor, staff, nurse = p.browser(EDITOR), p.browser(STAFF), p.browser(NURSE)
         page = editor.get("/admin/announcements")
         assert page.status_code == 200
         assert 'action="/admin/announcements"' in page.text
-        token = csrf(page.text)
+        token = csrf_of(page.text)
         fields = {**GOOD, **_window(), "title": f"Attention {XSS}", "body": XSS}
         done = post(editor, "/admin/announcements", {**fields, "groups": ""}, token)
         assert done.status_code == 303
@@ -272,7 +273,7 @@ def test_editors_publish_people_see_and_dismiss(settings: Settings) -> None:
         # dismissing needs the person's CSRF token
         assert post(staff, f"/announcements/{first}/dismiss", {}, "forged").status_code == 403
         assert _banner(staff.get("/").text) == [first]
-        hidden = post(staff, f"/announcements/{first}/dismiss", {}, csrf(grid.text))
+        hidden = post(staff, f"/announcements/{first}/dismiss", {}, csrf_of(grid.text))
         assert hidden.status_code == 303 and hidden.headers["location"] == "/"
         assert _banner(staff.get("/").text) == []
         assert len(_banner(nurse.get("/").text)) == 2  # only for the one who dismissed
@@ -285,31 +286,31 @@ def test_editors_publish_people_see_and_dismiss(settings: Settings) -> None:
 
 
 def test_only_editors_and_admins_write(settings: Settings) -> None:
-    with portal(settings) as p:
-        staff, admin = p.client(STAFF), p.client(ADMIN)
+    with bare_portal(settings) as p:
+        staff, admin = p.browser(STAFF), p.browser(ADMIN)
         assert staff.get("/admin/announcements").status_code == 403
-        token = csrf(staff.get("/").text)
+        token = csrf_of(staff.get("/").text)
         refused = post(staff, "/admin/announcements", {**GOOD, **_window()}, token)
         assert refused.status_code == 403
         assert _count(settings) == 0
         page = admin.get("/admin/announcements")
         assert page.status_code == 200
-        made = post(admin, "/admin/announcements", {**GOOD, **_window()}, csrf(page.text))
+        made = post(admin, "/admin/announcements", {**GOOD, **_window()}, csrf_of(page.text))
         assert made.status_code == 303 and _count(settings) == 1
         (news,) = _banner(admin.get("/").text)
         assert post(staff, f"/admin/announcements/{news}/delete", {}, token).status_code == 403
         assert _count(settings) == 1
-    with portal(settings) as p:
-        anonymous = p.client()
+    with bare_portal(settings) as p:
+        anonymous = p.browser()
         assert anonymous.get("/admin/announcements").headers["location"].startswith("/login")
         assert anonymous.post("/admin/announcements", data=GOOD).status_code == 303
         assert _count(settings) == 1
 
 
 def test_bad_input_is_a_400_that_names_the_field_and_stores_nothing(settings: Settings) -> None:
-    with portal(settings) as p:
-        editor = p.client(EDITOR)
-        token = csrf(editor.get("/admin/announcements").text)
+    with bare_portal(settings) as p:
+        editor = p.browser(EDITOR)
+        token = csrf_of(editor.get("/admin/announcements").text)
         for field, value in (("title", "x" * 121), ("link", "http://plain.example/")):
             bad = post(editor, "/admin/announcements", {**GOOD, **_window(), field: value}, token)
             assert bad.status_code == 400
@@ -321,9 +322,9 @@ def test_bad_input_is_a_400_that_names_the_field_and_stores_nothing(settings: Se
 
 
 def test_editors_delete(settings: Settings) -> None:
-    with portal(settings) as p:
-        editor = p.client(EDITOR)
-        token = csrf(editor.get("/admin/announcements").text)
+    with bare_portal(settings) as p:
+        editor = p.browser(EDITOR)
+        token = csrf_of(editor.get("/admin/announcements").text)
         post(editor, "/admin/announcements", {**GOOD, **_window(), "groups": ""}, token)
         (news,) = _banner(editor.get("/").text)
         gone = post(editor, f"/admin/announcements/{news}/delete", {}, token)
@@ -337,8 +338,8 @@ def test_the_grid_renders_when_the_database_does_not_answer(
 ) -> None:
     # a database without the tables answers every query with an error, as a broken one would
     settings = make_settings(database_url=f"sqlite:///{tmp_path}/empty.db")
-    with portal(settings) as p:
-        staff = p.client(STAFF)
+    with bare_portal(settings) as p:
+        staff = p.browser(STAFF)
         grid = staff.get("/")
         assert grid.status_code == 200
         assert 'href="/launch/teams"' in grid.text and _banner(grid.text) == []

@@ -31,7 +31,8 @@ from launcher.errors import ConfigError
 from launcher.registry import Registry, parse_registry
 from launcher.settings import Settings
 from tests.conftest import free_port
-from tests.engage_portal import BASE, csrf, portal, post, user
+from tests.helpers import BASE, bare_portal, make_user, post
+from tests.web import csrf_of
 
 NOW = dt.datetime(2026, 5, 20, 9, tzinfo=dt.UTC)  # a Wednesday, ISO week 2026-W21
 REGISTRY = """
@@ -48,9 +49,9 @@ apps:
   - {id: old, name: Old, url: "https://old.example/", new_until: 2026-05-01}
   - {id: secret, name: Secret, url: "https://s.example/", hidden: true, new_until: 2026-06-30}
 """
-ANNE = user("anne", "staff", email="anne@zorg.example")
-BRAM = user("bram", "staff", "clinicians", email="bram@zorg.example")
-CARL = user("carl", "managers", email="carl@zorg.example")  # nothing new for managers
+ANNE = make_user("anne", "staff", email="anne@zorg.example")
+BRAM = make_user("bram", "staff", "clinicians", email="bram@zorg.example")
+CARL = make_user("carl", "managers", email="carl@zorg.example")  # nothing new for managers
 XSS = "<b>bold</b> & <script>x()</script>"
 
 
@@ -368,12 +369,12 @@ def test_opt_in_stores_the_address_only_while_opted_in(
     make_settings: Callable[..., Settings], database_url: str
 ) -> None:
     settings = make_settings(database_url=database_url)
-    nomail = user("nomail", "staff", email="")
-    with portal(settings) as p:
-        anne, other = p.client(ANNE), p.client(nomail)
+    nomail = make_user("nomail", "staff", email="")
+    with bare_portal(settings) as p:
+        anne, other = p.browser(ANNE), p.browser(nomail)
         page = anne.get("/settings", headers={"Accept-Language": "en"})
         assert page.status_code == 200 and 'value="weekly"' in page.text
-        token = csrf(page.text)
+        token = csrf_of(page.text)
         assert post(anne, "/settings/digest", {"digest": "weekly"}, "forged").status_code == 403
         assert subscriptions.address(p.context.engine, ANNE.user_id) is None
         saved = post(anne, "/settings/digest", {"digest": "weekly"}, token)
@@ -386,19 +387,21 @@ def test_opt_in_stores_the_address_only_while_opted_in(
             rows = conn.execute(sa.select(subscriptions.T_SUBSCRIBER)).all()
         assert rows == []  # the address is gone with the opt-out
 
-        refused = post(other, "/settings/digest", {"digest": "weekly"}, csrf(other.get("/").text))
+        refused = post(
+            other, "/settings/digest", {"digest": "weekly"}, csrf_of(other.get("/").text)
+        )
         assert refused.status_code == 400 and "e-mail address" in refused.text
-        assert p.client().get("/settings").headers["location"].startswith("/login")
+        assert p.browser().get("/settings").headers["location"].startswith("/login")
 
 
 def test_one_click_unsubscribe_without_a_cookie(
     make_settings: Callable[..., Settings], database_url: str
 ) -> None:
     settings = make_settings(database_url=database_url)
-    with portal(settings) as p:
+    with bare_portal(settings) as p:
         subscriptions.subscribe(p.context.engine, ANNE, "en")
         link = f"/unsubscribe/{subscriptions.token_for(settings.secret(), ANNE.user_id)}"
-        anonymous = p.client()
+        anonymous = p.browser()
 
         confirm = anonymous.get(link)  # a link scanner's GET changes nothing
         assert confirm.status_code == 200

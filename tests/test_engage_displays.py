@@ -17,7 +17,7 @@ from launcher.engage.displays import T_USER_DAY_APP, Display
 from launcher.errors import ConfigError, RegistryError
 from launcher.registry import parse_registry
 from launcher.settings import Settings
-from tests.engage_portal import portal, user
+from tests.helpers import bare_portal, make_user
 
 TOKEN = "hall-main-0123456789abcdefghijkl"
 STAFF_ROOM = "staff-room-0123456789abcdefghij"
@@ -90,8 +90,8 @@ def settings(make_settings: Callable[..., Settings], database_url: str) -> Setti
 def test_display_shows_its_news_and_top_apps_without_cookie_or_person(
     settings: Settings,
 ) -> None:
-    person = user("anouk", "staff", "clinicians")
-    with portal(settings) as p:
+    person = make_user("anouk", "staff", "clinicians")
+    with bare_portal(settings) as p:
         p.app.state.displays = lambda: [HALL, ROOM, OFFICE]
         engine = p.context.engine
         today = dt.datetime.now(p.context.registry.timezone()).date()
@@ -99,7 +99,7 @@ def test_display_shows_its_news_and_top_apps_without_cookie_or_person(
         _news(engine, "Flu shots <script>alert(1)</script>")
         _news(engine, "For the ward", groups="clinicians")
 
-        signed_in = p.client(person)  # a person's browser: the page still shows nobody
+        signed_in = p.browser(person)  # a person's browser: the page still shows nobody
         hall = signed_in.get(f"/display/{TOKEN}")
         assert hall.status_code == 200
         assert "set-cookie" not in hall.headers
@@ -120,26 +120,26 @@ def test_display_shows_its_news_and_top_apps_without_cookie_or_person(
         # rooster last week
         assert apps == ["Microsoft Teams", "Elektronisch patiëntendossier"]
 
-        room = p.client().get(f"/display/{STAFF_ROOM}")
+        room = p.browser().get(f"/display/{STAFF_ROOM}")
         assert "For the ward" in room.text and "Flu shots" in room.text
-        office = p.client().get(f"/display/{OFFICE_TOKEN}")
+        office = p.browser().get(f"/display/{OFFICE_TOKEN}")
         assert "For the ward" not in office.text and "Flu shots" in office.text
         # the office's audience may not open the EHR: it is not among their top apps
         office_apps = re.findall(r'<span class="display-app">([^<]+)</span>', office.text)
         assert office_apps == ["Microsoft Teams"]
 
         for wrong in (TOKEN[:-1], "nope", TOKEN + "0"):
-            assert p.client().get(f"/display/{wrong}").status_code == 404
+            assert p.browser().get(f"/display/{wrong}").status_code == 404
         p.app.state.displays = lambda: []  # a registry without displays opens nothing
-        assert p.client().get(f"/display/{TOKEN}").status_code == 404
+        assert p.browser().get(f"/display/{TOKEN}").status_code == 404
 
 
 def test_more_announcements_than_fit_rotate_with_each_refresh(settings: Settings) -> None:
-    with portal(settings) as p:
+    with bare_portal(settings) as p:
         p.app.state.displays = lambda: [HALL]
         for i in range(4):
             _news(p.context.engine, f"News {i}")
-        client = p.client()
+        client = p.browser()
         first = client.get(f"/display/{TOKEN}")
         assert len(re.findall(r'<article class="display-item">', first.text)) == 3
         assert f'url=/display/{TOKEN}?page=1"' in first.text
@@ -169,8 +169,8 @@ def test_displays_come_from_the_registry_and_a_missing_token_turns_off_that_one_
     apps = tmp_path / "apps.yaml"
     apps.write_text(REGISTRY_WITH_DISPLAYS)
     monkeypatch.setenv("LAUNCHER_DISPLAY_HALL", TOKEN)  # the staff room's token is not set
-    with portal(make_settings(apps_file=apps)) as p:
-        screen = p.client()
+    with bare_portal(make_settings(apps_file=apps)) as p:
+        screen = p.browser()
         page = screen.get(f"/display/{TOKEN}")
         assert page.status_code == 200 and "Main entrance" in page.text
         assert screen.get(f"/display/{STAFF_ROOM}").status_code == 404

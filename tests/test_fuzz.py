@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from launcher.settings import Settings
 from tests.conftest import LiveServer, free_port
+from tests.helpers import InProcess
 from tests.hostile_idp import CLIENT_ID, HostileIdP
-from tests.inprocess import Portal
 
 FUZZ = settings(
     max_examples=120,
@@ -61,14 +61,14 @@ def idp() -> Iterator[HostileIdP]:
 @pytest.fixture
 async def portal(
     idp: HostileIdP, make_settings: Callable[..., Settings], sqlite_url: str
-) -> AsyncIterator[Portal]:
+) -> AsyncIterator[InProcess]:
     """One portal for all of a test's examples (states are single-use: each example that
     needs a genuine one starts a login of its own)."""
-    portal = Portal(
+    portal = InProcess(
         make_settings(oidc_issuer=idp.issuer, oidc_client_id=CLIENT_ID, database_url=sqlite_url)
     )
     yield portal
-    await portal.close()
+    await portal.aclose()
 
 
 @pytest.mark.anyio
@@ -85,7 +85,7 @@ async def portal(
     extra=st.dictionaries(anything, anything, max_size=3),
 )
 async def test_callback_never_answers_500(
-    portal: Portal,
+    portal: InProcess,
     idp: HostileIdP,
     genuine_state: bool,
     state: str | None,
@@ -95,7 +95,7 @@ async def test_callback_never_answers_500(
     error_description: str | None,
     extra: dict[str, str],
 ) -> None:
-    async with portal.client() as client:
+    async with portal.aclient() as client:
         if genuine_state:  # a login this browser started: the fuzzed answer goes deeper
             started = await client.get("/login")
             assert started.status_code == 302, started.text[:300]
@@ -156,7 +156,7 @@ def _found(route: str, **params: str) -> Callable[[Callable[..., Any]], Callable
 @_found("/reports/export.csv", period="quarter", quarter="9999-Q4")
 @_found("/reports", end="2000-01-01")
 async def test_report_parameters_never_answer_500(
-    portal: Portal,
+    portal: InProcess,
     route: str,
     start: str | None,
     end: str | None,
@@ -176,7 +176,7 @@ async def test_report_parameters_never_answer_500(
         "table": table,
     }
     params = {k: v for k, v in values.items() if v is not None}
-    async with portal.client() as client:
+    async with portal.aclient() as client:
         portal.sign_in(client, portal.session(groups=("launcher-reviewers",)))
         resp = await client.get(route, params=params)
     assert resp.status_code in (200, 400, 404), (route, params, resp.status_code, resp.text[:500])

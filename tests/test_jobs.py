@@ -20,7 +20,7 @@ from aiosmtpd.controller import Controller
 from launcher import db, jobs
 from launcher.engage import subscriptions
 from tests.conftest import ROOT, free_port
-from tests.engage_portal import user
+from tests.helpers import make_user
 from tests.test_engage_digest import Inbox
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -162,7 +162,7 @@ def _subscribe(url: str, count: int) -> list[str]:
 
     _reset(url)
     engine = db.make_engine(url)
-    people = [user(f"p{n:02d}", "staff", email=f"p{n:02d}@zorg.example") for n in range(count)]
+    people = [make_user(f"p{n:02d}", "staff", email=f"p{n:02d}@zorg.example") for n in range(count)]
     for person in people:
         subscriptions.subscribe(engine, person, "en")
     engine.dispose()

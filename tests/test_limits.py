@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 import pytest
@@ -12,7 +12,7 @@ import pytest
 from launcher.app import create_app
 from launcher.settings import Settings
 from tests.conftest import LiveServer, free_port
-from tests.inprocess import Portal
+from tests.helpers import InProcess, bare_portal
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -23,8 +23,9 @@ def _form_of(size: int) -> bytes:
 
 
 @pytest.fixture
-def portal(make_settings: Callable[..., Settings], sqlite_url: str) -> Portal:
-    return Portal(make_settings(database_url=sqlite_url))
+def portal(make_settings: Callable[..., Settings], sqlite_url: str) -> Iterator[InProcess]:
+    with bare_portal(make_settings(database_url=sqlite_url)) as portal:
+        yield portal
 
 
 @pytest.mark.anyio
@@ -38,7 +39,7 @@ def portal(make_settings: Callable[..., Settings], sqlite_url: str) -> Portal:
     ],
 )
 async def test_body_over_the_cap_by_content_length_is_413(
-    portal: Portal, path: str, size: int
+    portal: InProcess, path: str, size: int
 ) -> None:
     sent = 0
 
@@ -51,7 +52,7 @@ async def test_body_over_the_cap_by_content_length_is_413(
             yield piece
 
     headers = {"Content-Type": FORM, "Content-Length": str(size)}
-    async with portal.client() as client:
+    async with portal.aclient() as client:
         resp = await client.post(path, content=body(), headers=headers)
     assert resp.status_code == 413, resp.text[:300]
     assert sent <= 65536  # answered from the header: the body was never read
@@ -65,7 +66,7 @@ async def test_body_over_the_cap_by_content_length_is_413(
         pytest.param("/requests", 64 * 1024, id="a signed-in form"),
     ],
 )
-async def test_chunked_body_is_cut_off_at_the_cap(portal: Portal, path: str, cap: int) -> None:
+async def test_chunked_body_is_cut_off_at_the_cap(portal: InProcess, path: str, cap: int) -> None:
     sent = 0
 
     async def body() -> AsyncIterator[bytes]:
@@ -75,7 +76,7 @@ async def test_chunked_body_is_cut_off_at_the_cap(portal: Portal, path: str, cap
             sent += 1024
             yield b"x" * 1024
 
-    async with portal.client() as client:
+    async with portal.aclient() as client:
         portal.sign_in(client, portal.session())
         resp = await client.post(path, content=body(), headers={"Content-Type": FORM})
     assert resp.status_code == 413, resp.text[:300]
@@ -94,19 +95,19 @@ async def test_chunked_body_is_cut_off_at_the_cap(portal: Portal, path: str, cap
     ],
 )
 async def test_content_types_a_route_does_not_take_are_415(
-    portal: Portal, path: str, content_type: str | None
+    portal: InProcess, path: str, content_type: str | None
 ) -> None:
     headers = {"Content-Type": content_type} if content_type else {}
-    async with portal.client() as client:
+    async with portal.aclient() as client:
         portal.sign_in(client, portal.session())
         resp = await client.post(path, content=b"--x\r\n\r\n", headers=headers)
     assert resp.status_code == 415, resp.text[:300]
 
 
 @pytest.mark.anyio
-async def test_forms_within_the_cap_still_work(portal: Portal) -> None:
+async def test_forms_within_the_cap_still_work(portal: InProcess) -> None:
     """The control: ordinary posts of each route reach their handlers."""
-    async with portal.client() as client:
+    async with portal.aclient() as client:
         # a junk logout token is a 400 from the handler, not a 413/415 from the cap
         resp = await client.post("/auth/backchannel-logout", data={"logout_token": "x" * 4000})
         assert resp.status_code == 400

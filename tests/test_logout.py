@@ -21,8 +21,8 @@ import pytest
 from launcher.app import create_app
 from launcher.settings import Settings
 from tests.conftest import LiveServer, free_port
+from tests.helpers import InProcess
 from tests.hostile_idp import CLIENT_ID, REMOVE, HostileIdP, Now, Scenario
-from tests.inprocess import Portal
 from tests.test_oidc_security import (
     SESSION_COOKIE,
     authorize,
@@ -159,15 +159,15 @@ async def test_logout_by_sub_keys_on_the_raw_sub_not_the_stored_user_id(
 ) -> None:
     """The stored user id may come from another claim (Entra's ``oid``): a session whose user id
     is no pseudonym of its ``sub`` still ends when the provider logs that ``sub`` out."""
-    portal = Portal(settings)
+    portal = InProcess(settings)
     session = portal.session(sub="alice")  # user_id "id-alice": not derived from the sub
     other = portal.session(sub="bob")
-    async with portal.client() as client:
+    async with portal.aclient() as client:
         resp = await client.post(
             "/auth/backchannel-logout", data={"logout_token": idp.logout_token(sub="alice")}
         )
         assert resp.status_code == 200, resp.text
-    await portal.close()
+    await portal.aclose()
     codec = portal.context.sessions
     assert codec.loads(codec.dumps(session)) is None
     assert codec.loads(codec.dumps(other)) is not None

@@ -20,6 +20,7 @@ from launcher.engage import texts
 from launcher.errors import BadRequest, TooManyRequests
 from launcher.logs import AUDIT_ATTRIBUTE
 from tests.helpers import ADMIN, CLINICIAN, STAFF, BatchWriter, InProcess, Launch
+from tests.web import csrf_of
 
 NOW = dt.datetime(2026, 5, 20, 12, tzinfo=dt.UTC)
 
@@ -65,12 +66,6 @@ def test_recent_is_the_users_latest_launches_within_the_window(
     engine.dispose()
 
 
-def _csrf(page: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert match
-    return match[1]
-
-
 def _token_field(token: str) -> str:
     return f'<input type="hidden" name="csrf_token" value="{token}">'
 
@@ -92,7 +87,7 @@ def test_star_and_unstar_on_the_grid(portal_any_db: InProcess) -> None:
     staff = portal.cookie(STAFF)
     grid = portal.get("/", staff)
     assert _section(grid.text, "cat-favourites") == []
-    token = _csrf(grid.text)
+    token = csrf_of(grid.text)
     # each tile has its own toggle, not pressed yet: a button of the page's one form with the
     # token (templates/tile.html), which posts what _star posts
     assert 'formaction="/favourites/teams" name="favourite" value="on"' in grid.text
@@ -173,7 +168,7 @@ def test_the_grid_reads_through_a_database_restart(
 def test_starring_needs_the_csrf_token_and_a_visible_app(portal_any_db: InProcess) -> None:
     portal = portal_any_db
     staff = portal.cookie(STAFF)
-    token = _csrf(portal.get("/", staff).text)
+    token = csrf_of(portal.get("/", staff).text)
     assert _star(portal, staff, "teams", True, "forged").status_code == 403
     assert portal.post("/favourites/teams", staff).status_code == 403
     assert _star(portal, staff, "ehr", True, token).status_code == 404  # clinicians'
@@ -246,12 +241,12 @@ def test_asking_for_an_app_reaches_the_admin_page(portal_any_db: InProcess) -> N
     staff, admin = portal.cookie(STAFF), portal.cookie(ADMIN)
     grid = portal.get("/", staff)
     assert 'action="/requests"' in grid.text
-    token = _csrf(grid.text)
+    token = csrf_of(grid.text)
     asked = portal.post("/requests", staff, data={"csrf_token": token, "name": "ZorgDomein"})
     assert asked.status_code == 303 and asked.headers["location"] == "/?asked=1#missing"
     assert 'role="status"' in portal.get("/?asked=1", staff).text
     portal.post("/requests", staff, data={"csrf_token": token, "name": injected})
-    admin_grid_token = _csrf(portal.get("/", admin).text)
+    admin_grid_token = csrf_of(portal.get("/", admin).text)
     portal.post("/requests", admin, data={"csrf_token": admin_grid_token, "name": " zorgdomein "})
 
     assert portal.post("/requests", staff, data={"name": "Miro"}).status_code == 403  # no token
@@ -269,7 +264,7 @@ def test_asking_for_an_app_reaches_the_admin_page(portal_any_db: InProcess) -> N
     # only admins dismiss, with the token
     form = {"csrf_token": token, "key": "zorgdomein"}
     assert portal.post("/admin/requests/dismiss", staff, data=form).status_code == 403
-    admin_token = _csrf(page.text)
+    admin_token = csrf_of(page.text)
     refused = portal.post("/admin/requests/dismiss", admin, data={"key": "zorgdomein"})
     assert refused.status_code == 403
     done = portal.post(
@@ -380,14 +375,14 @@ def test_an_admin_marks_a_request_added_and_the_askers_see_it(
     caplog.set_level(logging.INFO, logger="launcher.audit")
     staff, clinician, admin = (portal.cookie(u) for u in (STAFF, CLINICIAN, ADMIN))
     for who in (staff, clinician):
-        token = _csrf(portal.get("/", who).text)
+        token = csrf_of(portal.get("/", who).text)
         portal.post("/requests", who, data={"csrf_token": token, "name": "Rooster app"})
     page = portal.get("/admin", admin)
     assert 'action="/admin/requests/added"' in page.text
     assert '<option value="teams">' in page.text
     assert '<option value="time-tracking">' not in page.text  # hidden apps are not offered
-    admin_token = _csrf(page.text)
-    staff_token = _csrf(portal.get("/", staff).text)
+    admin_token = csrf_of(page.text)
+    staff_token = csrf_of(portal.get("/", staff).text)
 
     def added(who: str, **form: str) -> httpx.Response:
         return portal.post("/admin/requests/added", who, data={"key": "rooster app", **form})
@@ -431,7 +426,7 @@ def test_an_admin_marks_a_request_added_and_the_askers_see_it(
     grid = portal.get("/", clinician).text
     assert 'id="asked-added"' in grid
     assert portal.post("/requests/notices/dismiss", clinician).status_code == 403
-    gone = portal.post("/requests/notices/dismiss", clinician, data={"csrf_token": _csrf(grid)})
+    gone = portal.post("/requests/notices/dismiss", clinician, data={"csrf_token": csrf_of(grid)})
     assert gone.status_code == 303 and gone.headers["location"] == "/"
     assert 'id="asked-added"' not in portal.get("/", clinician).text
 
@@ -470,7 +465,7 @@ def test_favourites_move_up_and_down_and_to_a_place(database_url: str) -> None:
 def test_moving_favourites_on_the_grid(portal_any_db: InProcess) -> None:
     portal = portal_any_db
     cookie = portal.cookie(STAFF)
-    token = _csrf(portal.get("/", cookie).text)
+    token = csrf_of(portal.get("/", cookie).text)
     for app in ("teams", "outlook", "sharepoint"):
         assert _star(portal, cookie, app, True, token).status_code == 303
     page = portal.get("/", cookie).text

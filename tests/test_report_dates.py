@@ -10,7 +10,7 @@ import pytest
 from launcher.cli import main
 from launcher.settings import Settings
 from tests.conftest import EXAMPLE_APPS, SECRET
-from tests.inprocess import Portal
+from tests.helpers import InProcess
 
 ROUTES = [
     "/reports",
@@ -39,8 +39,8 @@ OUT_OF_RANGE = [
 async def test_out_of_range_dates_are_400_naming_the_parameter(
     make_settings: Callable[..., Settings], sqlite_url: str, query: dict[str, str], named: str
 ) -> None:
-    portal = Portal(make_settings(database_url=sqlite_url))
-    async with portal.client() as client:
+    portal = InProcess(make_settings(database_url=sqlite_url))
+    async with portal.aclient() as client:
         portal.sign_in(client, portal.session(groups=("launcher-reviewers",)))
         for route in ROUTES:
             if route.startswith("/api/") and named in ("month", "quarter"):

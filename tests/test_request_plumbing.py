@@ -13,7 +13,7 @@ import pytest
 from launcher import app as app_module
 from launcher.auth.session import Session
 from launcher.settings import Settings
-from tests.inprocess import Portal
+from tests.helpers import InProcess
 
 
 @pytest.mark.anyio
@@ -21,7 +21,7 @@ from tests.inprocess import Portal
 async def test_the_session_cookie_is_checked_once_per_request(
     make_settings: Callable[..., Settings], sqlite_url: str, path: str
 ) -> None:
-    portal = Portal(make_settings(database_url=sqlite_url))
+    portal = InProcess(make_settings(database_url=sqlite_url))
     codec = portal.context.sessions
     calls: list[str | None] = []
     real_loads = codec.loads
@@ -31,7 +31,7 @@ async def test_the_session_cookie_is_checked_once_per_request(
         return real_loads(cookie, now)
 
     codec.loads = counting_loads  # type: ignore[method-assign]
-    async with portal.client() as client:
+    async with portal.aclient() as client:
         portal.sign_in(client, portal.session(groups=("launcher-reviewers", "launcher-admins")))
         resp = await client.get(path)
     assert resp.status_code in (200, 404), resp.text[:300]
@@ -55,8 +55,8 @@ async def test_405_keeps_the_allow_header(
     path: str,
     allowed: set[str],
 ) -> None:
-    portal = Portal(make_settings(database_url=sqlite_url))
-    async with portal.client() as client:
+    portal = InProcess(make_settings(database_url=sqlite_url))
+    async with portal.aclient() as client:
         resp = await client.request(method, path, headers={"Origin": portal.settings.base_url})
     assert resp.status_code == 405
     assert {m.strip() for m in resp.headers["allow"].split(",")} == allowed
@@ -69,7 +69,7 @@ async def test_background_tasks_end_before_the_engine_is_disposed(
     """The registry watcher reloads in a worker thread; a shutdown that cancels it mid-reload
     must wait for that thread before disposing of the engine it may be using."""
     monkeypatch.setattr(app_module, "REGISTRY_POLL", 0.01)
-    portal = Portal(make_settings(database_url=sqlite_url))
+    portal = InProcess(make_settings(database_url=sqlite_url))
     p = portal.context
     order: list[str] = []
     in_thread = threading.Event()
