@@ -6,7 +6,6 @@ reports read (as ``launcher db rebuild-rollups`` does), so every figure is trace
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -15,12 +14,13 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from launcher import db
-from launcher.models import LaunchEvent, SignInEvent, table
+from launcher.events import Launch
+from launcher.models import SignInEvent, table
 from launcher.registry import Registry, load_registry
 from launcher.reports import queries, rebuild
 from launcher.reports.periods import Period
-from tests.helpers import EXAMPLE_APPS, REVIEWER, InProcess, TestClient
+from tests.helpers import EXAMPLE_APPS, REVIEWER, InProcess
+from tests.reports_support import far_from_utc, insert_launches, utc
 
 API = "/api/v1/reports/launches"
 MARCH = Period(dt.date(2025, 3, 1), dt.date(2025, 3, 31))
@@ -30,10 +30,6 @@ BY = ("app", "category", "department", "day", "month")
 Event = tuple[str, str, str, str | None]
 
 
-def _ts(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
-
-
 @pytest.fixture
 def registry() -> Registry:
     return load_registry(EXAMPLE_APPS)
@@ -41,15 +37,7 @@ def registry() -> Registry:
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[sa.Engine]:
-    if database_url.startswith("postgresql"):
-        # a session time zone far from UTC: days and months must still be UTC ones
-        eng = sa.create_engine(
-            database_url, connect_args={"options": "-c timezone=Pacific/Kiritimati"}
-        )
-    else:
-        eng = db.make_engine(database_url)
-    yield eng
-    eng.dispose()
+    yield from far_from_utc(database_url)
 
 
 def _load(
@@ -59,24 +47,14 @@ def _load(
     signins: Sequence[tuple[str, str]] = (),
 ) -> None:
     """Insert raw events and rebuild the rollups from them."""
-    with engine.begin() as conn:
-        conn.execute(
-            sa.insert(table(LaunchEvent)),
-            [
-                {
-                    "ts": _ts(ts),
-                    "app_id": app,
-                    "user_id": user,
-                    "department": dept,
-                    "source": "portal",
-                }
-                for ts, app, user, dept in events
-            ],
-        )
-        if signins:
+    insert_launches(
+        engine, [Launch(utc(ts), app, user, dept, "portal") for ts, app, user, dept in events]
+    )
+    if signins:
+        with engine.begin() as conn:
             conn.execute(
                 sa.insert(table(SignInEvent)),
-                [{"ts": _ts(ts), "user_id": user, "department": None} for ts, user in signins],
+                [{"ts": utc(ts), "user_id": user, "department": None} for ts, user in signins],
             )
     rebuild.rebuild(engine, ZoneInfo(registry.portal.timezone))
 
@@ -200,91 +178,84 @@ HTTP_EVENTS: list[Event] = [
 ]
 
 
-@contextlib.contextmanager
-def _reviewer(portal: InProcess) -> Iterator[TestClient]:
-    """The portal's in-process client, signed in as a reviewer (a minted session cookie)."""
-    portal.client.cookies.set(portal.settings.session_cookie, portal.cookie(REVIEWER))
-    yield portal.client
-
-
 def test_the_endpoint_answers_the_contract(
     portal_any_db: InProcess, engine: sa.Engine, registry: Registry
 ) -> None:
     assert portal_any_db.settings.report_min_group == 5
-    with _reviewer(portal_any_db) as reviewer:
-        _load(engine, registry, HTTP_EVENTS)
+    reviewer = portal_any_db.as_user(REVIEWER)
+    _load(engine, registry, HTTP_EVENTS)
 
-        resp = reviewer.get(API, params={"from": "2025-03-01", "to": "2025-03-31", "by": "app"})
-        assert resp.status_code == 200
-        assert resp.headers["content-type"].startswith("application/json")
+    resp = reviewer.get(API, params={"from": "2025-03-01", "to": "2025-03-31", "by": "app"})
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("application/json")
+    body = resp.json()
+    assert body == {
+        "from": "2025-03-01",
+        "to": "2025-03-31",
+        "by": "app",
+        "rows": queries.launches(engine, registry, MARCH, "app", 5),
+    }
+    # the figures before their noise
+    assert queries.launches(engine, registry, MARCH, "app", 5, exact=True) == [
+        _hidden("ehr"),  # 2 users
+        _row("outlook", 5, 5),  # exactly the minimum: shown
+        _hidden("sharepoint"),  # 1 user
+        _row("teams", 6, 6),  # not 8/7: the days around March are not in it
+    ]
+    published = {r["key"]: r for r in body["rows"]}
+    assert published["ehr"] == _hidden("ehr")
+    for key, true in (("outlook", 5), ("teams", 6)):
+        assert abs(published[key]["users"] - true) <= 2, published[key]
+
+    for by in BY:
+        resp = reviewer.get(API, params={"from": "2025-03-01", "to": "2025-03-31", "by": by})
+        assert resp.status_code == 200, by
         body = resp.json()
-        assert body == {
-            "from": "2025-03-01",
-            "to": "2025-03-31",
-            "by": "app",
-            "rows": queries.launches(engine, registry, MARCH, "app", 5),
-        }
-        # the figures before their noise
-        assert queries.launches(engine, registry, MARCH, "app", 5, exact=True) == [
-            _hidden("ehr"),  # 2 users
-            _row("outlook", 5, 5),  # exactly the minimum: shown
-            _hidden("sharepoint"),  # 1 user
-            _row("teams", 6, 6),  # not 8/7: the days around March are not in it
-        ]
-        published = {r["key"]: r for r in body["rows"]}
-        assert published["ehr"] == _hidden("ehr")
-        for key, true in (("outlook", 5), ("teams", 6)):
-            assert abs(published[key]["users"] - true) <= 2, published[key]
+        assert list(body) == ["from", "to", "by", "rows"], by
+        assert (body["from"], body["to"], body["by"]) == ("2025-03-01", "2025-03-31", by)
+        assert body["rows"] == queries.launches(engine, registry, MARCH, by, 5), by
+        for row in body["rows"]:
+            if row.get("suppressed"):
+                assert row == _hidden(row["key"]), by
+            else:
+                assert set(row) == {"key", "launches", "users"}, by
+                assert row["users"] >= 5 and row["launches"] >= row["users"], by
 
-        for by in BY:
-            resp = reviewer.get(API, params={"from": "2025-03-01", "to": "2025-03-31", "by": by})
-            assert resp.status_code == 200, by
-            body = resp.json()
-            assert list(body) == ["from", "to", "by", "rows"], by
-            assert (body["from"], body["to"], body["by"]) == ("2025-03-01", "2025-03-31", by)
-            assert body["rows"] == queries.launches(engine, registry, MARCH, by, 5), by
-            for row in body["rows"]:
-                if row.get("suppressed"):
-                    assert row == _hidden(row["key"]), by
-                else:
-                    assert set(row) == {"key", "launches", "users"}, by
-                    assert row["users"] >= 5 and row["launches"] >= row["users"], by
-
-        month = reviewer.get(API, params={"from": "2025-03-01", "to": "2025-03-31", "by": "month"})
-        assert month.json()["rows"] == queries.launches(engine, registry, MARCH, "month", 5)
-        assert queries.launches(engine, registry, MARCH, "month", 5, exact=True) == [
-            _row("2025-03", 14, 6)
-        ]
+    month = reviewer.get(API, params={"from": "2025-03-01", "to": "2025-03-31", "by": "month"})
+    assert month.json()["rows"] == queries.launches(engine, registry, MARCH, "month", 5)
+    assert queries.launches(engine, registry, MARCH, "month", 5, exact=True) == [
+        _row("2025-03", 14, 6)
+    ]
 
 
 def test_parameters_defaults_and_errors(portal: InProcess) -> None:
-    with _reviewer(portal) as reviewer:
-        default = reviewer.get(API)
-        assert default.status_code == 200
-        body = default.json()
-        today = dt.datetime.now(dt.UTC).date()
-        assert body["by"] == "app"
-        assert body["to"] in (today.isoformat(), (today - dt.timedelta(days=1)).isoformat())
-        span = dt.date.fromisoformat(body["to"]) - dt.date.fromisoformat(body["from"])
-        assert span == dt.timedelta(days=29)
+    reviewer = portal.as_user(REVIEWER)
+    default = reviewer.get(API)
+    assert default.status_code == 200
+    body = default.json()
+    today = dt.datetime.now(dt.UTC).date()
+    assert body["by"] == "app"
+    assert body["to"] in (today.isoformat(), (today - dt.timedelta(days=1)).isoformat())
+    span = dt.date.fromisoformat(body["to"]) - dt.date.fromisoformat(body["from"])
+    assert span == dt.timedelta(days=29)
 
-        bad = {
-            "by=week": ({"by": "week"}, "by"),
-            "by=App": ({"by": "App"}, "by"),
-            "by=user": ({"by": "user"}, "by"),
-            "month 13": ({"from": "2025-13-01", "to": "2025-12-31"}, "from"),
-            "30 February": ({"from": "2025-01-01", "to": "2025-02-30"}, "to"),
-            "words": ({"from": "yesterday"}, "from"),
-            "no dashes": ({"from": "20250301", "to": "2025-03-31"}, "from"),
-            "ISO week date": ({"from": "2025-W10-1", "to": "2025-03-31"}, "from"),
-            "with a time": ({"from": "2025-03-01T00:00:00", "to": "2025-03-31"}, "from"),
-            "from after to": ({"from": "2025-04-01", "to": "2025-03-01"}, "from"),
-            "ten years": ({"from": "2015-01-01", "to": "2025-01-01"}, "days"),
-        }
-        for what, (params, mentioned) in bad.items():
-            resp = reviewer.get(API, params=params)
-            assert resp.status_code == 400, what
-            assert resp.headers["content-type"].startswith("application/json"), what
-            error = resp.json()
-            assert error["status"] == 400 and error["error"] == "BadRequest", what
-            assert mentioned in error["message"], (what, error["message"])
+    bad = {
+        "by=week": ({"by": "week"}, "by"),
+        "by=App": ({"by": "App"}, "by"),
+        "by=user": ({"by": "user"}, "by"),
+        "month 13": ({"from": "2025-13-01", "to": "2025-12-31"}, "from"),
+        "30 February": ({"from": "2025-01-01", "to": "2025-02-30"}, "to"),
+        "words": ({"from": "yesterday"}, "from"),
+        "no dashes": ({"from": "20250301", "to": "2025-03-31"}, "from"),
+        "ISO week date": ({"from": "2025-W10-1", "to": "2025-03-31"}, "from"),
+        "with a time": ({"from": "2025-03-01T00:00:00", "to": "2025-03-31"}, "from"),
+        "from after to": ({"from": "2025-04-01", "to": "2025-03-01"}, "from"),
+        "ten years": ({"from": "2015-01-01", "to": "2025-01-01"}, "days"),
+    }
+    for what, (params, mentioned) in bad.items():
+        resp = reviewer.get(API, params=params)
+        assert resp.status_code == 400, what
+        assert resp.headers["content-type"].startswith("application/json"), what
+        error = resp.json()
+        assert error["status"] == 400 and error["error"] == "BadRequest", what
+        assert mentioned in error["message"], (what, error["message"])

@@ -5,7 +5,6 @@ page showing the same rows (launcher/reports/sources.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
 import io
@@ -19,23 +18,18 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from launcher import db
 from launcher.cli import main
 from launcher.engage import announcements
 from launcher.events import BatchWriter, Launch
-from launcher.models import LaunchEvent, table
 from launcher.registry import Registry, load_registry
 from launcher.reports import cellkey, rebuild, rollups, sources, tables
 from launcher.reports.periods import Period
-from tests.helpers import EXAMPLE_APPS, REVIEWER, SECRET, InProcess, TestClient
+from tests.helpers import EXAMPLE_APPS, REVIEWER, SECRET, InProcess
+from tests.reports_support import far_from_utc, insert_launches, utc
 
 TZ = ZoneInfo("Europe/Amsterdam")
 MARCH = Period(dt.date(2025, 3, 1), dt.date(2025, 3, 31))
 T_MS, T_UMS = sources.T_MONTH_SOURCE, sources.T_USER_MONTH_SOURCE
-
-
-def _at(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
 
 
 # (UTC time, app, user, source): March has 6 people launching from a tile (8 launches), 5 from
@@ -61,36 +55,11 @@ def registry() -> Registry:
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[sa.Engine]:
-    if database_url.startswith("postgresql"):
-        # a session time zone far from UTC: the months must still be UTC ones
-        eng = sa.create_engine(
-            database_url, connect_args={"options": "-c timezone=Pacific/Kiritimati"}
-        )
-    else:
-        eng = db.make_engine(database_url)
-    yield eng
-    eng.dispose()
+    yield from far_from_utc(database_url)
 
 
 def _launches(case: Sequence[tuple[str, str, str, str]]) -> list[Launch]:
-    return [Launch(_at(ts), app, user, "nursing", source) for ts, app, user, source in case]
-
-
-def _insert_raw(engine: sa.Engine, launches: Sequence[Launch]) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            sa.insert(table(LaunchEvent)),
-            [
-                {
-                    "ts": e.ts,
-                    "app_id": e.app_id,
-                    "user_id": e.user_id,
-                    "department": e.department,
-                    "source": e.source,
-                }
-                for e in launches
-            ],
-        )
+    return [Launch(utc(ts), app, user, "nursing", source) for ts, app, user, source in case]
 
 
 class _Store(BatchWriter):
@@ -288,12 +257,6 @@ def test_announcement_reach_of_the_period(engine: sa.Engine) -> None:
     )
 
 
-@contextlib.contextmanager
-def _reviewer(portal: InProcess) -> Iterator[TestClient]:
-    portal.client.cookies.set(portal.settings.session_cookie, portal.cookie(REVIEWER))
-    yield portal.client
-
-
 def test_api_csv_cli_and_page_show_the_same_rows(
     portal_any_db: InProcess,
     engine: sa.Engine,
@@ -302,9 +265,9 @@ def test_api_csv_cli_and_page_show_the_same_rows(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     launches = _launches(CASE) + [
-        Launch(_at("2024-11-04 10:00:00"), "teams", f"v{i}", None, "direct") for i in range(7)
+        Launch(utc("2024-11-04 10:00:00"), "teams", f"v{i}", None, "direct") for i in range(7)
     ]
-    _insert_raw(engine, launches)
+    insert_launches(engine, launches)
     rebuild.rebuild(engine, TZ)
     news = _announce(engine, "New EHR", "2025-03-01", "2025-03-31")
     _show(engine, [f"p{i}" for i in range(5)], dt.date(2025, 3, 2))
@@ -319,52 +282,51 @@ def test_api_csv_cli_and_page_show_the_same_rows(
         "2025-02/search",
         *(f"2025-03/{s}" for s in ("portal", "search", "digest")),
     ]
-    with _reviewer(portal_any_db) as reviewer:
-        reviewer.cookies.set("launcher_lang", "en")  # the CSV's headers in the report's language
-        body = reviewer.get(
-            "/api/v1/reports/sources", params={"from": "2024-04-01", "to": "2025-03-31"}
-        ).json()
-        assert body == {
-            "from": "2024-04-01",
-            "to": "2025-03-31",
-            "months": ["2024-04", "2025-03"],
-            "rows": api_rows,
-        }
-        assert [(r["month"], r["source"], r["launches"], r["users"]) for r in body["rows"]] == [
-            (m, s, None if n == "< 5" else n, None if u == "< 5" else u)
-            for m, s, _, n, u in csv_rows
-        ]
-        exported = reviewer.get(
-            "/reports/export.csv",
-            params={"table": "sources", "period": "month", "month": "2025-03"},
+    reviewer = portal_any_db.as_user(REVIEWER)
+    reviewer.cookies.set("launcher_lang", "en")  # the CSV's headers in the report's language
+    body = reviewer.get(
+        "/api/v1/reports/sources", params={"from": "2024-04-01", "to": "2025-03-31"}
+    ).json()
+    assert body == {
+        "from": "2024-04-01",
+        "to": "2025-03-31",
+        "months": ["2024-04", "2025-03"],
+        "rows": api_rows,
+    }
+    assert [(r["month"], r["source"], r["launches"], r["users"]) for r in body["rows"]] == [
+        (m, s, None if n == "< 5" else n, None if u == "< 5" else u) for m, s, _, n, u in csv_rows
+    ]
+    exported = reviewer.get(
+        "/reports/export.csv",
+        params={"table": "sources", "period": "month", "month": "2025-03"},
+    )
+    assert exported.status_code == 200
+    assert exported.text == report.tables["sources"].csv()
+    reach = reviewer.get(
+        "/api/v1/reports/announcements", params={"from": "2025-03-01", "to": "2025-03-31"}
+    ).json()
+    assert reach["rows"] == sources.announcement_reach(engine, MARCH, 5)
+    assert [r["id"] for r in reach["rows"]] == [news]
+    assert report.tables["announcements"].rows == [
+        (
+            news,
+            "New EHR",
+            "2025-03-01",
+            "2025-03-31",
+            "everyone",
+            "all languages",
+            reach["rows"][0]["reach"],
         )
-        assert exported.status_code == 200
-        assert exported.text == report.tables["sources"].csv()
-        reach = reviewer.get(
-            "/api/v1/reports/announcements", params={"from": "2025-03-01", "to": "2025-03-31"}
-        ).json()
-        assert reach["rows"] == sources.announcement_reach(engine, MARCH, 5)
-        assert [r["id"] for r in reach["rows"]] == [news]
-        assert report.tables["announcements"].rows == [
-            (
-                news,
-                "New EHR",
-                "2025-03-01",
-                "2025-03-31",
-                "everyone",
-                "all languages",
-                reach["rows"][0]["reach"],
-            )
-        ]
-        # the page in Dutch: the section, the months by sources, the suppressed cell
-        reviewer.cookies.set("launcher_lang", "nl")
-        page = reviewer.get("/reports", params={"period": "month", "month": "2025-03"}).text
-        assert "Waar starten mensen apps" in page and "Mededelingen en hun bereik" in page
-        assert page.count('<svg class="chart spark-source-') == 4  # direct, portal, search, digest
-        matrix = page.split('<table class="data sources">')[1].split("</table>")[0]
-        assert '<th scope="row">2024-11</th>' in matrix and "2024-10" not in matrix
-        assert "&lt; 5" in matrix  # the search in March
-        assert "Tegel op de startpagina" in matrix and "Wekelijks overzicht" in matrix
+    ]
+    # the page in Dutch: the section, the months by sources, the suppressed cell
+    reviewer.cookies.set("launcher_lang", "nl")
+    page = reviewer.get("/reports", params={"period": "month", "month": "2025-03"}).text
+    assert "Waar starten mensen apps" in page and "Mededelingen en hun bereik" in page
+    assert page.count('<svg class="chart spark-source-') == 4  # direct, portal, search, digest
+    matrix = page.split('<table class="data sources">')[1].split("</table>")[0]
+    assert '<th scope="row">2024-11</th>' in matrix and "2024-10" not in matrix
+    assert "&lt; 5" in matrix  # the search in March
+    assert "Tegel op de startpagina" in matrix and "Wekelijks overzicht" in matrix
 
     monkeypatch.setenv("LAUNCHER_DATABASE_URL", portal_any_db.settings.database_url)
     monkeypatch.setenv("LAUNCHER_APPS_FILE", str(EXAMPLE_APPS))
