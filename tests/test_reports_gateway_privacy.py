@@ -3,11 +3,10 @@ work out a figure about fewer than the minimum group by subtracting gateway figu
 reports show? On generated sign-in history (imported from an Entra export, a third of the
 Teams sign-ins right after a launch from the portal), both databases.
 
-As tests/test_reports_privacy.py does for the launch reports: each attack runs over many small
-targets twice, against the exact rollups (``exact=True``, what the gateway report published
-with complementary suppression only), where it recovers every target -- so the attack is real
-and the test can fail -- and against the published figures, where the derived value is wrong
-for most targets and the attacker can pin the true value for hardly any. The gateway report
+As tests/test_reports_privacy.py does for the launch reports, each attack is judged as
+tests/privacy_attacks.py says: it recovers every target from the exact rollups
+(``exact=True``, what the gateway report published with complementary suppression only) and
+hardly any from the published figures. The gateway report
 has no app x department table: "a department minus its apps" is here the organisation's total
 minus the departments shown, and minus the apps shown.
 """
@@ -17,35 +16,40 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 
 from launcher import db
 from launcher.auth.user import pseudonym
-from launcher.events import BatchWriter, Launch
-from launcher.reports import cellkey, gateway, rollups
+from launcher.events import Launch
+from launcher.reports import cellkey, gateway
 from launcher.reports.periods import Period
 from launcher.reports.queries import Row
 from launcher.signins import importer
-from tests.test_reports_privacy import BOUND, Outcome, _judge
+from tests.privacy_attacks import (
+    APRIL,
+    BOARD,
+    BOUND,
+    DAYS,
+    MARCH,
+    MIN,
+    SPRING,
+    STAFF,
+    START,
+    TOOLS,
+    Attack,
+    Outcome,
+    by_key,
+    judge_attack,
+    total_minus_board,
+    write_launches,
+)
 
-TZ = ZoneInfo("Europe/Amsterdam")
-MIN = 5
 KEY, ISSUER = b"k" * 32, "https://idp.example/"
-START = dt.date(2025, 3, 1)
-DAYS = [START + dt.timedelta(days=i) for i in range(61)]  # March and April
-MARCH = Period(dt.date(2025, 3, 1), dt.date(2025, 3, 31))
-APRIL = Period(dt.date(2025, 4, 1), dt.date(2025, 4, 30))
-SPRING = Period(MARCH.start, APRIL.end)
-WARDS = ["ward-a", "ward-b", "ward-c", "ward-d", "ward-e"]
-TOOLS = [f"tool-{i:02d}" for i in range(30)]
-STAFF = [(f"s{i:03d}", WARDS[i % len(WARDS)]) for i in range(60)]
-BOARD = [("b1", "board"), ("b2", "board")]  # a department of two: never shown alone
 MAPPING = {f"app-{a}": a for a in ("teams", "fax", *TOOLS)}
 
 
@@ -106,10 +110,8 @@ def _history(seed: int = 13) -> tuple[list[dict[str, Any]], list[Launch]]:
 def engine(database_url: str, tmp_path: Path) -> Iterator[sa.Engine]:
     eng = db.make_engine(database_url)
     records, launches = _history()
-    writer = BatchWriter(eng, tmp_path / "spool", on_flush=rollups.apply)
     launches.sort(key=lambda launch: launch.ts)
-    for i in range(0, len(launches), 2000):
-        writer.write(f"history-{i}", launches[i : i + 2000], [], TZ)
+    write_launches(eng, launches, tmp_path / "spool")
     path = tmp_path / "signins.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in records))
     importer.import_files(eng, None, MAPPING, "entra", [path], pseudonym=(KEY, ISSUER))
@@ -121,7 +123,7 @@ def engine(database_url: str, tmp_path: Path) -> Iterator[sa.Engine]:
 
 
 def _by(rows: list[Row], column: str = "signins") -> dict[str, Any]:
-    return {r["key"]: r[column] for r in rows}
+    return by_key(rows, column)
 
 
 def _overlapping_ranges(engine: sa.Engine, exact: bool) -> list[Outcome]:
@@ -160,18 +162,12 @@ def _month_differencing(engine: sa.Engine, exact: bool) -> list[Outcome]:
 
 def _total_minus_departments(engine: sa.Engine, exact: bool) -> list[Outcome]:
     """The organisation's sign-ins minus every department shown = the board's two people."""
-    out = []
-    for day in DAYS:
-        period = Period(day, day)
-        total = gateway.front_door(engine, period, MIN, exact=exact)["signins"]
-        depts = gateway.gateway(engine, period, "department", MIN, exact=exact)
-        true = _by(gateway.gateway(engine, period, "department", 1, exact=True))
-        if true.get("board") is None:
-            continue
-        assert _by(depts)["board"] is None
-        visible = [r["signins"] for r in depts if not r.get("suppressed")]
-        out.append((total - sum(visible), true["board"], 2 * (len(visible) + 1)))
-    return out
+    return total_minus_board(
+        exact,
+        lambda period, e: gateway.front_door(engine, period, MIN, exact=e)["signins"],
+        lambda period, m, e: gateway.gateway(engine, period, "department", m, exact=e),
+        "signins",
+    )
 
 
 def _total_minus_apps(engine: sa.Engine, exact: bool) -> list[Outcome]:
@@ -189,7 +185,7 @@ def _total_minus_apps(engine: sa.Engine, exact: bool) -> list[Outcome]:
     return out
 
 
-ATTACKS: dict[str, Callable[[sa.Engine, bool], list[Outcome]]] = {
+ATTACKS: dict[str, Attack] = {
     "overlapping day ranges": _overlapping_ranges,
     "month differencing": _month_differencing,
     "organisation total minus the departments shown": _total_minus_departments,
@@ -201,8 +197,7 @@ ATTACKS: dict[str, Callable[[sa.Engine, bool], list[Outcome]]] = {
 def test_subtraction_attacks_recover_exact_figures_but_not_published_ones(
     engine: sa.Engine, attack: str
 ) -> None:
-    _judge(ATTACKS[attack](engine, True), exact=True)
-    _judge(ATTACKS[attack](engine, False), exact=False)
+    judge_attack(ATTACKS[attack], engine)
 
 
 def test_the_same_sign_ins_always_show_the_same_figures(engine: sa.Engine) -> None:

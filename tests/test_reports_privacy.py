@@ -1,41 +1,45 @@
 """Attacks on the published figures: can a reviewer work out a figure about fewer than the
 minimum group by subtracting figures the reports show? On generated history, both databases.
 
-Each attack runs over many small targets twice: against the exact rollups (``exact=True``,
-what the reports published before the cell-key method), where it recovers every target --
-so the attack is real and the test can fail -- and against the published figures, where the
-derived value is wrong for most targets and the attacker can pin the true value (the only
-one the figures and the noise's bound allow) for hardly any.
+Each attack is judged as tests/privacy_attacks.py says: it recovers every target from the
+exact rollups (``exact=True``, what the reports published before the cell-key method) and
+hardly any from the published figures.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 
 from launcher import db
-from launcher.events import BatchWriter, Launch
+from launcher.events import Launch
 from launcher.registry import Registry, parse_registry
-from launcher.reports import cellkey, queries, rollups
+from launcher.reports import cellkey, queries
 from launcher.reports.periods import Period
-
-TZ = ZoneInfo("Europe/Amsterdam")
-MIN = 5
-START = dt.date(2025, 3, 1)
-DAYS = [START + dt.timedelta(days=i) for i in range(61)]  # March and April
-MARCH = Period(dt.date(2025, 3, 1), dt.date(2025, 3, 31))
-SPRING = Period(dt.date(2025, 3, 1), dt.date(2025, 4, 30))
-WARDS = ["ward-a", "ward-b", "ward-c", "ward-d", "ward-e"]
-TOOLS = [f"tool-{i:02d}" for i in range(30)]
-STAFF = [(f"s{i:03d}", WARDS[i % len(WARDS)]) for i in range(60)]
-BOARD = [("b1", "board"), ("b2", "board")]  # a department of two: never shown alone
+from tests.privacy_attacks import (
+    BOARD,
+    BOUND,
+    DAYS,
+    MARCH,
+    MIN,
+    SPRING,
+    STAFF,
+    START,
+    TOOLS,
+    WARDS,
+    Attack,
+    Outcome,
+    by_key,
+    judge_attack,
+    total_minus_board,
+    write_launches,
+)
 
 REGISTRY: Registry = parse_registry(
     "portal: {title: Test, go_live: 2025-03-01, timezone: Europe/Amsterdam}\n"
@@ -81,37 +85,13 @@ def _history(seed: int = 11) -> list[Launch]:
 @pytest.fixture
 def engine(database_url: str, tmp_path: Path) -> Iterator[sa.Engine]:
     eng = db.make_engine(database_url)
-    events = _history()
-    writer = BatchWriter(eng, tmp_path / "spool", on_flush=rollups.apply)
-    for i in range(0, len(events), 2000):
-        writer.write(f"history-{i}", events[i : i + 2000], [], TZ)
+    write_launches(eng, _history(), tmp_path / "spool")
     yield eng
     eng.dispose()
 
 
 def _by(rows: list[queries.Row], column: str = "launches") -> dict[str, Any]:
-    return {r["key"]: r[column] for r in rows}
-
-
-# (derived value, true value, the bound of the noise the derivation went through)
-Outcome = tuple[Any, Any, int]  # the attacker's figure, the true one, the bound
-
-
-def _judge(outcomes: list[Outcome], exact: bool) -> None:
-    assert len(outcomes) >= 25, "too few targets to judge"
-    right = sum(derived == true for derived, true, _ in outcomes)
-    if exact:
-        assert right == len(outcomes), "the control run must recover every target"
-        return
-    # the attacker knows a hidden figure is at least 1: with bounded noise, a derived value
-    # far enough below leaves one candidate. Count how often that happens.
-    pinned = sum(derived + bound <= 1 for derived, _, bound in outcomes)
-    assert right <= len(outcomes) // 2, f"{right} of {len(outcomes)} recovered"
-    assert pinned <= len(outcomes) // 10, f"{pinned} of {len(outcomes)} pinned"
-    assert all(abs(derived - true) <= bound for derived, true, bound in outcomes)
-
-
-BOUND = 2 * 2  # two published figures, each moved by at most 2
+    return by_key(rows, column)
 
 
 def _category_minus_apps(engine: sa.Engine, exact: bool) -> list[Outcome]:
@@ -177,22 +157,20 @@ def _department_minus_apps(engine: sa.Engine, exact: bool) -> list[Outcome]:
 
 def _total_minus_breakdown(engine: sa.Engine, exact: bool) -> list[Outcome]:
     """The organisation's launches minus every department shown = the board's two people."""
-    out = []
-    for day in DAYS:
-        period = Period(day, day)
-        total = queries.comparison(engine, REGISTRY, period, MIN, exact=exact)
-        launches = next(r["value"] for r in total["rows"] if r["metric"] == "launches")
-        depts = queries.launches(engine, REGISTRY, period, "department", MIN, exact=exact)
-        true = _by(queries.launches(engine, REGISTRY, period, "department", 1, exact=True))
-        if true.get("board") is None:
-            continue
-        assert _by(depts)["board"] is None
-        visible = [r["launches"] for r in depts if not r.get("suppressed")]
-        out.append((launches - sum(visible), true["board"], 2 * (len(visible) + 1)))
-    return out
+
+    def total(period: Period, e: bool) -> Any:
+        rows = queries.comparison(engine, REGISTRY, period, MIN, exact=e)["rows"]
+        return next(r["value"] for r in rows if r["metric"] == "launches")
+
+    return total_minus_board(
+        exact,
+        total,
+        lambda period, m, e: queries.launches(engine, REGISTRY, period, "department", m, exact=e),
+        "launches",
+    )
 
 
-ATTACKS: dict[str, Callable[[sa.Engine, bool], list[Outcome]]] = {
+ATTACKS: dict[str, Attack] = {
     "category minus apps": _category_minus_apps,
     "overlapping day ranges": _overlapping_ranges,
     "month differencing": _month_differencing,
@@ -205,8 +183,7 @@ ATTACKS: dict[str, Callable[[sa.Engine, bool], list[Outcome]]] = {
 def test_subtraction_attacks_recover_exact_figures_but_not_published_ones(
     engine: sa.Engine, attack: str
 ) -> None:
-    _judge(ATTACKS[attack](engine, True), exact=True)
-    _judge(ATTACKS[attack](engine, False), exact=False)
+    judge_attack(ATTACKS[attack], engine)
 
 
 def test_the_same_records_always_show_the_same_figures(engine: sa.Engine) -> None:
