@@ -3,8 +3,8 @@
 English strings are the message ids. Each other language is a catalogue a translator edits,
 ``launcher/locale/<lang>/LC_MESSAGES/messages.po`` (``launcher/locale/messages.pot`` is the
 template for a new one): adding a language is adding a file, not changing code. Catalogues are
-read from the .po the first time a language is used (~100 messages, a few milliseconds once
-per process), so there is no compile step to forget (docs/DECISIONS.md, Translations).
+read from the .po the first time a language is used (~300 messages, about 15 ms of CPU
+once per process), so there is no compile step to forget (docs/DECISIONS.md, Translations).
 Babel itself is imported on first use: a worker that answers launches never needs it.
 
 The language of a page: the person's choice (the ``launcher_lang`` cookie, set by the switch in

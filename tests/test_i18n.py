@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
 
 from launcher import i18n
+from tests.helpers import ROOT
 
 
 @pytest.mark.parametrize(
@@ -51,6 +53,25 @@ def test_every_message_of_the_template_is_translated_to_dutch() -> None:
     with i18n.LOCALE_DIR.joinpath("messages.pot").open("rb") as f:
         wanted = {m.id for m in read_po(f) if m.id}
     assert wanted - set(i18n._messages("nl")) == set()
+
+
+def test_every_text_a_template_translates_is_in_the_dutch_catalogue() -> None:
+    """Each ``t("…")`` in templates/ (the engage pages' too: their words are in the .po like
+    the rest, not in a dict in the code) has its Dutch, and the template names it."""
+    from babel.messages.pofile import read_po
+
+    nl = i18n._messages("nl")
+    with i18n.LOCALE_DIR.joinpath("messages.pot").open("rb") as f:
+        template = {m.id for m in read_po(f) if m.id}
+    used = {
+        (path.name, text)
+        for path in (ROOT / "templates").glob("*")
+        for text in re.findall(r'\bt\("((?:[^"\\]|\\.)*)"\)', path.read_text())
+    }
+    assert len(used) > 100
+    assert {(name, text) for name, text in used if text not in nl} == set()
+    assert {(name, text) for name, text in used if text not in template} == set()
+    assert i18n.translator("nl")("%d launches") % 3 == "3 keer geopend"  # the hallway screen
 
 
 def test_a_third_language_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,8 +15,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from launcher import app_requests, db, personal
-from launcher.engage import texts
+from launcher import app_requests, db, i18n, personal
 from launcher.errors import BadRequest, TooManyRequests
 from launcher.logs import AUDIT_ATTRIBUTE
 from tests.helpers import ADMIN, CLINICIAN, STAFF, BatchWriter, InProcess, Launch
@@ -276,7 +275,7 @@ def test_asking_for_an_app_reaches_the_admin_page(portal_any_db: InProcess) -> N
     assert injected not in page.text
     # ... and in the history, with who closed it
     assert _history(page.text)[0][:2] == ("zorgdomein", "2")
-    nl = texts.translator("nl")  # the demo registry's default language
+    nl = i18n.translator("nl")  # the demo registry's default language
     assert _history(page.text)[0][3:5] == (nl("dismissed"), nl("you"))
 
 

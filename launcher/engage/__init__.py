@@ -5,5 +5,4 @@ subscriptions.py  the digest's opt-in, opt-out and signed unsubscribe tokens
 digest.py         composing and sending the weekly mail (``launcher send-digest``)
 mail.py           the one SMTP connection of a digest run
 displays.py       hallway screens: which display a token opens, and what it shows
-texts.py          the Dutch for the pages above
 """

@@ -30,8 +30,8 @@ from zoneinfo import ZoneInfo
 import jinja2
 import sqlalchemy as sa
 
-from launcher import assets
-from launcher.engage import announcements, subscriptions, texts
+from launcher import assets, i18n
+from launcher.engage import announcements, subscriptions
 from launcher.engage.mail import Mailer, MailError, Unavailable
 from launcher.errors import ConfigError
 from launcher.registry import App, Registry
@@ -140,7 +140,7 @@ def compose(
     base = settings.base_url
     unsubscribe = f"{base}/unsubscribe/{subscriptions.token_for(settings.secret(), reader.user_id)}"
     context: dict[str, Any] = {
-        "t": texts.translator(lang),
+        "t": i18n.translator(lang),
         "lang": lang,
         "title": registry.portal.title,
         "base": base,

@@ -15,7 +15,6 @@ from starlette.routing import Route
 from launcher import app_requests, i18n, status
 from launcher.audit import audit
 from launcher.auth.session import Session
-from launcher.engage import texts
 from launcher.errors import BadRequest
 from launcher.views.common import (
     context_of,
@@ -69,7 +68,7 @@ async def admin(request: Request) -> Response:
             "history": history,
             "me": session.user.user_id,
             "done": request.query_params.get("done"),
-            "t": texts.translator(lang),
+            "t": i18n.translator(lang),
             "checks": status.overview(board.targets(), states),
             "ago": lambda since: i18n.format_ago((now - since).total_seconds(), lang),
         },

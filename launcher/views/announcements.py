@@ -16,10 +16,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from launcher import app_requests, db
+from launcher import app_requests, db, i18n
 from launcher.audit import audit
 from launcher.auth.session import Session
-from launcher.engage import announcements, texts
+from launcher.engage import announcements
 from launcher.errors import NotFound
 from launcher.views.common import (
     context_of,
@@ -111,7 +111,7 @@ def _banner(
         "announcements": shown,
         "added_apps": [app for app in map(registry.app, added_ids) if app is not None],
         "is_editor": is_editor(request, session),
-        "t": texts.translator(lang),
+        "t": i18n.translator(lang),
     }
 
 
@@ -131,7 +131,7 @@ async def _page(
         request,
         "announcements.html",
         {
-            "t": texts.translator(language(request)),
+            "t": i18n.translator(language(request)),
             "listed": listed,
             "unavailable": unavailable,
             "min_group": p.settings.report_min_group,

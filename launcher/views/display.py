@@ -21,7 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from launcher.engage import displays, texts
+from launcher import i18n
+from launcher.engage import displays
 from launcher.engage.displays import Board, Display
 from launcher.errors import NotFound
 from launcher.views.common import context_of
@@ -63,7 +64,7 @@ async def display(request: Request) -> Response:
         "display.html",
         {
             "lang": lang,
-            "t": texts.translator(lang),
+            "t": i18n.translator(lang),
             "title": registry.portal.title,
             "display": found,
             "announcements": content.announcements[page * PER_SCREEN : (page + 1) * PER_SCREEN],

@@ -10,7 +10,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from launcher.engage import subscriptions, texts
+from launcher import i18n
+from launcher.engage import subscriptions
 from launcher.errors import BadRequest, NotFound
 from launcher.views.common import (
     context_of,
@@ -43,7 +44,7 @@ async def settings_page(request: Request) -> Response:
         request,
         "settings.html",
         {
-            "t": texts.translator(language(request)),
+            "t": i18n.translator(language(request)),
             "address": address,
             "unavailable": unavailable,
             "saved": request.query_params.get("saved") == "1",
@@ -81,7 +82,7 @@ async def unsubscribe_page(request: Request) -> Response:
     """``GET /unsubscribe/{token}``: only a confirm button (a GET never changes anything:
     mail scanners follow links)."""
     _user_of(request)
-    context = {"t": texts.translator(language(request)), "done": False}
+    context = {"t": i18n.translator(language(request)), "done": False}
     return render(request, "unsubscribe.html", context)
 
 
@@ -91,7 +92,7 @@ async def unsubscribe(request: Request) -> Response:
     user_id = _user_of(request)
     p = context_of(request)
     await anyio.to_thread.run_sync(subscriptions.unsubscribe, p.engine, user_id)
-    context = {"t": texts.translator(language(request)), "done": True}
+    context = {"t": i18n.translator(language(request)), "done": True}
     return render(request, "unsubscribe.html", context)
 
 
