@@ -77,7 +77,7 @@ async def _pages(app: Any, cookie: str, count: int) -> list[float]:
         start = time.process_time()
         await app(dict(scope, state={}), receive, send)
         times.append(time.process_time() - start)
-        if status != [200] or b'class="tile"' not in b"".join(body):
+        if status != [200] or b'class="tile' not in b"".join(body):
             raise SystemExit(f"grid_cpu: not the signed-in grid ({status})")
     LAST_PAGE.append(b"".join(body))
     return times

@@ -24,6 +24,11 @@ from launcher import i18n, search
 from launcher.registry.schema import App, Registry
 
 AGO = "\x00ago\x00"  # stands for "5 minutes" in the pre-rendered "may be down" mark
+# Tiles after this many in a page are marked "later": the browser lays them out and paints them
+# only when they come near the screen (static/style.css, content-visibility). A first screen
+# shows at most about 24 (four across, six rows, on a desktop and on a phone); those are laid out
+# at once, so that a first guess at their size can never move what is on screen.
+FIRST_SCREEN = 24
 SOURCES = ("", "favourite", "recent", "search")
 
 
@@ -31,7 +36,7 @@ SOURCES = ("", "favourite", "recent", "search")
 class _Tile:
     app: App
     text: str  # normalised search text (launcher/search.py)
-    open: dict[str, str]  # id prefix ("app", "fav" or none) -> <li …>
+    open: dict[tuple[str, bool], str]  # (id prefix: "app", "fav" or none; later?) -> <li …>
     link: dict[str, str]  # source -> <a …>…</a>
     star: dict[bool, str]  # starred? -> <form …>
     move: dict[str, str]  # "up"/"down" -> <form …>
@@ -89,7 +94,9 @@ def build(
             app=app,
             text=text,
             open={
-                anchor: str(macros.open_tile(app, anchor, text)) for anchor in ("app", "fav", "")
+                (anchor, later): str(macros.open_tile(app, anchor, text, later))
+                for anchor in ("app", "fav", "")
+                for later in (False, True)
             },
             link={source: str(macros.link(app, source)) for source in SOURCES},
             star={starred: str(macros.star(app, starred)) for starred in (True, False)},
@@ -169,6 +176,12 @@ def join(
     searching = bool(search.normalise(query))
     out: list[str] = []
     marks = _down_marks(pieces, down or {}, now)
+    placed = 0  # tiles in the page so far
+
+    def open_tile(tile: _Tile, anchor: str) -> str:
+        nonlocal placed
+        placed += 1
+        return tile.open[anchor, placed > FIRST_SCREEN]
 
     def link(app_id: str, source: str) -> str:
         html = pieces.tiles[app_id].link[source]
@@ -186,7 +199,7 @@ def join(
         out.append(personal("favourites"))
         for i, app_id in enumerate(fav):
             tile = tiles[app_id]
-            out += [tile.open["fav"], link(app_id, "favourite"), tile.star[True]]
+            out += [open_tile(tile, "fav"), link(app_id, "favourite"), tile.star[True]]
             if len(fav) > 1:
                 out.append('<div class="moves">')
                 if i > 0:
@@ -201,7 +214,8 @@ def join(
         out.append(personal("recent"))
         for app_id in used:
             tile = tiles[app_id]
-            out += [tile.open[""], link(app_id, "recent"), tile.star[app_id in starred], "</li>"]
+            out += [open_tile(tile, ""), link(app_id, "recent"), tile.star[app_id in starred]]
+            out.append("</li>")
         out.append("</ul></section>")
     shown = 0
     source = "search" if searching else ""
@@ -214,7 +228,7 @@ def join(
         out.append(opening.replace("<section ", "<section hidden ", 1) if hide_section else opening)
         for index, app_id in enumerate(mine):
             tile = tiles[app_id]
-            opening_li = tile.open["app"]
+            opening_li = open_tile(tile, "app")
             if found is not None and not found[index]:
                 opening_li = opening_li.replace("<li ", "<li hidden ", 1)
             else:

@@ -3,11 +3,13 @@ shared by every page after that. In process."""
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from typing import Any
 
 import pytest
 
-from launcher import grid
+from launcher import grid, i18n
 from launcher.registry import load_registry
 from tests.conftest import EXAMPLE_APPS
 from tests.helpers import CLINICIAN, STAFF, InProcess
@@ -42,3 +44,26 @@ def test_the_tiles_a_group_sees_are_worked_out_once_per_registry() -> None:
     assert "ehr" in clinicians and "ehr" not in staff
     reloaded = load_registry(EXAMPLE_APPS)  # a reload: worked out afresh
     assert cache.allowed(reloaded, ["staff"]) is not staff
+
+
+def test_tiles_after_the_first_screen_are_laid_out_later(
+    portal: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counted over the whole page, favourites and recently used first: the first FIRST_SCREEN
+    tiles are laid out at once, the rest "later" (static/style.css, content-visibility)."""
+    registry = load_registry(EXAMPLE_APPS)
+    pieces = grid.build(
+        portal.context.templates.env, registry, "en", dt.date(2026, 12, 1), i18n.translator("en")
+    )
+    allowed = {a.id for a in registry.visible_apps(["clinicians"]) if not a.hidden}
+    favourites, recent = ["ehr", "teams"], ["rooster"]
+    monkeypatch.setattr(grid, "FIRST_SCREEN", 4)
+    html = grid.join(pieces, allowed, favourites, recent).html
+    tiles = re.findall(r'<li class="(tile(?: later)?)"', html)
+    assert len(tiles) == len(allowed) + len(favourites) + len(recent)
+    assert tiles[:4] == ["tile"] * 4
+    assert tiles[4:] == ["tile later"] * (len(tiles) - 4)
+    # the favourites and recently used come first: the fourth is the first category's first
+    assert re.findall(r'<li class="tile"[^>]*>', html)[3].startswith('<li class="tile" id="app-')
+    monkeypatch.setattr(grid, "FIRST_SCREEN", 1000)
+    assert "later" not in grid.join(pieces, allowed, favourites, recent).html
