@@ -18,12 +18,14 @@ the noise it got before, whichever way its people were counted.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from pyroaring import AbstractBitMap, BitMap, FrozenBitMap
@@ -37,7 +39,7 @@ from launcher.reports.sql import UNKNOWN
 EACH = None  # "one bitmap per app (or department)", as opposed to ANY: all of them at once
 Spec = str | None  # ANY, EACH or one app (department) id
 Sets = dict[tuple[str, str], AbstractBitMap]  # (app_id, department) -> people
-_SHARED: ContextVar[dict[tuple[object, ...], Sets] | None] = ContextVar("shared", default=None)
+_SHARED: ContextVar[dict[tuple[object, ...], Any] | None] = ContextVar("shared", default=None)
 
 # The decoded bitmaps a process keeps (see _Cache). A five-year page at 100,000 employees
 # holds about 40 MB (docs/SCALING.md); past the budget the least recently used go first.
@@ -54,6 +56,11 @@ def shared() -> Iterator[None]:
         yield
     finally:
         _SHARED.reset(token)
+
+
+def request_memo() -> dict[tuple[object, ...], Any] | None:
+    """The memo of the current distinct.shared() block, or None outside one."""
+    return _SHARED.get()
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,7 @@ class Parts:
         return list(range(lo, hi + 1))
 
 
+@functools.lru_cache(maxsize=256)
 def parts(period: Period) -> Parts:
     months = [m for m in period.months() if m >= period.start and month_end(m) <= period.end]
     if not months:
@@ -151,7 +159,8 @@ def people(
     memo = _SHARED.get()
     key = (period, column, app, department)
     if memo is not None and key in memo:
-        return memo[key]
+        shared_sets: Sets = memo[key]
+        return shared_sets
     found = _people(conn, period, column, (column, app, department))
     if memo is not None:
         memo[key] = found
@@ -162,7 +171,12 @@ def _people(conn: sa.Connection, period: Period, column: str, what: tuple[str, S
     """Whole years from their union (kept per process), other whole months from their month
     bitmaps, the edges from their days' -- each decoded once per process and stamp."""
     p = parts(period)
-    stamps = _stamps(conn, p)
+    memo = _SHARED.get()
+    stamps = memo.get(("stamps", period)) if memo is not None else None
+    if stamps is None:
+        stamps = _stamps(conn, p)
+        if memo is not None:
+            memo[("stamps", period)] = stamps
     db_key = conn.engine.url.render_as_string(hide_password=True)
     pieces: list[Sets] = []
     years: dict[int, tuple[tuple[object, ...], list[Unit]]] = {}

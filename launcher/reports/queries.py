@@ -150,7 +150,24 @@ def launch_sums(
 ) -> dict[tuple[str, str], Count]:
     """Launches with their cell keys per (app, department) in the period -- ANY where not
     asked for by it; the unknown department is "unknown". Whole months from usage_month, the
-    days at the edges from usage_day: about 60 rows per key for five years, not 1,800."""
+    days at the edges from usage_day: about 60 rows per key for five years, not 1,800. Read
+    once per period within distinct.shared() (a page asks for it by app, category, department
+    and both)."""
+    memo = distinct.request_memo()
+    found = memo.get(("launch_sums", period)) if memo is not None else None
+    if found is None:
+        found = _launch_sums(conn, period)
+        if memo is not None:
+            memo[("launch_sums", period)] = found
+    out: dict[tuple[str, str], Count] = {}
+    for (a, d), (n, k) in found.items():
+        key = (a if by_app else ANY, d if by_department else ANY)
+        before = out.get(key, NONE)
+        out[key] = (before[0] + n, (before[1] + k) % MOD)
+    return out
+
+
+def _launch_sums(conn: sa.Connection, period: Period) -> dict[tuple[str, str], Count]:
     p = distinct.parts(period)
     selects: list[sa.Select[Any]] = []
     for tbl, when, ranges in (
@@ -159,19 +176,15 @@ def launch_sums(
     ):
         if not ranges:
             continue
-        keys: list[sa.ColumnElement[Any]] = [
-            tbl.c.app_id if by_app else sa.literal(ANY),
-            tbl.c.department if by_department else sa.literal(ANY),
-        ]
+        keys = (tbl.c.app_id, tbl.c.department)
         query = sa.select(*keys, sa.func.sum(tbl.c.launches), sa.func.sum(tbl.c.launches_key))
         query = query.where(sa.or_(*(sa.and_(when >= lo, when <= hi) for lo, hi in ranges)))
-        grouped = [c for c, on in ((tbl.c.app_id, by_app), (tbl.c.department, by_department)) if on]
-        selects.append(query.group_by(*grouped) if grouped else query)
+        selects.append(query.group_by(*keys))
     out: dict[tuple[str, str], Count] = {}
     for query in selects:
         for row in conn.execute(query):
             a, d, n, k = str(row[0]), str(row[1]), int(row[2] or 0), int(row[3] or 0)
-            key = (a, d if d == ANY or not by_department else d or UNKNOWN)
+            key = (a, d or UNKNOWN)
             before = out.get(key, NONE)
             out[key] = (before[0] + n, (before[1] + k) % MOD)
     return out
