@@ -1,9 +1,16 @@
 """Distinct people over a period, from the bitmaps of launcher/reports/people.py.
 
-A period is read as the month bitmaps of the months it covers whole and the day bitmaps of
+A period is read as the whole calendar years it covers, the other months it covers whole and
 the days at its edges (at most two ranges of fewer than a month each), unioned per key in
-memory: about sixty month bitmaps and a few dozen day bitmaps per key for five years, at any
-head count.
+memory: for five years about five year unions, a dozen months and a few dozen days per key,
+at any head count.
+
+Each process keeps what it decoded (:data:`CACHE`, an LRU of :data:`CACHE_BYTES`), keyed by
+the stamps of people_stamp: every writer of the bitmaps gives the days and months it writes a
+new random stamp in its transaction (launcher/reports/people.py), so a query reads the stamps
+of its range (one small query) and fetches rows only for days and months whose stamp it has
+not seen -- in practice today's. A year's union is kept under its twelve month stamps. An
+entry whose stamps changed is never read again, so none is ever stale.
 
 Each count goes with its cell key, the sum of its people's person keys modulo 2**32
 (launcher/reports/cellkey.py), without visiting the people: a person key is 32 bits, so the
@@ -42,7 +49,7 @@ Sets = dict[tuple[str, str], AbstractBitMap]  # (app_id, department) -> people
 _SHARED: ContextVar[dict[tuple[object, ...], Any] | None] = ContextVar("shared", default=None)
 
 # The decoded bitmaps a process keeps (see _Cache). A five-year page at 100,000 employees
-# holds about 40 MB (docs/SCALING.md); past the budget the least recently used go first.
+# holds about 45 MB (docs/SCALING.md); past the budget the least recently used go first.
 CACHE_BYTES = 192 * 2**20
 
 
@@ -323,10 +330,27 @@ class Counter:
     """Counts of bitmaps with their cell keys, for one report's connection."""
 
     def __init__(self, conn: sa.Connection) -> None:
-        self._planes = _planes(conn)
+        memo = _SHARED.get()
+        planes: list[BitMap] | None = memo.get(("planes",)) if memo is not None else None
+        if planes is None:
+            planes = _planes(conn)
+            if memo is not None:
+                memo[("planes",)] = planes
+        self._planes = planes
+        # within a page, the counts of the (shared, frozen) sets already counted, by identity;
+        # the set is kept beside its count so that its id cannot be reused
+        self._counted: dict[int, tuple[AbstractBitMap, Count]] = (
+            memo.setdefault(("counted",), {}) if memo is not None else {}
+        )
 
     def __call__(self, people: AbstractBitMap | None) -> Count:
         if not people:
             return 0, 0
+        done = self._counted.get(id(people))
+        if done is not None and done[0] is people:
+            return done[1]
         key = sum(people.intersection_cardinality(p) << j for j, p in enumerate(self._planes))
-        return len(people), key % MOD
+        count = len(people), key % MOD
+        if isinstance(people, FrozenBitMap):
+            self._counted[id(people)] = (people, count)
+        return count

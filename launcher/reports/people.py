@@ -6,8 +6,10 @@ out from person_counter, which only grows, so two writers never give the same nu
 purged number is never given again). Per day, app and department, people_day holds the
 numbers of the people active then as a Roaring bitmap (pyroaring); people_month holds the
 union of a month's days. A range of five years is then the union of about sixty month
-bitmaps and a few day bitmaps at its edges (launcher/reports/distinct.py), whatever the
-number of people in them.
+bitmaps (kept per process as five year unions) and a few day bitmaps at its edges
+(launcher/reports/distinct.py), whatever the number of people in them. Every write stamps the
+days and months it touches (people_stamp, :func:`stamp`): the reports' cache trusts a stamp
+that has not changed.
 
 Rows: ``app_id`` "*" is any activity (``active``: signed in or launched, ``launched``), an
 app id that app's launchers (``launched``; ``active`` stays empty); ``department`` "*" is
