@@ -45,13 +45,14 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import sqlalchemy as sa
 from bench_reports import PG_URL, _registry, serve
 from pyroaring import BitMap
 
-from launcher import db
+from launcher import db, partitions
 from launcher.dates import month_end, month_of
 from launcher.reports import cellkey, people
 from launcher.reports.periods import Period
@@ -480,6 +481,9 @@ def run(url: str, employees: int, args: argparse.Namespace, title: str) -> bool:
     sample = Period(last_full, min(today, month_of(today) + dt.timedelta(days=2)))
     raw = write_sample(engine, h, sample)
     if not db.is_sqlite(engine):
+        # the sample's months get their partitions now: the portal would make them (moving the
+        # rows out of the default partition) at start-up, while the naive queries below run
+        partitions.ensure(engine, ZoneInfo(h.registry.portal.timezone))
         with sa.create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
             conn.execute(sa.text("VACUUM ANALYZE"))
     with engine.connect() as conn:
