@@ -4,11 +4,12 @@
 Generating 100 M raw launches and folding them through the event writer would take hours here.
 So this benchmark writes what the reports read directly, set-based: the bitmaps of who was
 active (people_day, people_month, person_number, person_counter: launcher/reports/people.py,
-serialized by its own ``to_bytes``) and the count rollups (usage_day, day_stats, month_stats,
-month_app, month_cell, cohort_month) derived from the same sets -- distinct counts are the
-bitmaps' cardinalities, people's cell keys the sums of their person keys, as the flushes would
-write them. Launch and sign-in record keys, and the split of a month's launches over the hours
-of the week (month_cell), are made up: there are no raw records behind them. The history:
+serialized by its own ``to_bytes``, with their people_stamp versions) and the count rollups
+(usage_day, usage_month, day_stats, month_stats, month_app, month_cell, cohort_month) derived
+from the same sets -- distinct counts are the bitmaps' cardinalities, people's cell keys the
+sums of their person keys, as the flushes would write them. Launch and sign-in record keys, and
+the split of a month's launches over the hours of the week (month_cell), are made up: there are
+no raw records behind them. The history:
 
 - person n is ``bench-<n>``, numbered in order of first sight; the first six months bring the
   organisation in, a sixth at a time (cohorts);
@@ -44,13 +45,14 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import sqlalchemy as sa
 from bench_reports import PG_URL, _registry, serve
 from pyroaring import BitMap
 
-from launcher import db
+from launcher import db, partitions
 from launcher.dates import month_end, month_of
 from launcher.reports import cellkey, people
 from launcher.reports.periods import Period
@@ -229,10 +231,24 @@ def write(engine: sa.Engine, h: History) -> int:
                 "INSERT INTO people_month (month, app_id, department, active, launched)",
                 _rows_of("people_month", v(month), m_bitmaps),
             )
+            # the versions the reports' cache reads (as people._upsert writes them)
+            written = [month + dt.timedelta(days=i) for i in range((day - month).days)]
+            people.stamp(conn, people.T_PEOPLE_DAY, written)
+            people.stamp(conn, people.T_PEOPLE_MONTH, [month])
             db.insert_rows(
                 conn,
                 "INSERT INTO usage_day (day, app_id, department, launches, launches_key)",
                 usage,
+            )
+            by_month: dict[tuple[str, str], list[int]] = {}
+            for _, a, d, n, k in usage:
+                into = by_month.setdefault((a, d), [0, 0])
+                into[0] += n
+                into[1] += k
+            db.insert_rows(
+                conn,
+                "INSERT INTO usage_month (month, app_id, department, launches, launches_key)",
+                [(v(month), a, d, n, k % cellkey.MOD) for (a, d), (n, k) in by_month.items()],
             )
             db.insert_rows(
                 conn,
@@ -465,6 +481,9 @@ def run(url: str, employees: int, args: argparse.Namespace, title: str) -> bool:
     sample = Period(last_full, min(today, month_of(today) + dt.timedelta(days=2)))
     raw = write_sample(engine, h, sample)
     if not db.is_sqlite(engine):
+        # the sample's months get their partitions now: the portal would make them (moving the
+        # rows out of the default partition) at start-up, while the naive queries below run
+        partitions.ensure(engine, ZoneInfo(h.registry.portal.timezone))
         with sa.create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
             conn.execute(sa.text("VACUUM ANALYZE"))
     with engine.connect() as conn:

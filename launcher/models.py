@@ -178,6 +178,20 @@ class UsageDay(SQLModel, table=True):
     launches_key: int = _key()
 
 
+class UsageMonth(SQLModel, table=True):
+    """Launches per month x app x department: usage_day's sums, so that a range of years
+    reads a row per month and key and usage_day only at its edges (launcher/reports/
+    queries.py)."""
+
+    __tablename__ = "usage_month"
+
+    month: dt.date = Field(primary_key=True)
+    app_id: str = Field(primary_key=True, max_length=64)
+    department: str = Field(primary_key=True, max_length=128)
+    launches: int = 0
+    launches_key: int = _key()
+
+
 class UserDay(SQLModel, table=True):
     """One row per user per day with activity: what distinct-user counts need."""
 
@@ -407,6 +421,20 @@ class PeopleMonth(SQLModel, table=True):
     department: str = Field(primary_key=True, max_length=128)
     active: bytes = Field(sa_column=sa.Column(_BITMAP, nullable=False))
     launched: bytes = Field(sa_column=sa.Column(_BITMAP, nullable=False))
+
+
+class PeopleStamp(SQLModel, table=True):
+    """A version per day (``kind`` "day") and month ("month") of the bitmaps: a new random
+    number each time a people_day (people_month) row of that day (month) is written or
+    deleted, in the same transaction (launcher/reports/people.py). A report process keeps
+    decoded bitmaps keyed by it (launcher/reports/distinct.py), so a stamp that has not
+    changed means bitmaps that have not. No stamp: no rows."""
+
+    __tablename__ = "people_stamp"
+
+    kind: str = Field(primary_key=True, max_length=8)
+    at: dt.date = Field(primary_key=True)
+    version: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
 
 
 # --- reasons to come back: announcements and the weekly digest (launcher/engage/) -----------

@@ -196,7 +196,15 @@ def test_purge_keeps_rollups_and_a_rebuild_after_it_loses_nothing(
     engine.dispose()
 
 
-COUNT_TABLES = ("usage_day", "day_stats", "month_stats", "month_app", "month_cell", "cohort_month")
+COUNT_TABLES = (
+    "usage_day",
+    "usage_month",
+    "day_stats",
+    "month_stats",
+    "month_app",
+    "month_cell",
+    "cohort_month",
+)
 
 
 def _assert_no_person_before(engine: sa.Engine, month: dt.date, events: list[Event]) -> None:

@@ -1,9 +1,16 @@
 """Distinct people over a period, from the bitmaps of launcher/reports/people.py.
 
-A period is read as the month bitmaps of the months it covers whole and the day bitmaps of
+A period is read as the whole calendar years it covers, the other months it covers whole and
 the days at its edges (at most two ranges of fewer than a month each), unioned per key in
-memory: about sixty month bitmaps and a few dozen day bitmaps per key for five years, at any
-head count.
+memory: for five years about five year unions, a dozen months and a few dozen days per key,
+at any head count.
+
+Each process keeps what it decoded (:data:`CACHE`, an LRU of :data:`CACHE_BYTES`), keyed by
+the stamps of people_stamp: every writer of the bitmaps gives the days and months it writes a
+new random stamp in its transaction (launcher/reports/people.py), so a query reads the stamps
+of its range (one small query) and fetches rows only for days and months whose stamp it has
+not seen -- in practice today's. A year's union is kept under its twelve month stamps. An
+entry whose stamps changed is never read again, so none is ever stale.
 
 Each count goes with its cell key, the sum of its people's person keys modulo 2**32
 (launcher/reports/cellkey.py), without visiting the people: a person key is 32 bits, so the
@@ -18,37 +25,49 @@ the noise it got before, whichever way its people were counted.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
-from pyroaring import BitMap
+from pyroaring import AbstractBitMap, BitMap, FrozenBitMap
 
 from launcher.dates import month_end
 from launcher.reports.cellkey import MOD, Count
-from launcher.reports.people import ANY, T_PEOPLE_DAY, T_PEOPLE_MONTH, from_bytes
+from launcher.reports.people import ANY, T_PEOPLE_DAY, T_PEOPLE_MONTH, T_PEOPLE_STAMP
 from launcher.reports.periods import Period
 from launcher.reports.sql import UNKNOWN
 
 EACH = None  # "one bitmap per app (or department)", as opposed to ANY: all of them at once
-Sets = dict[tuple[str, str], BitMap]  # (app_id, department) -> people
-_SHARED: ContextVar[dict[tuple[object, ...], Sets] | None] = ContextVar("shared", default=None)
+Spec = str | None  # ANY, EACH or one app (department) id
+Sets = dict[tuple[str, str], AbstractBitMap]  # (app_id, department) -> people
+_SHARED: ContextVar[dict[tuple[object, ...], Any] | None] = ContextVar("shared", default=None)
+
+# The decoded bitmaps a process keeps (see _Cache). A five-year page at 100,000 employees
+# holds about 45 MB (docs/SCALING.md); past the budget the least recently used go first.
+CACHE_BYTES = 192 * 2**20
 
 
 @contextmanager
 def shared() -> Iterator[None]:
     """Within this block (one report page: its tables ask for the apps of the same period
-    three times, for apps, categories and the decline view), each set of bitmaps is read
-    once. Callers must not change the bitmaps they get."""
+    three times, for apps, categories and the decline view), the people of each (period,
+    column, apps, departments) are put together once."""
     token = _SHARED.set({})
     try:
         yield
     finally:
         _SHARED.reset(token)
+
+
+def request_memo() -> dict[tuple[object, ...], Any] | None:
+    """The memo of the current distinct.shared() block, or None outside one."""
+    return _SHARED.get()
 
 
 @dataclass(frozen=True)
@@ -59,7 +78,16 @@ class Parts:
     last: dt.date | None
     days: tuple[Period, ...]
 
+    def years(self) -> list[int]:
+        """The calendar years the whole months cover from January to December."""
+        if self.first is None or self.last is None:
+            return []
+        lo = self.first.year + (self.first.month != 1)
+        hi = self.last.year - (self.last.month != 12)
+        return list(range(lo, hi + 1))
 
+
+@functools.lru_cache(maxsize=256)
 def parts(period: Period) -> Parts:
     months = [m for m in period.months() if m >= period.start and month_end(m) <= period.end]
     if not months:
@@ -73,44 +101,186 @@ def parts(period: Period) -> Parts:
     return Parts(first, last, tuple(days))
 
 
+# --- the cache ----------------------------------------------------------------------------------
+class _Cache:
+    """Decoded bitmaps by key, safe across threads; the least recently used go first once
+    their bytes pass ``budget``. A key holds the stamps (people_stamp) of the days and
+    months it was read from: a change to any of them makes a new key, so an entry is never
+    stale, only unused until it ages out."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.size = 0
+        self.hits = self.misses = 0
+        self._entries: OrderedDict[tuple[object, ...], tuple[Sets, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[object, ...]) -> Sets | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return found[0]
+
+    def put(self, key: tuple[object, ...], sets: Sets) -> None:
+        size = 200 + sum(100 + b.__sizeof__() for b in sets.values())
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.size -= old[1]
+            if size > self.budget:
+                return
+            self._entries[key] = (sets, size)
+            self.size += size
+            while self.size > self.budget:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self.size -= dropped
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.size = self.hits = self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+CACHE = _Cache(CACHE_BYTES)
+Unit = tuple[str, dt.date]  # ("day", a day) or ("month", a month's first day)
+
+
 def people(
     conn: sa.Connection,
     period: Period,
     column: str,
-    app: str | None = ANY,
-    department: str | None = ANY,
+    app: Spec = ANY,
+    department: Spec = ANY,
 ) -> Sets:
     """The people of ``column`` ("active" or "launched") in the period per (app,
     department): ``ANY`` for the rows about all apps (all departments), ``EACH`` for one per
-    app (department); the unknown department's key is "unknown", as in the reports."""
+    app (department); the unknown department's key is "unknown", as in the reports. The sets
+    are shared (the cache's and other callers'): frozen, never to be changed."""
+    memo = _SHARED.get()
+    key = (period, column, app, department)
+    if memo is not None and key in memo:
+        shared_sets: Sets = memo[key]
+        return shared_sets
+    found = _people(conn, period, column, (column, app, department))
+    if memo is not None:
+        memo[key] = found
+    return found
+
+
+def _people(conn: sa.Connection, period: Period, column: str, what: tuple[str, Spec, Spec]) -> Sets:
+    """Whole years from their union (kept per process), other whole months from their month
+    bitmaps, the edges from their days' -- each decoded once per process and stamp."""
     p = parts(period)
-    selects = []
-    for tbl, when, ranges in (
-        (T_PEOPLE_MONTH, T_PEOPLE_MONTH.c.month, [(p.first, p.last)] if p.first else []),
-        (T_PEOPLE_DAY, T_PEOPLE_DAY.c.day, [(d.start, d.end) for d in p.days]),
-    ):
-        if not ranges:
+    memo = _SHARED.get()
+    stamps = memo.get(("stamps", period)) if memo is not None else None
+    if stamps is None:
+        stamps = _stamps(conn, p)
+        if memo is not None:
+            memo[("stamps", period)] = stamps
+    db_key = conn.engine.url.render_as_string(hide_password=True)
+    pieces: list[Sets] = []
+    years: dict[int, tuple[tuple[object, ...], list[Unit]]] = {}
+    units: list[Unit] = []
+    in_years = set()
+    for year in p.years():
+        months = [("month", dt.date(year, m, 1)) for m in range(1, 13)]
+        in_years.update(months)
+        versions = tuple(stamps.get(u) for u in months)
+        if not any(versions):
             continue
+        year_key: tuple[object, ...] = (db_key, "year", year, versions, what)
+        cached = CACHE.get(year_key)
+        if cached is not None:
+            pieces.append(cached)
+        else:
+            years[year] = (year_key, [u for u in months if u in stamps])
+            units += years[year][1]
+    units += [u for u in stamps if u not in in_years]
+    loaded: dict[Unit, Sets] = {}
+    missing = []
+    for unit in units:
+        cached = CACHE.get((db_key, *unit, stamps[unit], what))
+        if cached is None:
+            missing.append(unit)
+        else:
+            loaded[unit] = cached
+    moved = set()  # units a writer changed since their stamps were read
+    for unit, (version, sets) in _fetch(conn, missing, stamps, what).items():
+        loaded[unit] = sets
+        if version != stamps[unit]:
+            moved.add(unit)
+        if unit not in in_years:  # a year's months are kept as the year's union
+            CACHE.put((db_key, *unit, version, what), sets)
+    for year_key, months in years.values():
+        union = _union([loaded[u] for u in months])
+        if not moved.intersection(months):
+            CACHE.put(year_key, union)
+        pieces.append(union)
+    pieces += [loaded[u] for u in units if u not in in_years]
+    return _union(pieces)
+
+
+def _union(pieces: list[Sets]) -> Sets:
+    found: dict[tuple[str, str], list[AbstractBitMap]] = defaultdict(list)
+    for sets in pieces:
+        for key, bitmap in sets.items():
+            found[key].append(bitmap)
+    return {
+        key: FrozenBitMap.union(*maps) if len(maps) > 1 else maps[0] for key, maps in found.items()
+    }
+
+
+def _stamps(conn: sa.Connection, p: Parts) -> dict[Unit, int]:
+    """The stamps of the months and days ``p`` reads; a day (month) without one has no rows."""
+    s = T_PEOPLE_STAMP
+    ranges = [sa.and_(s.c.kind == "day", s.c.at >= d.start, s.c.at <= d.end) for d in p.days]
+    if p.first is not None:
+        ranges.append(sa.and_(s.c.kind == "month", s.c.at >= p.first, s.c.at <= p.last))
+    query = sa.select(s.c.kind, s.c.at, s.c.version).where(sa.or_(*ranges))
+    return {(kind, at): int(v) for kind, at, v in conn.execute(query)}
+
+
+def _fetch(
+    conn: sa.Connection, units: list[Unit], stamps: dict[Unit, int], what: tuple[str, Spec, Spec]
+) -> dict[Unit, tuple[int, Sets]]:
+    """The bitmaps of ``units``, each with the stamp read in the same statement (a writer
+    committing between the stamps' query and this one makes a newer stamp, not a stale
+    entry). A stamped unit without rows here is empty."""
+    column, app, department = what
+    out: dict[Unit, tuple[int, Sets]] = {u: (stamps[u], {}) for u in units}
+    s = T_PEOPLE_STAMP
+    for kind, tbl in (("month", T_PEOPLE_MONTH), ("day", T_PEOPLE_DAY)):
+        whens = sorted(at for k, at in units if k == kind)
+        if not whens:
+            continue
+        when = tbl.c[kind]
         apps = tbl.c.app_id != ANY if app is EACH else tbl.c.app_id == app
         depts = tbl.c.department != ANY if department is EACH else tbl.c.department == department
-        selects.append(
-            sa.select(tbl.c.app_id, tbl.c.department, tbl.c[column]).where(
-                sa.or_(*(sa.and_(when >= lo, when <= hi) for lo, hi in ranges)), apps, depts
-            )
+        query = (
+            sa.select(when, s.c.version, tbl.c.app_id, tbl.c.department, tbl.c[column])
+            .join(s, sa.and_(s.c.kind == kind, s.c.at == when))
+            .where(when.in_(whens), apps, depts)
         )
-    if not selects:
-        return {}
-    query = sa.union_all(*selects) if len(selects) > 1 else selects[0]
-    found: dict[tuple[str, str], list[BitMap]] = defaultdict(list)
-    for a, d, data in conn.execute(query):
-        if data:
-            found[(a, d if d == ANY else d or UNKNOWN)].append(from_bytes(data))
-    return {key: BitMap.union(*maps) if len(maps) > 1 else maps[0] for key, maps in found.items()}
+        for at, version, a, d, data in conn.execute(query):
+            if not data:
+                continue
+            entry = out[(kind, at)]
+            if entry[0] != version:
+                entry = out[(kind, at)] = (int(version), {})
+            entry[1][(a, d if d == ANY else d or UNKNOWN)] = FrozenBitMap.deserialize(bytes(data))
+    return out
 
 
-def union(sets: Iterable[BitMap]) -> BitMap:
+def union(sets: Iterable[AbstractBitMap]) -> AbstractBitMap:
     maps = list(sets)
-    return BitMap.union(BitMap(), *maps) if maps else BitMap()
+    return FrozenBitMap.union(FrozenBitMap(), *maps) if maps else FrozenBitMap()
 
 
 # --- cell keys --------------------------------------------------------------------------------
@@ -160,10 +330,27 @@ class Counter:
     """Counts of bitmaps with their cell keys, for one report's connection."""
 
     def __init__(self, conn: sa.Connection) -> None:
-        self._planes = _planes(conn)
+        memo = _SHARED.get()
+        planes: list[BitMap] | None = memo.get(("planes",)) if memo is not None else None
+        if planes is None:
+            planes = _planes(conn)
+            if memo is not None:
+                memo[("planes",)] = planes
+        self._planes = planes
+        # within a page, the counts of the (shared, frozen) sets already counted, by identity;
+        # the set is kept beside its count so that its id cannot be reused
+        self._counted: dict[int, tuple[AbstractBitMap, Count]] = (
+            memo.setdefault(("counted",), {}) if memo is not None else {}
+        )
 
-    def __call__(self, people: BitMap | None) -> Count:
+    def __call__(self, people: AbstractBitMap | None) -> Count:
         if not people:
             return 0, 0
+        done = self._counted.get(id(people))
+        if done is not None and done[0] is people:
+            return done[1]
         key = sum(people.intersection_cardinality(p) << j for j, p in enumerate(self._planes))
-        return len(people), key % MOD
+        count = len(people), key % MOD
+        if isinstance(people, FrozenBitMap):
+            self._counted[id(people)] = (people, count)
+        return count

@@ -6,8 +6,10 @@ out from person_counter, which only grows, so two writers never give the same nu
 purged number is never given again). Per day, app and department, people_day holds the
 numbers of the people active then as a Roaring bitmap (pyroaring); people_month holds the
 union of a month's days. A range of five years is then the union of about sixty month
-bitmaps and a few day bitmaps at its edges (launcher/reports/distinct.py), whatever the
-number of people in them.
+bitmaps (kept per process as five year unions) and a few day bitmaps at its edges
+(launcher/reports/distinct.py), whatever the number of people in them. Every write stamps the
+days and months it touches (people_stamp, :func:`stamp`): the reports' cache trusts a stamp
+that has not changed.
 
 Rows: ``app_id`` "*" is any activity (``active``: signed in or launched, ``launched``), an
 app id that app's launchers (``launched``; ``active`` stays empty); ``department`` "*" is
@@ -36,13 +38,21 @@ from pyroaring import BitMap
 
 from launcher import db
 from launcher.dates import month_of
-from launcher.models import PeopleDay, PeopleMonth, PersonCounter, PersonNumber, table
+from launcher.models import (
+    PeopleDay,
+    PeopleMonth,
+    PeopleStamp,
+    PersonCounter,
+    PersonNumber,
+    table,
+)
 from launcher.reports import cellkey
 
 T_PERSON_NUMBER = table(PersonNumber)
 T_PERSON_COUNTER = table(PersonCounter)
 T_PEOPLE_DAY = table(PeopleDay)
 T_PEOPLE_MONTH = table(PeopleMonth)
+T_PEOPLE_STAMP = table(PeopleStamp)
 PEOPLE_TABLES = (T_PEOPLE_DAY, T_PEOPLE_MONTH)
 # app_id of the rows about any activity, department of the rows about everyone ("" is the
 # unknown department; app and department ids never hold "*": launcher/registry/schema.py)
@@ -202,6 +212,7 @@ def _read(
 
 def _upsert(conn: sa.Connection, tbl: sa.Table, rows: list[tuple[Key, BitMap, BitMap]]) -> None:
     when = _when(tbl)
+    stamp(conn, tbl, {k[1] for k, _, _ in rows})
     values = [
         (_param(conn, k[1]), k[2], k[3], to_bytes(active), to_bytes(launched))
         for k, active, launched in rows
@@ -217,12 +228,41 @@ def _upsert(conn: sa.Connection, tbl: sa.Table, rows: list[tuple[Key, BitMap, Bi
         )
 
 
+def stamp(conn: sa.Connection, tbl: sa.Table, whens: Iterable[dt.date]) -> None:
+    """A new version for the days (months) of ``tbl`` whose rows this transaction writes or
+    deletes: every writer of people_day and people_month calls it (the bitmaps' cache in
+    launcher/reports/distinct.py trusts a stamp that has not changed, and reads no rows of
+    a day without one)."""
+    kind, version = _when(tbl), secrets.randbits(62)
+    db.insert_rows(
+        conn,
+        "INSERT INTO people_stamp (kind, at, version)",
+        [(kind, _param(conn, w), version) for w in sorted(set(whens))],
+        "ON CONFLICT (kind, at) DO UPDATE SET version = excluded.version",
+    )
+
+
+def _unstamp(
+    conn: sa.Connection, tbl: sa.Table, before: dt.date | None, after: dt.date | None
+) -> None:
+    """Stamps of days (months) whose rows are all deleted (``< before`` or ``>= after``)."""
+    s = T_PEOPLE_STAMP
+    where = [s.c.kind == _when(tbl)]
+    if before is not None:
+        where.append(s.c.at < before)
+    if after is not None:
+        where.append(s.c.at >= after)
+    conn.execute(sa.delete(s).where(*where))
+
+
 def _param(conn: sa.Connection, day: dt.date) -> Any:
     return day.isoformat() if conn.dialect.name == "sqlite" else day
 
 
 def _delete(conn: sa.Connection, tbl: sa.Table, keys: list[Key]) -> None:
     when = tbl.c[_when(tbl)]
+    if keys:
+        stamp(conn, tbl, {k[1] for k in keys})
     for key in keys:
         conn.execute(
             sa.delete(tbl).where(when == key[1], tbl.c.app_id == key[2], tbl.c.department == key[3])
@@ -263,6 +303,7 @@ def rebuild(conn: sa.Connection, start: dt.date) -> None:
     for tbl in PEOPLE_TABLES:
         col = tbl.c[_when(tbl)]
         conn.execute(sa.delete(tbl).where(col >= start))
+        _unstamp(conn, tbl, None, start)  # the rows written below stamp their days again
     new = conn.exec_driver_sql(
         f"""SELECT user_id FROM user_day d WHERE day >= {db.placeholder(conn)}
             AND NOT EXISTS (SELECT 1 FROM person_number p WHERE p.user_id = d.user_id)
@@ -338,6 +379,8 @@ def purge(conn: sa.Connection, month: dt.date) -> None:
     month). The counter is not reset: a purged number is never given to someone else."""
     conn.execute(sa.delete(T_PEOPLE_DAY).where(T_PEOPLE_DAY.c.day < month))
     conn.execute(sa.delete(T_PEOPLE_MONTH).where(T_PEOPLE_MONTH.c.month < month))
+    for tbl in PEOPLE_TABLES:
+        _unstamp(conn, tbl, month, None)
     p = T_PERSON_NUMBER
     ud = sa.table("user_day", sa.column("user_id"))
     conn.execute(sa.delete(p).where(~sa.exists().where(ud.c.user_id == p.c.user_id)))

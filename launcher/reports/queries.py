@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from pyroaring import BitMap
+from pyroaring import AbstractBitMap, BitMap
 
 from launcher.dates import month_end, month_of
 from launcher.errors import BadRequest
@@ -40,14 +40,13 @@ from launcher.reports.rollups import (
     T_MONTH_CELL,
     T_MONTH_STATS,
     T_USAGE_DAY,
+    T_USAGE_MONTH,
 )
 from launcher.reports.sql import (
     UNKNOWN,
     between,
-    category_key,
     connect,
     day_key,
-    dept,
     key_of,
     month_key,
 )
@@ -83,26 +82,31 @@ def launches(
     exact: bool = False,
 ) -> list[Row]:
     """Launches and distinct launching users per key; keys with no launches left out."""
-    ud, ds = T_USAGE_DAY, T_DAY_STATS
-    table = ds if by in ("day", "month") else ud
+    ds = T_DAY_STATS
     count_key: sa.ColumnElement[Any]
-    if by == "app":
-        count_key = ud.c.app_id
-    elif by == "category":
-        count_key = category_key(registry, ud.c.app_id)
-    elif by == "department":
-        count_key = dept(ud.c.department)
-    elif by == "day":
+    if by == "day":
         count_key = day_key(engine, ds.c.day)
     elif by == "month":
         count_key = month_key(engine, ds.c.day)
-    else:
+    elif by not in ("app", "category", "department"):
         raise BadRequest(f"unknown breakdown {by!r}")
-    counts = sa.select(count_key, sa.func.sum(table.c.launches), sa.func.sum(table.c.launches_key))
-    counts = counts.where(between(table.c.day, period)).group_by(count_key)
     user_counts: dict[str, Count]
+    launch_counts: dict[str, Count]
     with connect(engine) as conn:
-        launch_counts = {key_of(k): _count(n, lk) for k, n, lk in conn.execute(counts)}
+        if by in ("day", "month"):
+            counts = sa.select(
+                count_key, sa.func.sum(ds.c.launches), sa.func.sum(ds.c.launches_key)
+            )
+            counts = counts.where(between(ds.c.day, period)).group_by(count_key)
+            launch_counts = {key_of(k): _count(n, lk) for k, n, lk in conn.execute(counts)}
+        else:
+            launch_counts = {}
+            category = {app.id: app.category or "other" for app in registry.apps}
+            sums = launch_sums(conn, period, by != "department", by == "department")
+            for (a, d), (launches_n, lk) in sums.items():
+                k = a if by == "app" else category.get(a, "other") if by == "category" else d
+                before = launch_counts.get(k, NONE)
+                launch_counts[k] = (before[0] + launches_n, (before[1] + lk) % MOD)
         if by == "day":
             query = sa.select(count_key, ds.c.launchers, ds.c.launchers_key)
             query = query.where(between(ds.c.day, period))
@@ -138,6 +142,51 @@ def launches(
         # every launch is by one of the users: the published pair keeps that true
         row["launches"] = max(row["launches"], row["users"])
         out.append(_hide(row) if 0 < users[0] < min_group else row)
+    return out
+
+
+def launch_sums(
+    conn: sa.Connection, period: Period, by_app: bool, by_department: bool
+) -> dict[tuple[str, str], Count]:
+    """Launches with their cell keys per (app, department) in the period -- ANY where not
+    asked for by it; the unknown department is "unknown". Whole months from usage_month, the
+    days at the edges from usage_day: about 60 rows per key for five years, not 1,800. Read
+    once per period within distinct.shared() (a page asks for it by app, category, department
+    and both)."""
+    memo = distinct.request_memo()
+    found = memo.get(("launch_sums", period)) if memo is not None else None
+    if found is None:
+        found = _launch_sums(conn, period)
+        if memo is not None:
+            memo[("launch_sums", period)] = found
+    out: dict[tuple[str, str], Count] = {}
+    for (a, d), (n, k) in found.items():
+        key = (a if by_app else ANY, d if by_department else ANY)
+        before = out.get(key, NONE)
+        out[key] = (before[0] + n, (before[1] + k) % MOD)
+    return out
+
+
+def _launch_sums(conn: sa.Connection, period: Period) -> dict[tuple[str, str], Count]:
+    p = distinct.parts(period)
+    selects: list[sa.Select[Any]] = []
+    for tbl, when, ranges in (
+        (T_USAGE_MONTH, T_USAGE_MONTH.c.month, [(p.first, p.last)] if p.first else []),
+        (T_USAGE_DAY, T_USAGE_DAY.c.day, [(d.start, d.end) for d in p.days]),
+    ):
+        if not ranges:
+            continue
+        keys = (tbl.c.app_id, tbl.c.department)
+        query = sa.select(*keys, sa.func.sum(tbl.c.launches), sa.func.sum(tbl.c.launches_key))
+        query = query.where(sa.or_(*(sa.and_(when >= lo, when <= hi) for lo, hi in ranges)))
+        selects.append(query.group_by(*keys))
+    out: dict[tuple[str, str], Count] = {}
+    for query in selects:
+        for row in conn.execute(query):
+            a, d, n, k = str(row[0]), str(row[1]), int(row[2] or 0), int(row[3] or 0)
+            key = (a, d or UNKNOWN)
+            before = out.get(key, NONE)
+            out[key] = (before[0] + n, (before[1] + k) % MOD)
     return out
 
 
@@ -187,17 +236,8 @@ def app_departments(
     table), protected like every other table: a cell about fewer than the minimum is hidden,
     and every count carries its cell's noise, so a department's total minus its apps is no
     exact count."""
-    ud = T_USAGE_DAY
-    department = dept(ud.c.department)
-    launches_q = (
-        sa.select(
-            ud.c.app_id, department, sa.func.sum(ud.c.launches), sa.func.sum(ud.c.launches_key)
-        )
-        .where(between(ud.c.day, period))
-        .group_by(ud.c.app_id, department)
-    )
     with connect(engine) as conn:
-        launch_counts = {(a, d): _count(n, k) for a, d, n, k in conn.execute(launches_q)}
+        launch_counts = launch_sums(conn, period, True, True)
         count = distinct.Counter(conn)
         found = distinct.people(conn, period, "launched", app=EACH, department=EACH)
         user_counts = {key: count(people) for key, people in found.items()}
@@ -538,7 +578,9 @@ def dormant(
         # each person in one department, the greatest of the month's (as user_month keeps)
         counted, counts = BitMap(), []
 
-        def raw(item: tuple[tuple[str, str], BitMap]) -> str:  # "" is the unknown department
+        def raw(
+            item: tuple[tuple[str, str], AbstractBitMap],
+        ) -> str:  # "" is the unknown department
             return "" if item[0][1] == UNKNOWN else item[0][1]
 
         for (_, key), members in sorted(by_dept.items(), key=raw, reverse=True):

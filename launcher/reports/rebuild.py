@@ -189,6 +189,10 @@ def _rebuild_sql(conn: sa.Connection, start: dt.date, tz: ZoneInfo) -> None:
     run(f"""INSERT INTO usage_day (day, app_id, department, launches, launches_key)
         SELECT {day}, app_id, {dept}, COUNT(*), SUM({lk}) % {M} FROM launch_event WHERE ts >= :lo
         GROUP BY {day}, app_id, {dept} ORDER BY {day}, app_id, {dept}""")
+    m = month_of_day.format("day")
+    run(f"""INSERT INTO usage_month (month, app_id, department, launches, launches_key)
+        SELECT {m}, app_id, department, SUM(launches), SUM(launches_key) % {M} FROM usage_day
+        WHERE day >= :start GROUP BY {m}, app_id, department""")
     run(f"""INSERT INTO user_day_app (day, app_id, user_id, department, launches, person_key,
             launches_key)
         SELECT {day}, app_id, user_id, MAX({dept}), COUNT(*), {pk}, SUM({lk}) % {M}

@@ -42,6 +42,7 @@ from launcher.models import (
     MonthStats,
     SignInEvent,
     UsageDay,
+    UsageMonth,
     UserDay,
     UserDayApp,
     UserFirst,
@@ -61,6 +62,7 @@ CELL_SEEN_MONTHS = 2  # months of heatmap membership kept for incremental upkeep
 BEFORE_RETENTION = dt.date(1, 1, 1)
 
 T_USAGE_DAY = table(UsageDay)
+T_USAGE_MONTH = table(UsageMonth)
 T_USER_DAY = table(UserDay)
 T_USER_DAY_APP = table(UserDayApp)
 T_USER_MONTH = table(UserMonth)
@@ -76,6 +78,7 @@ T_LAUNCH = table(LaunchEvent)
 T_SIGNIN = table(SignInEvent)
 ROLLUP_TABLES = (
     T_USAGE_DAY,
+    T_USAGE_MONTH,
     T_USER_DAY,
     T_USER_DAY_APP,
     T_USER_MONTH,
@@ -400,6 +403,19 @@ def apply(
         [
             {"day": day, "app_id": a, "department": d, "launches": n, "launches_key": k % M}
             for (day, a, d), (n, k) in b.usage_day.items()
+        ],
+        add=("launches",),
+        add_keys=("launches_key",),
+    )
+    usage_month: dict[tuple[dt.date, str, str], list[int]] = {}
+    for (day, a, d), (n, k) in b.usage_day.items():
+        _add(usage_month, (month_of(day), a, d), n, k)
+    _upsert_add(
+        conn,
+        T_USAGE_MONTH,
+        [
+            {"month": m, "app_id": a, "department": d, "launches": n, "launches_key": k % M}
+            for (m, a, d), (n, k) in usage_month.items()
         ],
         add=("launches",),
         add_keys=("launches_key",),

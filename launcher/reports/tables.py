@@ -16,7 +16,7 @@ from launcher import i18n
 from launcher.dates import add_months, month_of
 from launcher.errors import NotFound
 from launcher.registry import Registry
-from launcher.reports import decline, distinct, frontdoor, periods, queries, sources
+from launcher.reports import decline, distinct, frontdoor, periods, queries, sources, sql
 from launcher.reports.csvtable import Table, as_text
 from launcher.reports.periods import Period, period_from_query
 
@@ -95,7 +95,8 @@ def build(
     (numbers stay numbers: a spreadsheet formats them)."""
     t = i18n.translator(lang)
     go_live = registry.portal.go_live
-    with distinct.shared():  # the tables below read the same bitmaps more than once
+    # the tables below read the same bitmaps more than once; one connection for them all
+    with distinct.shared(), sql.one_connection(engine):
         span = queries.data_range(engine)
         first = month_of(go_live) if go_live else (span[0] if span else month_of(period.start))
         if span:
