@@ -487,6 +487,11 @@ class ImportedSignIn(SQLModel, table=True):
     record_hash: int = Field(
         default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0")
     )
+    # its record key, launcher/reports/cellkey.py imported_key(user_id, provider, record_id):
+    # computed once by the import's reading thread, summed by the rollups' fold
+    record_key: int = Field(
+        default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0")
+    )
     ts: dt.datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
     user_id: str = Field(max_length=64)
     app_id: str = Field(default="", max_length=64)

@@ -39,6 +39,7 @@ import sqlalchemy as sa
 
 from launcher import db
 from launcher.errors import ConfigError
+from launcher.reports import cellkey
 from launcher.reports.rollups import ROLLUP_LOCK
 from launcher.settings import Settings
 from launcher.signins import entra, join, keycloak, okta, reader
@@ -259,15 +260,16 @@ def _row(
     elif len(record_id) > MAX_ID:
         raise FieldError("id", f"is longer than {MAX_ID} characters")
     hashed = record_hash(provider, record_id)
+    record_key = cellkey.imported_key(user, provider, record_id)
     if not sqlite:
-        return (record_id, hashed, ts, user, app_id, app, name)
+        return (record_id, hashed, record_key, ts, user, app_id, app, name)
     # SQLite: the text form of join.db_time, without its checks (ts is UTC already); and the
     # edges of the join's window in the same form, computed here in the reading thread rather
     # than by SQLite's strftime() in the writing one, the import's bound (bench/README.md)
     lo = (ts - join.BEFORE).isoformat(" ", "microseconds")[:26]  # ts is within EARLIEST ...
     hi = (ts + join.AFTER).isoformat(" ", "microseconds")[:26]
     stored = ts.isoformat(" ", "microseconds")[:26]
-    return (record_id, hashed, stored, user, app_id, app, name, lo, hi)
+    return (record_id, hashed, record_key, stored, user, app_id, app, name, lo, hi)
 
 
 def _store(engine: sa.Engine, provider: str, rows: Rows) -> Summary:

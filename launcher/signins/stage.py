@@ -6,16 +6,17 @@ import sqlalchemy as sa
 
 from launcher.signins import join
 
-# One row to store: record id, its hash (record.record_hash), time (as the database stores it,
-# see join.db_time), pseudonym,
+# One row to store: record id, its hash (record.record_hash), its record key
+# (cellkey.imported_key), time (as the database stores it, see join.db_time), pseudonym,
 # registry app id ("" when unregistered), the provider's app id, the provider's app name (for
 # an unregistered app only); on SQLite then the first and last time of a launch that makes it
 # a sign-in through the portal (the window of launcher/signins/join.py, as stored). Plain
 # tuples: nothing per record outlives its chunk.
 Row = (
-    tuple[str, int, object, str, str, str, str] | tuple[str, int, str, str, str, str, str, str, str]
+    tuple[str, int, int, object, str, str, str, str]
+    | tuple[str, int, int, str, str, str, str, str, str, str]
 )
-COLUMNS = "record_id, record_hash, ts, user_id, app_id, provider_app_id, provider_app"
+COLUMNS = "record_id, record_hash, record_key, ts, user_id, app_id, provider_app_id, provider_app"
 
 
 class Stage:
@@ -38,7 +39,8 @@ class Stage:
             # strftime() for them here cost a quarter of the move (bench/README.md)
             conn.exec_driver_sql("DROP TABLE IF EXISTS temp.signin_stage")
             conn.exec_driver_sql(
-                "CREATE TEMP TABLE signin_stage (record_id TEXT, record_hash INTEGER, ts TEXT, "
+                "CREATE TEMP TABLE signin_stage (record_id TEXT, record_hash INTEGER, "
+                "record_key INTEGER, ts TEXT, "
                 "user_id TEXT, "
                 "app_id TEXT, provider_app_id TEXT, provider_app TEXT, lo TEXT, hi TEXT)"
             )
@@ -46,6 +48,7 @@ class Stage:
         else:
             conn.exec_driver_sql(
                 "CREATE TEMP TABLE IF NOT EXISTS signin_stage (record_id text, record_hash bigint, "
+                "record_key bigint, "
                 "ts timestamptz, user_id text, app_id text, provider_app_id text, "
                 "provider_app text) ON COMMIT DROP"
             )
@@ -54,7 +57,7 @@ class Stage:
         p = join.ph(conn)
         self.move = (
             f"INSERT INTO imported_signin (provider, {COLUMNS}, department, via_portal) "
-            f"SELECT {p}, s.record_id, s.record_hash, s.ts, s.user_id, s.app_id, "
+            f"SELECT {p}, s.record_id, s.record_hash, s.record_key, s.ts, s.user_id, s.app_id, "
             "s.provider_app_id, s.provider_app, COALESCE(f.department, ''), "
             "CASE WHEN s.app_id <> '' AND EXISTS (SELECT 1 FROM launch_event l "
             f"WHERE l.user_id = s.user_id AND l.ts >= {lo} AND l.ts <= {hi} "
@@ -83,7 +86,7 @@ class Stage:
             cursor = driver.cursor()
             try:
                 cursor.executemany(
-                    f"INSERT INTO signin_stage ({COLUMNS}, lo, hi) VALUES ({', '.join('?' * 9)})",
+                    f"INSERT INTO signin_stage ({COLUMNS}, lo, hi) VALUES ({', '.join('?' * 10)})",
                     chunk,
                 )
             finally:
