@@ -37,7 +37,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from launcher import db
-from launcher.reports import cellkey, gateway
+from launcher.reports import gateway
 from launcher.reports.periods import Period, quarter_period
 from launcher.signins import join
 
@@ -102,11 +102,6 @@ def generate(engine: sa.Engine, rows: int, say: Callable[[str], None]) -> None:
                 CASE WHEN {app_no} < {APPS} THEN '' ELSE {provider_app} END, {dept}, {via}
                 {q["from"]}"""),
             {"rows": rows},
-        )
-        # their record keys, as the import stores them (launcher/signins/importer.py)
-        cellkey.register(conn)
-        conn.execute(
-            sa.text(f"UPDATE imported_signin SET record_key = {cellkey.sql_imported_key(conn)}")
         )
         say(f"{rows:,} imported sign-ins: {time.perf_counter() - started:.0f} s")
         conn.execute(

@@ -471,11 +471,8 @@ class ImportedSignIn(SQLModel, table=True):
 
     __tablename__ = "imported_signin"
     __table_args__ = (
-        # the same record imported twice (overlapping exports) is stored once: the import
-        # finds it by this 64-bit hash of (provider, record_id) and compares the id itself
-        # (launcher/signins/stage.py). Not a unique index on the text ids: that was half of
-        # a PostgreSQL import's insert (bench/README.md)
-        sa.Index("ix_imported_signin_record_hash", "record_hash"),
+        # the same record imported twice (overlapping exports) is stored once
+        sa.UniqueConstraint("provider", "record_id", name="uq_imported_signin_record"),
         sa.Index("ix_imported_signin_user_ts", "user_id", "ts"),  # the join's probes
         sa.Index("ix_imported_signin_ts", "ts"),  # purge, rebuild, the launch hook's gate
     )
@@ -483,15 +480,6 @@ class ImportedSignIn(SQLModel, table=True):
     id: int | None = Field(default=None, sa_column=sa.Column(_ID, primary_key=True))
     provider: str = Field(max_length=16)
     record_id: str = Field(max_length=128)
-    # launcher.signins.record.record_hash(provider, record_id)
-    record_hash: int = Field(
-        default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0")
-    )
-    # its record key, launcher/reports/cellkey.py imported_key(user_id, provider, record_id):
-    # computed once by the import's reading thread, summed by the rollups' fold
-    record_key: int = Field(
-        default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0")
-    )
     ts: dt.datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
     user_id: str = Field(max_length=64)
     app_id: str = Field(default="", max_length=64)

@@ -359,29 +359,6 @@ def test_two_imports_at_once_count_each_record_once(settings: Settings, tmp_path
     engine.dispose()
 
 
-def test_records_whose_hashes_collide_are_each_stored_once(
-    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A record is found again by its hash (imported_signin.record_hash) and its id: records
-    that share a hash (all of them, here) are each kept, and each once -- a record twice in
-    a file and a file imported twice too."""
-    monkeypatch.setattr(importer, "record_hash", lambda provider, record_id: 42)
-    engine = db.make_engine(settings.database_url)
-    records = [_entra(f"c{i:02d}", f"user{i % 3}", "app-teams", _s(i)) for i in range(20)]
-    path = _file(tmp_path, records + records[:5], "collide.json")
-    first = _import(engine, settings, path)
-    assert (first.new, first.already) == (20, 5)
-    dry = _import(engine, settings, _file(tmp_path, records, "again.json"), dry_run=True)
-    assert (dry.new, dry.already) == (0, 20)
-    again = _import(engine, settings, path)
-    assert (again.new, again.already) == (0, 25)
-    with engine.connect() as conn:
-        stored = conn.execute(sa.select(join.T_IMPORTED.c.record_id)).scalars().all()
-    assert sorted(stored) == [f"c{i:02d}" for i in range(20)]
-    assert gateway.front_door(engine, MARCH, 1, exact=True)["signins"] == 20
-    engine.dispose()
-
-
 def _bad(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "bad.json"
     path.write_text(text)

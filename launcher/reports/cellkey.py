@@ -131,7 +131,7 @@ def sql_ts_text(conn: sa.Connection, col: str) -> str:
 
 
 def sql_person_key(conn: sa.Connection, user_col: str) -> str:
-    if conn.dialect.name == "sqlite":
+    if conn.dialect.name == "sqlite":  # a person's key once per connection, not once a group
         return f"launcher_person_key({user_col})"
     return sql_key(conn, f"'p|' || {user_col}")
 

@@ -7,11 +7,11 @@ the field) with nothing stored from it. The raw user id is turned into the porta
 (the keyed hash of issuer and id that sign-in gives the same person, see
 launcher/auth/user.py) as soon as a record is read; it is never stored, logged or printed.
 
-Idempotent: a row whose ``(provider, record_id)`` is there already is left out (looked up by
-its 64-bit hash, launcher/signins/stage.py), so a record seen before (the same file twice,
-overlapping exports) is stored once. Imports exclude each other (SQLite: one writer;
-PostgreSQL: an advisory lock), so two imports at once count each record once too, one after
-the other -- what makes the look-up exact without a unique index.
+Idempotent: ``(provider, record_id)`` is unique, and a row that is there already is left out
+(``ON CONFLICT DO NOTHING``; ``OR IGNORE`` on SQLite), so a record seen before (the same file
+twice, overlapping exports) is stored once.
+Imports exclude each other (SQLite: one writer; PostgreSQL: an advisory lock), so two imports
+at once count each record once too, one after the other.
 
 Two phases in the file's transaction, so that a large file holds up the launch writer only for
 the second: (1) rows go in chunk by chunk (launcher/signins/stage.py), each with its
@@ -39,7 +39,6 @@ import sqlalchemy as sa
 
 from launcher import db
 from launcher.errors import ConfigError
-from launcher.reports import cellkey
 from launcher.reports.rollups import ROLLUP_LOCK
 from launcher.settings import Settings
 from launcher.signins import entra, join, keycloak, okta, reader
@@ -50,7 +49,6 @@ from launcher.signins.record import (
     FieldError,
     ImportRefused,
     Record,
-    record_hash,
 )
 from launcher.signins.stage import Row, Stage
 
@@ -190,7 +188,6 @@ def _rows(
         users: dict[str, str] = {}  # raw id -> pseudonym: people sign in many times
         latest = dt.datetime.now(dt.UTC) + AHEAD
         first = max(EARLIEST, retained_from or EARLIEST)
-        provider = module.NAME
         try:
             for n, obj in reader.records(path, block):  # noqa: B007 (n: in the error)
                 record: Record = module.parse(obj)
@@ -202,7 +199,7 @@ def _rows(
                 if record.ts < first:
                     skipped[PAST_RETENTION] += 1
                     continue
-                chunk.append(_row(record, provider, key, mapping, summary, sqlite, users))
+                chunk.append(_row(record, key, mapping, summary, sqlite, users))
                 if len(chunk) >= CHUNK:
                     if len(users) > MAX_CACHED_USERS:
                         users.clear()
@@ -234,7 +231,6 @@ def _out_of_range(ts: dt.datetime, latest: dt.datetime) -> str:
 
 def _row(
     record: Record,
-    provider: str,
     key: Any,
     mapping: Mapping[str, str],
     summary: Summary,
@@ -259,17 +255,14 @@ def _row(
         record_id = hashlib.sha256(raw.encode()).hexdigest()[:32]
     elif len(record_id) > MAX_ID:
         raise FieldError("id", f"is longer than {MAX_ID} characters")
-    hashed = record_hash(provider, record_id)
-    record_key = cellkey.imported_key(user, provider, record_id)
     if not sqlite:
-        return (record_id, hashed, record_key, ts, user, app_id, app, name)
+        return (record_id, ts, user, app_id, app, name)
     # SQLite: the text form of join.db_time, without its checks (ts is UTC already); and the
     # edges of the join's window in the same form, computed here in the reading thread rather
     # than by SQLite's strftime() in the writing one, the import's bound (bench/README.md)
     lo = (ts - join.BEFORE).isoformat(" ", "microseconds")[:26]  # ts is within EARLIEST ...
     hi = (ts + join.AFTER).isoformat(" ", "microseconds")[:26]
-    stored = ts.isoformat(" ", "microseconds")[:26]
-    return (record_id, hashed, record_key, stored, user, app_id, app, name, lo, hi)
+    return (record_id, ts.isoformat(" ", "microseconds")[:26], user, app_id, app, name, lo, hi)
 
 
 def _store(engine: sa.Engine, provider: str, rows: Rows) -> Summary:
@@ -374,14 +367,13 @@ def _check(engine: sa.Engine, provider: str, rows: Rows) -> Summary:
     with engine.connect() as conn:
         p = join.ph(conn)
         for chunk in rows.chunks:
-            keys = sorted({(r[1], r[0]) for r in chunk})  # (hash, record id)
+            ids = sorted({r[0] for r in chunk})
             known = 0
-            for part in join.chunks(keys):
-                marks = ", ".join([p] * len(part))
+            for part in join.chunks(ids):
                 known += conn.exec_driver_sql(
-                    f"SELECT COUNT(*) FROM imported_signin WHERE record_hash IN ({marks}) "
-                    f"AND record_id IN ({marks}) AND provider = {p}",
-                    (*(h for h, _ in part), *(r for _, r in part), provider),
+                    f"SELECT COUNT(*) FROM imported_signin WHERE provider = {p} "
+                    f"AND record_id IN ({', '.join([p] * len(part))})",
+                    (provider, *part),
                 ).scalar_one()
             summary.already += known
             summary.new += len(chunk) - known

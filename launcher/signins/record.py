@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,12 +86,3 @@ def timestamp(obj: Any, path: str) -> dt.datetime:
     if ts.tzinfo is None or ts.utcoffset() is None:
         raise FieldError(path, f"has no time zone (expected e.g. 'Z' or '+01:00'): {value!r}")
     return ts.astimezone(dt.UTC)
-
-
-def record_hash(provider: str, record_id: str) -> int:
-    """The key an imported sign-in is found again by (imported_signin.record_hash): the first
-    8 bytes of the md5 of ``provider|record_id`` as a signed 64-bit integer (PostgreSQL's
-    BIGINT). Two records may share it: the import compares the ids too
-    (launcher/signins/stage.py), so a collision costs a look, never a record."""
-    digest = hashlib.md5(f"{provider}|{record_id}".encode(), usedforsecurity=False).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)

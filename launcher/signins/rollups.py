@@ -87,8 +87,8 @@ def fold(conn: sa.Connection, where: str, params: dict[str, Any]) -> None:
     (set-based). :func:`spans` then brings the span tables up to date with the months.
 
     Cell keys (launcher/reports/cellkey.py): signin_day adds the record keys of its sign-ins
-    (``cellkey.imported_key``, stored with the row by the import: a rebuild sums the same),
-    the per-person rows carry the person's key."""
+    (``cellkey.imported_key``, derived here from the stored row, so a rebuild derives the
+    same), the per-person rows carry the person's key."""
     if _sqlite(conn):
         day, month = "substr(ts, 1, 10)", "substr(ts, 1, 7) || '-01'"
         dom = "CAST(substr(ts, 9, 2) AS INTEGER)"
@@ -98,7 +98,7 @@ def fold(conn: sa.Connection, where: str, params: dict[str, Any]) -> None:
         dom = "CAST(EXTRACT(DAY FROM ts AT TIME ZONE 'UTC') AS integer)"
     cellkey.register(conn)
     M = cellkey.MOD
-    rk, pk = "record_key", cellkey.sql_person_key(conn, "user_id")
+    rk, pk = cellkey.sql_imported_key(conn), cellkey.sql_person_key(conn, "user_id")
     bit = _bit(conn, f"{dom} - 1")
     days = _or(conn, bit)
     via_days = _or(conn, f"CASE WHEN via_portal = 1 THEN {bit} ELSE 0 END")
