@@ -25,6 +25,7 @@ difference is the small figure give or take a few. docs/PRIVACY.md says it in pl
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import sqlite3
 from typing import Any
@@ -99,6 +100,12 @@ def _sqlite_key(text: str | None) -> int:
     return _key(text or "")
 
 
+@functools.lru_cache(maxsize=16384)  # people recur group after group in a fold
+def _cached_person_key(user_id: str | None) -> int:
+    # as launcher_key('p|' || user_id), which is launcher_key(NULL) for a NULL
+    return _key("") if user_id is None else person_key(user_id)
+
+
 def register(conn: sa.Connection) -> None:
     """SQLite has no hash function: give this connection ours (PostgreSQL has md5)."""
     if conn.dialect.name == "sqlite":
@@ -107,6 +114,7 @@ def register(conn: sa.Connection) -> None:
         raw.create_function("launcher_key", 1, _sqlite_key, deterministic=True)
         # the imported sign-in's key from its three columns: no SQL concatenation per row
         raw.create_function("launcher_imported_key", 3, imported_key, deterministic=True)
+        raw.create_function("launcher_person_key", 1, _cached_person_key, deterministic=True)
 
 
 def sql_key(conn: sa.Connection, text_sql: str) -> str:
@@ -123,6 +131,8 @@ def sql_ts_text(conn: sa.Connection, col: str) -> str:
 
 
 def sql_person_key(conn: sa.Connection, user_col: str) -> str:
+    if conn.dialect.name == "sqlite":  # a person's key once per connection, not once a group
+        return f"launcher_person_key({user_col})"
     return sql_key(conn, f"'p|' || {user_col}")
 
 
