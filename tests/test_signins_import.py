@@ -228,6 +228,7 @@ def test_launches_first_or_import_first_give_the_same_figures(
         conn.execute(sa.text("DELETE FROM event_batch"))
     for dialect in importer.FOLD_ROWS:  # folded in slices: the same rollups
         monkeypatch.setitem(importer.FOLD_ROWS, dialect, 2)
+    monkeypatch.setattr(importer, "FOLD_KEYS", 2)  # SQLite: written out every few rows
     _import(engine, settings, _file(tmp_path, RECORDS))
     assert gateway.front_door(engine, MARCH, 1, exact=True)["via_portal"] == 0
     _write_portal(engine, settings, tmp_path / "b")

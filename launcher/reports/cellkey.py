@@ -106,6 +106,11 @@ def _cached_person_key(user_id: str | None) -> int:
     return _key("") if user_id is None else person_key(user_id)
 
 
+def person_key_cached(user_id: str) -> int:
+    """:func:`person_key`, cached: an import's fold meets the same people again and again."""
+    return _cached_person_key(user_id)
+
+
 def register(conn: sa.Connection) -> None:
     """SQLite has no hash function: give this connection ours (PostgreSQL has md5)."""
     if conn.dialect.name == "sqlite":

@@ -41,7 +41,7 @@ from launcher import db
 from launcher.errors import ConfigError
 from launcher.reports.rollups import ROLLUP_LOCK
 from launcher.settings import Settings
-from launcher.signins import entra, join, keycloak, okta, reader
+from launcher.signins import entra, join, keycloak, okta, reader, rollups
 from launcher.signins.record import (
     AHEAD,
     EARLIEST,
@@ -55,11 +55,14 @@ from launcher.signins.stage import Row, Stage
 FORMATS: dict[str, ModuleType] = {m.NAME: m for m in (entra, keycloak, okta)}
 IMPORT_LOCK = 0x4C53494D  # PostgreSQL advisory lock id held by an import ("LSIM")
 CHUNK = 5000  # rows staged and moved into imported_signin at a time (a few MB)
-# new rows folded into the rollups per statement. SQLite sorts a GROUP BY in memory
-# (temp_store), so a slice costs memory there; PostgreSQL sorts within work_mem, and a larger
-# slice folds each person's month once instead of once a slice: at 20,000 the fold was a
-# third of a PostgreSQL import's server time (bench/README.md)
-FOLD_ROWS = {"sqlite": 20_000, "postgresql": 500_000}
+# PostgreSQL: new rows folded into the rollups per statement. It sorts within work_mem, and
+# a larger slice folds each person's month once instead of once a slice: at 20,000 the fold
+# was a third of a PostgreSQL import's server time (bench/README.md)
+FOLD_ROWS = {"postgresql": 500_000}
+# SQLite: the new rows are aggregated in Python (rollups.fold_new: SQLite sorts a GROUP BY in
+# memory, so it could fold only slices); rollup rows held before they are written out, about
+# 300 bytes each
+FOLD_KEYS = 50_000
 MAX_ID = 128
 MAX_CACHED_USERS = 50_000  # pseudonyms kept while reading a file (a few MB), then forgotten
 SQLITE_WAIT_MS = 10 * 60 * 1000  # an import waits this long for another import on SQLite
@@ -340,12 +343,16 @@ def _write(conn: sa.Connection, provider: str, rows: Rows) -> None:
             "UNION SELECT user_id FROM signin_event WHERE id > :s)",
             {"above": fresh_above, "l": launches_above, "s": signins_above},
         )
-    # in slices: SQLite sorts a GROUP BY in memory (temp_store), and a 2 GB file's rows at
-    # once would cost hundreds of MB; the rollups' upserts add, so slices sum up the same
+    # the rollups' upserts add, so slices (PostgreSQL) and write-outs (SQLite) sum up the same
     last = _max_id(conn, "imported_signin")
-    step = FOLD_ROWS[conn.dialect.name]
-    for lo in range(fresh_above, last, step):
-        join.fold(conn, "id > :lo AND id <= :hi", {"lo": lo, "hi": lo + step})
+    if conn.dialect.name == "sqlite":
+        # SQLite sorts a GROUP BY in memory (temp_store): a 2 GB file's rows at once would
+        # cost hundreds of MB, slices upsert each person's month once per slice
+        rollups.fold_new(conn, fresh_above, FOLD_KEYS)
+    else:
+        step = FOLD_ROWS[conn.dialect.name]
+        for lo in range(fresh_above, last, step):
+            join.fold(conn, "id > :lo AND id <= :hi", {"lo": lo, "hi": lo + step})
     if last > fresh_above:  # then the months the file touched into the span rows
         lo, hi = conn.exec_driver_sql(
             f"SELECT MIN(ts), MAX(ts) FROM imported_signin WHERE id > {fresh_above}"
