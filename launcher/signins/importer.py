@@ -17,9 +17,9 @@ Two phases in the file's transaction, so that a large file holds up the launch w
 the second: (1) rows go in chunk by chunk (launcher/signins/stage.py), each with its
 department and its match with the launches stored so far, set-based; (2) under the rollup
 lock, the launches written meanwhile are matched too, the departments checked again, and the
-new rows folded into the rollups in a few set-based statements. On SQLite the whole import
-holds the database's one write lock (launch batches wait, or are spooled and written
-afterwards, see launcher/events/).
+new rows folded into the rollups (set-based on PostgreSQL, in one pass summed in Python on
+SQLite). On SQLite the whole import holds the database's one write lock (launch batches
+wait, or are spooled and written afterwards, see launcher/events/).
 """
 
 from __future__ import annotations

@@ -161,7 +161,7 @@ def fold_new(conn: sa.Connection, above: int, keys: int = 50_000) -> None:
     rows), aggregated in Python while the rows are read once in id order, so that each
     signin_day row, user month and person month is upserted once per file rather than once
     per slice of rows (bench/README.md). Bounded: the three tables' pending rows are written
-    out whenever together they hold ``keys`` rows (about 300 bytes each); upserts add counts
+    out whenever together they hold ``keys`` rows (a few hundred bytes each); upserts add counts
     and keys and OR masks, so a key written out twice sums up the same."""
     raw: Any = conn.connection.driver_connection
     M = cellkey.MOD
