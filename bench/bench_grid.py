@@ -182,6 +182,22 @@ def wrk(url: str, cookie: str, connections: int, seconds: float, script: Path) -
     )
 
 
+def portal_env(base_url: str, database_url: str, apps_file: Path, tmp: Path) -> dict[str, str]:
+    """The environment of a ``launcher serve`` of the bench's portal (and none of ours)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAUNCHER_")}
+    env.update(
+        LAUNCHER_BASE_URL=base_url,
+        LAUNCHER_SECRET_KEY=SECRET,
+        LAUNCHER_DATABASE_URL=database_url,
+        LAUNCHER_APPS_FILE=str(apps_file),
+        LAUNCHER_SPOOL_DIR=str(tmp / "spool"),
+        LAUNCHER_OIDC_ISSUER=ISSUER,
+        LAUNCHER_OIDC_CLIENT_ID="bench",
+        LAUNCHER_OIDC_CLIENT_SECRET="bench-client-secret",
+    )
+    return env
+
+
 def _database(kind: str, tmp: Path) -> tuple[str, str | None]:
     """(URL, database to drop afterwards)."""
     if kind == "sqlite":
@@ -228,18 +244,8 @@ def main() -> int:
     settings = load_settings(secret_key=SECRET, base_url=portal_base, oidc_issuer=ISSUER)
     user_id = pseudonym(settings.pseudonym_secret(), ISSUER, "bench-user")
     seed(url, user_id)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LAUNCHER_")}
-    env.update(
-        LAUNCHER_BASE_URL=portal_base,
-        LAUNCHER_SECRET_KEY=SECRET,
-        LAUNCHER_DATABASE_URL=url,
-        LAUNCHER_APPS_FILE=str(apps_file),
-        LAUNCHER_SPOOL_DIR=str(tmp / "spool"),
-        LAUNCHER_OIDC_ISSUER=ISSUER,
-        LAUNCHER_OIDC_CLIENT_ID="bench",
-        LAUNCHER_OIDC_CLIENT_SECRET="bench-client-secret",
-        BENCH_PAGE_FILE=str(tmp / "page.html"),
-    )
+    env = portal_env(portal_base, url, apps_file, tmp)
+    env["BENCH_PAGE_FILE"] = str(tmp / "page.html")
     py = sys.executable
     servers: list[Server] = []
     portal_port, bare_port = portal_base.rsplit(":", 1)[1], bare_base.rsplit(":", 1)[1]

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bench_grid import _database, registry_yaml, seed
+from bench_grid import _database, portal_env, registry_yaml, seed
 from bench_launch import ISSUER, SECRET, _free_port, _mint_cookie, _start
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,17 +82,7 @@ def save_page(site: Path, db: str) -> None:
 
     settings = load_settings(secret_key=SECRET, base_url=base, oidc_issuer=ISSUER)
     seed(url, pseudonym(settings.pseudonym_secret(), ISSUER, "bench-user"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LAUNCHER_")}
-    env.update(
-        LAUNCHER_BASE_URL=base,
-        LAUNCHER_SECRET_KEY=SECRET,
-        LAUNCHER_DATABASE_URL=url,
-        LAUNCHER_APPS_FILE=str(apps_file),
-        LAUNCHER_SPOOL_DIR=str(tmp / "spool"),
-        LAUNCHER_OIDC_ISSUER=ISSUER,
-        LAUNCHER_OIDC_CLIENT_ID="bench",
-        LAUNCHER_OIDC_CLIENT_SECRET="bench-client-secret",
-    )
+    env = portal_env(base, url, apps_file, tmp)
     port = base.rsplit(":", 1)[1]
     argv = [sys.executable, "-m", "launcher", "serve", "--port", port, "--workers", "1"]
     server = _start("portal", argv, f"{base}/", f"{base}/healthz", env, tmp)
