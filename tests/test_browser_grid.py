@@ -419,8 +419,8 @@ LOADS = 7
 # The same measure of the least a page can be, from the same server in the same minutes: what
 # the browser itself takes to commit a navigation and show a first frame, whatever the page. In
 # Debian's headless Chromium on this machine's shared 2 cores, without a GPU, that alone is
-# 150-200 ms at CPU x4 (bench/README.md, "In the browser"), so the 200 ms target is held against
-# what the grid adds to it. Both figures are printed.
+# about 110 ms at CPU x4 when quiet, up to 400 under load (bench/README.md, "In the browser"), so
+# the 200 ms target is held against what the grid adds to it. Both figures are printed.
 BLANK_PAGE = (
     '<!doctype html><html lang="nl"><head><meta charset="utf-8"><title>Leeg</title>'
     '<link rel="icon" href="data:,"></head>'
