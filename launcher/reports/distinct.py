@@ -28,11 +28,11 @@ import datetime as dt
 import functools
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from pyroaring import AbstractBitMap, BitMap, FrozenBitMap
@@ -65,9 +65,19 @@ def shared() -> Iterator[None]:
         _SHARED.reset(token)
 
 
-def request_memo() -> dict[tuple[object, ...], Any] | None:
-    """The memo of the current distinct.shared() block, or None outside one."""
-    return _SHARED.get()
+T = TypeVar("T")
+
+
+def memoized(key: tuple[object, ...], compute: Callable[[], T]) -> T:
+    """``compute()``, once per ``key`` within the current distinct.shared() block (a page's
+    reports); outside one, every time."""
+    memo = _SHARED.get()
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    found: T = memo[key]
+    return found
 
 
 @dataclass(frozen=True)
@@ -163,27 +173,17 @@ def people(
     department): ``ANY`` for the rows about all apps (all departments), ``EACH`` for one per
     app (department); the unknown department's key is "unknown", as in the reports. The sets
     are shared (the cache's and other callers'): frozen, never to be changed."""
-    memo = _SHARED.get()
-    key = (period, column, app, department)
-    if memo is not None and key in memo:
-        shared_sets: Sets = memo[key]
-        return shared_sets
-    found = _people(conn, period, column, (column, app, department))
-    if memo is not None:
-        memo[key] = found
-    return found
+    return memoized(
+        (period, column, app, department),
+        lambda: _people(conn, period, column, (column, app, department)),
+    )
 
 
 def _people(conn: sa.Connection, period: Period, column: str, what: tuple[str, Spec, Spec]) -> Sets:
     """Whole years from their union (kept per process), other whole months from their month
     bitmaps, the edges from their days' -- each decoded once per process and stamp."""
     p = parts(period)
-    memo = _SHARED.get()
-    stamps = memo.get(("stamps", period)) if memo is not None else None
-    if stamps is None:
-        stamps = _stamps(conn, p)
-        if memo is not None:
-            memo[("stamps", period)] = stamps
+    stamps = memoized(("stamps", period), lambda: _stamps(conn, p))
     db_key = conn.engine.url.render_as_string(hide_password=True)
     pieces: list[Sets] = []
     years: dict[int, tuple[tuple[object, ...], list[Unit]]] = {}
@@ -330,13 +330,8 @@ class Counter:
     """Counts of bitmaps with their cell keys, for one report's connection."""
 
     def __init__(self, conn: sa.Connection) -> None:
+        self._planes = memoized(("planes",), lambda: _planes(conn))
         memo = _SHARED.get()
-        planes: list[BitMap] | None = memo.get(("planes",)) if memo is not None else None
-        if planes is None:
-            planes = _planes(conn)
-            if memo is not None:
-                memo[("planes",)] = planes
-        self._planes = planes
         # within a page, the counts of the (shared, frozen) sets already counted, by identity;
         # the set is kept beside its count so that its id cannot be reused
         self._counted: dict[int, tuple[AbstractBitMap, Count]] = (

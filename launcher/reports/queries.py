@@ -153,12 +153,7 @@ def launch_sums(
     days at the edges from usage_day: about 60 rows per key for five years, not 1,800. Read
     once per period within distinct.shared() (a page asks for it by app, category, department
     and both)."""
-    memo = distinct.request_memo()
-    found = memo.get(("launch_sums", period)) if memo is not None else None
-    if found is None:
-        found = _launch_sums(conn, period)
-        if memo is not None:
-            memo[("launch_sums", period)] = found
+    found = distinct.memoized(("launch_sums", period), lambda: _launch_sums(conn, period))
     out: dict[tuple[str, str], Count] = {}
     for (a, d), (n, k) in found.items():
         key = (a if by_app else ANY, d if by_department else ANY)
