@@ -31,11 +31,27 @@ import time
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from bench_grid import _database, _drop, registry_yaml, seed
+from bench_import import _process_cpu
 from bench_launch import ISSUER, SECRET, _mint_cookie
 
 BASE = "http://127.0.0.1:8000"
 LAST_PAGE: list[bytes] = []
+BACKENDS: list[int] = []  # on a local PostgreSQL: the server processes of the app's connections
+SERVER_CPU: list[float] = []  # their CPU seconds over the timed pages
+
+
+def _note_backend(dbapi_connection: Any, _record: Any) -> None:
+    if "psycopg" in type(dbapi_connection).__module__:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            BACKENDS.append(cursor.fetchone()[0])
+        dbapi_connection.rollback()  # hand it on outside a transaction, as it came
+
+
+def _server_cpu() -> float:
+    return sum(_process_cpu(pid) for pid in BACKENDS)
 
 
 async def _pages(app: Any, cookie: str, count: int) -> list[float]:
@@ -106,7 +122,9 @@ async def _run(
             profiler.enable()
         if callgrind:
             _instrument(True)
+        server = _server_cpu()
         times = await _pages(app, cookie, pages)
+        SERVER_CPU.append(_server_cpu() - server)
         if callgrind:
             _instrument(False)
         if profiler:
@@ -155,6 +173,7 @@ def main() -> int:
         if args.seed_only:
             print(url)
             return 0
+        sa.event.listen(sa.engine.Engine, "connect", _note_backend)
         app = create_app(settings, writer="thread")
         times = asyncio.run(_run(app, _mint_cookie(BASE), args.pages, args.profile, args.callgrind))
     finally:
@@ -166,9 +185,11 @@ def main() -> int:
         args.save.write_bytes(LAST_PAGE[-1])
     times.sort()
     load = os.getloadavg()[0]
+    server = f", PostgreSQL's server {SERVER_CPU[0] / args.pages * 1000:.2f} ms" if BACKENDS else ""
     print(
         f"{args.db}: {args.pages} pages, CPU per page: median {times[len(times) // 2] * 1000:.2f}"
-        f" ms, best {times[0] * 1000:.2f} ms (load average {load:.1f})"
+        f" ms, best {times[0] * 1000:.2f} ms, mean {sum(times) / len(times) * 1000:.2f} ms{server}"
+        f" (load average {load:.1f})"
     )
     return 0
 

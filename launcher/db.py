@@ -128,10 +128,23 @@ def retry_once(read: Callable[[], T]) -> T:
         return read()
 
 
+@contextmanager
+def reading(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection for reads that need no transaction around them: each statement runs on
+    its own (autocommit), so PostgreSQL is spared a BEGIN and a ROLLBACK, two round trips and
+    about half the server's work for the grid page's two small reads (bench/README.md,
+    bench_grid.py). Not for statements that must see one snapshot together."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        yield conn
+
+
 def _sqlite_begin(conn: sa.Connection) -> None:
     # A writer that reads first must hold the write lock from the start, or a concurrent
     # commit turns its read-then-write into SQLITE_BUSY_SNAPSHOT.
-    immediate = conn.get_execution_options().get("sqlite_immediate", False)
+    options = conn.get_execution_options()
+    if options.get("isolation_level") == "AUTOCOMMIT":  # reading(): no transaction
+        return
+    immediate = options.get("sqlite_immediate", False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 

@@ -40,6 +40,9 @@ class _Tile:
     link: dict[str, str]  # source -> <a …>…</a>
     star: dict[bool, str]  # starred? -> <form …>
     move: dict[str, str]  # "up"/"down" -> <form …>
+    # (later?, starred?) -> the whole <li> of a category's tile, as most pages show it (no
+    # search, not down): one piece per tile instead of four
+    whole: dict[tuple[bool, bool], str] = field(default_factory=dict)
 
 
 @dataclass
@@ -52,6 +55,19 @@ class Pieces:
     lang: str = "en"
     down: str = ""  # "may be down for AGO", put into a tile's link (launcher/status.py)
     empty: Markup = field(default_factory=Markup)
+    _mine: dict[frozenset[str], list[tuple[str, list[str]]]] = field(default_factory=dict)
+
+    def sections_of(self, allowed: Set[str]) -> list[tuple[str, list[str]]]:
+        """The sections with the tiles of ``allowed`` in them, each with those tiles: the same
+        for everyone in the same groups (PiecesCache.allowed), so worked out once per set."""
+        key = allowed if isinstance(allowed, frozenset) else frozenset(allowed)
+        found = self._mine.get(key)
+        if found is None:
+            if len(self._mine) > 1000:
+                self._mine.clear()
+            found = [(o, [a for a in ids if a in key]) for o, ids in self.sections]
+            found = self._mine[key] = [(o, ids) for o, ids in found if ids]
+        return found
 
 
 @dataclass
@@ -102,6 +118,12 @@ def build(
             star={starred: str(macros.star(app, starred)) for starred in (True, False)},
             move={d: str(macros.move(app, d)) for d in ("up", "down")},
         )
+        tile = tiles[app.id]
+        tile.whole = {
+            (later, starred): tile.open["app", later] + tile.link[""] + tile.star[starred] + "</li>"
+            for later in (False, True)
+            for starred in (True, False)
+        }
     sections = []
     visible = [app for app in registry.apps if not app.hidden]
     for index, (category_id, apps) in enumerate(groupby(visible, key=lambda a: a.category)):
@@ -219,9 +241,14 @@ def join(
         out.append("</ul></section>")
     shown = 0
     source = "search" if searching else ""
-    for opening, app_ids in pieces.sections:
-        mine = [a for a in app_ids if a in allowed]
-        if not mine:
+    for opening, mine in pieces.sections_of(allowed):
+        if not (searching or marks):  # most pages: one piece per tile
+            out.append(opening)
+            for app_id in mine:
+                placed += 1
+                out.append(tiles[app_id].whole[placed > FIRST_SCREEN, app_id in starred])
+            shown += len(mine)
+            out.append("</ul></section>")
             continue
         found = [search.matches(query, tiles[a].text) for a in mine] if searching else None
         hide_section = found is not None and not any(found)

@@ -36,7 +36,8 @@ class LaunchEvent(SQLModel, table=True):
     __tablename__ = "launch_event"
     __table_args__ = (
         sa.Index("ix_launch_event_ts", "ts"),
-        sa.Index("ix_launch_event_user_ts", "user_id", "ts"),  # a user's recent apps
+        # a user's recent apps, from the index alone (migration 0020)
+        sa.Index("ix_launch_event_user_ts", "user_id", "ts", "app_id"),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(_ID, primary_key=True))

@@ -112,7 +112,11 @@ def recent(conn: sa.Connection, user_id: str, now: dt.datetime | None = None) ->
     It walks the person's launches newest first along ix_launch_event_user_ts and stops at
     RECENT_SCAN of them: a GROUP BY over every launch in the window read each row (~10 ms
     for someone with 3,000 launches in 90 days, on every grid page); the newest few hundred
-    hold the recently used apps anyway (bench/README.md, bench_grid.py).
+    hold the recently used apps anyway (bench/README.md, bench_grid.py). The index holds the
+    app id too, so that no launch row is read at all: PostgreSQL plans this statement once for
+    anyone after a few runs (psycopg prepares it) and then reads the index entries of all the
+    window's launches, 0.65 ms of its time for 3,000 of them from the index alone and 1.4 ms
+    when each row was fetched from the table (migration 0020).
     """
     since = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=RECENT_DAYS)
     found: dict[str, None] = {}  # an ordered set: first seen = last used
@@ -124,6 +128,6 @@ def recent(conn: sa.Connection, user_id: str, now: dt.datetime | None = None) ->
 
 
 def for_grid(engine: sa.Engine, user_id: str) -> tuple[list[str], list[str]]:
-    """(favourites, recently used) in one connection."""
-    with engine.connect() as conn:
+    """(favourites, recently used) in one connection, outside a transaction (db.reading)."""
+    with db.reading(engine) as conn:
         return favourites(conn, user_id), recent(conn, user_id)

@@ -141,3 +141,25 @@ def test_the_test_sees_the_failure_it_guards_against(sqlite_url: str) -> None:
         personal.favourites(conn, "u1")
         conn.execute(sa.delete(personal.T_FAVOURITE).where(mine))
     engine.dispose()
+
+
+def test_reading_runs_each_statement_outside_a_transaction(database_url: str) -> None:
+    """db.reading: no BEGIN (nor ROLLBACK) around the grid's reads; the connection goes back
+    to the pool as it came, and a transaction on it afterwards is one again."""
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)
+    try:
+        with db.reading(engine) as conn:
+            assert personal.favourites(conn, "someone") == []
+            driver: Any = conn.connection.driver_connection
+            if db.is_sqlite(engine):
+                assert not driver.in_transaction
+            else:
+                assert driver.autocommit and driver.info.transaction_status.name == "IDLE"
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+            assert conn.in_transaction()
+            if not db.is_sqlite(engine):
+                assert not conn.connection.driver_connection.autocommit  # type: ignore[union-attr]
+    finally:
+        engine.dispose()

@@ -67,3 +67,22 @@ def test_tiles_after_the_first_screen_are_laid_out_later(
     assert re.findall(r'<li class="tile"[^>]*>', html)[3].startswith('<li class="tile" id="app-')
     monkeypatch.setattr(grid, "FIRST_SCREEN", 1000)
     assert "later" not in grid.join(pieces, allowed, favourites, recent).html
+
+
+def test_the_usual_page_joins_whole_tiles_to_the_same_markup(portal: InProcess) -> None:
+    """Without a search or a "may be down" mark, each category tile is one pre-joined piece
+    (grid._Tile.whole); it is the same markup as the tile joined from its parts."""
+    registry = load_registry(EXAMPLE_APPS)
+    pieces = grid.build(
+        portal.context.templates.env, registry, "nl", dt.date(2026, 12, 1), i18n.translator("nl")
+    )
+    staff = frozenset(a.id for a in registry.visible_apps(["staff"]) if not a.hidden)
+    assert "ehr" not in staff  # a clinicians' app: its mark shows on nobody's tile here
+    since = {"ehr": dt.datetime(2026, 12, 1, 8, tzinfo=dt.UTC)}
+    for favourites, recent in (([], []), (["teams"], ["rooster", "teams"])):
+        usual = grid.join(pieces, staff, favourites, recent).html
+        by_parts = grid.join(pieces, staff, favourites, recent, down=since).html
+        assert usual == by_parts
+        assert usual.count("<li ") == len(staff) + len(favourites) + len(recent)
+    # and the sections a set of groups sees are worked out once
+    assert pieces.sections_of(staff) is pieces.sections_of(frozenset(staff))
