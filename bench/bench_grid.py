@@ -157,8 +157,11 @@ def seed(url: str, user_id: str) -> None:
                 for n in range(FAVOURITES)
             ],
         )
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("ANALYZE")  # as autovacuum would have by now
+    if engine.dialect.name == "postgresql":
+        # as autovacuum would have by now: statistics, and the visibility map that lets
+        # "recently used" read the index alone (it is set by VACUUM, not by ANALYZE)
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM (ANALYZE)")
     engine.dispose()
 
 
