@@ -133,7 +133,13 @@ def reading(engine: sa.Engine) -> Iterator[sa.Connection]:
     """A connection for reads that need no transaction around them: each statement runs on
     its own (autocommit), so PostgreSQL is spared a BEGIN and a ROLLBACK, two round trips and
     about half the server's work for the grid page's two small reads (bench/README.md,
-    bench_grid.py). Not for statements that must see one snapshot together."""
+    bench_grid.py). Not for statements that must see one snapshot together. On SQLite, where
+    a BEGIN costs no round trip, a plain connection: SQLAlchemy switches SQLite's isolation
+    level with PRAGMA statements at every checkout and checkin, which cost more."""
+    if is_sqlite(engine):
+        with engine.connect() as conn:
+            yield conn
+        return
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         yield conn
 
@@ -141,10 +147,7 @@ def reading(engine: sa.Engine) -> Iterator[sa.Connection]:
 def _sqlite_begin(conn: sa.Connection) -> None:
     # A writer that reads first must hold the write lock from the start, or a concurrent
     # commit turns its read-then-write into SQLITE_BUSY_SNAPSHOT.
-    options = conn.get_execution_options()
-    if options.get("isolation_level") == "AUTOCOMMIT":  # reading(): no transaction
-        return
-    immediate = options.get("sqlite_immediate", False)
+    immediate = conn.get_execution_options().get("sqlite_immediate", False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 

@@ -143,23 +143,20 @@ def test_the_test_sees_the_failure_it_guards_against(sqlite_url: str) -> None:
     engine.dispose()
 
 
-def test_reading_runs_each_statement_outside_a_transaction(database_url: str) -> None:
-    """db.reading: no BEGIN (nor ROLLBACK) around the grid's reads; the connection goes back
-    to the pool as it came, and a transaction on it afterwards is one again."""
-    engine = db.make_engine(database_url)
+@pytest.mark.postgres
+def test_reading_runs_each_statement_outside_a_transaction(postgres_server: str) -> None:
+    """db.reading on PostgreSQL: no BEGIN (nor ROLLBACK) around the grid's reads; the
+    connection goes back to the pool as it came, and a transaction on it is one again."""
+    engine = db.make_engine(postgres_server, threads=1)
     db.upgrade(engine)
     try:
         with db.reading(engine) as conn:
             assert personal.favourites(conn, "someone") == []
             driver: Any = conn.connection.driver_connection
-            if db.is_sqlite(engine):
-                assert not driver.in_transaction
-            else:
-                assert driver.autocommit and driver.info.transaction_status.name == "IDLE"
-        with engine.connect() as conn:
+            assert driver.autocommit and driver.info.transaction_status.name == "IDLE"
+        with engine.connect() as conn:  # the same pooled connection (one thread's pool)
             conn.execute(sa.text("SELECT 1"))
-            assert conn.in_transaction()
-            if not db.is_sqlite(engine):
-                assert not conn.connection.driver_connection.autocommit  # type: ignore[union-attr]
+            driver = conn.connection.driver_connection
+            assert not driver.autocommit and driver.info.transaction_status.name == "INTRANS"
     finally:
         engine.dispose()
