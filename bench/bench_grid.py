@@ -158,8 +158,14 @@ def seed(url: str, user_id: str) -> None:
             ],
         )
     if engine.dialect.name == "postgresql":
+        from zoneinfo import ZoneInfo
+
+        from launcher import partitions
+
+        # the months' partitions the portal's start-up would move these launches into, then
         # as autovacuum would have by now: statistics, and the visibility map that lets
         # "recently used" read the index alone (it is set by VACUUM, not by ANALYZE)
+        partitions.ensure(engine, ZoneInfo("Europe/Amsterdam"))  # the registry's default
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM (ANALYZE)")
     engine.dispose()
