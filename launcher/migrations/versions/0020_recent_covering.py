@@ -2,7 +2,7 @@
 used" on the grid (launcher/personal.py) and the front-door join's probes
 (launcher/signins/stage.py) read the index alone, never a launch row: for a person with 3,000
 launches in 90 days the grid's read took 1.4 ms of PostgreSQL's time with a table fetch per
-launch, 0.65 ms from the index (bench/README.md, bench_grid.py). About 10 bytes more a launch.
+launch, 0.65 ms from the index (bench/README.md, bench_grid.py). About 24 bytes more a launch.
 
 Revision ID: 0020
 Revises: 0018
