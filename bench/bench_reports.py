@@ -8,6 +8,7 @@ database, a naive equivalent that groups the raw ``launch_event`` / ``signin_eve
 checks that both give the same figures where they are comparable.
 
     python bench/bench_reports.py [--events 10000000] [--db sqlite|postgres|both] [--keep DIR]
+        [--pg-keep PREFIX]
 
 Target: every report answers in <= 300 ms (median). Exit 1 when one does not, or when a report
 disagrees with the raw events; 2 when the benchmark could not run.
@@ -634,6 +635,7 @@ def measure(
     naive: Naive,
     runs: int,
     open_client: httpx.Client | None = None,
+    with_naive: bool = True,
 ) -> Result:
     first = client.get(case.path, params=case.params)  # warm-up, and the body to check
     if first.status_code != 200:
@@ -649,13 +651,13 @@ def measure(
         if open_client is not None:
             with privacy_off():
                 open_times.append(_timed(open_client, case))
-    keys = case.naive()
-    problem = case.check(first.json()) if case.check else None
+    keys = case.naive() if with_naive else []
+    problem = case.check(first.json()) if case.check and with_naive else None
     return Result(
         case,
         statistics.median(times),
         _p95(times),
-        naive.ms(*keys),
+        naive.ms(*keys) if with_naive else math.nan,
         problem,
         statistics.median(open_times) if open_times else None,
     )
@@ -669,8 +671,11 @@ def bench(url: str, tmp: Path, args: argparse.Namespace, title: str) -> list[Res
     print(f"  timing {args.runs} runs per report (after one warm-up) and the naive queries …")
     try:
         with serve(url, tmp) as client, serve(url, tmp, min_group=1) as open_client:
+            wanted = args.only.split(",") if args.only else None
             for case in cases(naive, today):
-                result = measure(client, case, naive, args.runs, open_client)
+                if wanted and not any(w in case.label for w in wanted):
+                    continue
+                result = measure(client, case, naive, args.runs, open_client, not args.no_naive)
                 results.append(result)
                 if args.verbose:
                     print(f"    {case.label}: {result.median:.1f} ms", file=sys.stderr)
@@ -739,25 +744,55 @@ def run_sqlite(args: argparse.Namespace, tmp: Path) -> list[Result]:
 
 
 def run_postgres(args: argparse.Namespace, tmp: Path) -> list[Result]:
-    name = f"launcher_bench_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
-    url = sa.make_url(args.pg_url).set(database=name).render_as_string(hide_password=False)
-    print(f"PostgreSQL: database {name} (dropped at the end)")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        engine = db.make_engine(url)
-        db.upgrade(engine)
-        generate(engine, args, dt.datetime.now(dt.UTC).date())
-        engine.dispose()
-        vacuum = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-        with vacuum.connect() as conn:  # what autovacuum would have done by now
-            conn.execute(sa.text("VACUUM ANALYZE"))
-        vacuum.dispose()
-        return bench(url, tmp, args, "PostgreSQL")
-    finally:
+
+    def url_of(name: str) -> str:
+        return sa.make_url(args.pg_url).set(database=name).render_as_string(hide_password=False)
+
+    def exists(name: str) -> bool:
         with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            found = conn.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+            ).first()
+        return found is not None
+
+    today = dt.datetime.now(dt.UTC).date()
+    if args.pg_keep:  # named like --keep's file; only a complete history gets the name
+        name = (
+            f"{args.pg_keep}_v{DATA_VERSION}_{args.events}_{args.employees}x{args.months}_"
+            f"{today.strftime('%Y%m')}"
+        )
+        building = f"{name}_partial"
+    else:
+        name = building = f"launcher_bench_{uuid.uuid4().hex[:8]}"
+    reuse = bool(args.pg_keep) and exists(name)
+    print(f"PostgreSQL: database {name}" + ("" if args.pg_keep else " (dropped at the end)"))
+    try:
+        if reuse:
+            print("  reusing the history generated earlier (--pg-keep)")
+            engine = db.make_engine(url_of(name))
+            db.upgrade(engine)  # a migration added since then
+            engine.dispose()
+        else:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)'))
+                conn.execute(sa.text(f'CREATE DATABASE "{building}"'))
+            engine = db.make_engine(url_of(building))
+            db.upgrade(engine)
+            generate(engine, args, today)
+            engine.dispose()
+            vacuum = sa.create_engine(url_of(building), isolation_level="AUTOCOMMIT")
+            with vacuum.connect() as conn:  # what autovacuum would have done by now
+                conn.execute(sa.text("VACUUM ANALYZE"))
+            vacuum.dispose()
+            if building != name:
+                with admin.connect() as conn:
+                    conn.execute(sa.text(f'ALTER DATABASE "{building}" RENAME TO "{name}"'))
+        return bench(url_of(name), tmp, args, "PostgreSQL")
+    finally:
+        if not args.pg_keep:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 
@@ -771,6 +806,19 @@ def main() -> int:
     parser.add_argument("--employees", type=int, default=EMPLOYEES)
     parser.add_argument("--months", type=int, default=MONTHS)
     parser.add_argument("--pg-url", default=os.environ.get("LAUNCHER_BENCH_POSTGRES", PG_URL))
+    parser.add_argument(
+        "--pg-keep",
+        metavar="PREFIX",
+        help="keep and reuse the PostgreSQL history in a database named PREFIX_v1_...",
+    )
+    parser.add_argument(
+        "--only", metavar="LABELS", help="only the reports whose label contains one of these (a,b)"
+    )
+    parser.add_argument(
+        "--no-naive",
+        action="store_true",
+        help="skip the naive baseline and its agreement check (the privacy ratio only)",
+    )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
 

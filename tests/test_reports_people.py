@@ -123,6 +123,59 @@ def test_a_count_has_the_cell_key_of_its_people(database_url: str, tmp_path: Pat
     engine.dispose()
 
 
+def test_small_and_large_sets_get_the_same_cell_keys(database_url: str, tmp_path: Path) -> None:
+    """A set of up to distinct.SMALL people is keyed person by person, a larger one by the
+    key planes: either way the sum of its people's person keys."""
+    engine = db.make_engine(database_url)
+    users = [f"user-{i}" for i in range(distinct.SMALL + 40)]
+    _write(
+        engine,
+        tmp_path,
+        [[Launch(_ts("2025-03-03"), "teams", u, "nursing", "portal")] for u in users],
+    )
+    with engine.connect() as conn:
+        query = sa.select(people.T_PERSON_NUMBER.c.number, people.T_PERSON_NUMBER.c.user_id)
+        numbered = {int(n): str(u) for n, u in conn.execute(query)}
+        everyone = distinct.people(conn, Period(dt.date(2025, 3, 3), dt.date(2025, 3, 3)), "active")
+        found = everyone[(people.ANY, people.ANY)]
+        count = distinct.Counter(conn)
+        for size in (1, 2, distinct.SMALL - 1, distinct.SMALL, distinct.SMALL + 1, len(users)):
+            subset = BitMap(list(found)[:size])
+            assert count(subset) == (size, _key(*(numbered[n] for n in subset)))
+    engine.dispose()
+
+
+def test_a_person_numbered_after_the_first_count_is_keyed(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The key planes a Counter holds grow when a set has a number given after they were
+    read (a writer committing between two counts of one report)."""
+    engine = db.make_engine(database_url)
+    day = Period(dt.date(2025, 3, 3), dt.date(2025, 3, 3))
+    early = [f"early-{i}" for i in range(3)]
+    _write(
+        engine,
+        tmp_path,
+        [[Launch(_ts("2025-03-03"), "teams", u, "nursing", "portal")] for u in early],
+    )
+    with engine.connect() as conn:
+        count = distinct.Counter(conn)
+        assert count(distinct.people(conn, day, "active")[(people.ANY, people.ANY)]) == (
+            3,
+            _key(*early),
+        )
+        conn.rollback()  # no read lock in the way of the writer below (SQLite)
+        late = [f"late-{i}" for i in range(200)]  # more than SMALL, and a few
+        writer = BatchWriter(engine, tmp_path / "spool", on_flush=rollups.apply)
+        for i, batch in enumerate((late[:5], late[5:])):  # batch ids of their own
+            launches = [Launch(_ts("2025-03-03", 11), "ehr", u, "medical", "portal") for u in batch]
+            writer.write(f"late-{i}", launches, [], TZ)
+        found = distinct.people(conn, day, "active", department=distinct.EACH)
+        assert count(found[(people.ANY, "medical")]) == (200, _key(*late))
+        assert count(BitMap(list(found[(people.ANY, "medical")])[:5])) == (5, _key(*late[:5]))
+    engine.dispose()
+
+
 def _decoded(engine: sa.Engine) -> dict[str, set[tuple[Any, ...]]]:
     """Every bitmap as (table, when, app, department, column, user ids): what the bitmaps say
     whatever numbers people got."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import threading
+from array import array
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -39,7 +40,13 @@ from pyroaring import AbstractBitMap, BitMap, FrozenBitMap
 
 from launcher.dates import month_end
 from launcher.reports.cellkey import MOD, Count
-from launcher.reports.people import ANY, T_PEOPLE_DAY, T_PEOPLE_MONTH, T_PEOPLE_STAMP
+from launcher.reports.people import (
+    ANY,
+    T_PEOPLE_DAY,
+    T_PEOPLE_MONTH,
+    T_PEOPLE_STAMP,
+    T_PERSON_COUNTER,
+)
 from launcher.reports.periods import Period
 from launcher.reports.sql import UNKNOWN
 
@@ -47,6 +54,9 @@ EACH = None  # "one bitmap per app (or department)", as opposed to ANY: all of t
 Spec = str | None  # ANY, EACH or one app (department) id
 Sets = dict[tuple[str, str], AbstractBitMap]  # (app_id, department) -> people
 _SHARED: ContextVar[dict[tuple[object, ...], Any] | None] = ContextVar("shared", default=None)
+# person_counter as the last stamps query on a connection read it: (connection, next number,
+# epoch) -- the key planes' check rides on that query instead of a round trip of its own
+_COUNTER: ContextVar[tuple[sa.Connection, int, str] | None] = ContextVar("counter", default=None)
 
 # The decoded bitmaps a process keeps (see _Cache). A five-year page at 100,000 employees
 # holds about 45 MB (docs/SCALING.md); past the budget the least recently used go first.
@@ -238,13 +248,24 @@ def _union(pieces: list[Sets]) -> Sets:
 
 
 def _stamps(conn: sa.Connection, p: Parts) -> dict[Unit, int]:
-    """The stamps of the months and days ``p`` reads; a day (month) without one has no rows."""
-    s = T_PEOPLE_STAMP
+    """The stamps of the months and days ``p`` reads; a day (month) without one has no rows.
+    Each row also carries person_counter's one row, for :class:`Counter` (on PostgreSQL a
+    statement of its own was a round trip per report, a fifth of the cell keys' cost)."""
+    s, c = T_PEOPLE_STAMP, T_PERSON_COUNTER
     ranges = [sa.and_(s.c.kind == "day", s.c.at >= d.start, s.c.at <= d.end) for d in p.days]
     if p.first is not None:
         ranges.append(sa.and_(s.c.kind == "month", s.c.at >= p.first, s.c.at <= p.last))
-    query = sa.select(s.c.kind, s.c.at, s.c.version).where(sa.or_(*ranges))
-    return {(kind, at): int(v) for kind, at, v in conn.execute(query)}
+    query = (
+        sa.select(s.c.kind, s.c.at, s.c.version, c.c.next_number, c.c.epoch)
+        .select_from(s.outerjoin(c, sa.true()))
+        .where(sa.or_(*ranges))
+    )
+    out = {}
+    for kind, at, version, limit, epoch in conn.execute(query):
+        out[(kind, at)] = int(version)
+        if limit is not None:
+            _COUNTER.set((conn, int(limit), str(epoch)))
+    return out
 
 
 def _fetch(
@@ -284,11 +305,31 @@ def union(sets: Iterable[AbstractBitMap]) -> AbstractBitMap:
 
 
 # --- cell keys --------------------------------------------------------------------------------
+# A set of at most this many people is keyed by summing its people's keys one by one: fewer
+# steps than 32 intersections (the app x department cells of a month are mostly this small).
+SMALL = 128
+
+
+@dataclass(frozen=True)
+class _Keys:
+    """The person keys of the numbers below ``known``: the 32 planes and, for small sets,
+    each number's key (0 for a number nobody has: purged, or reserved and never given)."""
+
+    known: int = 0
+    planes: tuple[BitMap, ...] = tuple(BitMap() for _ in range(32))
+    by_number: array[int] = field(default_factory=lambda: array("I"))
+
+    def __call__(self, people: AbstractBitMap) -> int:
+        """The sum of the person keys of ``people`` (numbers below ``known``) modulo 2**32."""
+        if len(people) <= SMALL and people.max() < self.known:
+            return sum(map(self.by_number.__getitem__, people)) % MOD
+        return sum(people.intersection_cardinality(p) << j for j, p in enumerate(self.planes)) % MOD
+
+
 @dataclass
 class _Planes:
     epoch: str = ""
-    known: int = 0  # numbers below this are in the planes
-    planes: list[BitMap] = field(default_factory=lambda: [BitMap() for _ in range(32)])
+    keys: _Keys = field(default_factory=_Keys)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -296,41 +337,49 @@ _PLANES: dict[str, _Planes] = {}
 _PLANES_LOCK = threading.Lock()
 
 
-def _planes(conn: sa.Connection) -> list[BitMap]:
-    """This database's key planes, grown by the numbers given since the last call. Numbers
-    are never given twice and a person's key never changes, so the planes only grow; a new
-    ``epoch`` (a database numbered afresh) starts them again."""
+def _planes(conn: sa.Connection, counter: tuple[int, str] | None = None) -> _Keys:
+    """This database's person keys, grown by the numbers given since the last call. Numbers
+    are never given twice and a person's key never changes, so the keys only grow; a new
+    ``epoch`` (a database numbered afresh) starts them again. ``counter``: person_counter's
+    (next number, epoch) as read with this connection's stamps; None reads it here."""
     url = conn.engine.url.render_as_string(hide_password=True)
     with _PLANES_LOCK:
         cache = _PLANES.setdefault(url, _Planes())
-    row = conn.execute(sa.text("SELECT next_number, epoch FROM person_counter")).first()
-    if row is None:
-        return [BitMap() for _ in range(32)]
-    limit, epoch = int(row[0]), str(row[1])
+    if counter is None:
+        row = conn.execute(sa.text("SELECT next_number, epoch FROM person_counter")).first()
+        if row is None:
+            return _Keys()
+        counter = int(row[0]), str(row[1])
+    limit, epoch = counter
     with cache.lock:
         if epoch != cache.epoch:
-            cache.epoch, cache.known = epoch, 0
-            cache.planes = [BitMap() for _ in range(32)]
-        if limit > cache.known:
+            cache.epoch, cache.keys = epoch, _Keys()
+        had = cache.keys
+        if limit > had.known:
             rows = conn.execute(
                 sa.text(
                     "SELECT number, person_key FROM person_number "
                     "WHERE number >= :lo AND number < :hi"
                 ),
-                {"lo": cache.known, "hi": limit},
+                {"lo": had.known, "hi": limit},
             ).all()
-            planes = [BitMap(cache.planes[j]) for j in range(32)]  # readers keep the old ones
+            planes = tuple(BitMap(had.planes[j]) for j in range(32))  # readers keep the old
             for j in range(32):
                 planes[j].update(int(n) for n, k in rows if (int(k) >> j) & 1)
-            cache.planes, cache.known = planes, limit
-        return cache.planes
+            by_number = array("I", had.by_number)
+            by_number.extend(bytes(4 * (limit - had.known)))  # zeros, one per new number
+            for n, k in rows:
+                by_number[int(n)] = int(k) % MOD
+            cache.keys = _Keys(limit, planes, by_number)
+        return cache.keys
 
 
 class Counter:
     """Counts of bitmaps with their cell keys, for one report's connection."""
 
     def __init__(self, conn: sa.Connection) -> None:
-        self._planes = memoized(("planes",), lambda: _planes(conn))
+        self._conn = conn
+        self._keys: _Keys | None = None  # read on the first count
         memo = _SHARED.get()
         # within a page, the counts of the (shared, frozen) sets already counted, by identity;
         # the set is kept beside its count so that its id cannot be reused
@@ -344,8 +393,14 @@ class Counter:
         done = self._counted.get(id(people))
         if done is not None and done[0] is people:
             return done[1]
-        key = sum(people.intersection_cardinality(p) << j for j, p in enumerate(self._planes))
-        count = len(people), key % MOD
+        keys = self._keys
+        if keys is None:
+            seen = _COUNTER.get()
+            counter = seen[1:] if seen is not None and seen[0] is self._conn else None
+            keys = self._keys = memoized(("planes",), lambda: _planes(self._conn, counter))
+        if people.max() >= keys.known:  # a number given since the counter was read
+            keys = self._keys = _planes(self._conn)
+        count = len(people), keys(people)
         if isinstance(people, FrozenBitMap):
             self._counted[id(people)] = (people, count)
         return count
