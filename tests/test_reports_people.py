@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from pyroaring import BitMap
+from pyroaring import BitMap, FrozenBitMap
 from sqlmodel import SQLModel
 
 from launcher import db
@@ -127,7 +127,7 @@ def test_small_and_large_sets_get_the_same_cell_keys(database_url: str, tmp_path
     """A set of up to distinct.SMALL people is keyed person by person, a larger one by the
     key planes: either way the sum of its people's person keys."""
     engine = db.make_engine(database_url)
-    users = [f"user-{i}" for i in range(distinct.SMALL + 40)]
+    users = [f"user-{i}" for i in range(distinct.DIRECT + 40)]
     _write(
         engine,
         tmp_path,
@@ -139,10 +139,40 @@ def test_small_and_large_sets_get_the_same_cell_keys(database_url: str, tmp_path
         everyone = distinct.people(conn, Period(dt.date(2025, 3, 3), dt.date(2025, 3, 3)), "active")
         found = everyone[(people.ANY, people.ANY)]
         count = distinct.Counter(conn)
-        for size in (1, 2, distinct.SMALL - 1, distinct.SMALL, distinct.SMALL + 1, len(users)):
+        sizes = (1, distinct.SMALL, distinct.SMALL + 1, distinct.DIRECT + 1, len(users) - 1)
+        for size in (*sizes, len(users)):
             subset = BitMap(list(found)[:size])
             assert count(subset) == (size, _key(*(numbered[n] for n in subset)))
     engine.dispose()
+
+
+def test_every_way_of_keying_a_set_gives_the_sum_of_its_person_keys() -> None:
+    """distinct._Keys sums a set person by person, by the key planes or by its complement,
+    depending on its size and containers: each gives the sum of the person keys."""
+    rnd = random.Random(5)
+    keys = [rnd.getrandbits(32) for _ in range(70_000)]  # two blocks of 65,536 numbers
+    keys[17] = 0  # a number nobody has (purged, or reserved and never given)
+    half = distinct._grown(
+        distinct._Keys(), 40_000, [(n, keys[n]) for n in range(40_000) if n != 17]
+    )
+    grown = distinct._grown(half, 70_000, [(n, keys[n]) for n in range(40_000, 70_000)])
+    assert half.known == 40_000 and len(half.by_number) == 40_000  # a reader's keys unchanged
+    shapes = {
+        "small": (rnd.sample(range(70_000), 10), "n_array_containers"),
+        "direct": (rnd.sample(range(70_000), 200), "n_array_containers"),
+        "sparse": (rnd.sample(range(70_000), 3_000), "n_array_containers"),
+        "bitsets": (rnd.sample(range(65_536), 30_000), "n_bitset_containers"),
+        "runs": ([n for n in range(60_000) if n % 500], "n_run_containers"),
+        "everyone": (list(range(70_000)), "n_run_containers"),
+        "with the purged number": ([17, *range(100, 400)], "n_run_containers"),
+    }
+    for name, (numbers, container) in shapes.items():
+        bitmap = BitMap(numbers)
+        bitmap.run_optimize()
+        assert bitmap.get_statistics()[container] > 0, name  # the shape meant
+        want = sum(keys[n] for n in numbers) % cellkey.MOD
+        assert grown(FrozenBitMap(bitmap)) == want, name
+        assert grown(bitmap) == want, name
 
 
 def test_a_person_numbered_after_the_first_count_is_keyed(

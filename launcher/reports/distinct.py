@@ -305,24 +305,44 @@ def union(sets: Iterable[AbstractBitMap]) -> AbstractBitMap:
 
 
 # --- cell keys --------------------------------------------------------------------------------
-# A set of at most this many people is keyed by summing its people's keys one by one: fewer
-# steps than 32 intersections (the app x department cells of a month are mostly this small).
-SMALL = 128
+# How a set's key sum is taken, by what is cheapest for its Roaring containers (each holds the
+# numbers of one block of 65,536: an array of up to 4,096 of them, a bitset, or runs). 32
+# intersections cost 32 passes over an array or runs, but only 32 popcounts of 1,024 words over
+# a bitset; so a set of up to SMALL people is summed person by person, one of bitsets is
+# intersected with the planes, and any other of more than DIRECT people is keyed by its
+# complement among all numbers, which is bitsets where the set is sparse (a department, an app
+# x department cell) and a short array where it is dense runs (everyone over a year): 3 to 6
+# times fewer steps on those (bench/README.md, bench_reports.py). All three give the same sum.
+SMALL = 64
+DIRECT = 256
 
 
 @dataclass(frozen=True)
 class _Keys:
-    """The person keys of the numbers below ``known``: the 32 planes and, for small sets,
-    each number's key (0 for a number nobody has: purged, or reserved and never given)."""
+    """The person keys of the numbers below ``known``: the 32 planes, each number's key (0
+    for a number nobody has: purged, or reserved and never given), all the numbers and the
+    sum of all the keys."""
 
     known: int = 0
     planes: tuple[BitMap, ...] = tuple(BitMap() for _ in range(32))
     by_number: array[int] = field(default_factory=lambda: array("I"))
+    everyone: FrozenBitMap = field(default_factory=FrozenBitMap)
+    total: int = 0
 
     def __call__(self, people: AbstractBitMap) -> int:
-        """The sum of the person keys of ``people`` (numbers below ``known``) modulo 2**32."""
-        if len(people) <= SMALL and people.max() < self.known:
+        """The sum of the person keys of ``people`` modulo 2**32."""
+        n = len(people)
+        if people.max() >= self.known:  # cannot be (Counter reads the keys again): the planes
+            return self._planes(people)
+        if n <= SMALL:
             return sum(map(self.by_number.__getitem__, people)) % MOD
+        if n > DIRECT:
+            stats = people.get_statistics()
+            if stats["n_bitset_containers"] < stats["n_containers"]:
+                return (self.total - self._planes(self.everyone - people)) % MOD
+        return self._planes(people)
+
+    def _planes(self, people: AbstractBitMap) -> int:
         return sum(people.intersection_cardinality(p) << j for j, p in enumerate(self.planes)) % MOD
 
 
@@ -363,15 +383,24 @@ def _planes(conn: sa.Connection, counter: tuple[int, str] | None = None) -> _Key
                 ),
                 {"lo": had.known, "hi": limit},
             ).all()
-            planes = tuple(BitMap(had.planes[j]) for j in range(32))  # readers keep the old
-            for j in range(32):
-                planes[j].update(int(n) for n, k in rows if (int(k) >> j) & 1)
-            by_number = array("I", had.by_number)
-            by_number.extend(bytes(4 * (limit - had.known)))  # zeros, one per new number
-            for n, k in rows:
-                by_number[int(n)] = int(k) % MOD
-            cache.keys = _Keys(limit, planes, by_number)
+            cache.keys = _grown(had, limit, [(int(n), int(k)) for n, k in rows])
         return cache.keys
+
+
+def _grown(had: _Keys, limit: int, rows: list[tuple[int, int]]) -> _Keys:
+    """``had`` with the (number, person key) ``rows`` of the numbers from ``had.known`` up to
+    ``limit``; the new one shares nothing that a reader of ``had`` holds."""
+    planes = tuple(BitMap(had.planes[j]) for j in range(32))
+    for j in range(32):
+        planes[j].update(n for n, k in rows if (k >> j) & 1)
+    by_number = array("I", had.by_number)
+    by_number.frombytes(bytes(by_number.itemsize * (limit - had.known)))  # a 0 per new number
+    for n, k in rows:
+        by_number[n] = k
+    everyone = BitMap(range(limit))
+    everyone.run_optimize()  # one run per block
+    total = (had.total + sum(k for _, k in rows)) % MOD
+    return _Keys(limit, planes, by_number, FrozenBitMap(everyone), total)
 
 
 class Counter:
