@@ -8,7 +8,7 @@ import datetime as dt
 import random
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -169,7 +169,8 @@ def test_every_way_of_keying_a_set_gives_the_sum_of_its_person_keys() -> None:
     for name, (numbers, container) in shapes.items():
         bitmap = BitMap(numbers)
         bitmap.run_optimize()
-        assert bitmap.get_statistics()[container] > 0, name  # the shape meant
+        stats = cast(dict[str, int], bitmap.get_statistics())
+        assert stats[container] > 0, name  # the shape meant
         want = sum(keys[n] for n in numbers) % cellkey.MOD
         assert grown(FrozenBitMap(bitmap)) == want, name
         assert grown(bitmap) == want, name
