@@ -13,13 +13,10 @@ not seen -- in practice today's. A year's union is kept under its twelve month s
 entry whose stamps changed is never read again, so none is ever stale.
 
 Each count goes with its cell key, the sum of its people's person keys modulo 2**32
-(launcher/reports/cellkey.py), without visiting the people: a person key is 32 bits, so the
-sum over a set S is the sum over the bits j of 2**j times the number of people in S whose key
-has bit j set, |S & P_j|. The 32 *key planes* P_j (bitmaps of person numbers) are built in
-each process from person_number and grown as numbers are given; an intersection count of
-Roaring bitmaps costs per container of 65,536 numbers, not per person. The keys are the same
-person keys as before the bitmaps (a hash of the pseudonymous user id), so every figure gets
-the noise it got before, whichever way its people were counted.
+(launcher/reports/cellkey.py), taken from the bitmap without a query per person
+(launcher/reports/personkeys.py): the same person keys as before the bitmaps (a hash of the
+pseudonymous user id), so every figure gets the noise it got before, whichever way its people
+were counted.
 """
 
 from __future__ import annotations
@@ -27,19 +24,19 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import threading
-from array import array
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from pyroaring import AbstractBitMap, BitMap, FrozenBitMap
+from pyroaring import AbstractBitMap, FrozenBitMap
 
 from launcher.dates import month_end
-from launcher.reports.cellkey import MOD, Count
+from launcher.reports import personkeys
+from launcher.reports.cellkey import Count
 from launcher.reports.people import (
     ANY,
     T_PEOPLE_DAY,
@@ -305,110 +302,12 @@ def union(sets: Iterable[AbstractBitMap]) -> AbstractBitMap:
 
 
 # --- cell keys --------------------------------------------------------------------------------
-# How a set's key sum is taken, by what is cheapest for its Roaring containers (each holds the
-# numbers of one block of 65,536: an array of up to 4,096 of them, a bitset, or runs). 32
-# intersections cost 32 passes over an array or runs, but only 32 popcounts of 1,024 words over
-# a bitset; so a set of up to SMALL people is summed person by person, one of bitsets is
-# intersected with the planes, and any other of more than DIRECT people is keyed by its
-# complement among all numbers, which is bitsets where the set is sparse (a department, an app
-# x department cell) and a short array where it is dense runs (everyone over a year): 3 to 6
-# times fewer steps on those (bench/README.md, bench_reports.py). All three give the same sum.
-SMALL = 64
-DIRECT = 256
-
-
-@dataclass(frozen=True)
-class _Keys:
-    """The person keys of the numbers below ``known``: the 32 planes, each number's key (0
-    for a number nobody has: purged, or reserved and never given), all the numbers and the
-    sum of all the keys."""
-
-    known: int = 0
-    planes: tuple[BitMap, ...] = tuple(BitMap() for _ in range(32))
-    by_number: array[int] = field(default_factory=lambda: array("I"))
-    everyone: FrozenBitMap = field(default_factory=FrozenBitMap)
-    total: int = 0
-
-    def __call__(self, people: AbstractBitMap) -> int:
-        """The sum of the person keys of ``people`` modulo 2**32."""
-        n = len(people)
-        if people.max() >= self.known:  # cannot be (Counter reads the keys again): the planes
-            return self._planes(people)
-        if n <= SMALL:
-            return sum(map(self.by_number.__getitem__, people)) % MOD
-        if n > DIRECT:
-            stats = people.get_statistics()
-            if stats["n_bitset_containers"] < stats["n_containers"]:
-                return (self.total - self._planes(self.everyone - people)) % MOD
-        return self._planes(people)
-
-    def _planes(self, people: AbstractBitMap) -> int:
-        return sum(people.intersection_cardinality(p) << j for j, p in enumerate(self.planes)) % MOD
-
-
-@dataclass
-class _Planes:
-    epoch: str = ""
-    keys: _Keys = field(default_factory=_Keys)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-_PLANES: dict[str, _Planes] = {}
-_PLANES_LOCK = threading.Lock()
-
-
-def _planes(conn: sa.Connection, counter: tuple[int, str] | None = None) -> _Keys:
-    """This database's person keys, grown by the numbers given since the last call. Numbers
-    are never given twice and a person's key never changes, so the keys only grow; a new
-    ``epoch`` (a database numbered afresh) starts them again. ``counter``: person_counter's
-    (next number, epoch) as read with this connection's stamps; None reads it here."""
-    url = conn.engine.url.render_as_string(hide_password=True)
-    with _PLANES_LOCK:
-        cache = _PLANES.setdefault(url, _Planes())
-    if counter is None:
-        row = conn.execute(sa.text("SELECT next_number, epoch FROM person_counter")).first()
-        if row is None:
-            return _Keys()
-        counter = int(row[0]), str(row[1])
-    limit, epoch = counter
-    with cache.lock:
-        if epoch != cache.epoch:
-            cache.epoch, cache.keys = epoch, _Keys()
-        had = cache.keys
-        if limit > had.known:
-            rows = conn.execute(
-                sa.text(
-                    "SELECT number, person_key FROM person_number "
-                    "WHERE number >= :lo AND number < :hi"
-                ),
-                {"lo": had.known, "hi": limit},
-            ).all()
-            cache.keys = _grown(had, limit, [(int(n), int(k)) for n, k in rows])
-        return cache.keys
-
-
-def _grown(had: _Keys, limit: int, rows: list[tuple[int, int]]) -> _Keys:
-    """``had`` with the (number, person key) ``rows`` of the numbers from ``had.known`` up to
-    ``limit``; the new one shares nothing that a reader of ``had`` holds."""
-    planes = tuple(BitMap(had.planes[j]) for j in range(32))
-    for j in range(32):
-        planes[j].update(n for n, k in rows if (k >> j) & 1)
-    by_number = array("I", had.by_number)
-    by_number.frombytes(bytes(by_number.itemsize * (limit - had.known)))  # a 0 per new number
-    for n, k in rows:
-        by_number[n] = k
-    everyone = BitMap(range(limit))
-    everyone.run_optimize()  # one run per block
-    total = (had.total + sum(k for _, k in rows)) % MOD
-    return _Keys(limit, planes, by_number, FrozenBitMap(everyone), total)
-
-
 class Counter:
     """Counts of bitmaps with their cell keys, for one report's connection."""
 
     def __init__(self, conn: sa.Connection) -> None:
         self._conn = conn
-        self._keys: _Keys | None = None  # read on the first count
+        self._keys: personkeys.Keys | None = None  # read on the first count
         memo = _SHARED.get()
         # within a page, the counts of the (shared, frozen) sets already counted, by identity;
         # the set is kept beside its count so that its id cannot be reused
@@ -426,10 +325,10 @@ class Counter:
         if keys is None:
             seen = _COUNTER.get()
             counter = seen[1:] if seen is not None and seen[0] is self._conn else None
-            keys = self._keys = memoized(("planes",), lambda: _planes(self._conn, counter))
+            keys = self._keys = memoized(("planes",), lambda: personkeys.load(self._conn, counter))
         if people.max() >= keys.known:  # a number given since the counter was read
-            keys = self._keys = _planes(self._conn)
-        count = len(people), keys(people)
+            keys = self._keys = personkeys.load(self._conn)
+        count = len(people), personkeys.key_sum(keys, people)
         if isinstance(people, FrozenBitMap):
             self._counted[id(people)] = (people, count)
         return count
