@@ -645,6 +645,7 @@ def measure(
     runs: int,
     open_client: httpx.Client | None = None,
     with_naive: bool = True,
+    open_off: Callable[[], contextlib.AbstractContextManager[None]] = privacy_off,
 ) -> Result:
     first = client.get(case.path, params=case.params)  # warm-up, and the body to check
     if first.status_code != 200:
@@ -653,15 +654,15 @@ def measure(
         )
     times, open_times = [], []
     if open_client is not None:
-        with privacy_off():
+        with open_off():
             open_client.get(case.path, params=case.params).raise_for_status()  # warm-up
     for i in range(runs):  # alternating, so that the machine's load falls on both alike
         if open_client is not None and i % 2:  # and each goes first half of the time
-            with privacy_off():
+            with open_off():
                 open_times.append(_timed(open_client, case))
         times.append(_timed(client, case))
         if open_client is not None and not i % 2:
-            with privacy_off():
+            with open_off():
                 open_times.append(_timed(open_client, case))
     keys = case.naive() if with_naive else []
     problem = case.check(first.json()) if case.check and with_naive else None
@@ -683,12 +684,17 @@ def bench(url: str, tmp: Path, args: argparse.Namespace, title: str) -> list[Res
     results = []
     print(f"  timing {args.runs} runs per report (after one warm-up) and the naive queries …")
     try:
-        with serve(url, tmp) as client, serve(url, tmp, min_group=1) as open_client:
+        # --same: the second portal with the privacy method too, so that the "privacy" ratios
+        # show what the machine's noise alone makes of two equal portals
+        open_min, open_off = (5, contextlib.nullcontext) if args.same else (1, privacy_off)
+        with serve(url, tmp) as client, serve(url, tmp, min_group=open_min) as open_client:
             wanted = args.only.split(",") if args.only else None
             for case in cases(naive, today):
                 if wanted and not any(w in case.label for w in wanted):
                     continue
-                result = measure(client, case, naive, args.runs, open_client, not args.no_naive)
+                result = measure(
+                    client, case, naive, args.runs, open_client, not args.no_naive, open_off
+                )
                 results.append(result)
                 if args.verbose:
                     print(f"    {case.label}: {result.median:.1f} ms", file=sys.stderr)
@@ -835,6 +841,11 @@ def main() -> int:
         "--no-naive",
         action="store_true",
         help="skip the naive baseline and its agreement check (the privacy ratio only)",
+    )
+    parser.add_argument(
+        "--same",
+        action="store_true",
+        help="both portals with the privacy method: the ratios' noise floor on this machine",
     )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
