@@ -247,7 +247,7 @@ def _union(pieces: list[Sets]) -> Sets:
 def _stamps(conn: sa.Connection, p: Parts) -> dict[Unit, int]:
     """The stamps of the months and days ``p`` reads; a day (month) without one has no rows.
     Each row also carries person_counter's one row, for :class:`Counter` (on PostgreSQL a
-    statement of its own was a round trip per report, a fifth of the cell keys' cost)."""
+    statement of its own was a round trip per report, up to half of the cell keys' cost)."""
     s, c = T_PEOPLE_STAMP, T_PERSON_COUNTER
     ranges = [sa.and_(s.c.kind == "day", s.c.at >= d.start, s.c.at <= d.end) for d in p.days]
     if p.first is not None:
