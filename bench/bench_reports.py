@@ -8,6 +8,7 @@ database, a naive equivalent that groups the raw ``launch_event`` / ``signin_eve
 checks that both give the same figures where they are comparable.
 
     python bench/bench_reports.py [--events 10000000] [--db sqlite|postgres|both] [--keep DIR]
+        [--pg-keep PREFIX]
 
 Target: every report answers in <= 300 ms (median). Exit 1 when one does not, or when a report
 disagrees with the raw events; 2 when the benchmark could not run.
@@ -610,10 +611,19 @@ class Result:
     naive: float
     problem: str | None
     open_median: float | None = None  # without noise and suppression (privacy_off)
+    pairs: list[tuple[float, float]] = dataclasses.field(default_factory=list)  # (with, without)
 
     @property
     def privacy(self) -> float | None:
         return self.median / self.open_median if self.open_median else None
+
+    @property
+    def paired(self) -> float | None:
+        """The median of with / without over the requests timed back to back: on a loaded
+        machine a request either runs through or waits for a core, and when about half of
+        them wait the median of either list jumps between the two; a pair mostly shares its
+        fate."""
+        return statistics.median(a / b for a, b in self.pairs) if self.pairs else None
 
     @property
     def ok(self) -> bool:
@@ -634,6 +644,8 @@ def measure(
     naive: Naive,
     runs: int,
     open_client: httpx.Client | None = None,
+    with_naive: bool = True,
+    open_off: Callable[[], contextlib.AbstractContextManager[None]] = privacy_off,
 ) -> Result:
     first = client.get(case.path, params=case.params)  # warm-up, and the body to check
     if first.status_code != 200:
@@ -642,22 +654,26 @@ def measure(
         )
     times, open_times = [], []
     if open_client is not None:
-        with privacy_off():
+        with open_off():
             open_client.get(case.path, params=case.params).raise_for_status()  # warm-up
-    for _ in range(runs):  # alternating, so that the machine's load falls on both alike
-        times.append(_timed(client, case))
-        if open_client is not None:
-            with privacy_off():
+    for i in range(runs):  # alternating, so that the machine's load falls on both alike
+        if open_client is not None and i % 2:  # and each goes first half of the time
+            with open_off():
                 open_times.append(_timed(open_client, case))
-    keys = case.naive()
-    problem = case.check(first.json()) if case.check else None
+        times.append(_timed(client, case))
+        if open_client is not None and not i % 2:
+            with open_off():
+                open_times.append(_timed(open_client, case))
+    keys = case.naive() if with_naive else []
+    problem = case.check(first.json()) if case.check and with_naive else None
     return Result(
         case,
         statistics.median(times),
         _p95(times),
-        naive.ms(*keys),
+        naive.ms(*keys) if with_naive else math.nan,
         problem,
         statistics.median(open_times) if open_times else None,
+        list(zip(times, open_times, strict=True)) if open_times else [],
     )
 
 
@@ -668,9 +684,17 @@ def bench(url: str, tmp: Path, args: argparse.Namespace, title: str) -> list[Res
     results = []
     print(f"  timing {args.runs} runs per report (after one warm-up) and the naive queries …")
     try:
-        with serve(url, tmp) as client, serve(url, tmp, min_group=1) as open_client:
+        # --same: the second portal with the privacy method too, so that the "privacy" ratios
+        # show what the machine's noise alone makes of two equal portals
+        open_min, open_off = (5, contextlib.nullcontext) if args.same else (1, privacy_off)
+        with serve(url, tmp) as client, serve(url, tmp, min_group=open_min) as open_client:
+            wanted = args.only.split(",") if args.only else None
             for case in cases(naive, today):
-                result = measure(client, case, naive, args.runs, open_client)
+                if wanted and not any(w in case.label for w in wanted):
+                    continue
+                result = measure(
+                    client, case, naive, args.runs, open_client, not args.no_naive, open_off
+                )
                 results.append(result)
                 if args.verbose:
                     print(f"    {case.label}: {result.median:.1f} ms", file=sys.stderr)
@@ -685,14 +709,16 @@ def print_table(title: str, results: list[Result]) -> None:
     print()
     print(f"{title}: median and p95 over HTTP; naive = the same figures grouped from raw events")
     print("  privacy = median with noise and suppression / median without (the same run)")
+    print("  paired = median of with / without over the requests timed back to back")
     print(
         f"{'report':<{width}}  {'median ms':>9}  {'p95 ms':>8}  {'naive ms':>9}  {'ratio':>7}"
-        f"  {'privacy':>7}"
+        f"  {'privacy':>7}  {'paired':>6}"
     )
     for r in results:
         verdict = "PASS" if r.ok else "FAIL"
         note = f"  {r.problem}" if r.problem else ""
         privacy = f"{r.privacy:7.2f}" if r.privacy else f"{'-':>7}"
+        privacy += f"  {r.paired:6.2f}" if r.paired else f"  {'-':>6}"
         print(
             f"{r.case.label:<{width}}  {r.median:9.1f}  {r.p95:8.1f}  {r.naive:9.0f}  "
             f"{r.median / r.naive:7.4f}  {privacy}  {verdict}{note}"
@@ -700,10 +726,12 @@ def print_table(title: str, results: list[Result]) -> None:
     slowest = max(results, key=lambda r: r.median)
     print(f"slowest: {slowest.case.label} at {slowest.median:.1f} ms (target <= {TARGET_MS:g} ms)")
     ratios = sorted(r.privacy for r in results if r.privacy)
+    paired = sorted(r.paired for r in results if r.paired)
     if ratios:
         print(
             f"privacy method: median ratio {statistics.median(ratios):.2f}, largest "
-            f"{ratios[-1]:.2f} (target <= {PRIVACY_TARGET:.2f})"
+            f"{ratios[-1]:.2f} (target <= {PRIVACY_TARGET:.2f}); paired: median "
+            f"{statistics.median(paired):.2f}, largest {paired[-1]:.2f}"
         )
 
 
@@ -739,25 +767,55 @@ def run_sqlite(args: argparse.Namespace, tmp: Path) -> list[Result]:
 
 
 def run_postgres(args: argparse.Namespace, tmp: Path) -> list[Result]:
-    name = f"launcher_bench_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
-    url = sa.make_url(args.pg_url).set(database=name).render_as_string(hide_password=False)
-    print(f"PostgreSQL: database {name} (dropped at the end)")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        engine = db.make_engine(url)
-        db.upgrade(engine)
-        generate(engine, args, dt.datetime.now(dt.UTC).date())
-        engine.dispose()
-        vacuum = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-        with vacuum.connect() as conn:  # what autovacuum would have done by now
-            conn.execute(sa.text("VACUUM ANALYZE"))
-        vacuum.dispose()
-        return bench(url, tmp, args, "PostgreSQL")
-    finally:
+
+    def url_of(name: str) -> str:
+        return sa.make_url(args.pg_url).set(database=name).render_as_string(hide_password=False)
+
+    def exists(name: str) -> bool:
         with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            found = conn.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+            ).first()
+        return found is not None
+
+    today = dt.datetime.now(dt.UTC).date()
+    if args.pg_keep:  # named like --keep's file; only a complete history gets the name
+        name = (
+            f"{args.pg_keep}_v{DATA_VERSION}_{args.events}_{args.employees}x{args.months}_"
+            f"{today.strftime('%Y%m')}"
+        )
+        building = f"{name}_partial"
+    else:
+        name = building = f"launcher_bench_{uuid.uuid4().hex[:8]}"
+    reuse = bool(args.pg_keep) and exists(name)
+    print(f"PostgreSQL: database {name}" + ("" if args.pg_keep else " (dropped at the end)"))
+    try:
+        if reuse:
+            print("  reusing the history generated earlier (--pg-keep)")
+            engine = db.make_engine(url_of(name))
+            db.upgrade(engine)  # a migration added since then
+            engine.dispose()
+        else:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)'))
+                conn.execute(sa.text(f'CREATE DATABASE "{building}"'))
+            engine = db.make_engine(url_of(building))
+            db.upgrade(engine)
+            generate(engine, args, today)
+            engine.dispose()
+            vacuum = sa.create_engine(url_of(building), isolation_level="AUTOCOMMIT")
+            with vacuum.connect() as conn:  # what autovacuum would have done by now
+                conn.execute(sa.text("VACUUM ANALYZE"))
+            vacuum.dispose()
+            if building != name:
+                with admin.connect() as conn:
+                    conn.execute(sa.text(f'ALTER DATABASE "{building}" RENAME TO "{name}"'))
+        return bench(url_of(name), tmp, args, "PostgreSQL")
+    finally:
+        if not args.pg_keep:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 
@@ -771,6 +829,24 @@ def main() -> int:
     parser.add_argument("--employees", type=int, default=EMPLOYEES)
     parser.add_argument("--months", type=int, default=MONTHS)
     parser.add_argument("--pg-url", default=os.environ.get("LAUNCHER_BENCH_POSTGRES", PG_URL))
+    parser.add_argument(
+        "--pg-keep",
+        metavar="PREFIX",
+        help="keep and reuse the PostgreSQL history in a database named PREFIX_v1_...",
+    )
+    parser.add_argument(
+        "--only", metavar="LABELS", help="only the reports whose label contains one of these (a,b)"
+    )
+    parser.add_argument(
+        "--no-naive",
+        action="store_true",
+        help="skip the naive baseline and its agreement check (the privacy ratio only)",
+    )
+    parser.add_argument(
+        "--same",
+        action="store_true",
+        help="both portals with the privacy method: the ratios' noise floor on this machine",
+    )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
 

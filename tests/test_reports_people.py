@@ -8,18 +8,18 @@ import datetime as dt
 import random
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from pyroaring import BitMap
+from pyroaring import BitMap, FrozenBitMap
 from sqlmodel import SQLModel
 
 from launcher import db
 from launcher.events import BatchWriter, Launch, SignIn
 from launcher.registry import load_registry
-from launcher.reports import cellkey, distinct, people, queries, rebuild, rollups
+from launcher.reports import cellkey, distinct, people, personkeys, queries, rebuild, rollups
 from launcher.reports.periods import Period
 from tests.helpers import EXAMPLE_APPS
 
@@ -120,6 +120,116 @@ def test_a_count_has_the_cell_key_of_its_people(database_url: str, tmp_path: Pat
         half = distinct.people(conn, Period(dt.date(2025, 3, 1), dt.date(2025, 3, 14)), "launched")
         early = {e.user_id for e in events if e.ts.day <= 14}
         assert count(half[(people.ANY, people.ANY)]) == (len(early), _key(*early))
+    engine.dispose()
+
+
+def test_small_and_large_sets_get_the_same_cell_keys(database_url: str, tmp_path: Path) -> None:
+    """A set of up to personkeys.SMALL people is keyed person by person, a larger one by the
+    key planes: either way the sum of its people's person keys."""
+    engine = db.make_engine(database_url)
+    users = [f"user-{i}" for i in range(personkeys.DIRECT + 40)]
+    _write(
+        engine,
+        tmp_path,
+        [[Launch(_ts("2025-03-03"), "teams", u, "nursing", "portal")] for u in users],
+    )
+    with engine.connect() as conn:
+        query = sa.select(people.T_PERSON_NUMBER.c.number, people.T_PERSON_NUMBER.c.user_id)
+        numbered = {int(n): str(u) for n, u in conn.execute(query)}
+        everyone = distinct.people(conn, Period(dt.date(2025, 3, 3), dt.date(2025, 3, 3)), "active")
+        found = everyone[(people.ANY, people.ANY)]
+        count = distinct.Counter(conn)
+        sizes = (1, personkeys.SMALL, personkeys.SMALL + 1, personkeys.DIRECT + 1, len(users) - 1)
+        for size in (*sizes, len(users)):
+            subset = BitMap(list(found)[:size])
+            assert count(subset) == (size, _key(*(numbered[n] for n in subset)))
+    engine.dispose()
+
+
+def test_every_way_of_keying_a_set_gives_the_sum_of_its_person_keys() -> None:
+    """personkeys.Keys sums a set person by person, by the key planes or by its complement,
+    depending on its size and containers: each gives the sum of the person keys."""
+    rnd = random.Random(5)
+    keys = [rnd.getrandbits(32) for _ in range(70_000)]  # two blocks of 65,536 numbers
+    keys[17] = 0  # a number nobody has (purged, or reserved and never given)
+    half = personkeys.grown(
+        personkeys.Keys(), 40_000, [(n, keys[n]) for n in range(40_000) if n != 17]
+    )
+    grown = personkeys.grown(half, 70_000, [(n, keys[n]) for n in range(40_000, 70_000)])
+    assert half.known == 40_000 and len(half.by_number) == 40_000  # a reader's keys unchanged
+    shapes = {
+        "small": (rnd.sample(range(70_000), 10), "n_array_containers"),
+        "direct": (rnd.sample(range(70_000), 200), "n_array_containers"),
+        "sparse": (rnd.sample(range(70_000), 3_000), "n_array_containers"),
+        "bitsets": (rnd.sample(range(65_536), 30_000), "n_bitset_containers"),
+        "runs": ([n for n in range(60_000) if n % 500], "n_run_containers"),
+        "everyone": (list(range(70_000)), "n_run_containers"),
+        "with the purged number": ([17, *range(100, 400)], "n_run_containers"),
+    }
+    for name, (numbers, container) in shapes.items():
+        bitmap = BitMap(numbers)
+        bitmap.run_optimize()
+        stats = cast(dict[str, int], bitmap.get_statistics())
+        assert stats[container] > 0, name  # the shape meant
+        want = sum(keys[n] for n in numbers) % cellkey.MOD
+        assert grown(FrozenBitMap(bitmap)) == want, name
+        assert grown(bitmap) == want, name
+
+
+def test_a_sum_is_kept_per_set_and_numbering() -> None:
+    """personkeys.SUMS: the same people in another set object are a hit; another database
+    numbering (epoch) is not, and gets its own sum; the kept sets stay within the budget."""
+    rows = [(n, n * 7_919) for n in range(3_000)]
+    mine = personkeys.grown(personkeys.Keys(("db", "one")), 3_000, rows)
+    theirs = personkeys.grown(personkeys.Keys(("db", "two")), 3_000, [(n, k * 3) for n, k in rows])
+    budget = personkeys.SUMS.budget
+    personkeys.SUMS.clear()
+    try:
+        first, again = FrozenBitMap(range(0, 3_000, 3)), FrozenBitMap(range(0, 3_000, 3))
+        assert personkeys.key_sum(mine, first) == mine(first)
+        hits = personkeys.SUMS.hits
+        assert personkeys.key_sum(mine, again) == mine(first)
+        assert personkeys.SUMS.hits == hits + 1
+        assert personkeys.key_sum(theirs, again) == theirs(again) != mine(again)
+        assert personkeys.SUMS.hits == hits + 1
+        personkeys.SUMS.budget = 10_000  # a few sets of 1,500 people
+        for start in range(40):
+            found = FrozenBitMap(range(start, 3_000, 2))
+            assert personkeys.key_sum(mine, found) == mine(found)
+        assert 0 < len(personkeys.SUMS) < 40 and personkeys.SUMS.size <= 10_000
+    finally:
+        personkeys.SUMS.budget = budget
+        personkeys.SUMS.clear()
+
+
+def test_a_person_numbered_after_the_first_count_is_keyed(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The key planes a Counter holds grow when a set has a number given after they were
+    read (a writer committing between two counts of one report)."""
+    engine = db.make_engine(database_url)
+    day = Period(dt.date(2025, 3, 3), dt.date(2025, 3, 3))
+    early = [f"early-{i}" for i in range(3)]
+    _write(
+        engine,
+        tmp_path,
+        [[Launch(_ts("2025-03-03"), "teams", u, "nursing", "portal")] for u in early],
+    )
+    with engine.connect() as conn:
+        count = distinct.Counter(conn)
+        assert count(distinct.people(conn, day, "active")[(people.ANY, people.ANY)]) == (
+            3,
+            _key(*early),
+        )
+        conn.rollback()  # no read lock in the way of the writer below (SQLite)
+        late = [f"late-{i}" for i in range(200)]  # more than SMALL, and a few
+        writer = BatchWriter(engine, tmp_path / "spool", on_flush=rollups.apply)
+        for i, batch in enumerate((late[:5], late[5:])):  # batch ids of their own
+            launches = [Launch(_ts("2025-03-03", 11), "ehr", u, "medical", "portal") for u in batch]
+            writer.write(f"late-{i}", launches, [], TZ)
+        found = distinct.people(conn, day, "active", department=distinct.EACH)
+        assert count(found[(people.ANY, "medical")]) == (200, _key(*late))
+        assert count(BitMap(list(found[(people.ANY, "medical")])[:5])) == (5, _key(*late[:5]))
     engine.dispose()
 
 

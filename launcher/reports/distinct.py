@@ -13,13 +13,10 @@ not seen -- in practice today's. A year's union is kept under its twelve month s
 entry whose stamps changed is never read again, so none is ever stale.
 
 Each count goes with its cell key, the sum of its people's person keys modulo 2**32
-(launcher/reports/cellkey.py), without visiting the people: a person key is 32 bits, so the
-sum over a set S is the sum over the bits j of 2**j times the number of people in S whose key
-has bit j set, |S & P_j|. The 32 *key planes* P_j (bitmaps of person numbers) are built in
-each process from person_number and grown as numbers are given; an intersection count of
-Roaring bitmaps costs per container of 65,536 numbers, not per person. The keys are the same
-person keys as before the bitmaps (a hash of the pseudonymous user id), so every figure gets
-the noise it got before, whichever way its people were counted.
+(launcher/reports/cellkey.py), taken from the bitmap without a query per person
+(launcher/reports/personkeys.py): the same person keys as before the bitmaps (a hash of the
+pseudonymous user id), so every figure gets the noise it got before, whichever way its people
+were counted.
 """
 
 from __future__ import annotations
@@ -31,15 +28,22 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from pyroaring import AbstractBitMap, BitMap, FrozenBitMap
+from pyroaring import AbstractBitMap, FrozenBitMap
 
 from launcher.dates import month_end
-from launcher.reports.cellkey import MOD, Count
-from launcher.reports.people import ANY, T_PEOPLE_DAY, T_PEOPLE_MONTH, T_PEOPLE_STAMP
+from launcher.reports import personkeys
+from launcher.reports.cellkey import Count
+from launcher.reports.people import (
+    ANY,
+    T_PEOPLE_DAY,
+    T_PEOPLE_MONTH,
+    T_PEOPLE_STAMP,
+    T_PERSON_COUNTER,
+)
 from launcher.reports.periods import Period
 from launcher.reports.sql import UNKNOWN
 
@@ -47,6 +51,9 @@ EACH = None  # "one bitmap per app (or department)", as opposed to ANY: all of t
 Spec = str | None  # ANY, EACH or one app (department) id
 Sets = dict[tuple[str, str], AbstractBitMap]  # (app_id, department) -> people
 _SHARED: ContextVar[dict[tuple[object, ...], Any] | None] = ContextVar("shared", default=None)
+# person_counter as the last stamps query on a connection read it: (connection, next number,
+# epoch) -- the key planes' check rides on that query instead of a round trip of its own
+_COUNTER: ContextVar[tuple[sa.Connection, int, str] | None] = ContextVar("counter", default=None)
 
 # The decoded bitmaps a process keeps (see _Cache). A five-year page at 100,000 employees
 # holds about 45 MB (docs/SCALING.md); past the budget the least recently used go first.
@@ -238,13 +245,24 @@ def _union(pieces: list[Sets]) -> Sets:
 
 
 def _stamps(conn: sa.Connection, p: Parts) -> dict[Unit, int]:
-    """The stamps of the months and days ``p`` reads; a day (month) without one has no rows."""
-    s = T_PEOPLE_STAMP
+    """The stamps of the months and days ``p`` reads; a day (month) without one has no rows.
+    Each row also carries person_counter's one row, for :class:`Counter` (on PostgreSQL a
+    statement of its own was a round trip per report, up to half of the cell keys' cost)."""
+    s, c = T_PEOPLE_STAMP, T_PERSON_COUNTER
     ranges = [sa.and_(s.c.kind == "day", s.c.at >= d.start, s.c.at <= d.end) for d in p.days]
     if p.first is not None:
         ranges.append(sa.and_(s.c.kind == "month", s.c.at >= p.first, s.c.at <= p.last))
-    query = sa.select(s.c.kind, s.c.at, s.c.version).where(sa.or_(*ranges))
-    return {(kind, at): int(v) for kind, at, v in conn.execute(query)}
+    query = (
+        sa.select(s.c.kind, s.c.at, s.c.version, c.c.next_number, c.c.epoch)
+        .select_from(s.outerjoin(c, sa.true()))
+        .where(sa.or_(*ranges))
+    )
+    out = {}
+    for kind, at, version, limit, epoch in conn.execute(query):
+        out[(kind, at)] = int(version)
+        if limit is not None:
+            _COUNTER.set((conn, int(limit), str(epoch)))
+    return out
 
 
 def _fetch(
@@ -284,53 +302,12 @@ def union(sets: Iterable[AbstractBitMap]) -> AbstractBitMap:
 
 
 # --- cell keys --------------------------------------------------------------------------------
-@dataclass
-class _Planes:
-    epoch: str = ""
-    known: int = 0  # numbers below this are in the planes
-    planes: list[BitMap] = field(default_factory=lambda: [BitMap() for _ in range(32)])
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-_PLANES: dict[str, _Planes] = {}
-_PLANES_LOCK = threading.Lock()
-
-
-def _planes(conn: sa.Connection) -> list[BitMap]:
-    """This database's key planes, grown by the numbers given since the last call. Numbers
-    are never given twice and a person's key never changes, so the planes only grow; a new
-    ``epoch`` (a database numbered afresh) starts them again."""
-    url = conn.engine.url.render_as_string(hide_password=True)
-    with _PLANES_LOCK:
-        cache = _PLANES.setdefault(url, _Planes())
-    row = conn.execute(sa.text("SELECT next_number, epoch FROM person_counter")).first()
-    if row is None:
-        return [BitMap() for _ in range(32)]
-    limit, epoch = int(row[0]), str(row[1])
-    with cache.lock:
-        if epoch != cache.epoch:
-            cache.epoch, cache.known = epoch, 0
-            cache.planes = [BitMap() for _ in range(32)]
-        if limit > cache.known:
-            rows = conn.execute(
-                sa.text(
-                    "SELECT number, person_key FROM person_number "
-                    "WHERE number >= :lo AND number < :hi"
-                ),
-                {"lo": cache.known, "hi": limit},
-            ).all()
-            planes = [BitMap(cache.planes[j]) for j in range(32)]  # readers keep the old ones
-            for j in range(32):
-                planes[j].update(int(n) for n, k in rows if (int(k) >> j) & 1)
-            cache.planes, cache.known = planes, limit
-        return cache.planes
-
-
 class Counter:
     """Counts of bitmaps with their cell keys, for one report's connection."""
 
     def __init__(self, conn: sa.Connection) -> None:
-        self._planes = memoized(("planes",), lambda: _planes(conn))
+        self._conn = conn
+        self._keys: personkeys.Keys | None = None  # read on the first count
         memo = _SHARED.get()
         # within a page, the counts of the (shared, frozen) sets already counted, by identity;
         # the set is kept beside its count so that its id cannot be reused
@@ -344,8 +321,14 @@ class Counter:
         done = self._counted.get(id(people))
         if done is not None and done[0] is people:
             return done[1]
-        key = sum(people.intersection_cardinality(p) << j for j, p in enumerate(self._planes))
-        count = len(people), key % MOD
+        keys = self._keys
+        if keys is None:
+            seen = _COUNTER.get()
+            counter = seen[1:] if seen is not None and seen[0] is self._conn else None
+            keys = self._keys = memoized(("planes",), lambda: personkeys.load(self._conn, counter))
+        if people.max() >= keys.known:  # a number given since the counter was read
+            keys = self._keys = personkeys.load(self._conn)
+        count = len(people), personkeys.key_sum(keys, people)
         if isinstance(people, FrozenBitMap):
             self._counted[id(people)] = (people, count)
         return count
