@@ -540,3 +540,27 @@ def test_the_importer_pseudonymises_as_sign_in_does(settings: Settings) -> None:
     key = hmac.new(settings.pseudonym_secret(), digestmod=hashlib.sha256)
     key.update(f"{settings.oidc_issuer}\0".encode())
     assert importer._pseudonym(key, "alice") == _uid(settings, "alice")
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        dt.datetime(2025, 3, 3, 9, 0, 0),
+        dt.datetime(2025, 3, 3, 9, 0, 49, 999_999),
+        dt.datetime(2025, 3, 3, 9, 0, 50),
+        dt.datetime(2025, 3, 3, 9, 1, 59, 123_456),
+        dt.datetime(2024, 2, 29, 23, 59, 55),  # a leap day's last minute
+        dt.datetime(2025, 1, 1, 0, 1, 10),  # the window starts in the year before
+        dt.datetime(2025, 12, 31, 23, 59, 59, 999_999),  # and ends in the year after
+    ],
+)
+def test_the_sqlite_window_edges_are_the_datetime_arithmetic(at: dt.datetime) -> None:
+    """The reading thread writes the window's edges from the minute's text (importer._Window);
+    they are exactly the stored text of the sign-in's time minus BEFORE and plus AFTER."""
+    window = importer._Window()
+    text = at.isoformat(" ", "microseconds")
+    for _ in range(2):  # the minute made, then the minute kept
+        assert window.edges(text) == (
+            (at - join.BEFORE).isoformat(" ", "microseconds"),
+            (at + join.AFTER).isoformat(" ", "microseconds"),
+        )
