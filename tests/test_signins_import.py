@@ -574,7 +574,7 @@ def test_the_sqlite_window_edges_are_the_datetime_arithmetic(at: dt.datetime) ->
     window = importer._Window()
     text = at.isoformat(" ", "microseconds")
     for _ in range(2):  # the minute made, then the minute kept
-        assert window.edges(text) == (
+        assert window.edges(at.replace(tzinfo=dt.UTC), text) == (
             (at - join.BEFORE).isoformat(" ", "microseconds"),
             (at + join.AFTER).isoformat(" ", "microseconds"),
         )

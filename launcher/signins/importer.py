@@ -265,47 +265,46 @@ def _row(
     # edges of the join's window in the same form, computed here in the reading thread rather
     # than by SQLite's strftime() in the writing one, the import's bound (bench/README.md)
     text = ts.isoformat(" ", "microseconds")[:26]  # ts is within EARLIEST ... (no "+00:00")
-    return (record_id, text, user, app_id, app, name, *window.edges(text))
+    return (record_id, text, user, app_id, app, name, *window.edges(ts, text))
 
 
 class _Window:
     """SQLite: the stored text of the first and last time of a launch in a sign-in's join
-    window (join.BEFORE before it, join.AFTER after it), from the sign-in's stored text.
-    Whole seconds move only the minute and the seconds: the texts of the minutes an edge
-    can fall in are made once per minute with datetime arithmetic, each edge is then a
-    format of two strings -- cheaper than the two ``isoformat`` calls per record it replaces,
-    which were a sixth of the reading thread (bench/README.md, 2026-12-02). Exports come in
-    time order (Graph's, Keycloak's, Okta's), so the minutes kept are the recent ones."""
+    window (join.BEFORE before it, join.AFTER after it). The window is whole minutes before
+    and under a minute after, so an edge differs from the sign-in's text in the minute only
+    (and by AFTER in the seconds): per minute seen, the text of the minute BEFORE earlier and
+    of the next one are kept, and an edge is a format of two strings -- instead of datetime
+    arithmetic and ``isoformat`` twice per record, a sixth of the reading thread
+    (bench/README.md, 2026-12-02). A minute not seen before takes the arithmetic, as every
+    record did; exports come in time order (Graph's, Keycloak's, Okta's), so that is rare."""
 
-    FIRST = -join.BEFORE_S // 60  # the minutes an edge can be away from its sign-in's
-    LAST = (59 + join.AFTER_S) // 60
-    # those an edge does fall in (with whole minutes before, not the one between)
-    NEEDED = {FIRST, (59 - join.BEFORE_S) // 60, join.AFTER_S // 60, LAST}
-    MAX_MINUTES = 4096  # minutes kept (about 1.5 MB), then forgotten
+    SHAPED = join.BEFORE_S % 60 == 0 and 0 <= join.AFTER_S < 60  # else: the arithmetic
+    MAX_MINUTES = 4096  # minutes kept (about 1 MB), then forgotten
 
     def __init__(self) -> None:
-        self.minutes: dict[str, tuple[str, ...]] = {}
+        self.minutes: dict[str, list[str]] = {}  # minute -> [minute BEFORE earlier, next]
 
-    def _minute(self, minute: str) -> tuple[str, ...]:
-        if len(self.minutes) >= self.MAX_MINUTES:
-            self.minutes.clear()
-        start = dt.datetime.fromisoformat(minute)
-        texts = self.minutes[minute] = tuple(
-            (start + dt.timedelta(minutes=k)).isoformat(" ", "minutes") if k in self.NEEDED else ""
-            for k in range(self.FIRST, self.LAST + 1)
-        )
-        return texts
-
-    def edges(self, text: str) -> tuple[str, str]:
-        """(lo, hi) of a stored time 'YYYY-MM-DD HH:MM:SS.ffffff'."""
+    def edges(self, ts: dt.datetime, text: str) -> tuple[str, str]:
+        """(lo, hi) of the sign-in at ``ts`` (UTC), stored as ``text``."""
         minute = text[:16]
-        texts = self.minutes.get(minute) or self._minute(minute)
-        second, rest = int(text[17:19]), text[19:]
-        lo, hi = second - join.BEFORE_S, second + join.AFTER_S
-        return (
-            f"{texts[lo // 60 - self.FIRST]}:{lo % 60:02d}{rest}",
-            f"{texts[hi // 60 - self.FIRST]}:{hi % 60:02d}{rest}",
-        )
+        known = self.minutes.get(minute)
+        second = int(text[17:19])
+        if known is not None:
+            lo = known[0] + text[16:]  # the same seconds
+            if second < 60 - join.AFTER_S:
+                return lo, f"{minute}:{second + join.AFTER_S:02d}{text[19:]}"
+            if known[1]:
+                return lo, f"{known[1]}:{second + join.AFTER_S - 60:02d}{text[19:]}"
+        lo = (ts - join.BEFORE).isoformat(" ", "microseconds")[:26]
+        hi = (ts + join.AFTER).isoformat(" ", "microseconds")[:26]
+        if self.SHAPED:
+            if known is None:
+                if len(self.minutes) >= self.MAX_MINUTES:
+                    self.minutes.clear()
+                known = self.minutes[minute] = [lo[:16], ""]
+            if second >= 60 - join.AFTER_S:
+                known[1] = hi[:16]
+        return lo, hi
 
 
 def _store(engine: sa.Engine, provider: str, rows: Rows) -> Summary:
