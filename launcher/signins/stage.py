@@ -18,8 +18,8 @@ Row = tuple[str, object, str, str, str, str] | tuple[str, str, str, str, str, st
 COLUMNS = "record_id, ts, user_id, app_id, provider_app_id, provider_app"
 # PostgreSQL: a chunk's launch probe is one hash join when its time range holds at most this
 # many launches per staged row, else one index probe per row. Measured (bench/README.md,
-# 2026-12-02): the join saves ~17 ms a chunk of 5,000 at 3,300 launches and costs ~14 ms more
-# at 100,000 (an export in random order), even at ~55,000
+# 2026-12-02): per chunk of 5,000 the join saved ~17 ms at 3,300 launches and cost ~14 ms more
+# at 100,000 (an export in random order; a straight line between breaks even near 55,000)
 JOIN_LAUNCHES = 2
 
 
