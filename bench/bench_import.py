@@ -21,6 +21,12 @@ on a local PostgreSQL, its server process (read from /proc).
 
     python bench/bench_import.py [--records 500000] [--launches 100000] [--no-postgres]
     python bench/bench_import.py --memory 500000,1000000,2000000
+    python bench/bench_import.py --against /tmp/old --rounds 3   # A/B against another tree
+
+``--against DIR`` imports the same file alternately with this tree's code and with the
+``launcher`` package of ``DIR`` (e.g. ``git archive main launcher | tar -x -C DIR``), each
+into a fresh database seeded alike, ``--rounds`` times each, in one run: on a shared machine
+before and after can only be compared under the same load.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from launcher.auth.user import pseudonym
 from launcher.settings import load_settings
 from launcher.signins import importer
 
+PREFIX = os.environ.get("BENCH_DB_PREFIX", "launcher_bench")  # fresh databases' names
 PG_URL = os.environ.get(
     "LAUNCHER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
@@ -177,6 +184,8 @@ def child(url: str, path: Path) -> None:
             {
                 "seconds": seconds,
                 "cpu": cpu + server,
+                "client": cpu,
+                "server": server,
                 "peak_mb": peak_mb,
                 "summary": str(summary),
             }
@@ -217,12 +226,17 @@ def bare(path: Path) -> tuple[float, float]:
     return time.perf_counter() - started, _cpu() - cpu
 
 
-def run_child(url: str, path: Path) -> dict[str, object]:
+def run_child(url: str, path: Path, tree: str | None = None) -> dict[str, object]:
+    """One import in a child process; ``tree``: with the launcher package found there."""
+    env = dict(os.environ)
+    if tree is not None:
+        env["PYTHONPATH"] = tree
     out = subprocess.run(
         [sys.executable, __file__, "--child", url, str(path)],
         check=True,
         capture_output=True,
         text=True,
+        env=env,
     ).stdout
     result: dict[str, object] = json.loads(out.strip().splitlines()[-1])
     return result
@@ -236,7 +250,7 @@ def _databases(tmp: Path, postgres: bool) -> Iterator[tuple[str, Callable[[], st
         names: list[str] = []
 
         def fresh() -> str:
-            name = f"launcher_bench_{uuid.uuid4().hex[:8]}"
+            name = f"{PREFIX}_{uuid.uuid4().hex[:8]}"
             with ADMIN.connect() as conn:
                 conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
             names.append(name)
@@ -274,6 +288,35 @@ def speed(tmp: Path, args: argparse.Namespace) -> None:
         )
 
 
+def against(tmp: Path, args: argparse.Namespace) -> None:
+    """The same file imported alternately by another tree's code and this one's."""
+    path = tmp / "signins.jsonl"
+    generate(path, args.records, args.shuffled)
+    here = str(Path(__file__).resolve().parent.parent)
+    trees = [("before", str(Path(args.against).resolve())), ("after", here)]
+    print(f"{args.records:,} Entra sign-in records; before: {trees[0][1]}, after: {here}")
+    for label, fresh in _databases(tmp, not args.no_postgres):
+        for round_ in range(args.rounds):
+            for name, tree in trees if round_ % 2 == 0 else trees[::-1]:
+                url = fresh()
+                seed_launches(url, args.launches)
+                base = bare(path)
+                load = os.getloadavg()[0]
+                r = run_child(url, path, tree)
+                rate = args.records / float(r["seconds"])  # type: ignore[arg-type]
+                print(
+                    f"{label:<11}{name:<7}{rate:>9,.0f} records/s (json.loads "
+                    f"{args.records / base[0]:>9,.0f}: ratio {rate * base[0] / args.records:.2f}); "
+                    f"CPU {float(r['cpu']):5.1f} s = client {float(r['client']):5.1f} "  # type: ignore[arg-type]
+                    f"+ server {float(r['server']):5.1f} (json.loads {base[1]:.1f}: ratio "  # type: ignore[arg-type]
+                    f"{base[1] / float(r['cpu']):.2f}); peak RSS {r['peak_mb']:.0f} MB; "  # type: ignore[arg-type]
+                    f"load {load:.1f}",
+                    flush=True,
+                )
+                if url.startswith("sqlite"):
+                    Path(url.removeprefix("sqlite:///")).unlink()
+
+
 def memory(tmp: Path, args: argparse.Namespace) -> None:
     sizes = sorted(int(n) for n in args.memory.split(","))
     full = tmp / "signins-full.jsonl"
@@ -305,6 +348,8 @@ def main() -> None:
     parser.add_argument("--shuffled", action="store_true", help="records in random time order")
     parser.add_argument("--memory", help="comma list of record counts: peak memory of each")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--against", help="another tree: its code and this one's, alternately")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each with --against")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -312,7 +357,7 @@ def main() -> None:
         return
     tmp = Path(tempfile.mkdtemp())
     try:
-        (memory if args.memory else speed)(tmp, args)
+        (memory if args.memory else against if args.against else speed)(tmp, args)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         ADMIN.dispose()

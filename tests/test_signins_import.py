@@ -24,7 +24,7 @@ from launcher.events import BatchWriter, Launch, SignIn
 from launcher.reports import cellkey, gateway, rebuild, rollups
 from launcher.reports.periods import Period
 from launcher.settings import Settings
-from launcher.signins import importer, join
+from launcher.signins import importer, join, stage
 from launcher.signins import rollups as signin_rollups
 from launcher.signins.record import ImportRefused
 from tests.test_rollups import assert_no_person_before
@@ -239,11 +239,23 @@ def test_launches_first_or_import_first_give_the_same_figures(
     engine.dispose()
 
 
+@pytest.mark.parametrize("probe", ["per row", "joined"])
 def test_the_window_is_exact_to_the_microsecond_in_either_order(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, probe: str
 ) -> None:
     """The import matches inside the database (SQLite: shifting the stored text by whole
-    seconds), a launch flush in Python: both draw the window's edges at the same microsecond."""
+    seconds), a launch flush in Python: both draw the window's edges at the same microsecond.
+    On PostgreSQL a chunk probes the launches row by row or, when its time range holds few,
+    in one join (launcher/signins/stage.py): both ways alike."""
+    monkeypatch.setattr(stage, "JOIN_LAUNCHES", -1 if probe == "per row" else 10**6)
+    chosen: list[bool] = []
+    few = stage.Stage._few_launches
+
+    def spy(self: stage.Stage, *args: Any) -> bool:
+        chosen.append(few(self, *args))
+        return chosen[-1]
+
+    monkeypatch.setattr(stage.Stage, "_few_launches", spy)
     launch = T + dt.timedelta(microseconds=250_001)
     us = dt.timedelta(microseconds=1)
     edges = {  # sign-in time -> through the portal
@@ -274,6 +286,8 @@ def test_the_window_is_exact_to_the_microsecond_in_either_order(
             got = {str(r): int(v) for r, v in rows}
         assert got == {f"e{i}": int(via) for i, via in enumerate(edges.values())}, order
         engine.dispose()
+    if not settings.database_url.startswith("sqlite"):  # the way asked was taken
+        assert set(chosen) == {probe == "joined"}
 
 
 @pytest.mark.parametrize(
@@ -540,3 +554,27 @@ def test_the_importer_pseudonymises_as_sign_in_does(settings: Settings) -> None:
     key = hmac.new(settings.pseudonym_secret(), digestmod=hashlib.sha256)
     key.update(f"{settings.oidc_issuer}\0".encode())
     assert importer._pseudonym(key, "alice") == _uid(settings, "alice")
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        dt.datetime(2025, 3, 3, 9, 0, 0),
+        dt.datetime(2025, 3, 3, 9, 0, 49, 999_999),
+        dt.datetime(2025, 3, 3, 9, 0, 50),
+        dt.datetime(2025, 3, 3, 9, 1, 59, 123_456),
+        dt.datetime(2024, 2, 29, 23, 59, 55),  # a leap day's last minute
+        dt.datetime(2025, 1, 1, 0, 1, 10),  # the window starts in the year before
+        dt.datetime(2025, 12, 31, 23, 59, 59, 999_999),  # and ends in the year after
+    ],
+)
+def test_the_sqlite_window_edges_are_the_datetime_arithmetic(at: dt.datetime) -> None:
+    """The reading thread writes the window's edges from the minute's text (importer._Window);
+    they are exactly the stored text of the sign-in's time minus BEFORE and plus AFTER."""
+    window = importer._Window()
+    text = at.isoformat(" ", "microseconds")
+    for _ in range(2):  # the minute made, then the minute kept
+        assert window.edges(at.replace(tzinfo=dt.UTC), text) == (
+            (at - join.BEFORE).isoformat(" ", "microseconds"),
+            (at + join.AFTER).isoformat(" ", "microseconds"),
+        )

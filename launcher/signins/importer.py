@@ -189,6 +189,7 @@ def _rows(
         chunk: list[Row] = []
         skipped = summary.skipped
         users: dict[str, str] = {}  # raw id -> pseudonym: people sign in many times
+        window = _Window() if sqlite else None
         latest = dt.datetime.now(dt.UTC) + AHEAD
         first = max(EARLIEST, retained_from or EARLIEST)
         try:
@@ -202,7 +203,7 @@ def _rows(
                 if record.ts < first:
                     skipped[PAST_RETENTION] += 1
                     continue
-                chunk.append(_row(record, key, mapping, summary, sqlite, users))
+                chunk.append(_row(record, key, mapping, summary, window, users))
                 if len(chunk) >= CHUNK:
                     if len(users) > MAX_CACHED_USERS:
                         users.clear()
@@ -237,7 +238,7 @@ def _row(
     key: Any,
     mapping: Mapping[str, str],
     summary: Summary,
-    sqlite: bool,
+    window: _Window | None,
     users: dict[str, str],
 ) -> Row:
     user = users.get(record.user)
@@ -258,14 +259,52 @@ def _row(
         record_id = hashlib.sha256(raw.encode()).hexdigest()[:32]
     elif len(record_id) > MAX_ID:
         raise FieldError("id", f"is longer than {MAX_ID} characters")
-    if not sqlite:
+    if window is None:
         return (record_id, ts, user, app_id, app, name)
     # SQLite: the text form of join.db_time, without its checks (ts is UTC already); and the
     # edges of the join's window in the same form, computed here in the reading thread rather
     # than by SQLite's strftime() in the writing one, the import's bound (bench/README.md)
-    lo = (ts - join.BEFORE).isoformat(" ", "microseconds")[:26]  # ts is within EARLIEST ...
-    hi = (ts + join.AFTER).isoformat(" ", "microseconds")[:26]
-    return (record_id, ts.isoformat(" ", "microseconds")[:26], user, app_id, app, name, lo, hi)
+    text = ts.isoformat(" ", "microseconds")[:26]  # ts is within EARLIEST ... (no "+00:00")
+    return (record_id, text, user, app_id, app, name, *window.edges(ts, text))
+
+
+class _Window:
+    """SQLite: the stored text of the first and last time of a launch in a sign-in's join
+    window (join.BEFORE before it, join.AFTER after it). The window is whole minutes before
+    and under a minute after, so an edge differs from the sign-in's text in the minute only
+    (and by AFTER in the seconds): per minute seen, the text of the minute BEFORE earlier and
+    of the next one are kept, and an edge is a format of two strings -- instead of datetime
+    arithmetic and ``isoformat`` twice per record, a sixth of the reading thread
+    (bench/README.md, 2026-12-02). A minute not seen before takes the arithmetic, as every
+    record did; exports come in time order (Graph's, Keycloak's, Okta's), so that is rare."""
+
+    SHAPED = join.BEFORE_S % 60 == 0 and 0 <= join.AFTER_S < 60  # else: the arithmetic
+    MAX_MINUTES = 4096  # minutes kept (about 1 MB), then forgotten
+
+    def __init__(self) -> None:
+        self.minutes: dict[str, list[str]] = {}  # minute -> [minute BEFORE earlier, next]
+
+    def edges(self, ts: dt.datetime, text: str) -> tuple[str, str]:
+        """(lo, hi) of the sign-in at ``ts`` (UTC), stored as ``text``."""
+        minute = text[:16]
+        known = self.minutes.get(minute)
+        second = int(text[17:19])
+        if known is not None:
+            lo = known[0] + text[16:]  # the same seconds
+            if second < 60 - join.AFTER_S:
+                return lo, f"{minute}:{second + join.AFTER_S:02d}{text[19:]}"
+            if known[1]:
+                return lo, f"{known[1]}:{second + join.AFTER_S - 60:02d}{text[19:]}"
+        lo = (ts - join.BEFORE).isoformat(" ", "microseconds")[:26]
+        hi = (ts + join.AFTER).isoformat(" ", "microseconds")[:26]
+        if self.SHAPED:
+            if known is None:
+                if len(self.minutes) >= self.MAX_MINUTES:
+                    self.minutes.clear()
+                known = self.minutes[minute] = [lo[:16], ""]
+            if second >= 60 - join.AFTER_S:
+                known[1] = hi[:16]
+        return lo, hi
 
 
 def _store(engine: sa.Engine, provider: str, rows: Rows) -> Summary:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import cast
+
 import sqlalchemy as sa
 
 from launcher.signins import join
@@ -13,14 +16,20 @@ from launcher.signins import join
 # tuples: nothing per record outlives its chunk.
 Row = tuple[str, object, str, str, str, str] | tuple[str, str, str, str, str, str, str, str]
 COLUMNS = "record_id, ts, user_id, app_id, provider_app_id, provider_app"
+# PostgreSQL: a chunk's launch probe is one hash join when its time range holds at most this
+# many launches per staged row, else one index probe per row. Measured (bench/README.md,
+# 2026-12-02): per chunk of 5,000 the join saved ~17 ms at 3,300 launches and cost ~14 ms more
+# at 100,000 (an export in random order; a straight line between breaks even near 55,000)
+JOIN_LAUNCHES = 2
 
 
 class Stage:
     """Stores chunks of rows set-based: a chunk goes into a temporary table (COPY on
     PostgreSQL, one prepared INSERT run for every row on SQLite), then one statement moves it
     into imported_signin with each row's department (user_first) and its match with the
-    launches (one probe of ix_launch_event_user_ts per row, inside the database), leaving out
-    the records stored before."""
+    launches (inside the database: one probe of ix_launch_event_user_ts per row, or on
+    PostgreSQL one hash join with the launches of the chunk's time range when they are few),
+    leaving out the records stored before."""
 
     def __init__(self, conn: sa.Connection, provider: str) -> None:
         self.conn = conn
@@ -43,6 +52,7 @@ class Stage:
             )
             lo = f"s.ts - interval '{join.BEFORE_S} seconds'"
             hi = f"s.ts + interval '{join.AFTER_S} seconds'"
+            lo_t, hi_t = lo.replace("s.ts", "t.ts"), hi.replace("s.ts", "t.ts")
         p = join.ph(conn)
         self.move = (
             f"INSERT INTO imported_signin (provider, {COLUMNS}, department, via_portal) "
@@ -58,15 +68,34 @@ class Stage:
         # statement that may abort keeps a statement journal -- in memory (temp_store), as
         # large as the pages a chunk touches; OR IGNORE cannot abort (no other constraint on
         # the table), so it needs none
+        self.move_joined = ""
         if self.sqlite:
             self.move = self.move.replace("INSERT INTO", "INSERT OR IGNORE INTO", 1)
         else:
             self.move += " ON CONFLICT (provider, record_id) DO NOTHING"
+            # PostgreSQL, a chunk of an export in time order: the launches of the chunk's
+            # time range are few, and one hash join of them with the chunk costs less than a
+            # probe of ix_launch_event_user_ts per row (a tenth of the move, bench/README.md);
+            # a record id staged twice is the same record, of which one row is stored
+            self.move_joined = (
+                f"INSERT INTO imported_signin (provider, {COLUMNS}, department, via_portal) "
+                "SELECT %s, s.record_id, s.ts, s.user_id, s.app_id, s.provider_app_id, "
+                "s.provider_app, COALESCE(f.department, ''), "
+                "CASE WHEN m.record_id IS NULL THEN 0 ELSE 1 END "
+                "FROM signin_stage s LEFT JOIN user_first f ON f.user_id = s.user_id "
+                "LEFT JOIN (SELECT DISTINCT t.record_id FROM signin_stage t JOIN launch_event l "
+                f"ON l.user_id = t.user_id AND l.app_id = t.app_id AND l.ts >= {lo_t} "
+                f"AND l.ts <= {hi_t} WHERE t.app_id <> '' AND l.ts >= %s AND l.ts <= %s) m "
+                "ON m.record_id = s.record_id "
+                "ON CONFLICT (provider, record_id) DO NOTHING"
+            )
         self.provider = provider
 
     def store(self, chunk: list[Row]) -> int:
         """Store the chunk's rows; returns how many were new."""
         conn = self.conn
+        move: str = self.move
+        params: tuple[object, ...] = (self.provider,)
         if self.sqlite:
             driver = conn.connection.driver_connection
             assert driver is not None
@@ -87,6 +116,25 @@ class Stage:
             ):
                 for row in chunk:
                     copy.write_row(row)
-        new = int(conn.exec_driver_sql(self.move, (self.provider,)).rowcount)
+            lo, hi = self._range(chunk)
+            if self._few_launches(lo, hi, JOIN_LAUNCHES * len(chunk)):
+                move, params = self.move_joined, (self.provider, lo, hi)
+        new = int(conn.exec_driver_sql(move, params).rowcount)
         conn.exec_driver_sql("DELETE FROM signin_stage" if self.sqlite else "TRUNCATE signin_stage")
         return new
+
+    @staticmethod
+    def _range(chunk: list[Row]) -> tuple[dt.datetime, dt.datetime]:
+        """The first and last time a launch in the window of one of the chunk's rows can have."""
+        times = cast(list[dt.datetime], [row[1] for row in chunk])  # PostgreSQL's rows
+        return min(times) - join.BEFORE, max(times) + join.AFTER
+
+    def _few_launches(self, lo: dt.datetime, hi: dt.datetime, most: int) -> bool:
+        """Whether at most ``most`` launches lie between ``lo`` and ``hi`` (an index range
+        scan of ix_launch_event_ts that stops after ``most`` + 1)."""
+        n = self.conn.exec_driver_sql(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM launch_event WHERE ts >= %s AND ts <= %s "
+            "LIMIT %s) AS l",
+            (lo, hi, max(most + 1, 0)),
+        ).scalar_one()
+        return int(n) <= most
