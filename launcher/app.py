@@ -161,6 +161,10 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         p: Context = app.state.context
+        # as many threads at once as the pool has connections (launcher/db.py): with anyio's
+        # 40, 32 pages in flight in a worker queued for its connections inside their threads,
+        # and a worker served 495 grid pages a second instead of 683 (bench/README.md)
+        anyio.to_thread.current_default_thread_limiter().total_tokens = db.WORKER_DB_THREADS
         if migrate:
             await anyio.to_thread.run_sync(db.upgrade, p.engine)
         p.registry.reload_if_changed()

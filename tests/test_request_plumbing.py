@@ -8,9 +8,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import pytest
 
 from launcher import app as app_module
+from launcher import db
 from launcher.auth.session import Session
 from launcher.settings import Settings
 from tests.helpers import InProcess
@@ -103,3 +105,23 @@ async def test_background_tasks_end_before_the_engine_is_disposed(
             await asyncio.sleep(0.01)
     assert order == ["reload finished", "engine disposed"]
     assert all(task.done() for task in p.background)
+
+
+@pytest.mark.anyio
+async def test_a_worker_runs_as_many_threads_at_once_as_its_pool_has_connections(
+    make_settings: Callable[..., Settings], sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """anyio's default of 40 threads let 32 pages in flight queue for 8 connections inside
+    their threads: three times the CPU per page (bench/README.md, bench_grid.py)."""
+    portal = InProcess(make_settings(database_url=sqlite_url))
+    p = portal.context
+
+    async def nothing() -> None:
+        return None
+
+    monkeypatch.setattr(p.events, "start", lambda: None)  # no writer process for this
+    monkeypatch.setattr(p.events, "close", nothing)
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    assert limiter.total_tokens == 40  # anyio's
+    async with portal.lifespan():
+        assert limiter.total_tokens == db.WORKER_DB_THREADS
