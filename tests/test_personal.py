@@ -65,6 +65,31 @@ def test_recent_is_the_users_latest_launches_within_the_window(
     engine.dispose()
 
 
+def test_the_grid_reads_the_same_favourites_and_recent_apps_on_each_database(
+    database_url: str, tmp_path: Path
+) -> None:
+    """personal.for_grid (on PostgreSQL through psycopg's cursor) answers what favourites()
+    and recent() do, in their order."""
+    engine = _engine(database_url)
+    now = dt.datetime.now(dt.UTC)
+    for app in ("teams", "ehr", "outlook"):
+        personal.set_favourite(engine, "u1", app, True)
+    personal.move_favourite(engine, "u1", "outlook", "up")
+    apps = ["rooster", "hr", "teams", "rooster", "mail", "ehr"]
+    launches = [
+        Launch(now - dt.timedelta(hours=i + 1), app, "u1", None, "portal")
+        for i, app in enumerate(apps)
+    ]
+    launches.append(Launch(now - dt.timedelta(days=91), "old", "u1", None, "portal"))
+    BatchWriter(engine, tmp_path / "spool", None).write("b1", launches, [], ZoneInfo("UTC"))
+    read = personal.for_grid(engine, "u1")
+    assert read == (["teams", "outlook", "ehr"], ["rooster", "hr", "teams", "mail", "ehr"])
+    with engine.connect() as conn:
+        assert read == (personal.favourites(conn, "u1"), personal.recent(conn, "u1"))
+    assert personal.for_grid(engine, "nobody") == ([], [])
+    engine.dispose()
+
+
 def _token_field(token: str) -> str:
     return f'<input type="hidden" name="csrf_token" value="{token}">'
 
