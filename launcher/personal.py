@@ -8,8 +8,6 @@ see are filtered out by the caller, against the current registry.
 from __future__ import annotations
 
 import datetime as dt
-import functools
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -130,36 +128,6 @@ def recent(conn: sa.Connection, user_id: str, now: dt.datetime | None = None) ->
 
 
 def for_grid(engine: sa.Engine, user_id: str) -> tuple[list[str], list[str]]:
-    """(favourites, recently used) in one connection, outside a transaction (db.reading).
-
-    On PostgreSQL the two statements, compiled once, go to psycopg's cursor directly: the
-    thread that runs them holds the interpreter lock for less time than SQLAlchemy's
-    execution and result objects took (bench/README.md, bench_grid.py), while the event
-    loop's thread has pages to build."""
+    """(favourites, recently used) in one connection, outside a transaction (db.reading)."""
     with db.reading(engine) as conn:
-        if conn.dialect.name != "postgresql":
-            return favourites(conn, user_id), recent(conn, user_id)
-        (fav_sql, fav_params), (recent_sql, recent_params) = _compiled(conn.dialect)
-        since = dt.datetime.now(dt.UTC) - dt.timedelta(days=RECENT_DAYS)
-        driver: Any = conn.connection.driver_connection  # a psycopg Connection
-        with driver.cursor() as cursor:
-            cursor.execute(fav_sql, fav_params | {"user_id": user_id})
-            starred = [row[0] for row in cursor.fetchall()]
-            cursor.execute(recent_sql, recent_params | {"user_id": user_id, "since": since})
-            found: dict[str, None] = {}
-            for (app_id,) in cursor:
-                found.setdefault(app_id)
-                if len(found) == 20:
-                    break
-        return starred, list(found)
-
-
-@functools.cache
-def _compiled(dialect: sa.Dialect) -> list[tuple[str, dict[str, Any]]]:
-    """_FAVOURITES and _RECENT as the driver's SQL text and fixed parameters (the limit)."""
-    out = []
-    for statement in (_FAVOURITES, _RECENT):
-        compiled = statement.compile(dialect=dialect)
-        fixed = {k: v for k, v in compiled.params.items() if k not in ("user_id", "since")}
-        out.append((str(compiled), fixed))
-    return out
+        return favourites(conn, user_id), recent(conn, user_id)

@@ -68,8 +68,8 @@ def test_recent_is_the_users_latest_launches_within_the_window(
 def test_the_grid_reads_the_same_favourites_and_recent_apps_on_each_database(
     database_url: str, tmp_path: Path
 ) -> None:
-    """personal.for_grid (on PostgreSQL through psycopg's cursor) answers what favourites()
-    and recent() do, in their order."""
+    """personal.for_grid, outside a transaction on PostgreSQL (db.reading), answers what
+    favourites() and recent() do in one, in their order."""
     engine = _engine(database_url)
     now = dt.datetime.now(dt.UTC)
     for app in ("teams", "ehr", "outlook"):
