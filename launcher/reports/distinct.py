@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import threading
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -37,6 +36,7 @@ from pyroaring import AbstractBitMap, FrozenBitMap
 from launcher.dates import month_end
 from launcher.reports import personkeys
 from launcher.reports.cellkey import Count
+from launcher.reports.lru import SizedLRU
 from launcher.reports.people import (
     ANY,
     T_PEOPLE_DAY,
@@ -55,7 +55,7 @@ _SHARED: ContextVar[dict[tuple[object, ...], Any] | None] = ContextVar("shared",
 # epoch) -- the key planes' check rides on that query instead of a round trip of its own
 _COUNTER: ContextVar[tuple[sa.Connection, int, str] | None] = ContextVar("counter", default=None)
 
-# The decoded bitmaps a process keeps (see _Cache). A five-year page at 100,000 employees
+# The decoded bitmaps a process keeps (see CACHE). A five-year page at 100,000 employees
 # holds about 45 MB (docs/SCALING.md); past the budget the least recently used go first.
 CACHE_BYTES = 192 * 2**20
 
@@ -119,53 +119,14 @@ def parts(period: Period) -> Parts:
 
 
 # --- the cache ----------------------------------------------------------------------------------
-class _Cache:
-    """Decoded bitmaps by key, safe across threads; the least recently used go first once
-    their bytes pass ``budget``. A key holds the stamps (people_stamp) of the days and
-    months it was read from: a change to any of them makes a new key, so an entry is never
-    stale, only unused until it ages out."""
-
-    def __init__(self, budget: int) -> None:
-        self.budget = budget
-        self.size = 0
-        self.hits = self.misses = 0
-        self._entries: OrderedDict[tuple[object, ...], tuple[Sets, int]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[object, ...]) -> Sets | None:
-        with self._lock:
-            found = self._entries.get(key)
-            if found is None:
-                self.misses += 1
-                return None
-            self._entries.move_to_end(key)
-            self.hits += 1
-            return found[0]
-
-    def put(self, key: tuple[object, ...], sets: Sets) -> None:
-        size = 200 + sum(100 + b.__sizeof__() for b in sets.values())
-        with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self.size -= old[1]
-            if size > self.budget:
-                return
-            self._entries[key] = (sets, size)
-            self.size += size
-            while self.size > self.budget:
-                _, (_, dropped) = self._entries.popitem(last=False)
-                self.size -= dropped
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self.size = self.hits = self.misses = 0
-
-    def __len__(self) -> int:
-        return len(self._entries)
+def _sets_size(_key: object, sets: Sets) -> int:
+    return 200 + sum(100 + b.__sizeof__() for b in sets.values())
 
 
-CACHE = _Cache(CACHE_BYTES)
+# Decoded bitmaps by key. A key holds the stamps (people_stamp) of the days and months it was
+# read from: a change to any of them makes a new key, so an entry is never stale, only unused
+# until it ages out.
+CACHE: SizedLRU[tuple[object, ...], Sets] = SizedLRU(CACHE_BYTES, _sets_size)
 Unit = tuple[str, dt.date]  # ("day", a day) or ("month", a month's first day)
 
 

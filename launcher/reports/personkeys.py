@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import threading
 from array import array
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from pyroaring import AbstractBitMap, BitMap, FrozenBitMap
 
 from launcher.reports.cellkey import MOD
+from launcher.reports.lru import SizedLRU
 
 SMALL = 64  # up to this many people: person by person
 DIRECT = 256  # up to this many (or bitsets): the planes; more, in arrays or runs: the complement
@@ -128,53 +128,10 @@ def load(conn: sa.Connection, counter: tuple[int, str] | None = None) -> Keys:
         return cache.keys
 
 
-class _Sums:
-    """Key sums by (database, epoch, frozen set), safe across threads; the least recently
-    used go first once their sets' bytes pass ``budget``."""
-
-    def __init__(self, budget: int) -> None:
-        self.budget = budget
-        self.size = 0
-        self.hits = self.misses = 0
-        self._entries: OrderedDict[tuple[tuple[str, str], FrozenBitMap], tuple[int, int]] = (
-            OrderedDict()
-        )
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[tuple[str, str], FrozenBitMap]) -> int | None:
-        with self._lock:
-            found = self._entries.get(key)
-            if found is None:
-                self.misses += 1
-                return None
-            self._entries.move_to_end(key)
-            self.hits += 1
-            return found[0]
-
-    def put(self, key: tuple[tuple[str, str], FrozenBitMap], value: int) -> None:
-        size = 200 + key[1].__sizeof__()
-        with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self.size -= old[1]
-            if size > self.budget:
-                return
-            self._entries[key] = (value, size)
-            self.size += size
-            while self.size > self.budget:
-                _, (_, dropped) = self._entries.popitem(last=False)
-                self.size -= dropped
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self.size = self.hits = self.misses = 0
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
-SUMS = _Sums(SUMS_BYTES)
+# Key sums by (database and numbering epoch, frozen set), counted by the sets' sizes
+SUMS: SizedLRU[tuple[tuple[str, str], FrozenBitMap], int] = SizedLRU(
+    SUMS_BYTES, lambda key, _sum: 200 + key[1].__sizeof__()
+)
 
 
 def key_sum(keys: Keys, people: AbstractBitMap) -> int:
