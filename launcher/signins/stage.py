@@ -52,17 +52,23 @@ class Stage:
             )
             lo = f"s.ts - interval '{join.BEFORE_S} seconds'"
             hi = f"s.ts + interval '{join.AFTER_S} seconds'"
-            lo_t, hi_t = lo.replace("s.ts", "t.ts"), hi.replace("s.ts", "t.ts")
         p = join.ph(conn)
-        self.move = (
-            f"INSERT INTO imported_signin (provider, {COLUMNS}, department, via_portal) "
-            f"SELECT {p}, s.record_id, s.ts, s.user_id, s.app_id, s.provider_app_id, "
-            "s.provider_app, COALESCE(f.department, ''), "
+
+        def move(via_portal: str, joined: str = "") -> str:
+            """The statement that moves the staged rows, each with its department and its
+            ``via_portal`` (an SQL expression of them, and of what ``joined`` joins)."""
+            return (
+                f"INSERT INTO imported_signin (provider, {COLUMNS}, department, via_portal) "
+                f"SELECT {p}, s.record_id, s.ts, s.user_id, s.app_id, s.provider_app_id, "
+                f"s.provider_app, COALESCE(f.department, ''), {via_portal} "
+                f"FROM signin_stage s LEFT JOIN user_first f ON f.user_id = s.user_id{joined} "
+                "WHERE true"  # SQLite's parser needs a WHERE before ON CONFLICT
+            )
+
+        self.move = move(
             "CASE WHEN s.app_id <> '' AND EXISTS (SELECT 1 FROM launch_event l "
             f"WHERE l.user_id = s.user_id AND l.ts >= {lo} AND l.ts <= {hi} "
-            "AND l.app_id = s.app_id) THEN 1 ELSE 0 END "
-            "FROM signin_stage s LEFT JOIN user_first f ON f.user_id = s.user_id "
-            "WHERE true"  # SQLite's parser needs a WHERE before ON CONFLICT
+            "AND l.app_id = s.app_id) THEN 1 ELSE 0 END"
         )
         # a record stored before is left out. SQLite: OR IGNORE, because with ON CONFLICT a
         # statement that may abort keeps a statement journal -- in memory (temp_store), as
@@ -77,17 +83,16 @@ class Stage:
             # time range are few, and one hash join of them with the chunk costs less than a
             # probe of ix_launch_event_user_ts per row (a tenth of the move, bench/README.md);
             # a record id staged twice is the same record, of which one row is stored
+            t_lo, t_hi = lo.replace("s.ts", "t.ts", 1), hi.replace("s.ts", "t.ts", 1)
             self.move_joined = (
-                f"INSERT INTO imported_signin (provider, {COLUMNS}, department, via_portal) "
-                "SELECT %s, s.record_id, s.ts, s.user_id, s.app_id, s.provider_app_id, "
-                "s.provider_app, COALESCE(f.department, ''), "
-                "CASE WHEN m.record_id IS NULL THEN 0 ELSE 1 END "
-                "FROM signin_stage s LEFT JOIN user_first f ON f.user_id = s.user_id "
-                "LEFT JOIN (SELECT DISTINCT t.record_id FROM signin_stage t JOIN launch_event l "
-                f"ON l.user_id = t.user_id AND l.app_id = t.app_id AND l.ts >= {lo_t} "
-                f"AND l.ts <= {hi_t} WHERE t.app_id <> '' AND l.ts >= %s AND l.ts <= %s) m "
-                "ON m.record_id = s.record_id "
-                "ON CONFLICT (provider, record_id) DO NOTHING"
+                move(
+                    "CASE WHEN m.record_id IS NULL THEN 0 ELSE 1 END",
+                    " LEFT JOIN (SELECT DISTINCT t.record_id FROM signin_stage t JOIN launch_event l "
+                    f"ON l.user_id = t.user_id AND l.app_id = t.app_id AND l.ts >= {t_lo} "
+                    f"AND l.ts <= {t_hi} WHERE t.app_id <> '' AND l.ts >= %s AND l.ts <= %s) m "
+                    "ON m.record_id = s.record_id",
+                )
+                + " ON CONFLICT (provider, record_id) DO NOTHING"
             )
         self.provider = provider
 
