@@ -84,14 +84,15 @@ class Stage:
             # probe of ix_launch_event_user_ts per row (a tenth of the move, bench/README.md);
             # a record id staged twice is the same record, of which one row is stored
             t_lo, t_hi = lo.replace("s.ts", "t.ts", 1), hi.replace("s.ts", "t.ts", 1)
+            matched = (
+                " LEFT JOIN (SELECT DISTINCT t.record_id FROM signin_stage t "
+                "JOIN launch_event l ON l.user_id = t.user_id AND l.app_id = t.app_id "
+                f"AND l.ts >= {t_lo} AND l.ts <= {t_hi} "
+                "WHERE t.app_id <> '' AND l.ts >= %s AND l.ts <= %s) m "
+                "ON m.record_id = s.record_id"
+            )
             self.move_joined = (
-                move(
-                    "CASE WHEN m.record_id IS NULL THEN 0 ELSE 1 END",
-                    " LEFT JOIN (SELECT DISTINCT t.record_id FROM signin_stage t JOIN launch_event l "
-                    f"ON l.user_id = t.user_id AND l.app_id = t.app_id AND l.ts >= {t_lo} "
-                    f"AND l.ts <= {t_hi} WHERE t.app_id <> '' AND l.ts >= %s AND l.ts <= %s) m "
-                    "ON m.record_id = s.record_id",
-                )
+                move("CASE WHEN m.record_id IS NULL THEN 0 ELSE 1 END", matched)
                 + " ON CONFLICT (provider, record_id) DO NOTHING"
             )
         self.provider = provider
