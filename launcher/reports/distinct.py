@@ -219,10 +219,12 @@ def _stamps(conn: sa.Connection, p: Parts) -> dict[Unit, int]:
         .where(sa.or_(*ranges))
     )
     out = {}
+    counter = None
     for kind, at, version, limit, epoch in conn.execute(query):
         out[(kind, at)] = int(version)
-        if limit is not None:
-            _COUNTER.set((conn, int(limit), str(epoch)))
+        counter = (limit, epoch)  # the same on every row
+    if counter is not None and counter[0] is not None:
+        _COUNTER.set((conn, int(counter[0]), str(counter[1])))
     return out
 
 

@@ -89,8 +89,7 @@ def grown(had: Keys, limit: int, rows: list[tuple[int, int]]) -> Keys:
 
 @dataclass
 class _Database:
-    epoch: str = ""
-    keys: Keys = field(default_factory=Keys)
+    keys: Keys = field(default_factory=Keys)  # keys.db[1]: the numbering epoch they are of
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -113,8 +112,8 @@ def load(conn: sa.Connection, counter: tuple[int, str] | None = None) -> Keys:
         counter = int(row[0]), str(row[1])
     limit, epoch = counter
     with cache.lock:
-        if epoch != cache.epoch:
-            cache.epoch, cache.keys = epoch, Keys((url, epoch))
+        if epoch != cache.keys.db[1]:
+            cache.keys = Keys((url, epoch))
         had = cache.keys
         if limit > had.known:
             rows = conn.execute(
