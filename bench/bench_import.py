@@ -165,15 +165,7 @@ def child(url: str, path: Path) -> None:
     """Run one import and print its seconds and peak resident memory as JSON."""
     settings = load_settings(secret_key=SECRET, oidc_issuer=ISSUER, database_url=url)
     engine = db.make_engine(url)
-    backends: list[int] = []  # PostgreSQL: the server processes the import's work runs in
-    if not db.is_sqlite(engine):
-
-        @sa.event.listens_for(engine, "connect")
-        def _backend(dbapi_connection: Any, _record: Any) -> None:
-            with dbapi_connection.cursor() as cursor:
-                cursor.execute("SELECT pg_backend_pid()")
-                backends.append(cursor.fetchone()[0])
-
+    backends = backend_pids(engine)  # PostgreSQL: the server processes the import runs in
     started, cpu = time.perf_counter(), _cpu()
     summary = importer.import_files(engine, settings, MAPPING, "entra", [path])
     seconds, cpu = time.perf_counter() - started, _cpu() - cpu
@@ -191,6 +183,23 @@ def child(url: str, path: Path) -> None:
             }
         )
     )
+
+
+def backend_pids(target: Any) -> list[int]:
+    """The PostgreSQL server processes behind the connections ``target`` (an engine, or
+    ``sa.engine.Engine`` for every engine) opens from now on, listed as they connect; none on
+    SQLite. Their CPU is :func:`_process_cpu`'s, on a local server."""
+    pids: list[int] = []
+
+    def note(dbapi_connection: Any, _record: Any) -> None:
+        if "psycopg" in type(dbapi_connection).__module__:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                pids.append(cursor.fetchone()[0])
+            dbapi_connection.rollback()  # hand it on outside a transaction, as it came
+
+    sa.event.listen(target, "connect", note)
+    return pids
 
 
 def _cpu() -> float:

@@ -33,21 +33,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from bench_grid import _database, _drop, registry_yaml, seed
-from bench_import import _process_cpu
+from bench_import import _process_cpu, backend_pids
 from bench_launch import ISSUER, SECRET, _mint_cookie
 
 BASE = "http://127.0.0.1:8000"
 LAST_PAGE: list[bytes] = []
 BACKENDS: list[int] = []  # on a local PostgreSQL: the server processes of the app's connections
 SERVER_CPU: list[float] = []  # their CPU seconds over the timed pages
-
-
-def _note_backend(dbapi_connection: Any, _record: Any) -> None:
-    if "psycopg" in type(dbapi_connection).__module__:
-        with dbapi_connection.cursor() as cursor:
-            cursor.execute("SELECT pg_backend_pid()")
-            BACKENDS.append(cursor.fetchone()[0])
-        dbapi_connection.rollback()  # hand it on outside a transaction, as it came
 
 
 def _server_cpu() -> float:
@@ -138,6 +130,7 @@ async def _run(
 
 
 def main() -> int:
+    global BACKENDS  # noqa: PLW0603 (the list backend_pids fills)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
     parser.add_argument("--pages", type=int, default=300)
@@ -173,7 +166,7 @@ def main() -> int:
         if args.seed_only:
             print(url)
             return 0
-        sa.event.listen(sa.engine.Engine, "connect", _note_backend)
+        BACKENDS = backend_pids(sa.engine.Engine)  # filled as the app connects
         app = create_app(settings, writer="thread")
         times = asyncio.run(_run(app, _mint_cookie(BASE), args.pages, args.profile, args.callgrind))
     finally:
