@@ -329,14 +329,22 @@ def sixty_apps(path: Path) -> Path:
 
 TIMINGS = """() => new Promise(resolve => {
     let shift = 0;
+    const sources = [];
     new PerformanceObserver(list => {
-        for (const e of list.getEntries()) if (!e.hadRecentInput) shift += e.value;
+        for (const e of list.getEntries()) {
+            if (e.hadRecentInput) continue;
+            shift += e.value;
+            // what moved, for the failure message: element, class, rectangles before and after
+            sources.push(...e.sources.map(s => [s.node && s.node.nodeName,
+                s.node && s.node.className, s.previousRect.toJSON(), s.currentRect.toJSON()]));
+        }
     }).observe({type: 'layout-shift', buffered: true});
     setTimeout(() => {
         const nav = performance.getEntriesByType('navigation')[0];
         const resources = performance.getEntriesByType('resource');
         resolve({
             shift,
+            sources,
             bytes: nav.transferSize + resources.reduce((n, r) => n + r.transferSize, 0),
             urls: [nav.name, ...resources.map(r => r.name)],
         });
