@@ -169,6 +169,41 @@ def test_stars_and_moves_work_without_javascript(open_tab: Callable[..., Tab]) -
     assert tab.errors() == []
 
 
+# The stars, drawn: a pressed and an unpressed one differ, each is a visible shape in its
+# button, and nothing on the grid waits for a fallback font (whose glyph box, found after
+# the first frame, was a layout shift: static/style.css, the favourite toggle).
+STAR_SHAPES = """() => Array.from(document.querySelectorAll('.tile .star button')).map(b => {
+    const star = getComputedStyle(b, '::before'), box = b.getBoundingClientRect();
+    return [b.getAttribute('aria-pressed'), star.clipPath, parseFloat(star.width),
+            b.textContent, box.width > 0 && box.height > 0];
+})"""
+
+
+def test_the_stars_are_drawn_and_no_text_needs_a_fallback_font(
+    open_tab: Callable[..., Tab],
+) -> None:
+    tab = open_tab()
+    page = sign_in(tab, CLINICIAN)
+    page.locator("#app-teams .star button").click()
+    expect(page.locator("#fav-teams .star button")).to_have_attribute("aria-pressed", "true")
+    shapes = page.evaluate(STAR_SHAPES)
+    by_state = {
+        state: {clip for p, clip, *_ in shapes if p == state} for state in ("true", "false")
+    }
+    assert len(by_state["true"]) == len(by_state["false"]) == 1, by_state
+    assert by_state["true"] != by_state["false"]
+    assert all(width >= 12 and text == "" and shown for _, _, width, text, shown in shapes), shapes
+    cdp = tab.context.new_cdp_session(page)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    root = cdp.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
+    fonts: dict[str, set[str]] = {}
+    for node in cdp.send("DOM.querySelectorAll", {"nodeId": root, "selector": "main *"})["nodeIds"]:
+        for font in cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]:
+            fonts.setdefault(font["familyName"], set()).add(str(node))
+    assert len(fonts) == 1, {family: len(nodes) for family, nodes in fonts.items()}
+
+
 def favourite_order(page: Page) -> list[str]:
     order: list[str] = page.locator(".favourites .tile").evaluate_all(
         "els => els.map(li => li.dataset.app)"
