@@ -2,9 +2,10 @@
 
 English strings are the message ids. Each other language is a catalogue a translator edits,
 ``launcher/locale/<lang>/LC_MESSAGES/messages.po`` (``launcher/locale/messages.pot`` is the
-template for a new one): adding a language is adding a file, not changing code. Catalogues are
-read from the .po the first time a language is used (~300 messages, about 15 ms of CPU
-once per process), so there is no compile step to forget (docs/DECISIONS.md, Translations).
+template for a new one): adding a language is adding a file, not changing code. Building the
+wheel compiles each into a ``messages.mo`` beside it (setup.py, launcher/catalogues.py); a
+catalogue is read the first time its language is used: from the ``.mo`` of an installed wheel,
+else from the ``.po`` (a source checkout, which has no ``.mo``: nothing to compile first).
 Babel itself is imported on first use: a worker that answers launches never needs it.
 
 The language of a page: the person's choice (the ``launcher_lang`` cookie, set by the switch in
@@ -37,10 +38,17 @@ def _messages(lang: str) -> dict[str, str]:
     path = LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po"
     if lang == SOURCE or not path.is_file():
         return {}
-    from babel.messages.pofile import read_po
+    compiled = path.with_suffix(".mo")
+    if compiled.is_file():
+        from babel.messages.mofile import read_mo
 
-    with path.open("rb") as f:
-        catalogue = read_po(f, locale=lang)
+        with compiled.open("rb") as f:
+            catalogue = read_mo(f)  # fuzzy entries were left out when it was compiled
+    else:
+        from babel.messages.pofile import read_po
+
+        with path.open("rb") as f:
+            catalogue = read_po(f, locale=lang)
     # untranslated and fuzzy entries fall back to English
     return {
         str(m.id): str(m.string)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 
-from launcher import i18n
+from launcher import catalogues, i18n
 from tests.helpers import ROOT
 
 
@@ -94,6 +95,74 @@ def test_a_third_language_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         assert i18n.language_name("de") == "Deutsch"
     finally:
         i18n._messages.cache_clear()
+
+
+def test_the_catalogues_compile_and_the_compiled_one_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the wheel's build does (setup.py): every .po into a .mo with the same messages;
+    then the .mo is what the portal reads."""
+    locale = tmp_path / "locale"
+    shutil.copytree(i18n.LOCALE_DIR, locale)
+    (mo,) = catalogues.compile_all(locale)
+    assert mo == locale / "nl" / "LC_MESSAGES" / "messages.mo"
+    from_po = dict(i18n._messages("nl"))
+    assert len(from_po) > 250
+    # a .po changed after the build is not what an installed portal reads: the .mo is
+    po = mo.with_suffix(".po")
+    po.write_text(po.read_text(encoding="utf-8").replace('msgstr "Uitloggen"', 'msgstr "Weg"'))
+    monkeypatch.setattr(i18n, "LOCALE_DIR", locale)
+    i18n._messages.cache_clear()
+    try:
+        assert i18n._messages("nl") == from_po
+        mo.unlink()  # a source checkout: the .po itself
+        i18n._messages.cache_clear()
+        assert i18n.translator("nl")("Sign out") == "Weg"
+    finally:
+        i18n._messages.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("entry", "wanted"),
+    [
+        pytest.param(
+            'msgid "{n} users"\nmsgstr "{m} gebruikers"\n',
+            "messages.po:6: the translation of '{n} users' has the placeholders ['m']",
+            id="a placeholder renamed",
+        ),
+        pytest.param(
+            'msgid "Imported from {first} to {last}."\nmsgstr "Ingelezen tot {last}."\n',
+            "messages.po:6: the translation of 'Imported from {first} to {last}.' has the "
+            "placeholders ['last'], the message ['first', 'last']",
+            id="a placeholder left out",
+        ),
+        pytest.param(
+            'msgid "Sign out"\nmsgstr "Uitloggen"\nUitloggen\n',
+            "messages.po:8: Unknown or misformatted keyword: 'Uitloggen'",
+            id="a line that is not a keyword",
+        ),
+        pytest.param(
+            'msgid "Sign out"\n',
+            "messages.po:6: missing msgstr for msgid 'Sign out'",
+            id="no msgstr",
+        ),
+    ],
+)
+def test_a_catalogue_that_would_fail_at_render_time_does_not_compile(
+    tmp_path: Path, entry: str, wanted: str
+) -> None:
+    po = tmp_path / "nl" / "LC_MESSAGES" / "messages.po"
+    po.parent.mkdir(parents=True)
+    po.write_text(
+        'msgid ""\nmsgstr ""\n"Language: nl\\n"\n"Content-Type: text/plain; charset=UTF-8\\n"\n\n'
+        + entry,
+        encoding="utf-8",
+    )
+    with pytest.raises(catalogues.CatalogueError) as raised:
+        catalogues.compile_all(tmp_path)
+    assert wanted in str(raised.value)
+    assert str(po) in str(raised.value)
+    assert not po.with_suffix(".mo").exists()
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import sysconfig
 import textwrap
 import tomllib
 import venv
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +63,11 @@ _RENDER = textwrap.dedent(
         assert 'name="csrf_token"' in page.text
         assert client.get("/static/style.css").status_code == 200
         assert client.get("/icons/teams.svg").status_code == 200
+        # Dutch from the compiled catalogue the build put beside the .po
+        client.cookies.set("launcher_lang", "nl")
+        assert "Uitloggen" in client.get("/").text
+    from launcher import i18n
+    assert (i18n.LOCALE_DIR / "nl" / "LC_MESSAGES" / "messages.mo").is_file()
     print(launcher.__file__)
     """
 )
@@ -76,6 +82,9 @@ def test_built_wheel_renders_the_grid(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     (wheel,) = wheels.glob("launcher-*.whl")
+    with zipfile.ZipFile(wheel) as archive:  # the catalogues as edited and as compiled
+        shipped = {name for name in archive.namelist() if "/LC_MESSAGES/" in name}
+    assert shipped == {f"launcher/locale/nl/LC_MESSAGES/messages.{kind}" for kind in ("po", "mo")}
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=False)
     python = env_dir / "bin" / "python"
