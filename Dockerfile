@@ -6,7 +6,7 @@ ARG PYTHON_IMAGE=python:3.12.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY launcher ./launcher
 COPY templates ./templates
 COPY static ./static

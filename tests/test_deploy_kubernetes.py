@@ -9,6 +9,7 @@ import functools
 import re
 import shlex
 import subprocess
+import tomllib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -323,6 +324,22 @@ def test_dockerfile_runs_the_portal_as_the_kubernetes_manifests_do() -> None:
     assert f"http://127.0.0.1:{args.port}/healthz" in text  # the HEALTHCHECK
     docs = _docs("small")
     assert _deployment_container(docs)["ports"][0]["containerPort"] == args.port
+
+
+def test_the_image_builds_from_everything_the_wheel_is_made_of() -> None:
+    """The build stage copies what `pip install .` reads: pyproject.toml, setup.py (it compiles
+    the message catalogues) and the folders pyproject.toml ships."""
+    text = (ROOT / "Dockerfile").read_text()
+    build = text[: text.index("\nFROM ", text.index("FROM "))]
+    copied = {
+        part.rstrip("/")
+        for line in re.findall(r"^COPY (.+)$", build, re.M)
+        for part in line.split()[:-1]
+    }
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    needed = {"pyproject.toml", "setup.py", "README.md", "launcher"}
+    needed |= {folder.split("/")[0] for folder in config["package-dir"].values()}
+    assert needed <= copied, needed - copied
 
 
 def _launcher_commands(docs: tuple[Doc, ...]) -> dict[str, list[str]]:
