@@ -211,7 +211,8 @@ def _database(kind: str, tmp: Path) -> tuple[str, str | None]:
     """(URL, database to drop afterwards)."""
     if kind == "sqlite":
         return f"sqlite:///{tmp / 'launcher.db'}", None
-    name = f"launcher_bench_{uuid.uuid4().hex[:8]}"
+    # a prefix of one's own on a server that others use too (their databases left alone)
+    name = f"{os.environ.get('BENCH_DB_PREFIX', 'launcher_bench_')}{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
