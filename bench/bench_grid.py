@@ -124,7 +124,7 @@ def registry_yaml() -> str:
 
 def seed(url: str, user_id: str) -> None:
     """The person's favourites and launches, and everyone else's launches."""
-    from launcher import db
+    from launcher import db, personal
     from launcher.models import Favourite, LaunchEvent, table
 
     engine = db.make_engine(url)
@@ -157,6 +157,8 @@ def seed(url: str, user_id: str) -> None:
                 for n in range(FAVOURITES)
             ],
         )
+    with engine.begin() as conn:  # as the flushes of these launches would have kept it
+        personal.rebuild_recent(conn)
     if engine.dialect.name == "postgresql":
         from zoneinfo import ZoneInfo
 
