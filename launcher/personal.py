@@ -7,10 +7,11 @@ may no longer see are filtered out by the caller, against the current registry.
 "Recently used" is kept, not searched for: ``user_recent`` holds each person's last launch of
 each app, upserted by every flush of launches in its transaction (:func:`note_launches`, from
 launcher/events/writer.py), rebuilt from the raw launches by ``launcher db rebuild-rollups``
-(:func:`rebuild_recent`) and purged with them (:func:`purge_recent`). Reading it from the
-launches -- the person's newest 300 along ix_launch_event_user_ts, over every partition of
-the window -- cost PostgreSQL 0.3-0.5 ms of planning and running per grid page; the person's
-rows of user_recent are one short primary-key range (bench/README.md, bench_grid.py).
+(:func:`rebuild_recent`) and purged with them (:func:`purge_recent`). Read from the
+launches -- the person's newest 300 along ix_launch_event_user_ts, planned over every
+partition of the window -- it took half of what a grid page cost PostgreSQL's server; the
+person's rows of user_recent are one short primary-key range, read in the favourites'
+statement (bench/README.md, bench_grid.py: the server's 0.21-0.27 ms a page became 0.10-0.13).
 """
 
 from __future__ import annotations
