@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import random
 import re
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 from launcher import app_requests, db, i18n, personal
 from launcher.errors import BadRequest, TooManyRequests
 from launcher.logs import AUDIT_ATTRIBUTE
+from launcher.reports import rebuild
 from tests.helpers import ADMIN, CLINICIAN, STAFF, BatchWriter, InProcess, Launch
 from tests.web import csrf_of
 
@@ -127,10 +129,6 @@ def test_recently_used_is_kept_by_the_flush_as_the_launches_say(
 ) -> None:
     """user_recent, kept batch by batch (out of order too: a spool replayed late), rebuilt and
     purged, answers what the launches themselves do, and what the grid read from them before."""
-    import random
-
-    from launcher.reports import rebuild
-
     engine = _engine(database_url)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     rng = random.Random(12)
