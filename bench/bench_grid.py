@@ -124,7 +124,7 @@ def registry_yaml() -> str:
 
 def seed(url: str, user_id: str) -> None:
     """The person's favourites and launches, and everyone else's launches."""
-    from launcher import db
+    from launcher import db, personal
     from launcher.models import Favourite, LaunchEvent, table
 
     engine = db.make_engine(url)
@@ -157,6 +157,8 @@ def seed(url: str, user_id: str) -> None:
                 for n in range(FAVOURITES)
             ],
         )
+    with engine.begin() as conn:  # as the flushes of these launches would have kept it
+        personal.rebuild_recent(conn)
     if engine.dialect.name == "postgresql":
         from zoneinfo import ZoneInfo
 
@@ -211,7 +213,8 @@ def _database(kind: str, tmp: Path) -> tuple[str, str | None]:
     """(URL, database to drop afterwards)."""
     if kind == "sqlite":
         return f"sqlite:///{tmp / 'launcher.db'}", None
-    name = f"launcher_bench_{uuid.uuid4().hex[:8]}"
+    # a prefix of one's own on a server that others use too (their databases left alone)
+    name = f"{os.environ.get('BENCH_DB_PREFIX', 'launcher_bench_')}{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))

@@ -74,6 +74,19 @@ class Favourite(SQLModel, table=True):
     )
 
 
+class UserRecent(SQLModel, table=True):
+    """When a user last launched an app: the grid's "recently used" row (launcher/personal.py),
+    kept by each flush of launches and read with one short index scan of the person's rows
+    instead of their launches (migration 0021). Rows older than the 90 days it looks back go
+    with the daily purge."""
+
+    __tablename__ = "user_recent"
+
+    user_id: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
+    app_id: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
+    last_ts: dt.datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+
+
 class AppStatus(SQLModel, table=True):
     """The last background check of an app's ``status_url`` (launcher/status.py). One row per
     app, shared by every worker and replica: a worker claims a check by moving

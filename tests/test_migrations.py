@@ -93,6 +93,59 @@ def test_rows_survive_the_partitioning_both_ways(database_url: str) -> None:
         engine.dispose()
 
 
+def test_user_recent_is_filled_from_the_launches_of_the_window(database_url: str) -> None:
+    """0021 fills user_recent with each person's last launch of each app of the last 90 days
+    (launcher/personal.py) and goes back without it."""
+    engine = db.make_engine(database_url)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    try:
+        db.downgrade(engine, "0020")
+        with engine.begin() as conn:
+            for days, app, user in [
+                (3, "mail", "u1"),
+                (1, "mail", "u1"),  # the later of the two
+                (5, "wiki", "u1"),
+                (2, "wiki", "u2"),
+                (100, "hr", "u1"),  # outside the window
+            ]:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO launch_event (ts, app_id, user_id, department, source) "
+                        "VALUES (:ts, :app, :user, NULL, 'portal')"
+                    ),
+                    {
+                        "ts": _stored(engine, now - dt.timedelta(days=days)),
+                        "app": app,
+                        "user": user,
+                    },
+                )
+        db.upgrade(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT user_id, app_id, last_ts FROM user_recent ORDER BY 1, 2")
+            ).all()
+        assert [(u, a, _stored(engine, ts)) for u, a, ts in rows] == [
+            ("u1", "mail", _stored(engine, now - dt.timedelta(days=1))),
+            ("u1", "wiki", _stored(engine, now - dt.timedelta(days=5))),
+            ("u2", "wiki", _stored(engine, now - dt.timedelta(days=2))),
+        ]
+        db.downgrade(engine, "0020")
+        assert "user_recent" not in _tables(engine)
+        db.upgrade(engine)
+        assert _differences(engine) == []
+    finally:
+        engine.dispose()
+
+
+def _stored(engine: sa.Engine, ts: Any) -> Any:
+    """A time as the raw SQL above writes and reads it: SQLAlchemy's text form on SQLite."""
+    if not db.is_sqlite(engine):
+        return ts
+    if isinstance(ts, str):
+        return ts
+    return ts.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
 @pytest.mark.postgres
 def test_postgres_tables_are_partitioned_by_month(postgres_server: str) -> None:
     from tests.conftest import _reset

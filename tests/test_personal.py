@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import random
 import re
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 from launcher import app_requests, db, i18n, personal
 from launcher.errors import BadRequest, TooManyRequests
 from launcher.logs import AUDIT_ATTRIBUTE
+from launcher.reports import rebuild
 from tests.helpers import ADMIN, CLINICIAN, STAFF, BatchWriter, InProcess, Launch
 from tests.web import csrf_of
 
@@ -88,6 +90,105 @@ def test_the_grid_reads_the_same_favourites_and_recent_apps_on_each_database(
         assert read == (personal.favourites(conn, "u1"), personal.recent(conn, "u1"))
     assert personal.for_grid(engine, "nobody") == ([], [])
     engine.dispose()
+
+
+def _recent_from_launches(conn: sa.Connection, user_id: str, now: dt.datetime) -> list[str]:
+    """The definition: apps by their last launch in the window, newest first, at most 20."""
+    t = personal.T_LAUNCH
+    last = sa.func.max(t.c.ts)
+    query = (
+        sa.select(t.c.app_id)
+        .where(t.c.user_id == user_id, t.c.ts >= now - dt.timedelta(days=personal.RECENT_DAYS))
+        .group_by(t.c.app_id)
+        .order_by(last.desc(), t.c.app_id)
+        .limit(personal.RECENT_READ)
+    )
+    return list(conn.execute(query).scalars())
+
+
+def _recent_as_it_was(conn: sa.Connection, user_id: str, now: dt.datetime) -> list[str]:
+    """The grid's read before user_recent: the person's newest 300 launches of the window."""
+    t = personal.T_LAUNCH
+    since = now - dt.timedelta(days=personal.RECENT_DAYS)
+    query = (
+        sa.select(t.c.app_id)
+        .where(t.c.user_id == user_id, t.c.ts >= since)
+        .order_by(t.c.ts.desc())
+        .limit(300)
+    )
+    found: dict[str, None] = {}
+    for app_id in conn.execute(query).scalars():
+        found.setdefault(app_id)
+        if len(found) == 20:
+            break
+    return list(found)
+
+
+def test_recently_used_is_kept_by_the_flush_as_the_launches_say(
+    database_url: str, tmp_path: Path
+) -> None:
+    """user_recent, kept batch by batch (out of order too: a spool replayed late), rebuilt and
+    purged, answers what the launches themselves do, and what the grid read from them before."""
+    engine = _engine(database_url)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    rng = random.Random(12)
+    people = ["u1", "u2", "u3", "u4"]
+    apps = [f"app-{n:02d}" for n in range(40)]
+    moments = rng.sample(range(1, 120 * 86400), 4000)  # seconds ago, distinct: no ties
+    launches = [
+        Launch(
+            now - dt.timedelta(seconds=s), rng.choice(apps[: 3 + 12 * p]), people[p], None, "tile"
+        )
+        for s in moments
+        for p in [rng.randrange(4)]
+    ]
+    launches.append(Launch(now - dt.timedelta(days=3), "only-once", "u5", None, "tile"))
+    launches.append(Launch(now - dt.timedelta(days=95), "too-old", "u5", None, "tile"))
+    writer = BatchWriter(engine, tmp_path / "spool", None)
+    batches = [launches[i : i + 500] for i in range(0, len(launches), 500)]
+    rng.shuffle(batches)  # newer launches before older ones
+    for n, batch in enumerate(batches):
+        writer.write(f"b{n}", batch, [], ZoneInfo("UTC"))
+
+    def check() -> None:
+        with engine.connect() as conn:
+            for user in [*people, "u5", "nobody"]:
+                expected = _recent_from_launches(conn, user, now)
+                assert personal.recent(conn, user, now=now) == expected, user
+                assert personal.for_grid(engine, user, now=now)[1] == expected, user
+                # the newest 300 launches named every app these people used
+                assert _recent_as_it_was(conn, user, now) == expected, user
+            assert sorted(personal.recent(conn, "u1", now=now)) == apps[:3]
+            assert personal.recent(conn, "u5", now=now) == ["only-once"]
+            assert len(personal.recent(conn, "u4", now=now)) == personal.RECENT_READ
+
+    check()
+    rebuild.rebuild(engine, ZoneInfo("UTC"))  # launcher db rebuild-rollups: the same answers
+    check()
+    with engine.connect() as conn:
+        kept = conn.execute(sa.select(sa.func.count()).select_from(personal.T_RECENT)).scalar()
+    assert kept == sum(len(_distinct_recent(engine, u, now)) for u in [*people, "u5"])
+    rebuild.purge_raw(engine, retention_days=30, tz=ZoneInfo("UTC"), now=now)
+    with engine.connect() as conn:
+        oldest = conn.execute(sa.select(sa.func.min(personal.T_RECENT.c.last_ts))).scalar()
+        raw_oldest = conn.execute(sa.select(sa.func.min(personal.T_LAUNCH.c.ts))).scalar()
+        assert oldest is not None and raw_oldest is not None
+        assert _aware(oldest) >= _aware(raw_oldest)  # nothing older than the raw events kept
+        for user in people:
+            assert personal.recent(conn, user, now=now) == _recent_from_launches(conn, user, now)
+    engine.dispose()
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _distinct_recent(engine: sa.Engine, user_id: str, now: dt.datetime) -> set[str]:
+    t = personal.T_LAUNCH
+    since = now - dt.timedelta(days=personal.RECENT_DAYS)
+    with engine.connect() as conn:
+        query = sa.select(t.c.app_id).where(t.c.user_id == user_id, t.c.ts >= since).distinct()
+        return set(conn.execute(query).scalars())
 
 
 def _token_field(token: str) -> str:

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from launcher import db, logs
+from launcher import db, logs, personal
 from launcher.events.protocol import (
     CLOSE,
     DONE,
@@ -74,12 +74,12 @@ def insert_events(
     conn: sa.Connection, launches: Sequence[Launch], signins: Sequence[SignIn]
 ) -> None:
     """Bulk insert straight through the driver: SQLAlchemy's per-row parameter processing
-    costs more than the database's own work, and this runs for every flushed batch."""
-    db.insert_rows(
-        conn,
-        "INSERT INTO launch_event (ts, app_id, user_id, department, source)",
-        [(_db_time(conn, e.ts), e.app_id, e.user_id, e.department, e.source) for e in launches],
-    )
+    costs more than the database's own work, and this runs for every flushed batch. Each
+    person's last launch of each app goes into user_recent with them (the grid's "recently
+    used", launcher/personal.py)."""
+    rows = [(_db_time(conn, e.ts), e.app_id, e.user_id, e.department, e.source) for e in launches]
+    db.insert_rows(conn, "INSERT INTO launch_event (ts, app_id, user_id, department, source)", rows)
+    personal.note_launches(conn, (r[:3] for r in rows))
     db.insert_rows(
         conn,
         "INSERT INTO signin_event (ts, user_id, department)",

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from launcher import db
+from launcher import db, personal
 from launcher.dates import month_of, utc
 from launcher.reports import cellkey, people, sources
 from launcher.reports.rollups import (
@@ -67,6 +67,7 @@ def purge_raw(
     with db.serialized_write(engine, ROLLUP_LOCK) as conn:
         prune_cell_seen(conn, now.date())
         purge_people(conn, month_of((now - dt.timedelta(days=retention_days)).date()))
+        personal.purge_recent(conn, cutoff, now)  # the grid's last launch per person and app
     return deleted
 
 
@@ -97,10 +98,12 @@ def purge_people(conn: sa.Connection, month: dt.date) -> None:
 def rebuild(engine: sa.Engine, tz: ZoneInfo) -> int:
     """Recompute every rollup from the raw events (``launcher db rebuild-rollups``): the
     launch rollups, then the gateway rollups of imported sign-ins (launcher/signins/join.py),
-    whose departments come from the rebuilt user_first. Returns the raw rows read."""
+    whose departments come from the rebuilt user_first, and the grid's user_recent
+    (launcher/personal.py). Returns the raw rows read."""
     total = _rebuild_launches(engine, tz)
     with db.serialized_write(engine, ROLLUP_LOCK) as conn:
         total += gateway.rebuild(conn)
+        personal.rebuild_recent(conn)  # the grid's "recently used" (not a report's)
     return total
 
 
