@@ -23,6 +23,12 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # each hold one: the revocation poll, the registry and partition jobs (a lock connection and a
 # working one, launcher/jobs.py) and /readyz's ping.
 WORKER_DB_THREADS = 8
+# Of those, the grid page's read of favourites and recently used takes at most this many at
+# once (launcher/views/portal.py). It is most of the traffic and a short read (~0.3 ms of a
+# thread): 3 threads keep up with what 8 did, and with 8 runnable threads contending for a
+# worker's interpreter lock beside its event loop, 1-2 % of pages waited 0.5-1.5 s for it (64
+# connections on PostgreSQL: p99 ~400 ms against ~65 ms with 3; bench/README.md, bench_grid).
+GRID_READ_THREADS = 3
 BACKGROUND_CONNECTIONS = 4
 # A PostgreSQL connection that sat in the pool this long is pinged before it is handed out (a
 # server restart or a proxy's idle timeout may have closed it); a busy worker's connections

@@ -3,16 +3,23 @@ shared by every page after that. In process."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import pytest
 
-from launcher import grid, i18n
+from launcher import db, grid, i18n, personal
 from launcher.registry import load_registry
+from launcher.settings import Settings
 from tests.conftest import EXAMPLE_APPS
-from tests.helpers import CLINICIAN, STAFF, InProcess
+from tests.helpers import CLINICIAN, STAFF, InProcess, bare_portal
 
 
 def test_the_pieces_are_built_once_per_language_not_per_page(
@@ -86,3 +93,34 @@ def test_the_usual_page_joins_whole_tiles_to_the_same_markup(portal: InProcess) 
         assert usual.count("<li ") == len(staff) + len(favourites) + len(recent)
     # and the sections a set of groups sees are worked out once
     assert pieces.sections_of(staff) is pieces.sections_of(frozenset(staff))
+
+
+@pytest.mark.anyio
+async def test_grid_reads_take_a_few_threads_at_once(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twelve pages at once: at most db.GRID_READ_THREADS of their reads run in threads at the
+    same time (all of anyio's shared threads would be 8)."""
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def slow_read(*_: Any) -> tuple[list[str], list[str]]:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return [], []
+
+    monkeypatch.setattr(personal, "for_grid", slow_read)
+    settings = make_settings()
+    with bare_portal(settings) as portal:
+        async with portal.aclient() as client:
+            client.cookies.set(settings.session_cookie, portal.cookie(STAFF))
+            pages = await asyncio.gather(*(client.get("/") for _ in range(12)))
+    assert [page.status_code for page in pages] == [200] * 12
+    assert (
+        most == db.GRID_READ_THREADS < anyio.to_thread.current_default_thread_limiter().total_tokens
+    )

@@ -109,6 +109,15 @@ class Frames:
         return "".join(part if i % 2 == 0 else values[part] for i, part in enumerate(parts))
 
 
+def _grid_reads(request: Request) -> anyio.CapacityLimiter:
+    """The worker's limit on grid reads in threads at once (db.GRID_READ_THREADS), made in
+    its event loop at the first page."""
+    limiter: anyio.CapacityLimiter | None = getattr(request.app.state, "grid_reads", None)
+    if limiter is None:
+        limiter = request.app.state.grid_reads = anyio.CapacityLimiter(db.GRID_READ_THREADS)
+    return limiter
+
+
 def _frames(request: Request) -> Frames:
     frames: Frames | None = getattr(request.app.state, "grid_frames", None)
     if frames is None:
@@ -132,7 +141,9 @@ async def home(request: Request) -> Response:
         try:
             # once more after a lost connection: the page's first read after a database restart
             personal_rows = await anyio.to_thread.run_sync(
-                db.retry_once, functools.partial(personal.for_grid, p.engine, session.user.user_id)
+                db.retry_once,
+                functools.partial(personal.for_grid, p.engine, session.user.user_id),
+                limiter=_grid_reads(request),
             )
         except sa.exc.SQLAlchemyError as exc:  # the grid works without them
             log.warning("favourites and recent apps unavailable: %s", exc)
