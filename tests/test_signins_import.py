@@ -24,7 +24,7 @@ from launcher.events import BatchWriter, Launch, SignIn
 from launcher.reports import cellkey, gateway, rebuild, rollups
 from launcher.reports.periods import Period
 from launcher.settings import Settings
-from launcher.signins import importer, join, stage
+from launcher.signins import importer, join, reading, stage, window
 from launcher.signins import rollups as signin_rollups
 from launcher.signins.record import ImportRefused
 from tests.test_rollups import assert_no_person_before
@@ -553,7 +553,7 @@ def test_the_importer_pseudonymises_as_sign_in_does(settings: Settings) -> None:
     assert settings.oidc_issuer
     key = hmac.new(settings.pseudonym_secret(), digestmod=hashlib.sha256)
     key.update(f"{settings.oidc_issuer}\0".encode())
-    assert importer._pseudonym(key, "alice") == _uid(settings, "alice")
+    assert reading._pseudonym(key, "alice") == _uid(settings, "alice")
 
 
 @pytest.mark.parametrize(
@@ -569,12 +569,12 @@ def test_the_importer_pseudonymises_as_sign_in_does(settings: Settings) -> None:
     ],
 )
 def test_the_sqlite_window_edges_are_the_datetime_arithmetic(at: dt.datetime) -> None:
-    """The reading thread writes the window's edges from the minute's text (importer._Window);
+    """The reading process writes the window's edges from the minute's text (window.Window);
     they are exactly the stored text of the sign-in's time minus BEFORE and plus AFTER."""
-    window = importer._Window()
+    edges = window.Window()
     text = at.isoformat(" ", "microseconds")
     for _ in range(2):  # the minute made, then the minute kept
-        assert window.edges(at.replace(tzinfo=dt.UTC), text) == (
+        assert edges.edges(at.replace(tzinfo=dt.UTC), text) == (
             (at - join.BEFORE).isoformat(" ", "microseconds"),
             (at + join.AFTER).isoformat(" ", "microseconds"),
         )
