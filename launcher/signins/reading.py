@@ -39,7 +39,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import IO, TYPE_CHECKING, Any, NamedTuple, cast
+from typing import IO, Any, NamedTuple, cast
 
 from launcher.signins import entra, keycloak, okta, reader
 from launcher.signins.record import (
@@ -52,15 +52,18 @@ from launcher.signins.record import (
 )
 from launcher.signins.window import Window
 
-if TYPE_CHECKING:
-    from launcher.signins.stage import Row
-
 FORMATS: dict[str, ModuleType] = {m.NAME: m for m in (entra, keycloak, okta)}
 CHUNK = 5000  # rows staged and moved into imported_signin at a time (a few MB)
 MAX_ID = 128
 MAX_CACHED_USERS = 50_000  # pseudonyms kept while reading a file (a few MB), then forgotten
 _HEADER = struct.Struct("<I")  # each message: its length, then its pickle
 
+# One row to store: record id, time (as the database stores it, see join.db_time), pseudonym,
+# registry app id ("" when unregistered), the provider's app id, the provider's app name (for
+# an unregistered app only); on SQLite then the first and last time of a launch that makes it
+# a sign-in through the portal (the window of launcher/signins/join.py, as stored). Plain
+# tuples: nothing per record outlives its chunk.
+Row = tuple[str, object, str, str, str, str] | tuple[str, str, str, str, str, str, str, str]
 # What the reading process makes: the stored rows' form of SQLite, of PostgreSQL as tuples
 # (a dry run there), of PostgreSQL as COPY text
 SQLITE, ROWS, COPY = "sqlite", "rows", "copy"

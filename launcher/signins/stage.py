@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from launcher.signins import join
+from launcher.signins.reading import Chunk  # the rows, as the reading process makes them
 
-if TYPE_CHECKING:
-    from launcher.signins.reading import Chunk
-
-# One row to store: record id, time (as the database stores it, see join.db_time), pseudonym,
-# registry app id ("" when unregistered), the provider's app id, the provider's app name (for
-# an unregistered app only); on SQLite then the first and last time of a launch that makes it
-# a sign-in through the portal (the window of launcher/signins/join.py, as stored). Plain
-# tuples: nothing per record outlives its chunk.
-Row = tuple[str, object, str, str, str, str] | tuple[str, str, str, str, str, str, str, str]
 COLUMNS = "record_id, ts, user_id, app_id, provider_app_id, provider_app"
 # PostgreSQL: a chunk's launch probe is one hash join when its time range holds at most this
 # many launches per staged row, else one index probe per row. Measured (bench/README.md,
