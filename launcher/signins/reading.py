@@ -26,7 +26,9 @@ closes it or goes away (its next write fails).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import hmac
 import os
@@ -36,7 +38,7 @@ import struct
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import IO, Any, NamedTuple, cast
@@ -56,6 +58,7 @@ FORMATS: dict[str, ModuleType] = {m.NAME: m for m in (entra, keycloak, okta)}
 CHUNK = 5000  # rows staged and moved into imported_signin at a time (a few MB)
 MAX_ID = 128
 MAX_CACHED_USERS = 50_000  # pseudonyms kept while reading a file (a few MB), then forgotten
+PIPE_SIZE = 1 << 20  # bytes: a chunk and more (Linux's most for a user, /proc/sys/fs/pipe-max-size)
 _HEADER = struct.Struct("<I")  # each message: its length, then its pickle
 
 # One row to store: record id, time (as the database stores it, see join.db_time), pseudonym,
@@ -102,6 +105,7 @@ class Reading:
         self.skipped: Counter[str] = Counter()
         self.unregistered: Counter[str] = Counter()
         self.peak_kb = 0
+        self._ahead: Generator[Chunk, None, None] | None = None
         root = str(Path(__file__).resolve().parent.parent.parent)  # where launcher/ is
         self.process = subprocess.Popen(  # noqa: S603 (this interpreter, this package)
             [sys.executable, "-I", "-c", _START, root],
@@ -110,6 +114,10 @@ class Reading:
         )
         assert self.process.stdin is not None and self.process.stdout is not None
         self.stdout: IO[bytes] = self.process.stdout
+        with contextlib.suppress(OSError, AttributeError):  # Linux only, and within its limit
+            # a pipe that holds a whole chunk (64 KiB by default): the reading process makes
+            # the next chunk and sends it while this one is stored, instead of waiting
+            fcntl.fcntl(self.stdout.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
         job = (fmt, str(path), pseudonym, dict(mapping), form, retained_from, progress is not None)
         try:
             with self.process.stdin as stdin:
@@ -118,7 +126,13 @@ class Reading:
             pass  # it ended at once: _receive says why
 
     def chunks(self) -> Iterator[Chunk]:
-        """The file's chunks as the reading process sends them; then the counts are set."""
+        """The file's chunks as the reading process sends them; then the counts are set. A
+        thread of this process receives them a chunk or two ahead (it waits on the pipe while
+        the database works, holding no lock)."""
+        self._ahead = reader.ahead(self._receive_all())
+        return self._ahead
+
+    def _receive_all(self) -> Iterator[Chunk]:
         while True:
             message = self._receive()
             kind = message[0]
@@ -132,30 +146,30 @@ class Reading:
                 _, self.read, skipped, unregistered, self.peak_kb = message
                 self.skipped.update(skipped)
                 self.unregistered.update(unregistered)
-                self.close()
                 return
             elif kind == "refused":
-                self.close()
                 raise ImportRefused(message[1])
             else:  # "error": what the reading process could not foresee, raised here
-                self.close()
                 raise message[1]
 
     def _receive(self) -> tuple[Any, ...]:
         header = self.stdout.read(_HEADER.size)
         data = self.stdout.read(_HEADER.unpack(header)[0]) if len(header) == _HEADER.size else b""
         if not data:
-            code = self.close()
+            code = self.process.wait()
             raise RuntimeError(f"the reading process of {self.path} ended (exit code {code})")
         message: tuple[Any, ...] = pickle.loads(data)  # noqa: S301 (our own child's)
         return message
 
-    def close(self) -> int:
-        """Stop the reading process (when it still runs) and wait for it: no zombie."""
+    def close(self) -> None:
+        """Stop the reading process if it still runs, wait for it (no zombie), and then for
+        the thread receiving from it."""
         if self.process.poll() is None:
             self.process.kill()
+        self.process.wait()
+        if self._ahead is not None:
+            self._ahead.close()  # its thread has seen the end of the pipe by now
         self.stdout.close()
-        return self.process.wait()
 
     def __enter__(self) -> Reading:
         return self
