@@ -58,6 +58,7 @@ FORMATS: dict[str, ModuleType] = {m.NAME: m for m in (entra, keycloak, okta)}
 CHUNK = 5000  # rows staged and moved into imported_signin at a time (a few MB)
 MAX_ID = 128
 MAX_CACHED_USERS = 50_000  # pseudonyms kept while reading a file (a few MB), then forgotten
+ENDING_S = 10  # seconds the reading process has to exit once it has sent everything
 PIPE_SIZE = 1 << 20  # bytes: a chunk and more (Linux's most for a user, /proc/sys/fs/pipe-max-size)
 _HEADER = struct.Struct("<I")  # each message: its length, then its pickle
 
@@ -106,6 +107,7 @@ class Reading:
         self.unregistered: Counter[str] = Counter()
         self.peak_kb = 0
         self._ahead: Generator[Chunk, None, None] | None = None
+        self._ended = False  # it has sent everything, and is exiting
         root = str(Path(__file__).resolve().parent.parent.parent)  # where launcher/ is
         self.process = subprocess.Popen(  # noqa: S603 (this interpreter, this package)
             [sys.executable, "-I", "-c", _START, root],
@@ -146,6 +148,7 @@ class Reading:
                 _, self.read, skipped, unregistered, self.peak_kb = message
                 self.skipped.update(skipped)
                 self.unregistered.update(unregistered)
+                self._ended = True
                 return
             elif kind == "refused":
                 raise ImportRefused(message[1])
@@ -164,9 +167,11 @@ class Reading:
     def close(self) -> None:
         """Stop the reading process if it still runs, wait for it (no zombie), and then for
         the thread receiving from it."""
-        if self.process.poll() is None:
+        try:
+            self.process.wait(timeout=ENDING_S if self._ended else 0)
+        except subprocess.TimeoutExpired:
             self.process.kill()
-        self.process.wait()
+            self.process.wait()
         if self._ahead is not None:
             self._ahead.close()  # its thread has seen the end of the pipe by now
         self.stdout.close()
