@@ -239,6 +239,49 @@ def test_launches_first_or_import_first_give_the_same_figures(
     engine.dispose()
 
 
+def test_launches_written_during_an_import_meet_its_rows(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: the launch writer is not held off while the chunks are moved; launches
+    that come in meanwhile are matched with the file's rows in phase 2 and the figures are
+    those of launches first. SQLite: the import holds the one write lock, so none can come in,
+    and its fold sums the rows as they are moved (launcher/signins/fold.py); a launch that
+    did come in would refuse the file rather than fold what it changed."""
+    engine = db.make_engine(settings.database_url)
+    _write_portal(engine, settings, tmp_path / "a")
+    _import(engine, settings, _file(tmp_path, RECORDS))
+    launches_first = _snapshot(engine)
+    with engine.begin() as conn:  # start again, the launches arriving during the import
+        for t in [*join.GATEWAY_TABLES, join.T_IMPORTED, *rollups.ROLLUP_TABLES]:
+            conn.execute(sa.delete(t))
+        for name in ("launch_event", "signin_event", "event_batch", "user_first"):
+            conn.execute(sa.text(f"DELETE FROM {name}"))
+    store = stage.Stage.store
+    sqlite = db.is_sqlite(engine)
+
+    def meanwhile(self: stage.Stage, chunk: reading.Chunk) -> int:
+        new = store(self, chunk)
+        if sqlite:  # as if another writer could: through the import's own connection
+            self.conn.exec_driver_sql(
+                "INSERT INTO launch_event (ts, app_id, user_id, department, source) "
+                "VALUES ('2025-03-03 09:00:00.000000', 'teams', 'x', 'nursing', 'portal')"
+            )
+        else:
+            _write_portal(engine, settings, tmp_path / "b")
+        return new
+
+    monkeypatch.setattr(stage.Stage, "store", meanwhile)
+    if sqlite:
+        with pytest.raises(RuntimeError, match="during an import on SQLite"):
+            _import(engine, settings, _file(tmp_path, RECORDS))
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT COUNT(*) FROM imported_signin").scalar() == 0
+    else:
+        _import(engine, settings, _file(tmp_path, RECORDS))
+        assert _snapshot(engine) == launches_first
+    engine.dispose()
+
+
 @pytest.mark.parametrize("probe", ["per row", "joined"])
 def test_the_window_is_exact_to_the_microsecond_in_either_order(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, probe: str
