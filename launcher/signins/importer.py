@@ -51,10 +51,8 @@ IMPORT_LOCK = 0x4C53494D  # PostgreSQL advisory lock id held by an import ("LSIM
 FOLD_ROWS = {"postgresql": 500_000}
 # SQLite: the new rows are aggregated in Python (launcher/signins/fold.py: SQLite sorts a
 # GROUP BY in memory, so it could fold only slices); rollup rows held before they are written
-# out, about 300 bytes each. 25,000 since the sums are held while chunks are moved (and the
-# reading process's ~30 MB come on top): 4-8 MB less at the peak than 50,000, in no
-# measurable time (bench/README.md, 2026-12-02 morning)
-FOLD_KEYS = 25_000
+# out, about 300 bytes each
+FOLD_KEYS = 50_000
 SQLITE_WAIT_MS = 10 * 60 * 1000  # an import waits this long for another import on SQLite
 # SQLite's page cache is most of an import's memory, and what makes its inserts fast (the
 # indexes of imported_signin take records in random order); SQLite goes past it for a while
