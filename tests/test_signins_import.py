@@ -242,12 +242,12 @@ def test_launches_first_or_import_first_give_the_same_figures(
 def test_launches_written_during_an_import_meet_its_rows(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """PostgreSQL: the launch writer is not held off while the chunks are moved; launches
-    that come in meanwhile are matched with the file's rows in phase 2 and the figures are
-    those of launches first. SQLite: the import holds the one write lock, so none can come in,
-    and its fold sums the rows as they are moved (launcher/signins/fold.py); a launch that
-    did come in would refuse the file rather than fold what it changed."""
+    """The launch writer is not held off while the chunks are moved (PostgreSQL): launches
+    that come in meanwhile are matched with the file's rows in phase 2, and the figures are
+    those of launches first."""
     engine = db.make_engine(settings.database_url)
+    if db.is_sqlite(engine):
+        pytest.skip("SQLite: the import holds the one write lock, no launch can come in")
     _write_portal(engine, settings, tmp_path / "a")
     _import(engine, settings, _file(tmp_path, RECORDS))
     launches_first = _snapshot(engine)
@@ -257,28 +257,15 @@ def test_launches_written_during_an_import_meet_its_rows(
         for name in ("launch_event", "signin_event", "event_batch", "user_first"):
             conn.execute(sa.text(f"DELETE FROM {name}"))
     store = stage.Stage.store
-    sqlite = db.is_sqlite(engine)
 
     def meanwhile(self: stage.Stage, chunk: reading.Chunk) -> int:
         new = store(self, chunk)
-        if sqlite:  # as if another writer could: through the import's own connection
-            self.conn.exec_driver_sql(
-                "INSERT INTO launch_event (ts, app_id, user_id, department, source) "
-                "VALUES ('2025-03-03 09:00:00.000000', 'teams', 'x', 'nursing', 'portal')"
-            )
-        else:
-            _write_portal(engine, settings, tmp_path / "b")
+        _write_portal(engine, settings, tmp_path / "b")
         return new
 
     monkeypatch.setattr(stage.Stage, "store", meanwhile)
-    if sqlite:
-        with pytest.raises(RuntimeError, match="during an import on SQLite"):
-            _import(engine, settings, _file(tmp_path, RECORDS))
-        with engine.connect() as conn:
-            assert conn.exec_driver_sql("SELECT COUNT(*) FROM imported_signin").scalar() == 0
-    else:
-        _import(engine, settings, _file(tmp_path, RECORDS))
-        assert _snapshot(engine) == launches_first
+    _import(engine, settings, _file(tmp_path, RECORDS))
+    assert _snapshot(engine) == launches_first
     engine.dispose()
 
 

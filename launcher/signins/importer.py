@@ -40,7 +40,7 @@ from launcher import db
 from launcher.errors import ConfigError
 from launcher.reports.rollups import ROLLUP_LOCK
 from launcher.settings import Settings
-from launcher.signins import fold, join, reading
+from launcher.signins import join, reading, rollups
 from launcher.signins.reading import FORMATS
 from launcher.signins.stage import Stage
 
@@ -49,9 +49,9 @@ IMPORT_LOCK = 0x4C53494D  # PostgreSQL advisory lock id held by an import ("LSIM
 # a larger slice folds each person's month once instead of once a slice: at 20,000 the fold
 # was a third of a PostgreSQL import's server time (bench/README.md)
 FOLD_ROWS = {"postgresql": 500_000}
-# SQLite: the new rows are aggregated in Python (launcher/signins/fold.py: SQLite sorts a
-# GROUP BY in memory, so it could fold only slices); rollup rows held before they are written
-# out, about 300 bytes each
+# SQLite: the new rows are aggregated in Python (rollups.fold_new: SQLite sorts a GROUP BY in
+# memory, so it could fold only slices); rollup rows held before they are written out, about
+# 300 bytes each
 FOLD_KEYS = 50_000
 SQLITE_WAIT_MS = 10 * 60 * 1000  # an import waits this long for another import on SQLite
 # SQLite's page cache is most of an import's memory, and what makes its inserts fast (the
@@ -192,28 +192,11 @@ def _write(conn: sa.Connection, provider: str, rows: reading.Reading, summary: S
     fresh_above = _max_id(conn, "imported_signin")
     launches_above = _max_id(conn, "launch_event")
     signins_above = _max_id(conn, "signin_event")
-    # SQLite: the new rows are folded as each move returns them, in a thread, while the next
-    # chunk is moved (launcher/signins/fold.py); PostgreSQL folds set-based after phase 2
-    behind = fold.Behind(conn, FOLD_KEYS) if conn.dialect.name == "sqlite" else None
-    try:
-        stage = Stage(conn, provider, None if behind is None else behind.add)
-        for chunk in rows.chunks():
-            new = stage.store(chunk)
-            summary.new += new
-            summary.already += chunk.size - new
-        _phase2(conn, fresh_above, launches_above, signins_above, behind)
-    finally:
-        if behind is not None:
-            behind.close()
-
-
-def _phase2(
-    conn: sa.Connection,
-    fresh_above: int,
-    launches_above: int,
-    signins_above: int,
-    behind: fold.Behind | None,
-) -> None:
+    stage = Stage(conn, provider)
+    for chunk in rows.chunks():
+        new = stage.store(chunk)
+        summary.new += new
+        summary.already += chunk.size - new
 
     # phase 2: hold off the launch writer while the new rows meet what it wrote meanwhile
     if conn.dialect.name == "postgresql":
@@ -228,9 +211,6 @@ def _phase2(
         sa.text("SELECT user_id, department FROM signin_event WHERE id > :id"),
         {"id": signins_above},
     ).all()
-    if (late or late_signins) and behind is not None:
-        # SQLite: the import has held the one write lock since before it read these ids
-        raise RuntimeError("launches were written during an import on SQLite: cannot be")
     bounds = conn.exec_driver_sql(
         "SELECT (SELECT MIN(ts) FROM imported_signin), (SELECT MAX(ts) FROM imported_signin)"
     ).one()
@@ -252,11 +232,10 @@ def _phase2(
         )
     # the rollups' upserts add, so slices (PostgreSQL) and write-outs (SQLite) sum up the same
     last = _max_id(conn, "imported_signin")
-    if behind is not None:
+    if conn.dialect.name == "sqlite":
         # SQLite sorts a GROUP BY in memory (temp_store): a 2 GB file's rows at once would
-        # cost hundreds of MB, slices upsert each person's month once per slice; summed in
-        # Python instead, as they were moved
-        behind.finish()
+        # cost hundreds of MB, slices upsert each person's month once per slice
+        rollups.fold_new(conn, fresh_above, FOLD_KEYS)
     else:
         step = FOLD_ROWS[conn.dialect.name]
         for lo in range(fresh_above, last, step):

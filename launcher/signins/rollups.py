@@ -156,6 +156,115 @@ def fold(conn: sa.Connection, where: str, params: dict[str, Any]) -> None:
     )
 
 
+def fold_new(conn: sa.Connection, above: int, keys: int = 50_000) -> None:
+    """SQLite: :func:`fold` of the imported rows with an id above ``above`` (an import's new
+    rows), aggregated in Python while the rows are read once in id order, so that each
+    signin_day row, user month and person month is upserted once per file rather than once
+    per slice of rows (bench/README.md). Bounded: the three tables' pending rows are written
+    out whenever together they hold ``keys`` rows (a few hundred bytes each); upserts add counts
+    and keys and OR masks, so a key written out twice sums up the same."""
+    raw: Any = conn.connection.driver_connection
+    M = cellkey.MOD
+    imported_key, person_key = cellkey.imported_key, cellkey.person_key_cached
+    day: dict[tuple[str, str, str, str], list[int]] = {}  # signins, via, their keys
+    user: dict[tuple[str, str, str, str], list[Any]] = {}  # dept, signins, via, days, via_days
+    person: dict[tuple[str, str], list[Any]] = {}  # dept, days, via_days
+    # one string object per day, month, app, person, department: not one per key
+    days: dict[str, str] = {}
+    months: dict[str, str] = {}  # by day
+    strings: dict[str, str] = {}
+
+    def flush() -> None:
+        raw.executemany(
+            """INSERT INTO signin_day (day, app_id, provider_app, department, signins,
+            via_portal, signins_key, via_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (day, app_id, provider_app, department) DO UPDATE SET
+            signins = signin_day.signins + excluded.signins,
+            via_portal = signin_day.via_portal + excluded.via_portal,
+            signins_key = (signin_day.signins_key + excluded.signins_key) % """
+            + str(M)
+            + """, via_key = (signin_day.via_key + excluded.via_key) % """
+            + str(M),
+            ((*k, n, v, nk % M, vk % M) for k, (n, v, nk, vk) in sorted(day.items())),
+        )
+        raw.executemany(
+            """INSERT INTO signin_user_month (month, app_id, provider_app, user_id,
+            department, signins, via_portal, days, via_days, person_key)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (month, app_id, provider_app, user_id) DO UPDATE SET
+            department = excluded.department,
+            signins = signin_user_month.signins + excluded.signins,
+            via_portal = signin_user_month.via_portal + excluded.via_portal,
+            days = signin_user_month.days | excluded.days,
+            via_days = signin_user_month.via_days | excluded.via_days""",
+            ((*k, *v, person_key(k[3])) for k, v in sorted(user.items())),
+        )
+        raw.executemany(
+            """INSERT INTO signin_person_month (month, user_id, department, days, via_days,
+            person_key) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (month, user_id) DO UPDATE SET department = excluded.department,
+            days = signin_person_month.days | excluded.days,
+            via_days = signin_person_month.via_days | excluded.via_days""",
+            ((*k, *v, person_key(k[1])) for k, v in sorted(person.items())),
+        )
+        for held in (day, user, person, days, months, strings):
+            held.clear()
+
+    cursor = raw.execute(
+        "SELECT ts, app_id, provider_app, user_id, department, via_portal, provider, "
+        "record_id FROM imported_signin WHERE id > ? ORDER BY id",
+        (above,),
+    )
+    try:
+        while rows := cursor.fetchmany(min(5000, keys)):
+            for ts, app, provider_app, uid, dept, via, provider, record_id in rows:
+                rk = imported_key(uid, provider, record_id)
+                app = strings.setdefault(app, app)
+                provider_app = strings.setdefault(provider_app, provider_app)
+                uid = strings.setdefault(uid, uid)
+                dept = strings.setdefault(dept, dept)
+                d = ts[:10]
+                m = months.get(d)  # one string per day and month, not one per key
+                if m is None:
+                    d = days[d] = d
+                    m = months[d] = ts[:7] + "-01"
+                else:
+                    d = days[d]
+                bit = 1 << (int(ts[8:10]) - 1)
+                c = day.get((d, app, provider_app, dept))
+                if c is None:
+                    c = day[d, app, provider_app, dept] = [0, 0, 0, 0]
+                c[0] += 1
+                c[2] += rk
+                u = user.get((m, app, provider_app, uid))
+                if u is None:
+                    u = user[m, app, provider_app, uid] = [dept, 0, 0, 0, 0]
+                elif dept > u[0]:
+                    u[0] = dept
+                u[1] += 1
+                u[3] |= bit
+                p = None
+                if app:
+                    p = person.get((m, uid))
+                    if p is None:
+                        p = person[m, uid] = [dept, 0, 0]
+                    elif dept > p[0]:
+                        p[0] = dept
+                    p[1] |= bit
+                if via:
+                    c[1] += 1
+                    c[3] += rk
+                    u[2] += 1
+                    u[4] |= bit
+                    if p is not None:
+                        p[2] |= bit
+            if len(day) + len(user) + len(person) >= keys:
+                flush()
+    finally:
+        cursor.close()
+    flush()
+
+
 def spans(conn: sa.Connection, first: dt.date, last: dt.date | None = None) -> None:
     """OR the months from ``first`` (to ``last``, else the last there is) of the month tables
     into the span tables. Month by month: a month row is one person's (and app's), so each

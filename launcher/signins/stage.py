@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from typing import Any
 
 import sqlalchemy as sa
 
-from launcher.signins import fold, join
+from launcher.signins import join
 from launcher.signins.reading import Chunk  # the rows, as the reading process makes them
 
 COLUMNS = "record_id, ts, user_id, app_id, provider_app_id, provider_app"
@@ -25,15 +23,9 @@ class Stage:
     into imported_signin with each row's department (user_first) and its match with the
     launches (inside the database: one probe of ix_launch_event_user_ts per row, or on
     PostgreSQL one hash join with the launches of the chunk's time range when they are few),
-    leaving out the records stored before. SQLite: ``on_moved`` hears each move's new rows
-    as stored (launcher/signins/fold.py's columns), for the fold."""
+    leaving out the records stored before."""
 
-    def __init__(
-        self,
-        conn: sa.Connection,
-        provider: str,
-        on_moved: Callable[[list[Any]], None] | None = None,
-    ) -> None:
+    def __init__(self, conn: sa.Connection, provider: str) -> None:
         self.conn = conn
         self.sqlite = conn.dialect.name == "sqlite"
         if self.sqlite:
@@ -98,10 +90,6 @@ class Stage:
                 + " ON CONFLICT (provider, record_id) DO NOTHING"
             )
         self.provider = provider
-        self.on_moved = on_moved
-        if on_moved is not None:
-            assert self.sqlite, "only SQLite's import folds what each move returns"
-            self.move += f" RETURNING {fold.COLUMNS}"
 
     def store(self, chunk: Chunk) -> int:
         """Store the chunk's rows; returns how many were new."""
@@ -132,16 +120,7 @@ class Stage:
             lo, hi = chunk.first - join.BEFORE, chunk.last + join.AFTER
             if self._few_launches(lo, hi, JOIN_LAUNCHES * chunk.size):
                 move, params = self.move_joined, (self.provider, lo, hi)
-        if self.on_moved is not None:  # SQLite: the stored rows, for the fold
-            cursor = driver.cursor()
-            try:
-                moved = cursor.execute(move, params).fetchall()
-            finally:
-                cursor.close()
-            self.on_moved(moved)
-            new = len(moved)
-        else:
-            new = int(conn.exec_driver_sql(move, params).rowcount)
+        new = int(conn.exec_driver_sql(move, params).rowcount)
         conn.exec_driver_sql("DELETE FROM signin_stage" if self.sqlite else "TRUNCATE signin_stage")
         return new
 
