@@ -86,7 +86,8 @@ def test_an_unforeseen_error_of_the_reading_process_is_raised_in_the_importer(
 def test_the_reading_process_runs_this_package_whatever_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """-I: a ``launcher`` in the current directory or on PYTHONPATH is not imported instead."""
+    """-I and the importer's module path: a ``launcher`` in the current directory or on a
+    PYTHONPATH set since is not imported instead."""
     bogus = tmp_path / "elsewhere" / "launcher"
     bogus.mkdir(parents=True)
     (bogus / "__init__.py").write_text("raise SystemExit('the wrong launcher')\n")

@@ -17,8 +17,9 @@ in the importer as it was in the reading process.
 
 The raw user id is pseudonymised in the reading process as soon as a record is read: nothing
 it sends holds one. The pseudonyms' key goes to it through its stdin, never on a command line
-or in the environment. The process is started by the same interpreter with this very package
-(``-I``: no environment, no current directory, no user site), imports neither SQLAlchemy nor
+or in the environment. The process is started by the same interpreter with the importer's
+module path, this package first (``-I``: the environment and current directory cannot put
+another ``launcher`` or ``orjson`` in its way), imports neither SQLAlchemy nor
 the database code (a few MB, some tens of milliseconds), ignores Ctrl-C (the importer stops
 it, and a traceback from it would only repeat the importer's), and ends when the importer
 closes it or goes away (its next write fails).
@@ -31,6 +32,7 @@ import datetime as dt
 import fcntl
 import hashlib
 import hmac
+import json
 import os
 import pickle
 import signal
@@ -108,9 +110,12 @@ class Reading:
         self.peak_kb = 0
         self._ahead: Generator[Chunk, None, None] | None = None
         self._ended = False  # it has sent everything, and is exiting
+        # the importer's module path, this package's directory first: the reading process
+        # imports what the importer would (dependencies installed on PYTHONPATH included)
         root = str(Path(__file__).resolve().parent.parent.parent)  # where launcher/ is
+        paths = json.dumps([root, *(p for p in sys.path if p)])
         self.process = subprocess.Popen(  # noqa: S603 (this interpreter, this package)
-            [sys.executable, "-I", "-c", _START, root],
+            [sys.executable, "-I", "-c", _START, paths],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
@@ -183,11 +188,11 @@ class Reading:
         self.close()
 
 
-# The reading process's start: this package, whatever the importer's environment and current
-# directory hold (-I leaves both out)
+# The reading process's start: the importer's module path, whatever the environment and the
+# current directory hold (-I leaves both out)
 _START = (
-    "import sys; sys.path.insert(0, sys.argv[1]); from launcher.signins import reading; "
-    "reading.main()"
+    "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+    "from launcher.signins import reading; reading.main()"
 )
 
 
