@@ -24,7 +24,7 @@ from launcher.events import BatchWriter, Launch, SignIn
 from launcher.reports import cellkey, gateway, rebuild, rollups
 from launcher.reports.periods import Period
 from launcher.settings import Settings
-from launcher.signins import importer, join, reading, stage, window
+from launcher.signins import chunks, importer, join, stage, window
 from launcher.signins import rollups as signin_rollups
 from launcher.signins.record import ImportRefused
 from tests.test_rollups import assert_no_person_before
@@ -258,7 +258,7 @@ def test_launches_written_during_an_import_meet_its_rows(
             conn.execute(sa.text(f"DELETE FROM {name}"))
     store = stage.Stage.store
 
-    def meanwhile(self: stage.Stage, chunk: reading.Chunk) -> int:
+    def meanwhile(self: stage.Stage, chunk: chunks.Chunk) -> int:
         new = store(self, chunk)
         _write_portal(engine, settings, tmp_path / "b")
         return new
@@ -583,7 +583,7 @@ def test_the_importer_pseudonymises_as_sign_in_does(settings: Settings) -> None:
     assert settings.oidc_issuer
     key = hmac.new(settings.pseudonym_secret(), digestmod=hashlib.sha256)
     key.update(f"{settings.oidc_issuer}\0".encode())
-    assert reading._pseudonym(key, "alice") == _uid(settings, "alice")
+    assert chunks.pseudonym(key, "alice") == _uid(settings, "alice")
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from launcher import db
 from launcher.settings import Settings
-from launcher.signins import importer, reading, stage
+from launcher.signins import chunks, importer, reading, stage
 from launcher.signins.record import ImportRefused
 
 T = dt.datetime(2025, 3, 3, 9, 0, tzinfo=dt.UTC)
@@ -48,11 +48,11 @@ def settings(make_settings: Callable[..., Settings], database_url: str) -> Setti
     return make_settings(database_url=database_url, subject_claim="oid")
 
 
-@pytest.mark.parametrize("form", [reading.SQLITE, reading.ROWS, reading.COPY])
+@pytest.mark.parametrize("form", [chunks.SQLITE, chunks.ROWS, chunks.COPY])
 def test_nothing_the_reading_process_sends_holds_a_raw_user_id(
     form: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = _lines(tmp_path, [_record(i) for i in range(reading.CHUNK + 10)])
+    path = _lines(tmp_path, [_record(i) for i in range(chunks.CHUNK + 10)])
     sent: list[bytes] = []
     receive = reading.Reading._receive
 
@@ -64,8 +64,8 @@ def test_nothing_the_reading_process_sends_holds_a_raw_user_id(
     monkeypatch.setattr(reading.Reading, "_receive", spy)
     with reading.Reading("entra", path, KEY, {"app-teams": "teams"}, form, lambda *_: None) as r:
         sizes = [chunk.size for chunk in r.chunks()]
-    assert sizes == [reading.CHUNK, 10]
-    assert r.read == reading.CHUNK + 10
+    assert sizes == [chunks.CHUNK, 10]
+    assert r.read == chunks.CHUNK + 10
     assert r.peak_kb > 0  # its memory, for the benchmark's peak of both processes
     assert sent and all(RAW.encode() not in m for m in sent)
     assert r.process.returncode == 0  # it ended by itself
@@ -76,7 +76,7 @@ def test_an_unforeseen_error_of_the_reading_process_is_raised_in_the_importer(
 ) -> None:
     path = _lines(tmp_path, [_record(1)])
     with (
-        reading.Reading("no such format", path, KEY, {}, reading.ROWS) as r,
+        reading.Reading("no such format", path, KEY, {}, chunks.ROWS) as r,
         pytest.raises(KeyError, match="no such format"),
     ):
         list(r.chunks())
@@ -94,7 +94,7 @@ def test_the_reading_process_runs_this_package_whatever_the_environment(
     monkeypatch.chdir(bogus.parent)
     monkeypatch.setenv("PYTHONPATH", str(bogus.parent))
     path = _lines(tmp_path, [_record(1)])
-    with reading.Reading("entra", path, KEY, {}, reading.ROWS) as r:
+    with reading.Reading("entra", path, KEY, {}, chunks.ROWS) as r:
         assert [c.size for c in r.chunks()] == [1]
 
 
@@ -107,7 +107,7 @@ def test_an_import_that_stops_stops_its_reading_process(
     nothing."""
     engine = db.make_engine(settings.database_url)
     db.upgrade(engine)
-    path = _lines(tmp_path, [_record(i) for i in range(3 * reading.CHUNK)])
+    path = _lines(tmp_path, [_record(i) for i in range(3 * chunks.CHUNK)])
     started: list[reading.Reading] = []
 
     class Spied(reading.Reading):
@@ -119,7 +119,7 @@ def test_an_import_that_stops_stops_its_reading_process(
     error: type[BaseException] = RuntimeError if where == "the database" else KeyboardInterrupt
     store = stage.Stage.store
 
-    def failing(self: stage.Stage, chunk: reading.Chunk) -> int:
+    def failing(self: stage.Stage, chunk: chunks.Chunk) -> int:
         store(self, chunk)
         raise error("stop")
 
@@ -140,13 +140,13 @@ def test_a_refusal_comes_from_the_reading_process_with_the_record_and_field(
 ) -> None:
     engine = db.make_engine(settings.database_url)
     db.upgrade(engine)
-    records = [_record(i) for i in range(reading.CHUNK + 5)]
-    records[reading.CHUNK + 2]["isInteractive"] = "yes"  # record CHUNK + 3, in the 2nd chunk
+    records = [_record(i) for i in range(chunks.CHUNK + 5)]
+    records[chunks.CHUNK + 2]["isInteractive"] = "yes"  # record CHUNK + 3, in the 2nd chunk
     path = _lines(tmp_path, records)
     with pytest.raises(ImportRefused) as refused:
         importer.import_files(engine, settings, {}, "entra", [path])
     assert str(refused.value) == (
-        f"{path}: record {reading.CHUNK + 3}: field isInteractive: is not true or false"
+        f"{path}: record {chunks.CHUNK + 3}: field isInteractive: is not true or false"
     )
     assert RAW not in str(refused.value)
     with engine.connect() as conn:  # the first chunk was stored, and rolled back
@@ -178,7 +178,7 @@ def test_text_that_copy_would_take_for_its_own_is_stored_as_it_is(
 
 
 def test_copy_text_is_one_line_per_row_and_joined_whole_when_nothing_needs_escaping() -> None:
-    rows: list[reading.Row] = [("r1", T, "u", "teams", "app-teams", "")]
-    assert reading.copy_text(rows) == b"r1\t2025-03-03T09:00:00+00:00\tu\tteams\tapp-teams\t\n"
+    rows: list[chunks.Row] = [("r1", T, "u", "teams", "app-teams", "")]
+    assert chunks.copy_text(rows) == b"r1\t2025-03-03T09:00:00+00:00\tu\tteams\tapp-teams\t\n"
     rows = [("r\\1", T, "u", "", "a\tb", "n\r\n")]
-    assert reading.copy_text(rows) == (b"r\\\\1\t2025-03-03T09:00:00+00:00\tu\t\ta\\tb\tn\\r\\n\n")
+    assert chunks.copy_text(rows) == (b"r\\\\1\t2025-03-03T09:00:00+00:00\tu\t\ta\\tb\tn\\r\\n\n")

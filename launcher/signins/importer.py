@@ -40,8 +40,8 @@ from launcher import db
 from launcher.errors import ConfigError
 from launcher.reports.rollups import ROLLUP_LOCK
 from launcher.settings import Settings
-from launcher.signins import join, reading, rollups
-from launcher.signins.reading import FORMATS
+from launcher.signins import chunks, join, reading, rollups
+from launcher.signins.chunks import FORMATS
 from launcher.signins.stage import Stage
 
 IMPORT_LOCK = 0x4C53494D  # PostgreSQL advisory lock id held by an import ("LSIM")
@@ -134,7 +134,7 @@ def import_files(
     total = Summary(dry_run=dry_run)
     # the reading process's rows: as SQLite stores them, as COPY text for PostgreSQL, and
     # for a dry run (which only looks up the record ids) as tuples
-    form = reading.ROWS if dry_run else reading.SQLITE if db.is_sqlite(engine) else reading.COPY
+    form = chunks.ROWS if dry_run else chunks.SQLITE if db.is_sqlite(engine) else chunks.COPY
     for path in paths:
         on_progress = None
         if progress is not None:

@@ -7,7 +7,7 @@ import datetime as dt
 import sqlalchemy as sa
 
 from launcher.signins import join
-from launcher.signins.reading import Chunk  # the rows, as the reading process makes them
+from launcher.signins.chunks import Chunk  # the rows, as the reading process makes them
 
 COLUMNS = "record_id, ts, user_id, app_id, provider_app_id, provider_app"
 # PostgreSQL: a chunk's launch probe is one hash join when its time range holds at most this
