@@ -24,7 +24,7 @@ from launcher.events import BatchWriter, Launch, SignIn
 from launcher.reports import cellkey, gateway, rebuild, rollups
 from launcher.reports.periods import Period
 from launcher.settings import Settings
-from launcher.signins import importer, join, stage
+from launcher.signins import chunks, importer, join, stage, window
 from launcher.signins import rollups as signin_rollups
 from launcher.signins.record import ImportRefused
 from tests.test_rollups import assert_no_person_before
@@ -235,6 +235,36 @@ def test_launches_first_or_import_first_give_the_same_figures(
     assert _snapshot(engine) == launches_first
 
     rebuild.rebuild(engine, TZ)
+    assert _snapshot(engine) == launches_first
+    engine.dispose()
+
+
+def test_launches_written_during_an_import_meet_its_rows(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The launch writer is not held off while the chunks are moved (PostgreSQL): launches
+    that come in meanwhile are matched with the file's rows in phase 2, and the figures are
+    those of launches first."""
+    engine = db.make_engine(settings.database_url)
+    if db.is_sqlite(engine):
+        pytest.skip("SQLite: the import holds the one write lock, no launch can come in")
+    _write_portal(engine, settings, tmp_path / "a")
+    _import(engine, settings, _file(tmp_path, RECORDS))
+    launches_first = _snapshot(engine)
+    with engine.begin() as conn:  # start again, the launches arriving during the import
+        for t in [*join.GATEWAY_TABLES, join.T_IMPORTED, *rollups.ROLLUP_TABLES]:
+            conn.execute(sa.delete(t))
+        for name in ("launch_event", "signin_event", "event_batch", "user_first"):
+            conn.execute(sa.text(f"DELETE FROM {name}"))
+    store = stage.Stage.store
+
+    def meanwhile(self: stage.Stage, chunk: chunks.Chunk) -> int:
+        new = store(self, chunk)
+        _write_portal(engine, settings, tmp_path / "b")
+        return new
+
+    monkeypatch.setattr(stage.Stage, "store", meanwhile)
+    _import(engine, settings, _file(tmp_path, RECORDS))
     assert _snapshot(engine) == launches_first
     engine.dispose()
 
@@ -553,7 +583,7 @@ def test_the_importer_pseudonymises_as_sign_in_does(settings: Settings) -> None:
     assert settings.oidc_issuer
     key = hmac.new(settings.pseudonym_secret(), digestmod=hashlib.sha256)
     key.update(f"{settings.oidc_issuer}\0".encode())
-    assert importer._pseudonym(key, "alice") == _uid(settings, "alice")
+    assert chunks.pseudonym(key, "alice") == _uid(settings, "alice")
 
 
 @pytest.mark.parametrize(
@@ -569,12 +599,12 @@ def test_the_importer_pseudonymises_as_sign_in_does(settings: Settings) -> None:
     ],
 )
 def test_the_sqlite_window_edges_are_the_datetime_arithmetic(at: dt.datetime) -> None:
-    """The reading thread writes the window's edges from the minute's text (importer._Window);
+    """The reading process writes the window's edges from the minute's text (window.Window);
     they are exactly the stored text of the sign-in's time minus BEFORE and plus AFTER."""
-    window = importer._Window()
+    edges = window.Window()
     text = at.isoformat(" ", "microseconds")
     for _ in range(2):  # the minute made, then the minute kept
-        assert window.edges(at.replace(tzinfo=dt.UTC), text) == (
+        assert edges.edges(at.replace(tzinfo=dt.UTC), text) == (
             (at - join.BEFORE).isoformat(" ", "microseconds"),
             (at + join.AFTER).isoformat(" ", "microseconds"),
         )

@@ -6,6 +6,8 @@ whole (:class:`~launcher.signins.record.ImportRefused`, naming the file, the rec
 the field) with nothing stored from it. The raw user id is turned into the portal's pseudonym
 (the keyed hash of issuer and id that sign-in gives the same person, see
 launcher/auth/user.py) as soon as a record is read; it is never stored, logged or printed.
+Reading (decoding, checking, pseudonymising, making rows) runs in a process of its own
+(launcher/signins/reading.py), on the other core than the writing, a chunk ahead of it.
 
 Idempotent: ``(provider, record_id)`` is unique, and a row that is there already is left out
 (``ON CONFLICT DO NOTHING``; ``OR IGNORE`` on SQLite), so a record seen before (the same file
@@ -26,14 +28,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
-import hmac
+import functools
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -41,20 +40,11 @@ from launcher import db
 from launcher.errors import ConfigError
 from launcher.reports.rollups import ROLLUP_LOCK
 from launcher.settings import Settings
-from launcher.signins import entra, join, keycloak, okta, reader, rollups
-from launcher.signins.record import (
-    AHEAD,
-    EARLIEST,
-    PAST_RETENTION,
-    FieldError,
-    ImportRefused,
-    Record,
-)
-from launcher.signins.stage import Row, Stage
+from launcher.signins import chunks, join, reading, rollups
+from launcher.signins.chunks import FORMATS
+from launcher.signins.stage import Stage
 
-FORMATS: dict[str, ModuleType] = {m.NAME: m for m in (entra, keycloak, okta)}
 IMPORT_LOCK = 0x4C53494D  # PostgreSQL advisory lock id held by an import ("LSIM")
-CHUNK = 5000  # rows staged and moved into imported_signin at a time (a few MB)
 # PostgreSQL: new rows folded into the rollups per statement. It sorts within work_mem, and
 # a larger slice folds each person's month once instead of once a slice: at 20,000 the fold
 # was a third of a PostgreSQL import's server time (bench/README.md)
@@ -63,8 +53,6 @@ FOLD_ROWS = {"postgresql": 500_000}
 # memory, so it could fold only slices); rollup rows held before they are written out, about
 # 300 bytes each
 FOLD_KEYS = 50_000
-MAX_ID = 128
-MAX_CACHED_USERS = 50_000  # pseudonyms kept while reading a file (a few MB), then forgotten
 SQLITE_WAIT_MS = 10 * 60 * 1000  # an import waits this long for another import on SQLite
 # SQLite's page cache is most of an import's memory, and what makes its inserts fast (the
 # indexes of imported_signin take records in random order); SQLite goes past it for a while
@@ -87,6 +75,7 @@ class Summary:
     skipped: Counter[str] = field(default_factory=Counter)
     unregistered: Counter[str] = field(default_factory=Counter)  # provider app -> sign-ins
     dry_run: bool = False
+    reader_kb: int = 0  # the reading process's peak resident memory (the largest of the files')
 
     def __str__(self) -> str:
         skipped = sum(self.skipped.values())
@@ -105,7 +94,9 @@ class Summary:
 
     def add(self, other: Summary) -> None:
         for f in dataclasses.fields(self):
-            if f.name != "dry_run":
+            if f.name == "reader_kb":
+                self.reader_kb = max(self.reader_kb, other.reader_kb)
+            elif f.name != "dry_run":
                 setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
@@ -140,175 +131,33 @@ def import_files(
                 "issuer, as at sign-in"
             )
         pseudonym = (settings.pseudonym_secret(), settings.oidc_issuer)
-    secret, issuer = pseudonym
-    key = hmac.new(secret, digestmod=hashlib.sha256)
-    key.update(f"{issuer}\0".encode())
     total = Summary(dry_run=dry_run)
-    sqlite = db.is_sqlite(engine)
+    # the reading process's rows: as SQLite stores them, as COPY text for PostgreSQL, and
+    # for a dry run (which only looks up the record ids) as tuples
+    form = chunks.ROWS if dry_run else chunks.SQLITE if db.is_sqlite(engine) else chunks.COPY
     for path in paths:
-        rows = _rows(module, path, key, mapping, progress, sqlite, retained_from)
-        summary = _check(engine, fmt, rows) if dry_run else _store(engine, fmt, rows)
+        on_progress = None
+        if progress is not None:
+            size = path.stat().st_size if path.exists() else 0
+            on_progress = functools.partial(_progress, progress, path, size)
+        with reading.Reading(
+            module.NAME, path, pseudonym, mapping, form, on_progress, retained_from
+        ) as rows:
+            summary = _check(engine, fmt, rows) if dry_run else _store(engine, fmt, rows)
+            summary.files, summary.read = 1, rows.read
+            summary.skipped.update(rows.skipped)
+            summary.unregistered.update(rows.unregistered)
+            summary.reader_kb = rows.peak_kb
         total.add(summary)
     return total
 
 
-def _pseudonym(key: Any, subject: str) -> str:
-    """launcher.auth.user.pseudonym (a test holds them equal), with the issuer hashed in
-    once: copying the HMAC state saves a third of the work per record."""
-    h = key.copy()
-    h.update(subject.encode())
-    return str(h.hexdigest()[:32])
+def _progress(progress: Progress, path: Path, size: int, read: int, done: int) -> None:
+    progress(path, read, done, size)
 
 
-class Rows:
-    """The file's records as rows to store, in chunks, counting what it reads and skips."""
-
-    def __init__(self, summary: Summary, chunks: Iterator[list[Row]]) -> None:
-        self.summary = summary
-        self.chunks = chunks
-
-
-def _rows(
-    module: ModuleType,
-    path: Path,
-    key: Any,
-    mapping: Mapping[str, str],
-    progress: Progress | None,
-    sqlite: bool,
-    retained_from: dt.datetime | None = None,
-) -> Rows:
-    summary = Summary(files=1)
-    size = path.stat().st_size if path.exists() else 0
-
-    def block(position: int) -> None:
-        if progress is not None:
-            progress(path, summary.read, position, size)
-
-    def generate() -> Iterator[list[Row]]:
-        n = 0
-        chunk: list[Row] = []
-        skipped = summary.skipped
-        users: dict[str, str] = {}  # raw id -> pseudonym: people sign in many times
-        window = _Window() if sqlite else None
-        latest = dt.datetime.now(dt.UTC) + AHEAD
-        first = max(EARLIEST, retained_from or EARLIEST)
-        try:
-            for n, obj in reader.records(path, block):  # noqa: B007 (n: in the error)
-                record: Record = module.parse(obj)
-                if record.skip is not None:
-                    skipped[record.skip] += 1
-                    continue
-                if not EARLIEST <= record.ts <= latest:
-                    raise FieldError(module.TIME_FIELD, _out_of_range(record.ts, latest))
-                if record.ts < first:
-                    skipped[PAST_RETENTION] += 1
-                    continue
-                chunk.append(_row(record, key, mapping, summary, window, users))
-                if len(chunk) >= CHUNK:
-                    if len(users) > MAX_CACHED_USERS:
-                        users.clear()
-                    summary.read = n
-                    yield chunk
-                    chunk = []
-        except reader.ReadError as exc:
-            raise ImportRefused(f"{path}: {exc}") from None
-        except FieldError as exc:
-            raise ImportRefused(f"{path}: record {n}: field {exc}") from None
-        except OSError as exc:
-            raise ImportRefused(f"{path}: cannot be read ({exc.strerror or exc})") from None
-        summary.read = n
-        if chunk:
-            yield chunk
-        if progress is not None:
-            progress(path, n, size, size)
-
-    return Rows(summary, reader.ahead(generate()))
-
-
-def _out_of_range(ts: dt.datetime, latest: dt.datetime) -> str:
-    return (
-        f"is {ts.date().isoformat()}: a sign-in must be from {EARLIEST.date().isoformat()} "
-        f"up to {latest.date().isoformat()} "
-        "(a broken export, or a clock far off)"
-    )
-
-
-def _row(
-    record: Record,
-    key: Any,
-    mapping: Mapping[str, str],
-    summary: Summary,
-    window: _Window | None,
-    users: dict[str, str],
-) -> Row:
-    user = users.get(record.user)
-    if user is None:
-        user = users[record.user] = _pseudonym(key, record.user)
-    app = record.app
-    if len(app) > MAX_ID:
-        raise FieldError("app id", f"is longer than {MAX_ID} characters")
-    app_id = mapping.get(app, "")
-    name = ""
-    if not app_id:
-        name = (record.app_name.strip() or app)[:200]
-        summary.unregistered[name] += 1
-    record_id = record.record_id
-    ts = record.ts  # UTC (record.py)
-    if record_id is None:  # Keycloak without event ids: the event's own fields, keyed
-        raw = f"{user}\0{ts.isoformat()}\0{app}"
-        record_id = hashlib.sha256(raw.encode()).hexdigest()[:32]
-    elif len(record_id) > MAX_ID:
-        raise FieldError("id", f"is longer than {MAX_ID} characters")
-    if window is None:
-        return (record_id, ts, user, app_id, app, name)
-    # SQLite: the text form of join.db_time, without its checks (ts is UTC already); and the
-    # edges of the join's window in the same form, computed here in the reading thread rather
-    # than by SQLite's strftime() in the writing one, the import's bound (bench/README.md)
-    text = ts.isoformat(" ", "microseconds")[:26]  # ts is within EARLIEST ... (no "+00:00")
-    return (record_id, text, user, app_id, app, name, *window.edges(ts, text))
-
-
-class _Window:
-    """SQLite: the stored text of the first and last time of a launch in a sign-in's join
-    window (join.BEFORE before it, join.AFTER after it). The window is whole minutes before
-    and under a minute after, so an edge differs from the sign-in's text in the minute only
-    (and by AFTER in the seconds): per minute seen, the text of the minute BEFORE earlier and
-    of the next one are kept, and an edge is a format of two strings -- instead of datetime
-    arithmetic and ``isoformat`` twice per record, a sixth of the reading thread
-    (bench/README.md, 2026-12-02). A minute not seen before takes the arithmetic, as every
-    record did; exports come in time order (Graph's, Keycloak's, Okta's), so that is rare."""
-
-    SHAPED = join.BEFORE_S % 60 == 0 and 0 <= join.AFTER_S < 60  # else: the arithmetic
-    MAX_MINUTES = 4096  # minutes kept (about 1 MB), then forgotten
-
-    def __init__(self) -> None:
-        self.minutes: dict[str, list[str]] = {}  # minute -> [minute BEFORE earlier, next]
-
-    def edges(self, ts: dt.datetime, text: str) -> tuple[str, str]:
-        """(lo, hi) of the sign-in at ``ts`` (UTC), stored as ``text``."""
-        minute = text[:16]
-        known = self.minutes.get(minute)
-        second = int(text[17:19])
-        if known is not None:
-            lo = known[0] + text[16:]  # the same seconds
-            if second < 60 - join.AFTER_S:
-                return lo, f"{minute}:{second + join.AFTER_S:02d}{text[19:]}"
-            if known[1]:
-                return lo, f"{known[1]}:{second + join.AFTER_S - 60:02d}{text[19:]}"
-        lo = (ts - join.BEFORE).isoformat(" ", "microseconds")[:26]
-        hi = (ts + join.AFTER).isoformat(" ", "microseconds")[:26]
-        if self.SHAPED:
-            if known is None:
-                if len(self.minutes) >= self.MAX_MINUTES:
-                    self.minutes.clear()
-                known = self.minutes[minute] = [lo[:16], ""]
-            if second >= 60 - join.AFTER_S:
-                known[1] = hi[:16]
-        return lo, hi
-
-
-def _store(engine: sa.Engine, provider: str, rows: Rows) -> Summary:
-    summary = rows.summary
+def _store(engine: sa.Engine, provider: str, rows: reading.Reading) -> Summary:
+    summary = Summary()
     with engine.connect() as conn:
         sqlite = db.is_sqlite(engine)
         if sqlite:
@@ -324,7 +173,7 @@ def _store(engine: sa.Engine, provider: str, rows: Rows) -> Summary:
             with conn.begin():
                 if not sqlite:
                     conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (IMPORT_LOCK,))
-                _write(conn, provider, rows)
+                _write(conn, provider, rows, summary)
         finally:
             if sqlite:
                 conn.exec_driver_sql("PRAGMA busy_timeout=3000")  # as db.make_engine sets it
@@ -338,17 +187,16 @@ def _max_id(conn: sa.Connection, table: str) -> int:
     return int(conn.exec_driver_sql(f"SELECT COALESCE(MAX(id), 0) FROM {table}").scalar_one())
 
 
-def _write(conn: sa.Connection, provider: str, rows: Rows) -> None:
-    summary = rows.summary
+def _write(conn: sa.Connection, provider: str, rows: reading.Reading, summary: Summary) -> None:
     # imports exclude each other, so this import's rows are exactly those above these ids
     fresh_above = _max_id(conn, "imported_signin")
     launches_above = _max_id(conn, "launch_event")
     signins_above = _max_id(conn, "signin_event")
     stage = Stage(conn, provider)
-    for chunk in rows.chunks:
+    for chunk in rows.chunks():
         new = stage.store(chunk)
         summary.new += new
-        summary.already += len(chunk) - new
+        summary.already += chunk.size - new
 
     # phase 2: hold off the launch writer while the new rows meet what it wrote meanwhile
     if conn.dialect.name == "postgresql":
@@ -407,13 +255,13 @@ class _Launch:
     department: str | None
 
 
-def _check(engine: sa.Engine, provider: str, rows: Rows) -> Summary:
+def _check(engine: sa.Engine, provider: str, rows: reading.Reading) -> Summary:
     """A dry run: read and check everything, count what is new; write nothing."""
-    summary = rows.summary
+    summary = Summary(dry_run=True)
     with engine.connect() as conn:
         p = join.ph(conn)
-        for chunk in rows.chunks:
-            ids = sorted({r[0] for r in chunk})
+        for chunk in rows.chunks():
+            ids = sorted({r[0] for r in chunk.rows})
             known = 0
             for part in join.chunks(ids):
                 known += conn.exec_driver_sql(
@@ -422,5 +270,5 @@ def _check(engine: sa.Engine, provider: str, rows: Rows) -> Summary:
                     (provider, *part),
                 ).scalar_one()
             summary.already += known
-            summary.new += len(chunk) - known
+            summary.new += chunk.size - known
     return summary

@@ -39,12 +39,22 @@ from launcher.reports import cellkey
 from launcher.signins import rollups
 from launcher.signins.rollups import GATEWAY_TABLES, T_IMPORTED, T_SIGNIN_DAY, fold, spans
 
-BEFORE_S, AFTER_S = 120, 10  # whole seconds (the import's SQL shifts stored times by them)
-BEFORE = dt.timedelta(seconds=BEFORE_S)  # a launch up to this long before the sign-in counts
-AFTER = dt.timedelta(seconds=AFTER_S)  # and up to this long after it: clocks differ
+# the window: a launch up to BEFORE before a sign-in, or AFTER after it (window.py)
+from launcher.signins.window import AFTER, AFTER_S, BEFORE, BEFORE_S
+
 CHUNK = 300  # keys per VALUES list: well below every driver's parameter limit
 
-__all__ = ["GATEWAY_TABLES", "T_IMPORTED", "T_SIGNIN_DAY", "fold", "spans"]  # for callers
+__all__ = [
+    "AFTER",
+    "AFTER_S",
+    "BEFORE",
+    "BEFORE_S",
+    "GATEWAY_TABLES",
+    "T_IMPORTED",
+    "T_SIGNIN_DAY",
+    "fold",
+    "spans",
+]  # for callers
 
 
 class LaunchLike(Protocol):

@@ -266,12 +266,13 @@ def _end(s: _Stream, n: int) -> None:
         raise ReadError(n, "unexpected text after the end of the JSON document")
 
 
-def ahead(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+def ahead(items: Iterator[T], depth: int = 2) -> Generator[T, None, None]:
     """The items of ``items``, produced by a thread of their own up to ``depth`` ahead of
-    the consumer. An import decodes records (Python, holding the GIL) while the database
-    stores the previous chunk (SQLite's and psycopg's C code let go of the GIL), so the two
-    overlap; memory stays bounded by ``depth`` items. An error of the producer is raised in
-    the consumer; when the consumer stops, so does the producer."""
+    the consumer. An import receives chunks from its reading process (launcher/signins/
+    reading.py) while the database stores the previous one (SQLite's and psycopg's C code let
+    go of the GIL), so the two overlap; memory stays bounded by ``depth`` items. An error of
+    the producer is raised in the consumer; when the consumer stops (closes this generator),
+    so does the producer."""
     q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import cast
 
 import sqlalchemy as sa
 
 from launcher.signins import join
+from launcher.signins.chunks import Chunk  # the rows, as the reading process makes them
 
-# One row to store: record id, time (as the database stores it, see join.db_time), pseudonym,
-# registry app id ("" when unregistered), the provider's app id, the provider's app name (for
-# an unregistered app only); on SQLite then the first and last time of a launch that makes it
-# a sign-in through the portal (the window of launcher/signins/join.py, as stored). Plain
-# tuples: nothing per record outlives its chunk.
-Row = tuple[str, object, str, str, str, str] | tuple[str, str, str, str, str, str, str, str]
 COLUMNS = "record_id, ts, user_id, app_id, provider_app_id, provider_app"
 # PostgreSQL: a chunk's launch probe is one hash join when its time range holds at most this
 # many launches per staged row, else one index probe per row. Measured (bench/README.md,
@@ -97,7 +91,7 @@ class Stage:
             )
         self.provider = provider
 
-    def store(self, chunk: list[Row]) -> int:
+    def store(self, chunk: Chunk) -> int:
         """Store the chunk's rows; returns how many were new."""
         conn = self.conn
         move: str = self.move
@@ -109,7 +103,7 @@ class Stage:
             try:
                 cursor.executemany(
                     f"INSERT INTO signin_stage ({COLUMNS}, lo, hi) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    chunk,
+                    chunk.rows,
                 )
             finally:
                 cursor.close()
@@ -120,20 +114,15 @@ class Stage:
                 driver.cursor() as cursor,
                 cursor.copy(f"COPY signin_stage ({COLUMNS}) FROM STDIN") as copy,
             ):
-                for row in chunk:
-                    copy.write_row(row)
-            lo, hi = self._range(chunk)
-            if self._few_launches(lo, hi, JOIN_LAUNCHES * len(chunk)):
+                copy.write(chunk.copy)  # the rows as COPY's text, made by the reading process
+            assert chunk.first is not None and chunk.last is not None
+            # the first and last time a launch in the window of one of the chunk's rows can have
+            lo, hi = chunk.first - join.BEFORE, chunk.last + join.AFTER
+            if self._few_launches(lo, hi, JOIN_LAUNCHES * chunk.size):
                 move, params = self.move_joined, (self.provider, lo, hi)
         new = int(conn.exec_driver_sql(move, params).rowcount)
         conn.exec_driver_sql("DELETE FROM signin_stage" if self.sqlite else "TRUNCATE signin_stage")
         return new
-
-    @staticmethod
-    def _range(chunk: list[Row]) -> tuple[dt.datetime, dt.datetime]:
-        """The first and last time a launch in the window of one of the chunk's rows can have."""
-        times = cast(list[dt.datetime], [row[1] for row in chunk])  # PostgreSQL's rows
-        return min(times) - join.BEFORE, max(times) + join.AFTER
 
     def _few_launches(self, lo: dt.datetime, hi: dt.datetime, most: int) -> bool:
         """Whether at most ``most`` launches lie between ``lo`` and ``hi`` (an index range
