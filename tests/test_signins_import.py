@@ -239,15 +239,22 @@ def test_launches_first_or_import_first_give_the_same_figures(
     engine.dispose()
 
 
+@pytest.mark.postgres
 def test_launches_written_during_an_import_meet_its_rows(
-    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_settings: Callable[..., Settings],
+    postgres_server: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The launch writer is not held off while the chunks are moved (PostgreSQL): launches
-    that come in meanwhile are matched with the file's rows in phase 2, and the figures are
-    those of launches first."""
+    """The launch writer is not held off while the chunks are moved: launches that come in
+    meanwhile are matched with the file's rows in phase 2, and the figures are those of
+    launches first. PostgreSQL only: on SQLite the import holds the one write lock, so no
+    launch can come in meanwhile."""
+    from tests.conftest import _reset
+
+    _reset(postgres_server)
+    settings = make_settings(database_url=postgres_server, subject_claim="oid")
     engine = db.make_engine(settings.database_url)
-    if db.is_sqlite(engine):
-        pytest.skip("SQLite: the import holds the one write lock, no launch can come in")
     _write_portal(engine, settings, tmp_path / "a")
     _import(engine, settings, _file(tmp_path, RECORDS))
     launches_first = _snapshot(engine)
