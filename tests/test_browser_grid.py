@@ -186,6 +186,8 @@ def test_the_stars_are_drawn_and_no_text_needs_a_fallback_font(
     page = sign_in(tab, CLINICIAN)
     page.locator("#app-teams .star button").click()
     expect(page.locator("#fav-teams .star button")).to_have_attribute("aria-pressed", "true")
+    # the page after the post: its stylesheet too (the star is drawn by it), not only its DOM
+    page.wait_for_load_state("load")
     shapes = page.evaluate(STAR_SHAPES)
     by_state = {
         state: {clip for p, clip, *_ in shapes if p == state} for state in ("true", "false")
