@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from babel.messages.catalog import Catalog
 
 PLACEHOLDER = re.compile(r"\{(\w*)\}")
 
@@ -20,8 +24,9 @@ class CatalogueError(Exception):
     """A ``.po`` that must not ship; the message names the file, line and message."""
 
 
-def problems(po: Path) -> list[str]:
-    """What is wrong with one ``.po``, as "file:line: what" lines; empty when it compiles."""
+def _read(po: Path) -> tuple[Catalog | None, list[str]]:
+    """One ``.po`` read, and what is wrong with it as "file:line: what" lines (none: it
+    compiles)."""
     from babel.messages.pofile import PoFileError, read_po
 
     try:
@@ -29,9 +34,9 @@ def problems(po: Path) -> list[str]:
             catalogue = read_po(f, abort_invalid=True)
     except PoFileError as e:  # its lineno counts from 0
         what, line = str(e).rsplit(" on ", 1)[0], e.line.strip()
-        return [f"{po}:{e.lineno + 1}: {what}" + (f": {line!r}" if line else "")]
+        return None, [f"{po}:{e.lineno + 1}: {what}" + (f": {line!r}" if line else "")]
     except UnicodeDecodeError as e:
-        return [f"{po}: not UTF-8 ({e})"]
+        return None, [f"{po}: not UTF-8 ({e})"]
     found = [
         f"{po}:{message.lineno}: {error}"
         for message, errors in catalogue.check()
@@ -47,18 +52,16 @@ def problems(po: Path) -> list[str]:
                 f"{po}:{message.lineno}: the translation of {message.id!r} has the "
                 f"placeholders {given}, the message {wanted}"
             )
-    return found
+    return catalogue, found
 
 
 def compile_catalogue(po: Path) -> Path:
     """``messages.po`` -> ``messages.mo`` beside it (fuzzy entries left out, as English)."""
     from babel.messages.mofile import write_mo
-    from babel.messages.pofile import read_po
 
-    if errors := problems(po):
+    catalogue, errors = _read(po)
+    if catalogue is None or errors:
         raise CatalogueError("\n".join(errors))
-    with po.open("rb") as f:
-        catalogue = read_po(f)
     mo = po.with_suffix(".mo")
     with mo.open("wb") as f:
         write_mo(f, catalogue, use_fuzzy=False)
