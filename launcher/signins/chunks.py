@@ -173,14 +173,13 @@ def _row(
 
 
 def chunk(rows: list[Row], form: str) -> Chunk:
-    """The chunk of ``rows`` in ``form`` (:data:`SQLITE`, :data:`ROWS`, :data:`COPY`)."""
-    if form == SQLITE:
+    """The chunk of ``rows`` in ``form`` (:data:`SQLITE`, :data:`ROWS`, :data:`COPY`). Only
+    PostgreSQL's move reads the chunk's first and last time (launcher/signins/stage.py); a
+    dry run looks up the record ids alone."""
+    if form != COPY:
         return Chunk(rows, b"", len(rows))
     times = [cast(dt.datetime, row[1]) for row in rows]
-    first, last = min(times), max(times)
-    if form == ROWS:
-        return Chunk(rows, b"", len(rows), first, last)
-    return Chunk([], copy_text(rows), len(rows), first, last)
+    return Chunk([], copy_text(rows), len(rows), min(times), max(times))
 
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
