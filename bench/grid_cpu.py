@@ -33,13 +33,30 @@ from typing import Any
 
 import sqlalchemy as sa
 from bench_grid import _database, _drop, registry_yaml, seed
-from bench_import import _process_cpu, backend_pids
+from bench_import import _process_cpu
 from bench_launch import ISSUER, SECRET, _mint_cookie
 
 BASE = "http://127.0.0.1:8000"
 LAST_PAGE: list[bytes] = []
 BACKENDS: list[int] = []  # on a local PostgreSQL: the server processes of the app's connections
+DATABASE: list[str] = []  # its URL, to list them
 SERVER_CPU: list[float] = []  # their CPU seconds over the timed pages
+
+
+def _backends(url: str) -> list[int]:
+    """The server processes of the other connections to this PostgreSQL database; none on
+    SQLite. Their CPU is _process_cpu's, on a local server."""
+    if not url.startswith("postgresql"):
+        return []
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        pids = conn.exec_driver_sql(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+        found = [int(pid) for pid in pids.scalars()]
+    engine.dispose()
+    return found
 
 
 def _server_cpu() -> float:
@@ -108,6 +125,7 @@ async def _run(
     assert started["type"] == "lifespan.startup.complete", started
     try:
         await _pages(app, cookie, 20)  # warm: the grid's pieces, the pool, the templates
+        BACKENDS[:] = _backends(DATABASE[0])  # the engine's and the event loop's connections
         # thread CPU time, not wall-clock: a busy machine does not move the figures
         profiler = cProfile.Profile(time.thread_time) if profile else None
         if profiler:
@@ -130,7 +148,6 @@ async def _run(
 
 
 def main() -> int:
-    global BACKENDS  # noqa: PLW0603 (the list backend_pids fills)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="postgres")
     parser.add_argument("--pages", type=int, default=300)
@@ -166,7 +183,7 @@ def main() -> int:
         if args.seed_only:
             print(url)
             return 0
-        BACKENDS = backend_pids(sa.engine.Engine)  # filled as the app connects
+        DATABASE.append(url)
         app = create_app(settings, writer="thread")
         times = asyncio.run(_run(app, _mint_cookie(BASE), args.pages, args.profile, args.callgrind))
     finally:

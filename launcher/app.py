@@ -34,6 +34,7 @@ from launcher.engage.displays import Display
 from launcher.errors import ConfigError
 from launcher.events import EventStore
 from launcher.limits import BodyLimit
+from launcher.loop_reads import LoopReads
 from launcher.metrics import OTHER_ROUTE, Metrics
 from launcher.registry import RegistryHolder
 from launcher.reports import rollups
@@ -175,6 +176,9 @@ def create_app(
             log.error("database unavailable at start-up (events will be spooled): %s", exc)
         p.events.start()
         p.revocations.start()
+        # the grid's read on this loop, over connections of its own (launcher/loop_reads.py)
+        reads = None if db.is_sqlite(p.engine) else LoopReads(p.engine)
+        app.state.loop_reads = reads
         stop = asyncio.Event()
         p.background.append(asyncio.create_task(_watch_registry(p, stop), name="launcher-registry"))
         p.background.append(asyncio.create_task(_purge_daily(p, stop), name="launcher-purge"))
@@ -188,6 +192,8 @@ def create_app(
             # each step runs even when the one before fails
             async with contextlib.AsyncExitStack() as stack:
                 stack.callback(p.engine.dispose)
+                if reads is not None:
+                    stack.push_async_callback(reads.close)
                 stack.push_async_callback(p.oidc.aclose)
                 stack.push_async_callback(p.revocations.close)
                 await p.events.close()

@@ -29,11 +29,15 @@ WORKER_DB_THREADS = 8
 # worker's interpreter lock beside its event loop, 1-2 % of pages waited 0.5-1.5 s for it (64
 # connections on PostgreSQL: p99 ~400 ms against ~65 ms with 3; bench/README.md, bench_grid).
 GRID_READ_THREADS = 3
+# On PostgreSQL that read runs on the worker's event loop instead, over connections of its own
+# (launcher/loop_reads.py): a read holds one for ~0.2 ms, so three keep up with a worker's CPU.
+LOOP_READ_CONNECTIONS = 3
 BACKGROUND_CONNECTIONS = 4
 # A PostgreSQL connection that sat in the pool this long is pinged before it is handed out (a
 # server restart or a proxy's idle timeout may have closed it); a busy worker's connections
 # come back within milliseconds and are handed out without that round trip (_ping_if_idle).
 PING_AFTER_IDLE = 10.0
+CONNECT_TIMEOUT = 2  # seconds: a database that does not answer must fail fast (make_engine)
 RECYCLE_AFTER = 1800  # seconds; then a connection is closed and opened anew at its checkout
 _IDLE_SINCE = "launcher_idle_since"  # in a pool record's info
 
@@ -44,10 +48,11 @@ T = TypeVar("T")
 
 
 def connections_per_worker(threads: int = WORKER_DB_THREADS) -> int:
-    """The most PostgreSQL connections one worker opens: its pool plus the overflow. With the
-    event writer's one, a host needs ``workers * (this + 1)``, a cluster that times replicas,
-    below the server's max_connections."""
-    return threads + BACKGROUND_CONNECTIONS
+    """The most PostgreSQL connections one worker opens: its pool plus the overflow, and the
+    event loop's own for the grid. With the event writer's one, a host needs
+    ``workers * (this + 1)``, a cluster that times replicas, below the server's
+    max_connections."""
+    return threads + BACKGROUND_CONNECTIONS + LOOP_READ_CONNECTIONS
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -88,7 +93,7 @@ def make_engine(url: str, threads: int = WORKER_DB_THREADS) -> sa.Engine:
         pool_recycle=RECYCLE_AFTER,
         # a database that does not answer must fail fast: events are spooled meanwhile, and
         # shutdown has to finish within 10 s
-        connect_args={"connect_timeout": 2},
+        connect_args={"connect_timeout": CONNECT_TIMEOUT},
     )
     # Not pool_pre_ping: it costs a round trip on every checkout, three per grid page.
     sa.event.listen(engine, "checkin", _mark_idle)

@@ -17,14 +17,19 @@ statement (bench/README.md, bench_grid.py: the server's 0.21-0.27 ms a page beca
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
-from typing import Any
+import functools
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 
 from launcher import db
 from launcher.models import Favourite, LaunchEvent, UserRecent, table
+
+if TYPE_CHECKING:
+    from launcher.loop_reads import LoopReads
 
 RECENT_DAYS = 90  # "recently used" looks back this far
 RECENT_MAX = 6  # apps in the "recently used" row
@@ -149,6 +154,25 @@ def for_grid(
     outside a transaction (db.reading)."""
     with db.reading(engine) as conn:
         rows = conn.execute(_BOTH, {"user_id": user_id, "since": _since(now)}).all()
+    return _split(rows)
+
+
+async def for_grid_on_loop(
+    reads: LoopReads, user_id: str, now: dt.datetime | None = None
+) -> tuple[list[str], list[str]]:
+    """for_grid's answer, read on the event loop (PostgreSQL; launcher/loop_reads.py)."""
+    sql, defaults = _both_postgresql()
+    return _split(await reads.rows(sql, defaults | {"user_id": user_id, "since": _since(now)}))
+
+
+@functools.cache
+def _both_postgresql() -> tuple[str, dict[str, Any]]:
+    """The grid's statement in psycopg's form, and its parameters' defaults (the LIMIT)."""
+    compiled = _BOTH.compile(dialect=postgresql_psycopg.dialect())  # type: ignore[no-untyped-call]
+    return str(compiled), dict(compiled.construct_params({"user_id": "", "since": None}))
+
+
+def _split(rows: Sequence[Sequence[Any]]) -> tuple[list[str], list[str]]:
     starred = sorted((r for r in rows if not r[0]), key=lambda r: (r[2], r[3], r[1]))
     used = sorted((r for r in rows if r[0]), key=lambda r: r[1])
     used.sort(key=lambda r: r[3], reverse=True)  # newest first, ties by app id (stable)

@@ -258,36 +258,60 @@ def test_the_grid_reads_through_a_database_restart(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Without pool_pre_ping (launcher/db.py): a pooled connection the server closed is found
-    out by the page's read, which is tried once more on a new connection, or by the ping of a
-    connection that was idle; either way the page has the person's favourites."""
+    """On PostgreSQL the grid's read runs on the event loop, over connections of its own
+    (launcher/loop_reads.py). After a restart the first read finds its connection closed; it
+    is tried once more on a new one, and the page has the person's favourites."""
     portal = make_portal(database_url=database_url)
+    assert portal.app.state.loop_reads is not None  # the read this test is about
     staff = portal.cookie(STAFF)
     personal.set_favourite(portal.context.engine, portal.user(STAFF).user_id, "teams", True)
     assert _section(portal.get("/", staff).text, "cat-favourites") == ["teams"]
     other = db.make_engine(database_url)  # the test's own, as a restart is not the portal's
 
+    caplog.set_level(logging.INFO, logger="launcher")
+    for _ in range(2):  # and again: the new connection is kept, and replaced in its turn
+        caplog.clear()
+        assert _restart(other) >= 1
+        grid = portal.get("/", staff)
+        assert grid.status_code == 200
+        assert _section(grid.text, "cat-favourites") == ["teams"]
+        assert "database connection lost; trying once more" in caplog.text
+        assert "favourites and recent apps unavailable" not in caplog.text
+    other.dispose()
+
+
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_the_engines_reads_go_through_a_database_restart(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without pool_pre_ping (launcher/db.py): a pooled connection the server closed is found
+    out by a read, which db.retry_once tries once more on a new connection, or by the ping of
+    a connection that was idle for PING_AFTER_IDLE."""
+    engine = db.make_engine(database_url)
+    other = db.make_engine(database_url)
+    user_id = "u-restart"
+    personal.set_favourite(engine, user_id, "teams", True)
+
+    def read() -> list[str]:
+        return db.retry_once(lambda: personal.for_grid(engine, user_id))[0]
+
+    assert read() == ["teams"]
     caplog.set_level(logging.INFO, logger="launcher.db")
     # a connection used a moment ago is not pinged: the read fails, and is tried again
     assert _restart(other) >= 1
-    grid = portal.get("/", staff)
-    assert grid.status_code == 200
-    assert _section(grid.text, "cat-favourites") == ["teams"]
-    # (the page's read was tried again, or a background poll met a dead connection first and
-    # SQLAlchemy renewed the pool: either way the page has what it reads)
-    assert "favourites and recent apps unavailable" not in caplog.text
+    assert read() == ["teams"]
+    assert "database connection lost; trying once more" in caplog.text
 
     # a connection idle for PING_AFTER_IDLE is pinged when it is handed out: a new one instead
-    # (a fresh pool first: one from before the renewal above would be replaced unpinged)
-    portal.context.engine.dispose()
-    assert portal.get("/", staff).status_code == 200
     caplog.clear()
     monkeypatch.setattr(db, "PING_AFTER_IDLE", 0.0)
     assert _restart(other) >= 1
-    grid = portal.get("/", staff)
-    assert _section(grid.text, "cat-favourites") == ["teams"]
+    assert read() == ["teams"]
     assert "a pooled database connection is gone" in caplog.text
-    assert "favourites and recent apps unavailable" not in caplog.text
+    assert "trying once more" not in caplog.text
+    engine.dispose()
     other.dispose()
 
 

@@ -26,6 +26,7 @@ from starlette.routing import Route
 
 from launcher import app_requests, db, grid, i18n, personal, status
 from launcher.errors import BadRequest, NotFound
+from launcher.loop_reads import LoopReads, Unavailable
 from launcher.registry import ICON_DIR, ICON_FILE
 from launcher.static_files import static_url
 from launcher.views import announcements
@@ -138,14 +139,19 @@ async def home(request: Request) -> Response:
 
     async def read_personal() -> None:
         nonlocal personal_rows
+        user_id = session.user.user_id
+        on_loop: LoopReads | None = getattr(request.app.state, "loop_reads", None)
         try:
+            if on_loop is not None and on_loop.usable():  # PostgreSQL: no thread
+                personal_rows = await personal.for_grid_on_loop(on_loop, user_id)
+                return
             # once more after a lost connection: the page's first read after a database restart
             personal_rows = await anyio.to_thread.run_sync(
                 db.retry_once,
-                functools.partial(personal.for_grid, p.engine, session.user.user_id),
+                functools.partial(personal.for_grid, p.engine, user_id),
                 limiter=_grid_reads(request),
             )
-        except sa.exc.SQLAlchemyError as exc:  # the grid works without them
+        except (sa.exc.SQLAlchemyError, Unavailable) as exc:  # the grid works without them
             log.warning("favourites and recent apps unavailable: %s", exc)
 
     async def read_banner() -> None:
