@@ -34,30 +34,36 @@ SOURCES = ("", "favourite", "recent", "search")
 
 @dataclass
 class _Tile:
+    """A tile's pieces, as UTF-8 (see Pieces)."""
+
     app: App
     text: str  # normalised search text (launcher/search.py)
-    open: dict[tuple[str, bool], str]  # (id prefix: "app", "fav" or none; later?) -> <li …>
-    link: dict[str, str]  # source -> <a …>…</a>
-    star: dict[bool, str]  # starred? -> <form …>
-    move: dict[str, str]  # "up"/"down" -> <form …>
+    open: dict[tuple[str, bool], bytes]  # (id prefix: "app", "fav" or none; later?) -> <li …>
+    link: dict[str, bytes]  # source -> <a …>…</a>
+    star: dict[bool, bytes]  # starred? -> <form …>
+    move: dict[str, bytes]  # "up"/"down" -> <form …>
     # (later?, starred?) -> the whole <li> of a category's tile, as most pages show it (no
     # search, not down): one piece per tile instead of four
-    whole: dict[tuple[bool, bool], str] = field(default_factory=dict)
+    whole: dict[tuple[bool, bool], bytes] = field(default_factory=dict)
 
 
 @dataclass
 class Pieces:
-    """The grid of one registry, language and day, ready to be joined per person."""
+    """The grid of one registry, language and day, ready to be joined per person.
+
+    The pieces are kept encoded, as the page is sent: a page joined from text had to be
+    encoded whole, and one "ë" or "↑" in it makes Python hold all 60 KB as two bytes a
+    character, which took 38 µs a page to encode (bench/README.md, bench_grid.py)."""
 
     tiles: dict[str, _Tile]
-    sections: list[tuple[str, list[str]]]  # (opening markup, app ids) per category, in order
-    personal: dict[str, str]  # "favourites"/"recent" -> opening markup
+    sections: list[tuple[bytes, list[str]]]  # (opening markup, app ids) per category, in order
+    personal: dict[str, bytes]  # "favourites"/"recent" -> opening markup
     lang: str = "en"
     down: str = ""  # "may be down for AGO", put into a tile's link (launcher/status.py)
     empty: Markup = field(default_factory=Markup)
-    _mine: dict[frozenset[str], list[tuple[str, list[str]]]] = field(default_factory=dict)
+    _mine: dict[frozenset[str], list[tuple[bytes, list[str]]]] = field(default_factory=dict)
 
-    def sections_of(self, allowed: Set[str]) -> list[tuple[str, list[str]]]:
+    def sections_of(self, allowed: Set[str]) -> list[tuple[bytes, list[str]]]:
         """The sections with the tiles of ``allowed`` in them, each with those tiles: the same
         for everyone in the same groups (PiecesCache.allowed), so worked out once per set."""
         key = allowed if isinstance(allowed, frozenset) else frozenset(allowed)
@@ -72,11 +78,17 @@ class Pieces:
 
 @dataclass
 class Grid:
-    """One person's grid, as markup for templates/portal.html."""
+    """One person's grid: its markup in UTF-8, as the plain page joins it into its frame
+    (launcher/views/portal.py, Frames)."""
 
-    html: Markup
+    data: bytes
     shown: int  # tiles that match the search (all of them without one)
     favourites: list[str]
+
+    @property
+    def html(self) -> Markup:
+        """The markup, for templates/portal.html."""
+        return Markup(self.data.decode())  # noqa: S704 (joined from autoescaped templates)
 
 
 def build(
@@ -110,17 +122,20 @@ def build(
             app=app,
             text=text,
             open={
-                (anchor, later): str(macros.open_tile(app, anchor, text, later))
+                (anchor, later): _utf8(macros.open_tile(app, anchor, text, later))
                 for anchor in ("app", "fav", "")
                 for later in (False, True)
             },
-            link={source: str(macros.link(app, source)) for source in SOURCES},
-            star={starred: str(macros.star(app, starred)) for starred in (True, False)},
-            move={d: str(macros.move(app, d)) for d in ("up", "down")},
+            link={source: _utf8(macros.link(app, source)) for source in SOURCES},
+            star={starred: _utf8(macros.star(app, starred)) for starred in (True, False)},
+            move={d: _utf8(macros.move(app, d)) for d in ("up", "down")},
         )
         tile = tiles[app.id]
         tile.whole = {
-            (later, starred): tile.open["app", later] + tile.link[""] + tile.star[starred] + "</li>"
+            (later, starred): tile.open["app", later]
+            + tile.link[""]
+            + tile.star[starred]
+            + b"</li>"
             for later in (False, True)
             for starred in (True, False)
         }
@@ -129,16 +144,16 @@ def build(
     for index, (category_id, apps) in enumerate(groupby(visible, key=lambda a: a.category)):
         category = registry.category(category_id)
         heading = category.name.get(lang) if category else translate("Other")
-        opening = str(macros.open_section(f"cat-{index + 1}", heading, ""))
+        opening = _utf8(macros.open_section(f"cat-{index + 1}", heading, ""))
         sections.append((opening, [a.id for a in apps]))
     personal = {
-        "favourites": str(
+        "favourites": _utf8(
             macros.open_section("cat-favourites", translate("Favourites"), "favourites")
         ),
-        "recent": str(macros.open_section("cat-recent", translate("Recently used"), "recent")),
+        "recent": _utf8(macros.open_section("cat-recent", translate("Recently used"), "recent")),
     }
     down = str(macros.down())
-    assert all(link.endswith("</a>") for t in tiles.values() for link in t.link.values())
+    assert all(link.endswith(b"</a>") for t in tiles.values() for link in t.link.values())
     return Pieces(tiles=tiles, sections=sections, personal=personal, lang=lang, down=down)
 
 
@@ -196,25 +211,25 @@ def join(
     tiles = pieces.tiles
     starred = set(favourites)
     searching = bool(search.normalise(query))
-    out: list[str] = []
+    out: list[bytes] = []
     marks = _down_marks(pieces, down or {}, now)
     placed = 0  # tiles in the page so far
 
-    def open_tile(tile: _Tile, anchor: str) -> str:
+    def open_tile(tile: _Tile, anchor: str) -> bytes:
         nonlocal placed
         placed += 1
         return tile.open[anchor, placed > FIRST_SCREEN]
 
-    def link(app_id: str, source: str) -> str:
+    def link(app_id: str, source: str) -> bytes:
         html = pieces.tiles[app_id].link[source]
         mark = marks.get(app_id)
         # the mark goes inside the link (before its "</a>"), so that its name says it too
         return html if mark is None else html[:-4] + mark + html[-4:]
 
-    def personal(name: str) -> str:
+    def personal(name: str) -> bytes:
         # while searching the personal rows step aside, so that each app is found once
         opening = pieces.personal[name]
-        return opening.replace("<section ", "<section hidden ", 1) if searching else opening
+        return opening.replace(b"<section ", b"<section hidden ", 1) if searching else opening
 
     fav = [a for a in favourites if a in allowed and a in tiles]
     if fav:
@@ -223,22 +238,22 @@ def join(
             tile = tiles[app_id]
             out += [open_tile(tile, "fav"), link(app_id, "favourite"), tile.star[True]]
             if len(fav) > 1:
-                out.append('<div class="moves">')
+                out.append(b'<div class="moves">')
                 if i > 0:
                     out.append(tile.move["up"])
                 if i < len(fav) - 1:
                     out.append(tile.move["down"])
-                out.append("</div>")
-            out.append("</li>")
-        out.append("</ul></section>")
+                out.append(b"</div>")
+            out.append(b"</li>")
+        out.append(b"</ul></section>")
     used = [a for a in recent if a in allowed and a in tiles]
     if used:
         out.append(personal("recent"))
         for app_id in used:
             tile = tiles[app_id]
             out += [open_tile(tile, ""), link(app_id, "recent"), tile.star[app_id in starred]]
-            out.append("</li>")
-        out.append("</ul></section>")
+            out.append(b"</li>")
+        out.append(b"</ul></section>")
     shown = 0
     source = "search" if searching else ""
     for opening, mine in pieces.sections_of(allowed):
@@ -248,27 +263,33 @@ def join(
                 placed += 1
                 out.append(tiles[app_id].whole[placed > FIRST_SCREEN, app_id in starred])
             shown += len(mine)
-            out.append("</ul></section>")
+            out.append(b"</ul></section>")
             continue
         found = [search.matches(query, tiles[a].text) for a in mine] if searching else None
         hide_section = found is not None and not any(found)
-        out.append(opening.replace("<section ", "<section hidden ", 1) if hide_section else opening)
+        out.append(
+            opening.replace(b"<section ", b"<section hidden ", 1) if hide_section else opening
+        )
         for index, app_id in enumerate(mine):
             tile = tiles[app_id]
             opening_li = open_tile(tile, "app")
             if found is not None and not found[index]:
-                opening_li = opening_li.replace("<li ", "<li hidden ", 1)
+                opening_li = opening_li.replace(b"<li ", b"<li hidden ", 1)
             else:
                 shown += 1
-            out += [opening_li, link(app_id, source), tile.star[app_id in starred], "</li>"]
-        out.append("</ul></section>")
-    html = "".join(out)  # every piece is the output of autoescaped templates
-    return Grid(html=Markup(html), shown=shown, favourites=fav)  # noqa: S704
+            out += [opening_li, link(app_id, source), tile.star[app_id in starred], b"</li>"]
+        out.append(b"</ul></section>")
+    # every piece is the output of autoescaped templates
+    return Grid(data=b"".join(out), shown=shown, favourites=fav)
+
+
+def _utf8(markup: object) -> bytes:
+    return str(markup).encode()
 
 
 def _down_marks(
     pieces: Pieces, down: Mapping[str, dt.datetime], now: dt.datetime | None
-) -> dict[str, str]:
+) -> dict[str, bytes]:
     """App id -> its "may be down for 5 minutes" mark, for the apps on this grid that may be."""
     if not down:
         return {}
@@ -277,5 +298,5 @@ def _down_marks(
     for app_id, since in down.items():
         if app_id in pieces.tiles:
             ago = i18n.format_ago(max(0.0, (now - since).total_seconds()), pieces.lang)
-            marks[app_id] = pieces.down.replace(AGO, str(escape(ago)))
+            marks[app_id] = pieces.down.replace(AGO, str(escape(ago))).encode()
     return marks

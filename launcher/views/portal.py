@@ -68,6 +68,7 @@ def _pieces(request: Request, lang: str) -> grid.Pieces:
 # leaves them as they are, and nothing a page shows spells them
 _NAME, _TOKEN, _GRID = "zqLauncherFrameName", "zqLauncherFrameToken", "zqLauncherFrameGrid"
 _STAND_INS = re.compile(f"({_NAME}|{_TOKEN}|{_GRID})")
+_NAME_UTF8, _TOKEN_UTF8, _GRID_UTF8 = _NAME.encode(), _TOKEN.encode(), _GRID.encode()
 
 
 class Frames:
@@ -82,13 +83,19 @@ class Frames:
     def __init__(self) -> None:
         self.enabled = True
         self._registry: object = None
-        self._frames: dict[tuple[Any, ...], list[str]] = {}
+        self._frames: dict[tuple[Any, ...], list[bytes]] = {}
 
     def page(
-        self, request: Request, registry: object, key: tuple[Any, ...], context: dict[str, Any]
-    ) -> str:
-        """The page for ``context`` (page_context's, with ``grid``), whose frame ``key``
-        names; ``context["user"]``, ``csrf_token`` and ``grid`` are joined in."""
+        self,
+        request: Request,
+        registry: object,
+        key: tuple[Any, ...],
+        context: dict[str, Any],
+        grid_data: bytes,
+    ) -> bytes:
+        """The page, in UTF-8, for ``context`` (page_context's), whose frame ``key`` names;
+        ``context["user"]``, ``csrf_token`` and the grid (``grid_data``, grid.Grid.data) are
+        joined in. Frame and grid are kept encoded, as grid.Pieces says why."""
         if registry is not self._registry:
             self._registry, self._frames = registry, {}
         parts = self._frames.get(key)
@@ -100,14 +107,15 @@ class Frames:
                 "request": request,
             }
             template = context_of(request).templates.get_template("portal.html")
-            parts = self._frames[key] = _STAND_INS.split(template.render(context | stand_in))
+            frame = _STAND_INS.split(template.render(context | stand_in))
+            parts = self._frames[key] = [part.encode() for part in frame]
         values = {
-            _NAME: str(escape(context["user"].name)),
-            _TOKEN: str(escape(context["csrf_token"])),
-            _GRID: str(context["grid"]),
+            _NAME_UTF8: str(escape(context["user"].name)).encode(),
+            _TOKEN_UTF8: str(escape(context["csrf_token"])).encode(),
+            _GRID_UTF8: grid_data,
         }
         # even places: the frame's text; odd ones: the stand-ins, in the order they stand
-        return "".join(part if i % 2 == 0 else values[part] for i, part in enumerate(parts))
+        return b"".join(part if i % 2 == 0 else values[part] for i, part in enumerate(parts))
 
 
 def _grid_reads(request: Request) -> anyio.CapacityLimiter:
@@ -168,22 +176,23 @@ async def home(request: Request) -> Response:
             reads.start_soon(read_banner)
     starred, used = personal_rows
     recent = [a for a in used if a in allowed][: personal.RECENT_MAX]
-    query = request.query_params.get("q", "")[:200]
+    # most pages have no query: not parsed then
+    params = request.query_params if request.scope["query_string"] else None
+    query = params.get("q", "")[:200] if params else ""
     board: status.Board | None = getattr(request.app.state, "app_status", None)
     down = board.down() if board is not None else None  # memory only: read every 15 s
     mine = grid.join(_pieces(request, lang), allowed, starred, recent, query, down)
-    page = {
-        "grid": mine.html,
+    page: dict[str, Any] = {
         "query": query,
         "shown": mine.shown,
         "has_tiles": bool(allowed),
-        "asked": request.query_params.get("asked") == "1",
+        "asked": bool(params and params.get("asked") == "1"),
         **notices,
     }
     frames = _frames(request)
-    plain = not (request.url.query or notices["announcements"] or notices["added_apps"])
+    plain = not (params or notices["announcements"] or notices["added_apps"])
     if not (frames.enabled and plain):
-        return render(request, "portal.html", page)
+        return render(request, "portal.html", page | {"grid": mine.html})
     context = page_context(request, page)
     key = (
         lang,
@@ -192,7 +201,7 @@ async def home(request: Request) -> Response:
         context["is_editor"],
         context["has_tiles"],
     )
-    html = frames.page(request, registry, key, context)
+    html = frames.page(request, registry, key, context, mine.data)
     response = HTMLResponse(html, headers={"Cache-Control": "no-store"})
     return keep_alive(response, request)
 
