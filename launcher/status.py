@@ -187,6 +187,9 @@ class Board:
         self._total = total
         self._states: dict[str, State] = {}
         self._labelled: set[str] = set()
+        # down(), asked by every grid page: worked out again only when the table or the
+        # registry in use is another
+        self._down: tuple[object, object, dict[str, dt.datetime]] = (None, None, {})
 
     def targets(self) -> dict[str, str]:
         """App id -> status_url, from the registry in use (admin-declared URLs only)."""
@@ -200,8 +203,14 @@ class Board:
         return {k: v for k, v in self._states.items() if k in targets}
 
     def down(self) -> dict[str, dt.datetime]:
-        """App id -> since when it may be down, for the apps whose last check failed."""
-        return {k: v.since for k, v in self.states().items() if v.ok is False}
+        """App id -> since when it may be down, for the apps whose last check failed (the
+        caller must not change it)."""
+        registry = self._registry.current if self._registry.ready else None
+        states, of_registry, found = self._down
+        if states is not self._states or of_registry is not registry:
+            found = {k: v.since for k, v in self.states().items() if v.ok is False}
+            self._down = (self._states, registry, found)
+        return found
 
     async def check_due(self, now: dt.datetime | None = None) -> list[str]:
         """Claim the checks that are due, do them, store the results; the ids checked."""
