@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -211,7 +212,53 @@ def insert_rows(
     for start in range(0, len(rows), per_statement):
         chunk = rows[start : start + per_statement]
         sql = f"{head} VALUES {', '.join([row] * len(chunk))} {tail}"
-        conn.exec_driver_sql(sql, tuple(value for r in chunk for value in r))
+        execute(conn, sql, [value for r in chunk for value in r])
+
+
+# psycopg turns "%s" into PostgreSQL's "$1" by a regular expression in Python, and keeps the
+# result only for statements of at most 50 parameters and 4 KB (psycopg/_queries.py): a batch's
+# multi-row INSERT or key lookup, with hundreds to thousands of parameters, was parsed anew every
+# time, two thirds of the event writer's CPU (bench/README.md, bench_scale.py).
+_PARSED_BY_PSYCOPG = 50
+
+
+def execute(
+    conn: sa.Connection, sql: str, params: Sequence[Any]
+) -> sa.CursorResult[*tuple[Any, ...]]:
+    """``conn.exec_driver_sql(sql, params)`` for SQL written with :func:`placeholder`'s
+    markers, one per value. On PostgreSQL a statement with many parameters is sent with
+    numbered ones ("$1") through psycopg's RawCursor, which takes them as they are."""
+    if conn.dialect.name != "postgresql" or len(params) <= _PARSED_BY_PSYCOPG:
+        return conn.exec_driver_sql(sql, tuple(params))
+    numbered = _numbered(sql)
+    if numbered is None:
+        return conn.exec_driver_sql(sql, tuple(params))
+    import psycopg  # noqa: PLC0415 (PostgreSQL only)
+
+    # the connection's own cursor class for this one statement: SQLAlchemy makes the cursor,
+    # so its error handling (and a lost connection's invalidation) stays as it is
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    usual = driver.cursor_factory
+    driver.cursor_factory = psycopg.RawCursor
+    try:
+        return conn.exec_driver_sql(numbered, tuple(params))
+    finally:
+        driver.cursor_factory = usual
+
+
+@functools.lru_cache(maxsize=64)  # a batch's chunks mostly have the same length
+def _numbered(sql: str) -> str | None:
+    """``sql`` with its "%s" markers numbered "$1", "$2", ... and "%%" (psycopg's escaped
+    "%") as "%"; None for any other "%", or a "$": then psycopg's parser it is."""
+    if "$" in sql or "%%s" in sql:
+        return None
+    rest = sql.replace("%%", "")
+    if rest.count("%") != rest.count("%s"):
+        return None
+    pieces = sql.replace("%%", "%").split("%s")
+    numbered = [f"{piece}${i}" for i, piece in enumerate(pieces[:-1], 1)]
+    return "".join(numbered) + pieces[-1]
 
 
 def placeholder(conn: sa.Connection) -> str:

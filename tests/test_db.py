@@ -160,3 +160,46 @@ def test_reading_runs_each_statement_outside_a_transaction(postgres_server: str)
             assert not driver.autocommit and driver.info.transaction_status.name == "INTRANS"
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "database_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_execute_sends_many_parameters_as_the_driver_would(database_url: str) -> None:
+    """db.execute: a statement with more parameters than psycopg keeps parsed goes with
+    numbered ones through psycopg's RawCursor; the answer is exec_driver_sql's, "%%" is still
+    a "%", and an error is SQLAlchemy's, with the connection's cursor class put back."""
+    import psycopg
+
+    engine = db.make_engine(database_url)
+    ph = "?" if db.is_sqlite(engine) else "%s"
+    mod = "%" if db.is_sqlite(engine) else "%%"
+    values = list(range(200))
+    rows = ", ".join([f"({ph}, {ph})"] * 100)
+    sql = f"WITH k (a, b) AS (VALUES {rows}) SELECT a, b, (a + b) {mod} 7 FROM k ORDER BY a"
+    with engine.connect() as conn:
+        expected = [tuple(r) for r in conn.exec_driver_sql(sql, tuple(values))]
+        assert [tuple(r) for r in db.execute(conn, sql, values)] == expected
+        assert expected[3] == (6, 7, 13 % 7) and len(expected) == 100
+        statements: list[str] = []
+        sa.event.listen(conn, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        db.execute(conn, sql, values)
+        numbered = not db.is_sqlite(engine)
+        assert ("$200" in statements[-1]) is numbered  # the parser is skipped on PostgreSQL
+        with pytest.raises(sa.exc.DBAPIError):
+            db.execute(conn, sql.replace("SELECT a", "SELECT no_such_column"), values)
+        conn.rollback()
+        if numbered:
+            driver = conn.connection.driver_connection
+            assert isinstance(driver, psycopg.Connection)
+            assert driver.cursor_factory is psycopg.Cursor
+        # a few parameters, or a "%" of another kind: exec_driver_sql as it is
+        assert db.execute(conn, f"SELECT {ph} + 1", [41]).scalar_one() == 42
+    engine.dispose()
+
+
+def test_numbering_leaves_statements_it_cannot_read_to_psycopg() -> None:
+    assert db._numbered("SELECT %s, %s %% 3") == "SELECT $1, $2 % 3"
+    assert db._numbered("SELECT %(name)s, %s") is None
+    assert db._numbered("SELECT '%%s', %s") is None
+    assert db._numbered("SELECT '$1', %s") is None

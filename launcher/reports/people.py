@@ -118,10 +118,11 @@ def _lookup(conn: sa.Connection, users: Sequence[str]) -> dict[str, int]:
     ph = db.placeholder(conn)
     for start in range(0, len(users), 500):
         chunk = users[start : start + 500]
-        rows = conn.exec_driver_sql(
+        rows = db.execute(
+            conn,
             "SELECT user_id, number FROM person_number "
             f"WHERE user_id IN ({', '.join([ph] * len(chunk))})",
-            tuple(chunk),
+            chunk,
         )
         found.update({u: int(n) for u, n in rows})
     return found
@@ -204,7 +205,7 @@ def _read(
             f"JOIN {tbl.name} t ON t.{when} = k.w AND t.app_id = k.a AND t.department = k.d"
         )
         params = tuple(v for k in chunk for v in (_param(conn, k[1]), k[2], k[3]))
-        for w, a, d, active, launched in conn.exec_driver_sql(sql, params):
+        for w, a, d, active, launched in db.execute(conn, sql, params):
             key = by_db[(str(w)[:10], a, d)]
             found[key] = (from_bytes(active), from_bytes(launched))
     return found

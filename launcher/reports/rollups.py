@@ -257,7 +257,7 @@ def _existing(
             f"FROM k JOIN {table.name} t ON {' AND '.join(f't.{c} = k.{c}' for c in key_cols)}"
         )
         params = tuple(v for key in chunk for v in key)
-        for found_row in conn.exec_driver_sql(sql, params):
+        for found_row in db.execute(conn, sql, params):
             key = tuple(_db(conn, v) for v in found_row[: len(key_cols)])
             found[by_db[key]] = tuple(
                 dt.date.fromisoformat(v) if isinstance(v, str) and col in date_cols else v

@@ -98,7 +98,7 @@ def apply(
             + " ON CONFLICT DO NOTHING RETURNING month, source, user_id"
         )
         params = tuple(v for m, s, u in chunk for v in (m.isoformat() if sqlite else m, s, u))
-        new.update(by_db[tuple(r)] for r in conn.exec_driver_sql(sql, params))
+        new.update(by_db[tuple(r)] for r in db.execute(conn, sql, params))
     totals: dict[tuple[dt.date, str], list[int]] = {}  # -> [launches, users, their keys]
     for (month, source, user), (n, k) in per_user.items():
         t = totals.setdefault((month, source), [0, 0, 0, 0])

@@ -121,7 +121,7 @@ def departments_of(conn: sa.Connection, users: Iterable[str]) -> dict[str, str]:
             f"WITH k (user_id) AS (VALUES {_values(conn, 1, len(chunk))}) "
             "SELECT f.user_id, f.department FROM k JOIN user_first f ON f.user_id = k.user_id"
         )
-        out.update((u, d or "") for u, d in conn.exec_driver_sql(sql, tuple(chunk)))
+        out.update((u, d or "") for u, d in db.execute(conn, sql, chunk))
     return out
 
 
@@ -166,7 +166,7 @@ def match_launches(
             "FROM k JOIN imported_signin i ON i.user_id = k.user_id AND i.ts >= k.lo "
             "AND i.ts <= k.hi AND i.app_id = k.app_id WHERE i.via_portal = 0"
         )
-        for row in conn.exec_driver_sql(sql, tuple(v for p in chunk for v in p)):
+        for row in db.execute(conn, sql, [v for p in chunk for v in p]):
             rows[int(row[0])] = tuple(row[1:])
     if not rows:
         return 0
