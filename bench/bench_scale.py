@@ -156,6 +156,26 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def _cpu_split(server: int, engine: sa.Engine) -> dict[str, float]:
+    """CPU seconds so far of a ``launcher serve``'s workers (its children), their event
+    writers (the workers' children) and the PostgreSQL server processes of its database, on a
+    local server: where a launch's CPU goes (the writer's and the server's part of it are
+    invisible in the worker's)."""
+    workers = _children(server)
+    writers = [w for worker in workers for w in _descendants(worker)]
+    with engine.connect() as conn:
+        backends = conn.exec_driver_sql(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        ).scalars()
+        server_pids = [int(pid) for pid in backends]
+    return {
+        "workers": sum(map(_cpu_seconds, workers)),
+        "writers": sum(map(_cpu_seconds, writers)),
+        "PostgreSQL": sum(map(_cpu_seconds, server_pids)),
+    }
+
+
 def _rss_mb(pid: int, field: str = "VmRSS:") -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field):
@@ -312,9 +332,17 @@ def main() -> int:  # noqa: PLR0915
         wrk_303 += warm.statuses.get(303, 0)
         other += sum(n for s, n in warm.statuses.items() if s != 303)
         ratios, p99s, bare_rps, portal_rps = [], [], [], []
+        cpu_used: dict[str, float] = {}
+        bare_cpu = 0.0
         for i in range(1, args.rounds + 1):
+            bare_before = sum(map(_cpu_seconds, _children(bare_proc.pid)))
             b = bl.wrk(bare, args.duration, args)
+            bare_cpu += sum(map(_cpu_seconds, _children(bare_proc.pid))) - bare_before
+            before = _cpu_split(portal_proc.pid, engine)
             p = bl.wrk(portal, args.duration, args)
+            after = _cpu_split(portal_proc.pid, engine)
+            for kind, seconds in after.items():
+                cpu_used[kind] = cpu_used.get(kind, 0.0) + seconds - before[kind]
             wrk_303 += p.statuses.get(303, 0)
             other += sum(n for s, n in p.statuses.items() if s != 303)
             ratios.append(p.rps / b.rps)
@@ -341,6 +369,15 @@ def main() -> int:  # noqa: PLR0915
             f"2 workers: bare {sorted(bare_rps)[len(bare_rps) // 2]:.0f} req/s, portal "
             f"{sorted(portal_rps)[len(portal_rps) // 2]:.0f} req/s, ratio {ratio:.2f} (median), "
             f"portal p99 {sorted(p99s)[len(p99s) // 2]:.2f} ms"
+        )
+        timed = sum(portal_rps) * args.duration
+        bare_timed = sum(bare_rps) * args.duration
+        print(
+            "CPU per launch while loaded (the writers' share as far as they kept up): "
+            + ", ".join(
+                f"{kind} {seconds / timed * 1e6:.0f} us" for kind, seconds in cpu_used.items()
+            )
+            + f"; the bare redirect's workers {bare_cpu / bare_timed * 1e6:.0f} us"
         )
         print(
             f"launches: wrk got {wrk_303} x 303, the portal counted {answered} (/metrics, both "
