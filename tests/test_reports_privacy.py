@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 
 from launcher import db
 from launcher.events import Launch
@@ -227,3 +229,15 @@ def test_the_noise_is_bounded_symmetric_and_keeps_positive_counts_positive() -> 
         assert abs(sum(noises) / len(noises)) < 0.05  # zero on average
         assert all(count + n >= 1 for n in noises)
     assert cellkey.perturb(0, 12345) == 0
+
+
+@given(
+    st.datetimes(min_value=dt.datetime(1000, 1, 2), max_value=dt.datetime(9999, 12, 30)),
+    st.sampled_from([None, dt.UTC, dt.timezone(dt.timedelta(hours=2))]),
+)
+def test_a_launch_time_is_keyed_as_strftime_writes_it(when: dt.datetime, tz: Any) -> None:
+    """cellkey.ts_text's text is the one the rebuild's SQL and the stored keys were made from
+    (strftime's), whatever the time and zone: a different text would key a launch anew."""
+    ts = when.replace(tzinfo=tz)
+    utc = ts.astimezone(dt.UTC) if tz is not None else ts
+    assert cellkey.ts_text(ts) == utc.strftime("%Y-%m-%d %H:%M:%S.%f")
