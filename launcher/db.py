@@ -25,7 +25,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # working one, launcher/jobs.py) and /readyz's ping.
 WORKER_DB_THREADS = 8
 # Of those, the grid page's read of favourites and recently used takes at most this many at
-# once (launcher/views/portal.py). It is most of the traffic and a short read (~0.3 ms of a
+# once (launcher/views/portal.py; on SQLite, and on PostgreSQL where the app runs without its
+# lifespan, as a test client may). It is most of the traffic and a short read (~0.3 ms of a
 # thread): 3 threads keep up with what 8 did, and with 8 runnable threads contending for a
 # worker's interpreter lock beside its event loop, 1-2 % of pages waited 0.5-1.5 s for it (64
 # connections on PostgreSQL: p99 ~400 ms against ~65 ms with 3; bench/README.md, bench_grid).
