@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# A read of the grid takes about a millisecond; one that has not been answered in this time
+# (a connection to open included, db.CONNECT_TIMEOUT) is given up, and the page goes without.
+READ_TIMEOUT = 3.0
+
 
 class Unavailable(Exception):
     """The database could not answer a read (its cause, a psycopg.Error, says why)."""
@@ -44,12 +48,18 @@ class LoopReads:
     loop that reads, and :meth:`usable` only there (a test client may run each request in a
     loop of its own: those reads go through the engine)."""
 
-    def __init__(self, engine: sa.Engine, size: int = db.LOOP_READ_CONNECTIONS) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        size: int = db.LOOP_READ_CONNECTIONS,
+        timeout: float = READ_TIMEOUT,
+    ) -> None:
         if db.is_sqlite(engine):
             raise ValueError("LoopReads is for PostgreSQL; SQLite's reads need no thread hop")
         _, params = engine.dialect.create_connect_args(engine.url)
         self._params: dict[str, Any] = {**params, "connect_timeout": db.CONNECT_TIMEOUT}
         self._size = size
+        self.timeout = timeout  # seconds for a read, waiting for a connection included
         self._idle: list[psycopg.AsyncConnection[tuple[Any, ...]]] = []
         self._slots: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -69,9 +79,14 @@ class LoopReads:
         import psycopg  # noqa: PLC0415 (PostgreSQL only: SQLite never imports the driver)
 
         try:
-            return await self._rows(sql, params)
+            # a server that stops answering (a network cut without a reset) must not hold
+            # every page: the read in flight is cancelled, which closes its connection
+            async with asyncio.timeout(self.timeout):
+                return await self._rows(sql, params)
         except psycopg.Error as exc:
             raise Unavailable(str(exc)) from exc
+        except TimeoutError:
+            raise Unavailable(f"no answer within {self.timeout:g} s") from None
 
     async def _rows(self, sql: str, params: Mapping[str, Any]) -> Sequence[tuple[Any, ...]]:
         if not self.usable():

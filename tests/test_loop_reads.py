@@ -159,3 +159,16 @@ def test_the_grid_shows_without_favourites_when_the_database_is_down(
     assert 'class="tile' in page.text
     assert "favourites and recent apps unavailable" in caplog.text
     assert "refused" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_a_read_that_gets_no_answer_is_given_up(engine: sa.Engine) -> None:
+    """A server that stops answering (a network cut, a stuck backend) must not hold the pages:
+    after the time-out the read fails as Unavailable and its connection is closed."""
+    reads = LoopReads(engine, size=1, timeout=0.5)
+    [(pid,)] = await reads.rows(PID, {})
+    with pytest.raises(Unavailable, match="no answer within 0.5 s"):
+        await reads.rows("SELECT pg_sleep(30)", {})
+    [(after,)] = await reads.rows(PID, {})  # the next page is answered, on a new connection
+    assert after != pid
+    await reads.close()
