@@ -229,7 +229,12 @@ def execute(
     """``conn.exec_driver_sql(sql, params)`` for SQL written with :func:`placeholder`'s
     markers, one per value. On PostgreSQL a statement with many parameters is sent with
     numbered ones ("$1") through psycopg's RawCursor, which takes them as they are."""
-    if conn.dialect.name != "postgresql" or len(params) <= _PARSED_BY_PSYCOPG:
+    if (
+        conn.dialect.name != "postgresql"
+        or len(params) <= _PARSED_BY_PSYCOPG
+        # a server-side cursor is made by name, whatever the connection's cursor class
+        or conn.get_execution_options().get("stream_results")
+    ):
         return conn.exec_driver_sql(sql, tuple(params))
     numbered = _numbered(sql)
     if numbered is None:
@@ -248,7 +253,8 @@ def execute(
         driver.cursor_factory = usual
 
 
-@functools.lru_cache(maxsize=64)  # a batch's chunks mostly have the same length
+# a batch's full chunks have the same length (each statement up to ~200 KB: a few only)
+@functools.lru_cache(maxsize=8)
 def _numbered(sql: str) -> str | None:
     """``sql`` with its "%s" markers numbered "$1", "$2", ... and "%%" (psycopg's escaped
     "%") as "%"; None for any other "%", or a "$": then psycopg's parser it is."""

@@ -36,6 +36,17 @@ log = logging.getLogger(__name__)
 # A read of the grid takes about a millisecond; one that has not been answered in this time
 # (a connection to open included, db.CONNECT_TIMEOUT) is given up, and the page goes without.
 READ_TIMEOUT = 3.0
+# libpq's: a connection to a server that went away without a word (a network cut, a NAT's idle
+# time-out) is found out in seconds, not after the kernel's two hours of keepalive or fifteen
+# minutes of retransmissions; ignored on a Unix socket
+_TCP = {
+    "connect_timeout": db.CONNECT_TIMEOUT,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,  # ms without an acknowledgement of data sent
+}
 
 
 class Unavailable(Exception):
@@ -57,13 +68,14 @@ class LoopReads:
         if db.is_sqlite(engine):
             raise ValueError("LoopReads is for PostgreSQL; SQLite's reads need no thread hop")
         _, params = engine.dialect.create_connect_args(engine.url)
-        self._params: dict[str, Any] = {**params, "connect_timeout": db.CONNECT_TIMEOUT}
+        self._params: dict[str, Any] = {**params, **_TCP}
         self._size = size
         self.timeout = timeout  # seconds for a read, waiting for a connection included
         self._idle: list[psycopg.AsyncConnection[tuple[Any, ...]]] = []
         self._slots: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._abandoned: set[asyncio.Future[Any]] = set()  # reads given up, still ending
 
     def usable(self) -> bool:
         """True in the loop these connections belong to (the first to ask) until closed."""
@@ -74,23 +86,37 @@ class LoopReads:
 
     async def rows(self, sql: str, params: Mapping[str, Any]) -> Sequence[tuple[Any, ...]]:
         """The rows of ``sql`` (psycopg's ``%(name)s`` parameters). Raises Unavailable when
-        the database cannot answer; a connection lost since its last read is replaced and
-        the read tried once more."""
+        the database cannot answer, or not within ``timeout``; a connection lost since its
+        last read is replaced and the read tried once more."""
         import psycopg  # noqa: PLC0415 (PostgreSQL only: SQLite never imports the driver)
 
-        try:
-            # a server that stops answering (a network cut without a reset) must not hold
-            # every page: the read in flight is cancelled, which closes its connection
-            async with asyncio.timeout(self.timeout):
-                return await self._rows(sql, params)
-        except psycopg.Error as exc:
-            raise Unavailable(str(exc)) from exc
-        except TimeoutError:
-            raise Unavailable(f"no answer within {self.timeout:g} s") from None
-
-    async def _rows(self, sql: str, params: Mapping[str, Any]) -> Sequence[tuple[Any, ...]]:
         if not self.usable():
             raise RuntimeError("LoopReads used outside its event loop, or after close()")
+        read = asyncio.ensure_future(self._rows(sql, params))
+        try:
+            done, _ = await asyncio.wait((read,), timeout=self.timeout)
+        except BaseException:  # the page was cancelled (its client went away): so is its read
+            read.cancel()
+            raise
+        if not done:
+            # psycopg, cancelled in the middle of a statement, first asks the server to cancel
+            # it and waits for that, seconds when the network is cut: the page goes on without
+            # the rows, and the read ends (closing its connection) on its own time
+            read.cancel()
+            self._abandoned.add(read)
+            read.add_done_callback(self._forget)
+            raise Unavailable(f"no answer within {self.timeout:g} s")
+        try:
+            return read.result()
+        except psycopg.Error as exc:
+            raise Unavailable(str(exc)) from exc
+
+    def _forget(self, read: asyncio.Future[Any]) -> None:
+        self._abandoned.discard(read)
+        if not read.cancelled():
+            read.exception()  # retrieved: asyncio would log it as never retrieved
+
+    async def _rows(self, sql: str, params: Mapping[str, Any]) -> Sequence[tuple[Any, ...]]:
         assert self._slots is not None  # set by usable()
         async with self._slots:
             try:
@@ -105,6 +131,8 @@ class LoopReads:
     async def _read(self, sql: str, params: Mapping[str, Any]) -> Sequence[tuple[Any, ...]]:
         import psycopg  # noqa: PLC0415 (PostgreSQL only: SQLite never imports the driver)
 
+        if self._closed:  # waited for a slot while the worker stopped
+            raise Unavailable("the worker is stopping")
         conn = self._idle.pop() if self._idle else await self._connect()
         try:
             cursor = await conn.execute(sql, params)

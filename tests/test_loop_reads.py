@@ -11,7 +11,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from launcher import db
+from launcher import db, personal
 from launcher.loop_reads import LoopReads, Unavailable
 from tests.helpers import STAFF, InProcess
 
@@ -146,6 +146,7 @@ def test_the_grid_shows_without_favourites_when_the_database_is_down(
     make_portal: Callable[..., InProcess],
     free_tcp_port: int,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The portal's own read on the loop, against a database that does not answer: the page
     is served, with its tiles and without the person's rows, and the reason is logged."""
@@ -154,6 +155,11 @@ def test_the_grid_shows_without_favourites_when_the_database_is_down(
     )
     reads: Any = portal.app.state.loop_reads
     assert isinstance(reads, LoopReads)
+
+    def through_a_thread(*_: object) -> None:
+        raise AssertionError("the grid read through the engine, not on the event loop")
+
+    monkeypatch.setattr(personal, "for_grid", through_a_thread)
     page = portal.get("/", portal.cookie(STAFF))
     assert page.status_code == 200
     assert 'class="tile' in page.text
@@ -171,4 +177,29 @@ async def test_a_read_that_gets_no_answer_is_given_up(engine: sa.Engine) -> None
         await reads.rows("SELECT pg_sleep(30)", {})
     [(after,)] = await reads.rows(PID, {})  # the next page is answered, on a new connection
     assert after != pid
+    await reads.close()
+
+
+@pytest.mark.anyio
+async def test_the_page_does_not_wait_for_a_statement_that_will_not_stop(
+    engine: sa.Engine,
+) -> None:
+    """psycopg, cancelled mid-statement, asks the server to cancel it and waits for the
+    statement to end (or for the cancel request: seconds when the network is cut). The page
+    must not wait with it: a statement that goes on for 3 s after its cancel still fails the
+    read at the 0.5 s time-out, and the next read is answered once it has ended."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE OR REPLACE FUNCTION launcher_test_stubborn() RETURNS int AS $$ BEGIN "
+            "PERFORM pg_sleep(30); RETURN 1; "
+            "EXCEPTION WHEN query_canceled THEN PERFORM pg_sleep(3); RETURN 2; "
+            "END $$ LANGUAGE plpgsql"
+        )
+    reads = LoopReads(engine, size=2, timeout=0.5)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(Unavailable, match="no answer within 0.5 s"):
+        await reads.rows("SELECT launcher_test_stubborn()", {})
+    waited = asyncio.get_running_loop().time() - started
+    assert waited < 2.5, f"the page waited {waited:.1f} s for the cancelled statement"
+    assert await reads.rows("SELECT 1", {}) == [(1,)]  # on the other connection
     await reads.close()
