@@ -189,6 +189,7 @@ def create_app(
             yield
         finally:
             await _stop_background(p.background, stop)
+            p.metrics.flush()  # this worker's last counts, before its files are left behind
             # each step runs even when the one before fails
             async with contextlib.AsyncExitStack() as stack:
                 stack.callback(p.engine.dispose)
@@ -337,7 +338,9 @@ async def _watch_registry(p: Context, stop: asyncio.Event) -> None:
 
 
 async def _event_gauges(p: Context, stop: asyncio.Event) -> None:
-    """This worker's events waiting and the oldest one's age, for a scrape that another worker
-    of the host answers (launcher/metrics.py): nothing here touches the database."""
+    """This worker's events waiting and the oldest one's age, and its launches and request
+    times counted since the last time, for a scrape that another worker of the host answers
+    (launcher/metrics.py): nothing here touches the database."""
     while not await _pause(stop, GAUGES_EVERY):
         p.metrics.events(p.events.pending, p.events.oldest_pending, p.events.spooled)
+        p.metrics.flush()  # the launches and request times counted since

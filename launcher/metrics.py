@@ -18,6 +18,7 @@ not to a worker.
 
 from __future__ import annotations
 
+import bisect
 import os
 import time
 from collections.abc import Iterator
@@ -69,6 +70,10 @@ class Metrics:
             registry=r,
         )
         self._latency_children: dict[str, Any] = {}
+        # in multiprocess mode, counted here and added to the shared files by flush()
+        self.batched = multiprocess_mode()
+        self._pending_launches: dict[str, int] = {}
+        self._pending_latency: dict[str, list[float]] = {}
         self.pending = Gauge(
             "launcher_events_pending",
             "Events answered and not yet written or spooled",
@@ -110,12 +115,49 @@ class Metrics:
             child = self._launch_children[app_id] = self.launches.labels(app_id)
         return child
 
+    def count_launch(self, app_id: str) -> None:
+        """One launch of ``app_id`` answered (in multiprocess mode added at the next flush)."""
+        if not self.batched:
+            self.launch_counter(app_id).inc()
+            return
+        pending = self._pending_launches
+        pending[app_id] = pending.get(app_id, 0) + 1
+
     def observe(self, route: str, seconds: float) -> None:
-        """One request's time; ``route`` is a template (``/launch/{app_id}``), never a path."""
+        """One request's time; ``route`` is a template (``/launch/{app_id}``), never a path.
+        In multiprocess mode it is added to the histogram at the next flush."""
+        if not self.batched:
+            self._latency_child(route).observe(seconds)
+            return
+        pending = self._pending_latency.get(route)
+        if pending is None:  # a count per bucket (the last one +Inf's), then the sum
+            pending = self._pending_latency[route] = [0.0] * (len(LATENCY_BUCKETS) + 2)
+        # the first bucket whose bound is >= seconds: prometheus-client's "amount <= bound"
+        pending[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        pending[-1] += seconds
+
+    def flush(self) -> None:
+        """Add this worker's launches and request times since the last flush to the shared
+        values (multiprocess mode; every GAUGES_EVERY, before a scrape this worker answers and
+        when it stops). Called from the event loop, as count_launch and observe are.
+
+        Written one by one, each launch's two updates of the memory-mapped files cost a worker
+        15 µs of a launch's ~95 µs under load (bench/README.md, bench_scale.py): the file's
+        lock, its process-id check and its pages, dirtied and written back, faulting again.
+        The price: a scrape sees another worker's counts up to a second late, and a worker
+        killed outright takes its last second of counts with it (its launches are written)."""
+        launches, self._pending_launches = self._pending_launches, {}
+        for app_id, n in launches.items():
+            self.launch_counter(app_id).inc(n)
+        latency, self._pending_latency = self._pending_latency, {}
+        for route, pending in latency.items():
+            _add_observations(self._latency_child(route), pending)
+
+    def _latency_child(self, route: str) -> Any:
         child = self._latency_children.get(route)
         if child is None:
             child = self._latency_children[route] = self.latency.labels(route)
-        child.observe(seconds)
+        return child
 
     def events(self, pending: int, oldest: float | None, spooled: int) -> None:
         """This worker's event store, as of now (set every second and at each scrape)."""
@@ -136,6 +178,19 @@ class Metrics:
             return bytes(generate_latest(registry))
         finally:
             registry.unregister(spool)
+
+
+def _add_observations(child: Any, pending: list[float]) -> None:
+    """Add many observations to a histogram's child at once: ``pending`` holds a count per
+    bucket (in LATENCY_BUCKETS' order, then +Inf) and their sum. prometheus-client has no call
+    for it, so this adds to the child's own values as its observe() does, one bucket each
+    (``_sum`` and ``_buckets``, the same in every release since 0.4);
+    tests/test_metrics_batched.py holds the exposition equal to observing one by one."""
+    counts, total = pending[:-1], pending[-1]
+    child._sum.inc(total)
+    for bucket, n in zip(child._buckets, counts, strict=True):
+        if n:
+            bucket.inc(n)
 
 
 class SpoolDepth(Collector):

@@ -1,6 +1,8 @@
 """``launcher serve --workers 2``: one scrape of /metrics shows every worker's counters summed
 (prometheus-client's multiprocess mode, launcher/metrics.py and launcher/serve.py), a worker
 that dies keeps its counts in the sum and loses its gauges, and the directory goes at exit.
+Each worker adds its launches and request times to its file once a second: the test waits for
+that before it counts.
 
 The portal runs as a real subprocess; launches come over many connections so that both workers
 answer some (checked in the workers' own files, not assumed)."""
@@ -76,6 +78,20 @@ def _launches_by_pid(directory: Path) -> dict[int, float]:
     return found
 
 
+def _flushed(directory: Path, answered: int) -> dict[int, float]:
+    """_launches_by_pid once the workers' files hold every launch answered: each worker adds
+    its counts to its file every second (launcher/metrics.py, Metrics.flush), not at once."""
+    deadline = time.monotonic() + 10
+    while True:
+        by_pid = _launches_by_pid(directory)
+        total = sum(by_pid.values())
+        assert total <= answered, by_pid  # never more than were answered
+        if total == answered:
+            return by_pid
+        assert time.monotonic() < deadline, f"{total} of {answered} launches counted: {by_pid}"
+        time.sleep(0.2)
+
+
 def _launch(base_url: str, cookie: tuple[str, str], count: int) -> int:
     """``count`` launches, each on a new connection (so the kernel spreads them)."""
     answered = 0
@@ -111,7 +127,7 @@ def test_one_scrape_sums_every_worker(tmp_path: Path, sqlite_url: str) -> None:
         for _ in range(20):  # until both workers have answered launches
             with ThreadPoolExecutor(8) as pool:
                 answered += sum(pool.map(lambda _: _launch(base_url, cookie, 10), range(8)))
-            by_pid = _launches_by_pid(directory)
+            by_pid = _flushed(directory, answered)
             if len([n for n in by_pid.values() if n > 0]) >= 2:
                 break
         assert len([n for n in by_pid.values() if n > 0]) == 2, by_pid

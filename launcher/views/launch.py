@@ -99,7 +99,7 @@ def record(p: Context, grant: Grant, fetch_site: bytes, query_string: bytes = b"
     user = grant.session.user
     source = source_of(fetch_site, query_string)
     p.events.record_launch(grant.app.id, user.user_id, user.department, source)
-    p.metrics.launch_counter(grant.app.id).inc()
+    p.metrics.count_launch(grant.app.id)
 
 
 def _request_headers(scope: Scope) -> tuple[bytes, bytes, bytes]:

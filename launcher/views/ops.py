@@ -88,6 +88,7 @@ async def metrics(request: Request) -> Response:
             headers={"WWW-Authenticate": 'Bearer realm="metrics"', "Cache-Control": "no-store"},
         )
     p.metrics.events(p.events.pending, p.events.oldest_pending, p.events.spooled)
+    p.metrics.flush()  # this worker's counts are current; the others' at most a second old
     body = await anyio.to_thread.run_sync(p.metrics.exposition, p.settings.spool_dir)
     return Response(
         body,
