@@ -353,6 +353,7 @@ def main() -> int:  # noqa: PLR0915
                 f"  round {i}: bare {b.rps:7.0f} req/s   portal {p.rps:7.0f} req/s   ratio "
                 f"{p.rps / b.rps:.2f}   portal p99 {p.p99_ms:.2f} ms   bare p99 {b.p99_ms:.2f} ms"
             )
+        time.sleep(1.5)  # each worker adds its counts to the shared metrics once a second
         answered = _answered(base)
         code = _stop(portal_proc)
         _stop(bare_proc)
