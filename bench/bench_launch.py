@@ -29,8 +29,12 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret-key-" + "x" * 32
@@ -85,6 +89,17 @@ def _stat(pid: int) -> list[str] | None:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
+
+
+def database_backends(conn: sa.Connection) -> list[int]:
+    """The PostgreSQL server processes of the other client connections to ``conn``'s
+    database (a SQLAlchemy connection): whose CPU a benchmark reads from /proc on a local
+    server (bench_scale.py, grid_cpu.py)."""
+    pids = conn.exec_driver_sql(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+    )
+    return [int(pid) for pid in pids.scalars()]
 
 
 def _cpu_seconds(pid: int) -> float | None:

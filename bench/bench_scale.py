@@ -164,11 +164,7 @@ def _cpu_split(server: int, engine: sa.Engine) -> dict[str, float]:
     workers = _children(server)
     writers = [w for worker in workers for w in _descendants(worker)]
     with engine.connect() as conn:
-        backends = conn.exec_driver_sql(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
-        ).scalars()
-        server_pids = [int(pid) for pid in backends]
+        server_pids = bl.database_backends(conn)
     return {
         "workers": sum(map(_cpu_seconds, workers)),
         "writers": sum(map(_cpu_seconds, writers)),

@@ -34,7 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 from bench_grid import _database, _drop, registry_yaml, seed
 from bench_import import _process_cpu
-from bench_launch import ISSUER, SECRET, _mint_cookie
+from bench_launch import ISSUER, SECRET, _mint_cookie, database_backends
 
 BASE = "http://127.0.0.1:8000"
 LAST_PAGE: list[bytes] = []
@@ -50,11 +50,7 @@ def _backends(url: str) -> list[int]:
         return []
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     with engine.connect() as conn:
-        pids = conn.exec_driver_sql(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
-        )
-        found = [int(pid) for pid in pids.scalars()]
+        found = database_backends(conn)
     engine.dispose()
     return found
 
